@@ -1,0 +1,42 @@
+"""Pure numpy kernels: no classes, no state, no randomness.
+
+Backward kernels are told the shape of the gradient they produce, like
+:func:`torch.nn.grad.conv2d_input` and :func:`torch.nn.grad.conv2d_weight`.
+"""
+
+from .activation import relu, relu_backward
+from .conv import (
+    MAX_COLUMN_BYTES,
+    conv2d,
+    conv2d_bias,
+    conv2d_input,
+    conv2d_output_size,
+    conv2d_weight,
+    resolve_padding,
+)
+from .dense import flatten, linear, linear_bias, linear_input, linear_weight
+from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
+from .pool import max_pool2d, max_pool2d_backward
+
+__all__ = [
+    "MAX_COLUMN_BYTES",
+    "conv2d",
+    "conv2d_bias",
+    "conv2d_input",
+    "conv2d_output_size",
+    "conv2d_weight",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "flatten",
+    "linear",
+    "linear_bias",
+    "linear_input",
+    "linear_weight",
+    "log_softmax",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "resolve_padding",
+    "softmax",
+]

@@ -1,0 +1,33 @@
+"""Element-wise activations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["relu", "relu_backward"]
+
+
+def relu(x):
+    r"""``max(x, 0)``, dtype kept.
+
+    Examples
+    --------
+    >>> relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    """
+    return np.maximum(x, 0, dtype=x.dtype)
+
+
+def relu_backward(grad_output, x):
+    r"""Gradient of :func:`relu`: ``grad_output * (x > 0)``.
+
+    Notes
+    -----
+    At the kink ``x == 0`` the gradient is taken as 0, as in PyTorch.
+
+    Examples
+    --------
+    >>> relu_backward(np.ones(3), np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 1.])
+    """
+    return np.where(x > 0, grad_output, np.zeros((), dtype=grad_output.dtype))

@@ -1,0 +1,46 @@
+"""Fully connected (affine) kernels, as :func:`torch.nn.functional.linear`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
+
+
+def linear(x, weight, bias=None):
+    r"""``x @ weight.T + bias``.
+
+    Shape
+    -----
+    x: (N, in_features); weight: (out_features, in_features); bias: (out_features,);
+    out: (N, out_features).
+
+    Examples
+    --------
+    >>> linear(np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)).shape
+    (2, 4)
+    """
+    out = x @ weight.T
+    if bias is not None:
+        out += bias
+    return out
+
+
+def linear_input(grad_output, weight):
+    r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
+    return grad_output @ weight
+
+
+def linear_weight(x, grad_output):
+    r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
+    return grad_output.T @ x
+
+
+def linear_bias(grad_output):
+    r"""dL/db = ``grad_output.sum(0)``, shape (out_features,)."""
+    return grad_output.sum(axis=0)
+
+
+def flatten(x, start_dim=1):
+    """Merge every axis from ``start_dim`` on, as :func:`torch.flatten` (C-order)."""
+    return x.reshape(x.shape[:start_dim] + (-1,))

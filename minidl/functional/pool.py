@@ -1,0 +1,142 @@
+"""2-D max pooling and its backward.
+
+Tie rule: when several elements of a window share the maximum, the first one
+in row-major order inside the window (smallest row, then smallest column)
+takes the whole gradient -- the rule of PyTorch's CPU kernel. NaN counts as a
+maximum, so NaNs propagate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
+from .conv import _geometry
+
+__all__ = ["max_pool2d", "max_pool2d_backward"]
+
+
+def _pool_geometry(input_hw, kernel_size, stride, padding, where):
+    ks = positive_pair(kernel_size, "kernel_size", where)
+    st = ks if stride is None else positive_pair(stride, "stride", where)
+    geo = _geometry(input_hw, ks, st, padding, 1, where)
+    for (pa, pb), k in zip(geo.pads, ks):
+        if max(pa, pb) > k // 2:
+            raise ValueError(
+                f"{where}: padding should be at most half the kernel size, as in PyTorch "
+                f"(otherwise a window can hold only padding). Received: padding={padding!r} "
+                f"with kernel_size={ks}."
+            )
+    return geo
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
+    r"""Max pooling over (kh, kw) windows, as :func:`torch.nn.functional.max_pool2d`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), floating point
+    kernel_size : int or (kh, kw)
+    stride : int or (sh, sw), optional
+        Defaults to ``kernel_size``.
+    padding : int, (ph, pw), 'valid' or 'same'
+        Implicit padding with ``-inf`` (never wins a window), at most half the kernel.
+    return_indices : bool
+        Also return the flat index, inside each window (row-major, ``p * kw + q``),
+        of the element that won; :func:`max_pool2d_backward` needs it.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+    indices : ndarray of intp, same shape (only with ``return_indices``)
+
+    Shape
+    -----
+    ``H_out = floor((H + p_top + p_bottom - kh) / sh) + 1``; likewise ``W_out``.
+
+    Notes
+    -----
+    :math:`Y[n,c,i,j] = \max_{p,q} X_{pad}[n, c, s_h i + p, s_w j + q]`.
+    Ties go to the first maximum in row-major window order.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> max_pool2d(x, 2)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    where = "max_pool2d"
+    check_array(x, "x", where)
+    check_ndim(x, 4, "x", where, "(N, C, H, W)")
+    check_float_dtype(x, "x", where)
+    n, c, h, w = x.shape
+    geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
+    (pt, pb), (pl, pr) = geo.pads
+    if pt or pb or pl or pr:
+        xp = np.full((n, c, h + pt + pb, w + pl + pr), -np.inf, dtype=x.dtype)
+        xp[:, :, pt : pt + h, pl : pl + w] = x
+    else:
+        xp = x
+    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    s = xp.strides
+    windows = as_strided(
+        xp, shape=(n, c, ho, wo, kh, kw),
+        strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
+    ).reshape(n, c, ho, wo, kh * kw)
+    idx = windows.argmax(axis=-1)
+    out = np.take_along_axis(windows, idx[..., None], axis=-1)[..., 0]
+    return (out, idx) if return_indices else out
+
+
+def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=None, padding=0):
+    r"""Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    input_size : tuple (N, C, H, W)
+    grad_output : ndarray, shape (N, C, H_out, W_out)
+    indices : ndarray, from ``max_pool2d(..., return_indices=True)``
+    kernel_size, stride, padding : as in the forward call
+
+    Returns
+    -------
+    ndarray, shape ``input_size``: each window's upstream gradient goes to its
+    winning element; overlapping windows add up.
+
+    Examples
+    --------
+    >>> x = np.array([[[[1., 2.], [2., 0.]]]])
+    >>> y, idx = max_pool2d(x, 2, return_indices=True)
+    >>> max_pool2d_backward(x.shape, np.ones_like(y), idx, 2)[0, 0]
+    array([[0., 1.],
+           [0., 0.]])
+    """
+    where = "max_pool2d_backward"
+    check_array(grad_output, "grad_output", where)
+    n, c, h, w = (int(v) for v in input_size)
+    geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
+    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    if grad_output.shape != (n, c, ho, wo) or indices.shape != grad_output.shape:
+        raise ValueError(
+            f"{where}: expected grad_output and indices of shape {(n, c, ho, wo)}, "
+            f"got {grad_output.shape} and {indices.shape}."
+        )
+    (pt, pb), (pl, pr) = geo.pads
+    hp, wp = h + pt + pb, w + pl + pr
+    if (sh, sw) == (kh, kw) and hp == ho * kh and wp == wo * kw:
+        # Non-overlapping windows that tile the padded input: a one-hot scatter.
+        onehot = indices[..., None] == np.arange(kh * kw)
+        blocks = onehot * grad_output[..., None]
+        dxp = blocks.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hp, wp)
+    else:
+        rows = np.arange(ho)[:, None] * sh + indices // kw
+        cols = np.arange(wo)[None, :] * sw + indices % kw
+        base = np.arange(n * c).reshape(n, c, 1, 1) * (hp * wp)
+        flat = (base + rows * wp + cols).ravel()
+        dxp = np.bincount(flat, weights=grad_output.ravel(), minlength=n * c * hp * wp)
+        dxp = dxp.astype(grad_output.dtype, copy=False).reshape(n, c, hp, wp)
+    if pt or pb or pl or pr:
+        dxp = dxp[:, :, pt : pt + h, pl : pl + w]
+    return dxp

@@ -1,0 +1,261 @@
+"""The layer graph: a named-node DAG, and Sequential, a chain on the same engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers.base import Layer
+
+__all__ = ["Graph", "Sequential"]
+
+INPUT = "input"
+
+
+class Graph(Layer):
+    r"""A directed acyclic graph of named layers; itself a layer, so graphs nest.
+
+    ``add(name, layer, inputs)`` appends a node fed by earlier nodes (``"input"``
+    is the graph's input). The output is the last node added unless
+    :meth:`set_output` names another. Parameters are named ``"<node>.weight"``.
+
+    Notes
+    -----
+    Forward runs the nodes in the order they were added (a topological order,
+    since a node can only read nodes that already exist). Backward walks that
+    order in reverse; where one value feeds several nodes, the gradients that
+    come back from each consumer are added up (the multivariate chain rule).
+
+    Examples
+    --------
+    >>> from minidl import layers
+    >>> g = Graph()
+    >>> g.add("conv", layers.Conv2D(1, 1, 3, padding=1, rng=np.random.default_rng(0)), "input")
+    >>> g.add("relu", layers.ReLU(), "conv")
+    >>> g.add("sum", layers.Add(), ["input", "relu"])   # a residual connection
+    >>> g(np.ones((2, 1, 4, 4), np.float32)).shape
+    (2, 1, 4, 4)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._nodes: dict[str, tuple[Layer, tuple[str, ...]]] = {}
+        self._output: str | None = None
+        self._plan: list[str] | None = None
+
+    # ------------------------------------------------------------- building
+    def add(self, name: str, layer: Layer, inputs=None) -> None:
+        """Add node ``name`` computing ``layer(*inputs)``.
+
+        Parameters
+        ----------
+        name : str
+            Unique, non-empty, without ``.`` (it becomes part of parameter names),
+            and not ``"input"``.
+        layer : Layer
+            A layer instance not used at any other node of this graph.
+        inputs : str or list of str, optional
+            Names of earlier nodes or ``"input"``; defaults to the last node added
+            (or ``"input"`` for the first node).
+        """
+        where = f"{type(self).__name__}.add"
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{where}: node name must be a non-empty str. Received: {name!r}")
+        if "." in name:
+            raise ValueError(
+                f"{where}: node name {name!r} contains '.', which separates the parts of "
+                f"parameter names ('{name}.weight'); use '_' instead."
+            )
+        if name == INPUT:
+            raise ValueError(f"{where}: {INPUT!r} is reserved for the graph's input; pick another name.")
+        if name in self._nodes:
+            raise ValueError(f"{where}: a node named {name!r} already exists; node names must be unique.")
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"{where}: node {name!r} must be a minidl Layer instance. "
+                f"Received: {type(layer).__name__}."
+            )
+        if layer is self:
+            raise ValueError(f"{where}: a graph cannot contain itself (node {name!r}).")
+        for other, (existing, _) in self._nodes.items():
+            if existing is layer:
+                raise ValueError(
+                    f"{where}: this {layer!r} instance is already node {other!r}; one layer "
+                    f"instance cannot sit at two nodes (its cache and gradients would clash). "
+                    f"Create a second instance, or feed node {other!r}'s output to both consumers."
+                )
+        if inputs is None:
+            inputs = next(reversed(self._nodes)) if self._nodes else INPUT
+        if isinstance(inputs, str):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        if not inputs:
+            raise ValueError(f"{where}: node {name!r} needs at least one input.")
+        known = [INPUT, *self._nodes]
+        for inp in inputs:
+            if inp not in known:
+                raise ValueError(
+                    f"{where}: node {name!r} reads unknown input {inp!r}. "
+                    f"Known nodes so far: {known}. Add the producer first."
+                )
+        self._nodes[name] = (layer, inputs)
+        self._plan = None
+
+    def set_output(self, name: str) -> None:
+        """Make node ``name`` the graph's output (default: the last node added)."""
+        if name not in self._nodes:
+            raise ValueError(
+                f"{type(self).__name__}.set_output: unknown node {name!r}. Known nodes: {list(self._nodes)}."
+            )
+        self._output = name
+        self._plan = None
+
+    @property
+    def output_name(self) -> str:
+        if not self._nodes:
+            raise RuntimeError(f"{type(self).__name__}: the graph is empty; add nodes first.")
+        return self._output if self._output is not None else next(reversed(self._nodes))
+
+    @property
+    def nodes(self) -> dict:
+        """``{name: (layer, inputs)}`` in insertion order (read-only view)."""
+        return dict(self._nodes)
+
+    def _execution_plan(self) -> list[str]:
+        """The nodes the output depends on, in insertion (topological) order."""
+        if self._plan is None:
+            needed = {self.output_name}
+            for name in reversed(self._nodes):
+                if name in needed:
+                    needed.update(i for i in self._nodes[name][1] if i != INPUT)
+            self._plan = [n for n in self._nodes if n in needed]
+        return self._plan
+
+    # ---------------------------------------------------------- computation
+    def forward(self, x):
+        plan = self._execution_plan()
+        values = {INPUT: x}
+        remaining = {}  # how many consumers still need each value (to free memory early)
+        for name in plan:
+            for inp in self._nodes[name][1]:
+                remaining[inp] = remaining.get(inp, 0) + 1
+        for name in plan:
+            layer, inputs = self._nodes[name]
+            values[name] = layer.forward(*(values[i] for i in inputs))
+            for inp in inputs:
+                remaining[inp] -= 1
+                if remaining[inp] == 0 and inp != INPUT:
+                    del values[inp]
+        self._input_shape = np.shape(x)
+        return values[self.output_name]
+
+    def backward(self, grad_output):
+        shape = self._require_cache(getattr(self, "_input_shape", None))
+        grads = {self.output_name: grad_output}
+        for name in reversed(self._execution_plan()):
+            if name not in grads:
+                continue
+            layer, inputs = self._nodes[name]
+            grad_in = layer.backward(grads.pop(name))
+            if len(inputs) == 1 and not isinstance(grad_in, tuple):
+                grad_in = (grad_in,)
+            if len(grad_in) != len(inputs):
+                raise RuntimeError(
+                    f"{type(self).__name__}: node {name!r} ({layer!r}) has {len(inputs)} inputs "
+                    f"but its backward returned {len(grad_in)} gradients."
+                )
+            for inp, g in zip(inputs, grad_in):
+                # never add in place: a layer may return the same array for several inputs
+                grads[inp] = g if inp not in grads else grads[inp] + g
+        if INPUT not in grads:
+            return np.zeros(shape)
+        return grads[INPUT]
+
+    # -------------------------------------------------------------- children
+    def named_children(self):
+        for name, (layer, _) in self._nodes.items():
+            yield name, layer
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __getitem__(self, name):
+        return self._nodes[name][0]
+
+    # ----------------------------------------------------------------- views
+    def summary(self, input_shape, dtype=None) -> str:
+        """A table of nodes, output shapes and parameter counts.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            Shape of ONE sample, without the batch axis, e.g. ``(1, 8, 8)``.
+        dtype : dtype, optional
+            Defaults to the first parameter's dtype (float32 for an empty model).
+        """
+        params = self.parameters()
+        dtype = dtype or (params[0].dtype if params else np.float32)
+        values = {INPUT: np.zeros((1, *input_shape), dtype=dtype)}
+        rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
+        for name in self._execution_plan():
+            layer, inputs = self._nodes[name]
+            values[name] = layer.forward(*(values[i] for i in inputs))
+            out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
+            src = "" if isinstance(self, Sequential) else ", ".join(inputs)
+            rows.append((f"{name} ({type(layer).__name__})", src, out, f"{layer.num_parameters():,}"))
+        head = ("node (layer)", "" if isinstance(self, Sequential) else "inputs", "output shape", "params")
+        keep = [i for i in range(4) if i != 1 or not isinstance(self, Sequential)]
+        table = [[r[i] for i in keep] for r in [head, *rows]]
+        widths = [max(len(r[i]) for r in table) for i in range(len(keep))]
+        fmt = lambda r: "  ".join(c.rjust(w) if j == len(keep) - 1 else c.ljust(w)
+                                  for j, (c, w) in enumerate(zip(r, widths)))
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        lines = [fmt(table[0]), rule, *(fmt(r) for r in table[1:]), rule,
+                 f"Total params: {self.num_parameters():,}"]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for name, (layer, inputs) in self._nodes.items():
+            child = repr(layer).replace("\n", "\n  ")
+            src = "" if isinstance(self, Sequential) else f" <- {', '.join(inputs)}"
+            lines.append(f"  ({name}): {child}{src}")
+        if self._output is not None and not isinstance(self, Sequential):
+            lines.append(f"  output: {self._output}")
+        return "\n".join(lines) + "\n)" if self._nodes else f"{type(self).__name__}()"
+
+
+class Sequential(Graph):
+    r"""A chain of layers: node ``str(i)`` feeds node ``str(i + 1)``.
+
+    Parameter names are those of :class:`torch.nn.Sequential` (``"0.weight"``,
+    ``"3.bias"``), so a PyTorch state dict of the same architecture loads with
+    ``model.load_state_dict({k: v.numpy() for k, v in torch_model.state_dict().items()})``.
+
+    Examples
+    --------
+    >>> from minidl import layers
+    >>> model = Sequential(layers.Flatten(), layers.Dense(4, 2, rng=np.random.default_rng(0)))
+    >>> [name for name, _ in model.named_parameters()]
+    ['1.weight', '1.bias']
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer: Layer) -> "Sequential":
+        """Add ``layer`` at the end of the chain; returns ``self``."""
+        self.add(str(len(self._nodes)), layer, next(reversed(self._nodes)) if self._nodes else INPUT)
+        return self
+
+    def __getitem__(self, index):
+        layers = [layer for layer, _ in self._nodes.values()]
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def __iter__(self):
+        return iter([layer for layer, _ in self._nodes.values()])

@@ -1,0 +1,38 @@
+"""PyTorch's default initialisation, drawn from an explicit generator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import check_float_dtype
+
+
+def as_generator(rng, where: str) -> np.random.Generator:
+    """``rng`` itself, a fresh default generator for None, or one seeded from an int."""
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        f"{where}: rng must be a numpy.random.Generator, an int seed or None. "
+        f"Received: {type(rng).__name__}. Use rng=np.random.default_rng(seed)."
+    )
+
+
+def float_dtype(dtype, where: str) -> np.dtype:
+    dt = np.dtype(dtype)
+    check_float_dtype(np.empty(0, dt), "dtype", where)
+    return dt
+
+
+def kaiming_uniform(rng: np.random.Generator, shape, fan_in: int, dtype) -> np.ndarray:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's ``kaiming_uniform_(a=sqrt(5))``.
+
+    The same bound is PyTorch's default for the bias.
+    """
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)

@@ -1,0 +1,39 @@
+"""Activation layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import check_array, check_float_dtype
+from .base import Layer
+
+__all__ = ["ReLU"]
+
+
+class ReLU(Layer):
+    r"""``max(x, 0)`` element-wise, any shape, dtype kept.
+
+    Notes
+    -----
+    dL/dx = ``grad_output * (x > 0)``; the gradient at exactly 0 is 0 (PyTorch's choice).
+
+    Examples
+    --------
+    >>> ReLU()(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._x = None
+
+    def forward(self, x):
+        check_array(x, "input", "ReLU")
+        check_float_dtype(x, "input", "ReLU")
+        self._x = x
+        return F.relu(x)
+
+    def backward(self, grad_output):
+        x = self._require_cache(self._x)
+        return F.relu_backward(np.asarray(grad_output, dtype=x.dtype), x)

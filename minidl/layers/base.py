@@ -1,0 +1,160 @@
+"""The layer base class: parameters, modes, state dicts, the backward contract."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+from ..parameter import Parameter
+
+__all__ = ["Layer"]
+
+
+class Layer:
+    """Base class of every layer, loss and graph.
+
+    A subclass implements ``forward(*inputs)`` (keeping what its backward
+    needs) and ``backward(grad_output)``, which returns the gradient with
+    respect to each input (one array, or a tuple for several inputs) and adds
+    the gradient of every parameter into its ``.grad``. The gradients are
+    exact gradients of ``sum(output * grad_output)``: nothing is averaged.
+
+    Parameters and child layers assigned as attributes are found
+    automatically, in assignment order, as in :class:`torch.nn.Module`.
+
+    Examples
+    --------
+    >>> class Scale(Layer):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.alpha = Parameter(np.ones(1))
+    ...     def forward(self, x):
+    ...         self._x = x
+    ...         return self.alpha.data * x
+    ...     def backward(self, grad_output):
+    ...         self.alpha.grad += (grad_output * self._x).sum(keepdims=True).ravel()
+    ...         return self.alpha.data * grad_output
+    >>> [name for name, _ in Scale().named_parameters()]
+    ['alpha']
+    """
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # ----------------------------------------------------------- computation
+    def forward(self, *inputs):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, grad_output):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, *inputs):
+        return self.forward(*inputs)
+
+    def _require_cache(self, cache):
+        """Return ``cache`` or raise the RuntimeError for backward-before-forward."""
+        if cache is None:
+            raise RuntimeError(
+                f"{self!r}: backward() was called before forward(). "
+                "Call forward(x) first; backward uses what that call kept."
+            )
+        return cache
+
+    # ------------------------------------------------------------ parameters
+    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+        """Direct sub-layers, with their attribute names."""
+        for name, value in vars(self).items():
+            if isinstance(value, Layer):
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, Parameter)`` pairs, own parameters first, then children's."""
+        seen: set[int] = set()
+        for name, value in self._all_parameters(prefix):
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield name, value
+
+    def _all_parameters(self, prefix):
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child._all_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        """Every trainable :class:`Parameter`, each once."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        """Reset every parameter's gradient to zero."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    # ----------------------------------------------------------------- modes
+    def train(self, mode: bool = True) -> "Layer":
+        """Set training mode (recursively); returns ``self``."""
+        self.training = bool(mode)
+        for _, child in self.named_children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        """Set evaluation mode (recursively); returns ``self``."""
+        return self.train(False)
+
+    # ------------------------------------------------------------ state dict
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter's data, under PyTorch's dotted names."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy arrays into the parameters, after checking every key, shape and dtype.
+
+        Nothing is assigned unless everything matches. With ``strict=False``
+        missing and unexpected keys are ignored (shapes and dtypes still checked).
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        params = OrderedDict(self.named_parameters())
+        missing = [k for k in params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in params]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        for key, p in params.items():
+            if key not in state_dict:
+                continue
+            value = np.asarray(state_dict[key])
+            if value.shape != p.data.shape:
+                problems.append(f"{key!r}: expected shape {p.data.shape}, got {value.shape}")
+            elif value.dtype != p.data.dtype:
+                problems.append(
+                    f"{key!r}: expected dtype {p.data.dtype}, got {value.dtype} "
+                    f"(cast with .astype(np.{p.data.dtype}))"
+                )
+        if problems:
+            raise ValueError(
+                f"{where}: the state dict does not match this model; nothing was loaded. "
+                + "; ".join(problems) + f". Expected keys: {list(params)}."
+            )
+        for key, p in params.items():
+            if key in state_dict:
+                np.copyto(p.data, np.asarray(state_dict[key]))
+
+    # ----------------------------------------------------------------- repr
+    def extra_repr(self) -> str:
+        return ""
+
+    def get_config(self) -> dict:
+        """Constructor arguments (JSON-serialisable) that rebuild this layer."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,0 +1,128 @@
+"""Dense (fully connected) and Flatten layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import check_array, check_ndim, check_same_dtype, positive_int
+from ..parameter import Parameter
+from ._init import as_generator, float_dtype, kaiming_uniform
+from .base import Layer
+
+__all__ = ["Dense", "Flatten"]
+
+
+class Dense(Layer):
+    r"""Affine layer ``y = x @ W.T + b``, as :class:`torch.nn.Linear`.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    dtype : floating dtype, float32 by default
+    rng : numpy.random.Generator, optional; Kaiming-uniform init as PyTorch
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+    bias : Parameter, shape (out_features,), or None
+
+    Shape
+    -----
+    Input (N, in_features) -> output (N, out_features).
+
+    Notes
+    -----
+    dL/dx = G W, dL/dW = G^T x, dL/db = sum_n G[n] (summed, never averaged).
+
+    Examples
+    --------
+    >>> Dense(3, 2, rng=np.random.default_rng(0))(np.ones((4, 3), np.float32)).shape
+    (4, 2)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        where = "Dense"
+        self.in_features = positive_int(in_features, "in_features", where)
+        self.out_features = positive_int(out_features, "out_features", where)
+        dtype = float_dtype(dtype, where)
+        rng = as_generator(rng, where)
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(kaiming_uniform(rng, shape, self.in_features, dtype))
+        self.bias = (Parameter(kaiming_uniform(rng, (self.out_features,), self.in_features, dtype))
+                     if bias else None)
+        self._x = None
+
+    def forward(self, x):
+        where = repr(self)
+        check_array(x, "input", where)
+        check_ndim(x, 2, "input", where, "(N, in_features)")
+        if x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{where}: expected input with {self.in_features} features, got shape {x.shape}. "
+                "Put a Flatten() before Dense, or set in_features to match."
+            )
+        check_same_dtype(x, self.weight.data, "input", "weight", where)
+        self._x = x
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, grad_output):
+        x = self._require_cache(self._x)
+        grad_output = np.asarray(grad_output, dtype=x.dtype)
+        self.weight.grad += F.linear_weight(x, grad_output)
+        if self.bias is not None:
+            self.bias.grad += F.linear_bias(grad_output)
+        return F.linear_input(grad_output, self.weight.data)
+
+    def get_config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    bias=self.bias is not None, dtype=str(self.weight.data.dtype))
+
+    def extra_repr(self):
+        s = f"in_features={self.in_features}, out_features={self.out_features}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.weight.data.dtype != np.float32:
+            s += f", dtype={self.weight.data.dtype}"
+        return s
+
+
+class Flatten(Layer):
+    r"""Flatten every axis from ``start_dim`` (default 1) on, as :class:`torch.nn.Flatten`.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C * H * W), C-order, so weights match PyTorch's.
+
+    Examples
+    --------
+    >>> Flatten()(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
+
+    def __init__(self, start_dim=1):
+        super().__init__()
+        self.start_dim = positive_int(start_dim, "start_dim", "Flatten")
+        self._shape = None
+
+    def forward(self, x):
+        check_array(x, "input", "Flatten")
+        if x.ndim <= self.start_dim:
+            raise ValueError(
+                f"{self!r}: expected input with more than {self.start_dim} dimensions, "
+                f"got shape {x.shape}."
+            )
+        self._shape = x.shape
+        return F.flatten(x, self.start_dim)
+
+    def backward(self, grad_output):
+        shape = self._require_cache(self._shape)
+        return np.asarray(grad_output).reshape(shape)
+
+    def get_config(self):
+        return dict(start_dim=self.start_dim)
+
+    def extra_repr(self):
+        return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"

@@ -1,0 +1,93 @@
+"""Layers that merge several inputs: Add and Concat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_array
+from .base import Layer
+
+__all__ = ["Add", "Concat"]
+
+
+class Add(Layer):
+    r"""Element-wise sum of two or more inputs of the same shape and dtype.
+
+    Notes
+    -----
+    Each input receives the upstream gradient unchanged.
+
+    Examples
+    --------
+    >>> Add()(np.ones(3), np.ones(3))
+    array([2., 2., 2.])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._n = None
+
+    def forward(self, *inputs):
+        if len(inputs) < 2:
+            raise ValueError(f"Add: expected at least 2 inputs, got {len(inputs)}.")
+        for i, x in enumerate(inputs):
+            check_array(x, f"input {i}", "Add")
+            if x.shape != inputs[0].shape or x.dtype != inputs[0].dtype:
+                raise ValueError(
+                    f"Add: every input must have the shape and dtype of input 0 "
+                    f"{inputs[0].shape} {inputs[0].dtype}; input {i} has {x.shape} {x.dtype}."
+                )
+        self._n = len(inputs)
+        out = inputs[0].copy()
+        for x in inputs[1:]:
+            out += x
+        return out
+
+    def backward(self, grad_output):
+        n = self._require_cache(self._n)
+        return tuple(grad_output for _ in range(n))
+
+
+class Concat(Layer):
+    r"""Concatenate inputs along ``axis`` (default 1: channels in NCHW).
+
+    Notes
+    -----
+    The upstream gradient is split back into the inputs' slices.
+
+    Examples
+    --------
+    >>> Concat()(np.ones((2, 1, 4, 4)), np.ones((2, 3, 4, 4))).shape
+    (2, 4, 4, 4)
+    """
+
+    def __init__(self, axis=1):
+        super().__init__()
+        self.axis = int(axis)
+        self._sizes = None
+
+    def forward(self, *inputs):
+        if len(inputs) < 1:
+            raise ValueError("Concat: expected at least 1 input, got 0.")
+        for i, x in enumerate(inputs):
+            check_array(x, f"input {i}", "Concat")
+        try:
+            out = np.concatenate(inputs, axis=self.axis)
+        except ValueError as exc:
+            shapes = [x.shape for x in inputs]
+            raise ValueError(
+                f"{self!r}: inputs must match on every axis except {self.axis}; "
+                f"got shapes {shapes}."
+            ) from exc
+        self._sizes = [x.shape[self.axis] for x in inputs]
+        return out
+
+    def backward(self, grad_output):
+        sizes = self._require_cache(self._sizes)
+        return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
+
+    def get_config(self):
+        return dict(axis=self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
