@@ -4,11 +4,18 @@
 >>> from minidl import layers, losses
 """
 
-from . import functional, layers, losses
+from . import callbacks, data, functional, layers, losses, models, optim
+from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from .gradcheck import GradcheckReport, gradcheck
+from .graph import Graph, Sequential
+from .io import load, register_layer, save
 from .parameter import Parameter
+from .trainer import History, Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Parameter", "functional", "layers", "losses", "gradcheck", "GradcheckReport",
-           "__version__"]
+__all__ = [
+    "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport",
+    "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+    "callbacks", "data", "functional", "layers", "losses", "models", "optim", "__version__",
+]

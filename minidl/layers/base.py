@@ -148,6 +148,13 @@ class Layer:
             if key in state_dict:
                 np.copyto(p.data, np.asarray(state_dict[key]))
 
+    # ------------------------------------------------------------------ I/O
+    def save(self, path) -> None:
+        """Save architecture and weights to one ``.npz`` file; see :func:`minidl.load`."""
+        from ..io import save
+
+        save(self, path)
+
     # ----------------------------------------------------------------- repr
     def extra_repr(self) -> str:
         return ""

@@ -1,0 +1,135 @@
+"""The ``minidl`` command: ``minidl train`` and ``minidl gradcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def confusion_matrix(y_true, y_pred, num_classes=10) -> np.ndarray:
+    """``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def format_confusion(cm) -> str:
+    k = cm.shape[0]
+    width = max(4, len(str(cm.max())) + 1)
+    lines = ["true\\pred" + "".join(str(j).rjust(width) for j in range(k))]
+    lines += [str(i).rjust(9) + "".join(str(v).rjust(width) for v in row) for i, row in enumerate(cm)]
+    return "\n".join(lines)
+
+
+def plot_history(history: dict, path: str) -> bool:
+    """Write a learning-curve PNG; returns False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "test")):
+            if prefix + metric in history:
+                ax.plot(epochs, history[prefix + metric], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("minidl reference CNN on digits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _train(args) -> int:
+    import minidl as mdl
+
+    (X, y), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=args.seed)
+    model = mdl.models.reference_cnn(rng=np.random.default_rng(args.seed))
+    optimizer = mdl.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), optimizer)
+    print(f"minidl {mdl.__version__}: reference CNN on scikit-learn digits "
+          f"({len(X)} train / {len(X_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
+          f"lr {args.lr}, momentum {args.momentum}, seed {args.seed}")
+    if not args.quiet:
+        print(model.summary((1, 8, 8)))
+    start = time.perf_counter()
+    history = trainer.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                          validation_data=(X_test, y_test), seed=args.seed, progress=not args.quiet)
+    elapsed = time.perf_counter() - start
+    result = trainer.evaluate(X_test, y_test)
+    pred = trainer.predict(X_test).argmax(axis=1)
+    print(f"\ntrained in {elapsed:.1f} s ({elapsed / len(history['loss']):.3f} s/epoch)")
+    print(f"test loss {result['loss']:.4f}   test accuracy {result['accuracy']:.2%}")
+    print("confusion matrix (rows: true digit, columns: predicted):")
+    print(format_confusion(confusion_matrix(y_test, pred)))
+    os.makedirs(args.out, exist_ok=True)
+    model_path = os.path.join(args.out, "model.npz")
+    model.save(model_path)
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"history": history.history, "test": result,
+                   "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
+    written = [model_path, os.path.join(args.out, "history.json")]
+    curve = os.path.join(args.out, "learning_curve.png")
+    if plot_history(history.history, curve):
+        written.append(curve)
+    else:
+        print("(matplotlib not installed: no learning-curve PNG; pip install 'minidl[plot]')")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _gradcheck(args) -> int:
+    from .gradcheck_grid import run_grid
+
+    reports = run_grid(seed=args.seed)
+    failed = 0
+    for report in reports:
+        print(report)
+        print()
+        failed += not report.passed
+    print(f"{len(reports) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minidl", description="minidl: train and check small CNNs on numpy.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the reference CNN on scikit-learn's digits")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=os.path.join("runs", "digits"), help="output folder (default: runs/digits)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    t.set_defaults(func=_train)
+    g = sub.add_parser("gradcheck", help="check every built-in layer's gradients on a grid of configurations")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_gradcheck)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "epochs", 1) < 1 or getattr(args, "batch_size", 1) < 1:
+        print("minidl: --epochs and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Optimizers and learning-rate schedules, matching :mod:`torch.optim`."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .layers.base import Layer
+from .parameter import Parameter
+
+__all__ = ["SGD", "StepLR"]
+
+
+def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
+    """Return ``value`` as a finite float >= ``minimum``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: {name} must be a real number. Received: {name}={value!r}")
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(
+            f"{where}: {name} must be a finite number >= {minimum:g}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+class SGD:
+    """Stochastic gradient descent with momentum, like :class:`torch.optim.SGD`.
+
+    Parameters
+    ----------
+    params : iterable of Parameter, or Layer
+        The parameters to update, e.g. ``model.parameters()``; a layer is
+        accepted too. Must be non-empty and free of duplicates.
+    lr : float
+        Learning rate, >= 0. ``opt.lr`` may be changed between steps.
+    momentum : float, default 0
+        Momentum factor, >= 0.
+    dampening : float, default 0
+        Dampening for momentum, >= 0 (torch accepts any value).
+    weight_decay : float, default 0
+        L2 penalty, >= 0.
+    nesterov : bool, default False
+        Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+
+    Notes
+    -----
+    For each parameter :math:`p` with gradient :math:`g` (torch's rule):
+
+    .. math::
+
+        g &\\leftarrow g + \\lambda p \\\\
+        b_1 &= g, \\quad b_t = \\mu b_{t-1} + (1 - \\tau) g \\\\
+        g &\\leftarrow g + \\mu b_t \\text{ (Nesterov) or } b_t \\\\
+        p &\\leftarrow p - \\eta g
+
+    with weight decay :math:`\\lambda`, momentum :math:`\\mu`, dampening
+    :math:`\\tau` and learning rate :math:`\\eta`. Without momentum the middle
+    two lines are skipped. Updates are in place in the parameter's dtype.
+    Each parameter has its own momentum buffer, keyed by its position in the
+    parameter list (as in ``torch``'s ``state_dict``).
+
+    Examples
+    --------
+    >>> p = Parameter(np.array([1.0, 2.0]))
+    >>> opt = SGD([p], lr=0.1, momentum=0.9)
+    >>> p.grad[:] = [1.0, -1.0]
+    >>> opt.step()
+    >>> p.data
+    array([0.9, 2.1])
+    >>> opt.zero_grad(); p.grad
+    array([0., 0.])
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        where = "SGD"
+        if isinstance(params, Layer):
+            params = params.parameters()
+        elif isinstance(params, (Parameter, np.ndarray)):
+            raise TypeError(
+                f"{where}: params must be an iterable of Parameter objects. "
+                f"Received: a single {type(params).__name__}. Wrap it in a list: SGD([p], lr=...)."
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{where}: params must be an iterable of Parameter objects or a Layer. "
+                f"Received: {type(params).__name__}. Pass model.parameters()."
+            ) from None
+        if not params:
+            raise ValueError(
+                f"{where}: got an empty parameter list. Pass model.parameters() of a model "
+                "that has trainable parameters."
+            )
+        seen = {}
+        for i, p in enumerate(params):
+            if not isinstance(p, Parameter):
+                raise TypeError(
+                    f"{where}: params[{i}] must be a Parameter. Received: {type(p).__name__}."
+                )
+            if id(p) in seen:
+                raise ValueError(
+                    f"{where}: params[{i}] is the same Parameter as params[{seen[id(p)]}]; "
+                    "each parameter may appear only once. Remove the duplicate."
+                )
+            seen[id(p)] = i
+        self.params: list[Parameter] = params
+        self.lr = lr
+        self.momentum, self.dampening, self.weight_decay, self.nesterov = \
+            self._check_hyper(momentum, dampening, weight_decay, nesterov)
+        self.momentum_buffers: dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def _check_hyper(momentum, dampening, weight_decay, nesterov, where="SGD"):
+        momentum = _real(momentum, "momentum", where)
+        dampening = _real(dampening, "dampening", where)
+        weight_decay = _real(weight_decay, "weight_decay", where)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ValueError(f"{where}: nesterov must be a bool. Received: nesterov={nesterov!r}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"{where}: Nesterov momentum requires a momentum and zero dampening. "
+                f"Received: momentum={momentum!r}, dampening={dampening!r}. "
+                "Use momentum > 0 and dampening=0, or nesterov=False."
+            )
+        return momentum, dampening, weight_decay, bool(nesterov)
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate (schedules set it; must be >= 0)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _real(value, "lr", "SGD")
+
+    def step(self) -> None:
+        """Update every parameter once from its ``.grad`` (params with ``grad=None`` are skipped)."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if p.grad.shape != p.data.shape:
+                raise ValueError(
+                    f"SGD.step: params[{i}].grad has shape {p.grad.shape} but the parameter has "
+                    f"shape {p.data.shape}. Reset it with params[{i}].zero_grad()."
+                )
+            dt = p.data.dtype
+            g = p.grad.astype(dt, copy=False)
+            if self.weight_decay != 0:
+                g = g + dt.type(self.weight_decay) * p.data
+            if self.momentum != 0:
+                mu = dt.type(self.momentum)
+                buf = self.momentum_buffers.get(i)
+                if buf is None:
+                    buf = self.momentum_buffers[i] = np.array(g, dtype=dt, copy=True)
+                else:
+                    buf *= mu
+                    buf += dt.type(1 - self.dampening) * g
+                g = g + mu * buf if self.nesterov else buf
+            p.data -= dt.type(self.lr) * g
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero, in place."""
+        for p in self.params:
+            p.zero_grad()
+
+    def state_dict(self) -> dict:
+        """Hyper-parameters, ``num_params`` and copies of the momentum buffers ``{index: array}``."""
+        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov,
+                "num_params": len(self.params),
+                "momentum_buffers": {i: b.copy() for i, b in sorted(self.momentum_buffers.items())}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore from :meth:`state_dict` (keys may be ``int`` or ``str``, as after JSON).
+
+        Everything is checked first; on any mismatch a ValueError is raised and
+        nothing is changed.
+        """
+        where = "SGD.load_state_dict"
+        keys = {"lr", "momentum", "dampening", "weight_decay", "nesterov", "num_params",
+                "momentum_buffers"}
+        if not isinstance(state_dict, dict) or set(state_dict) != keys:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
+                             "Pass the result of SGD.state_dict().")
+        sd = state_dict
+        if sd["num_params"] != len(self.params):
+            raise ValueError(f"{where}: the state is for {sd['num_params']} parameters but this "
+                             f"optimizer has {len(self.params)}. Build the optimizer on the same "
+                             "model (same parameter order) that was saved.")
+        lr = _real(sd["lr"], "lr", where)
+        hyper = self._check_hyper(sd["momentum"], sd["dampening"], sd["weight_decay"],
+                                  sd["nesterov"], where)
+        buffers = {}
+        for key, buf in sd["momentum_buffers"].items():
+            try:
+                i = int(key)
+            except (TypeError, ValueError):
+                i = -1
+            if not 0 <= i < len(self.params):
+                raise ValueError(f"{where}: momentum buffer key {key!r} is not a parameter index "
+                                 f"in [0, {len(self.params)}).")
+            buf, p = np.asarray(buf), self.params[i]
+            if buf.shape != p.data.shape or buf.dtype != p.data.dtype:
+                raise ValueError(f"{where}: momentum buffer {i} has shape {buf.shape} and dtype "
+                                 f"{buf.dtype}, but params[{i}] has shape {p.data.shape} and "
+                                 f"dtype {p.data.dtype}.")
+            buffers[i] = buf.copy()
+        self.lr = lr
+        self.momentum, self.dampening, self.weight_decay, self.nesterov = hyper
+        self.momentum_buffers = buffers
+
+    def __repr__(self) -> str:
+        return (f"SGD(lr={self.lr!r}, momentum={self.momentum!r}, dampening={self.dampening!r}, "
+                f"weight_decay={self.weight_decay!r}, nesterov={self.nesterov!r}, "
+                f"num_params={len(self.params)})")
+
+
+class StepLR:
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (torch's StepLR).
+
+    Call :meth:`step` once per epoch, after the epoch's optimizer steps.
+
+    Notes
+    -----
+    After ``e`` calls to :meth:`step`, ``lr = base_lr * gamma ** (e // step_size)``
+    (applied multiplicatively to the current ``optimizer.lr``, as torch does).
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(sched.get_last_lr()); sched.step()
+    >>> lrs
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        where = "StepLR"
+        if not hasattr(optimizer, "lr"):
+            raise TypeError(f"{where}: optimizer must have an lr attribute (e.g. SGD). "
+                            f"Received: {type(optimizer).__name__}.")
+        if not isinstance(step_size, numbers.Integral) or isinstance(step_size, bool) \
+                or step_size < 1:
+            raise ValueError(f"{where}: step_size must be an int >= 1. "
+                             f"Received: step_size={step_size!r}")
+        self.optimizer, self.step_size = optimizer, int(step_size)
+        self.gamma = _real(gamma, "gamma", where)
+        self.base_lr = self._last_lr = optimizer.lr
+        self.last_epoch = 0
+
+    def step(self) -> None:
+        """Advance one epoch, updating ``optimizer.lr``."""
+        self.last_epoch += 1
+        if self.last_epoch % self.step_size == 0:
+            self.optimizer.lr = self.optimizer.lr * self.gamma
+        self._last_lr = self.optimizer.lr
+
+    def get_last_lr(self) -> float:
+        """The learning rate set by the last :meth:`step` (a float; torch returns a list)."""
+        return self._last_lr
+
+    def state_dict(self) -> dict:
+        return {"step_size": self.step_size, "gamma": self.gamma, "base_lr": self.base_lr,
+                "last_epoch": self.last_epoch, "last_lr": self._last_lr}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.step_size, self.gamma = int(state_dict["step_size"]), float(state_dict["gamma"])
+        self.base_lr, self.last_epoch = float(state_dict["base_lr"]), int(state_dict["last_epoch"])
+        self._last_lr = float(state_dict["last_lr"])
