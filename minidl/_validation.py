@@ -23,11 +23,15 @@ __all__ = [
 
 
 def _is_int(value) -> bool:
+    if type(value) is int:  # fast path: this runs on every forward/backward call
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def pair(value, name: str, where: str) -> tuple[int, int]:
     """Return ``value`` as an ``(int, int)`` pair; accepts an int or a 2-sequence of ints."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value
     if _is_int(value):
         return int(value), int(value)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import functional as F
@@ -37,7 +39,8 @@ class SoftmaxCrossEntropy(Layer):
 
     def __init__(self, label_smoothing=0.0):
         super().__init__()
-        if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
+        if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
+                or not 0.0 <= label_smoothing <= 1.0):
             raise ValueError(
                 "SoftmaxCrossEntropy: label_smoothing must be a float in [0, 1]. "
                 f"Received: label_smoothing={label_smoothing!r}"

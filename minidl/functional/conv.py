@@ -118,6 +118,23 @@ class _Geometry(NamedTuple):
 
 
 def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
+    try:
+        key = (tuple(input_hw), kernel_size, stride, padding, dilation)
+        hit = _GEOMETRY_CACHE.get(key)
+    except TypeError:  # unhashable argument (a list): compute without the cache
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    geo = _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where)
+    if key is not None and len(_GEOMETRY_CACHE) < 4096:
+        _GEOMETRY_CACHE[key] = geo
+    return geo
+
+
+_GEOMETRY_CACHE: dict = {}
+
+
+def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = positive_pair(stride, "stride", where)
     dl = positive_pair(dilation, "dilation", where)
@@ -137,27 +154,37 @@ def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geome
     return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
 
 
-def _pad(x: np.ndarray, pads: Padding) -> np.ndarray:
+def _pad_nhwc(x: np.ndarray, pads: Padding) -> np.ndarray:
+    """NCHW ``x`` -> zero-padded, C-contiguous NHWC copy ``(N, H + pt + pb, W + pl + pr, C)``.
+
+    Channels-last makes every receptive field a run of ``kw * C`` contiguous
+    values (for dilation 1), so the im2col copy below is fast.
+    """
     (pt, pb), (pl, pr) = pads
-    if pt == pb == pl == pr == 0:
-        return x
     n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=x.dtype)
-    xp[:, :, pt : pt + h, pl : pl + w] = x
+    if pt == pb == pl == pr == 0:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=x.dtype)
+    xp[:, pt : pt + h, pl : pl + w, :] = x.transpose(0, 2, 3, 1)
     return xp
 
 
 def _windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """Read-only view ``(N, H_out, W_out, C, kh, kw)`` of every receptive field."""
-    n, c = xp.shape[:2]
+    """Read-only view ``(N, H_out, W_out, kh, kw, C)`` of every receptive field of NHWC ``xp``."""
+    n, _, _, c = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
-    s_n, s_c, s_h, s_w = xp.strides
+    s_n, s_h, s_w, s_c = xp.strides
     return as_strided(
         xp,
-        shape=(n, ho, wo, c, kh, kw),
-        strides=(s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw),
+        shape=(n, ho, wo, kh, kw, c),
+        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
         writeable=False,
     )
+
+
+def _weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """``(O, C, kh, kw) -> (O, kh * kw * C)``: the column order of :func:`_windows`."""
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
 
 
 def _chunk(n: int, per_sample_bytes: int) -> int:
@@ -224,13 +251,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
     ho, wo = geo.out
-    xp = _pad(x, geo.pads)
-    wmat = weight.reshape(o, -1)
+    xp = _pad_nhwc(x, geo.pads)
+    wmat_t = np.ascontiguousarray(_weight_matrix(weight).T)  # (kh * kw * C, O)
+    k = wmat_t.shape[0]
     out = np.empty((n, ho, wo, o), dtype=x.dtype)
-    step = _chunk(n, ho * wo * wmat.shape[1] * x.itemsize)
+    step = _chunk(n, ho * wo * k * x.itemsize)
     for start in range(0, n, step):
-        cols = _windows(xp[start : start + step], geo).reshape(-1, wmat.shape[1])
-        np.matmul(cols, wmat.T, out=out[start : start + step].reshape(-1, o))
+        cols = _windows(xp[start : start + step], geo).reshape(-1, k)
+        np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
@@ -296,20 +324,19 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     check_same_dtype(grad_output, weight, "grad_output", "weight", where)
     (pt, pb), (pl, pr) = geo.pads
     (sh, sw), (dh, dw), (ho, wo) = geo.stride, geo.dilation, geo.out
-    dxp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=weight.dtype)
-    wmat = weight.reshape(o, -1)
-    rows = _grad_rows(grad_output)
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
+    wmat = _weight_matrix(weight)  # (O, kh * kw * C)
+    rows = _grad_rows(grad_output)  # (N * Ho * Wo, O)
     step = _chunk(n, ho * wo * wmat.shape[1] * weight.itemsize)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, c, kh, kw)
-        dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, c, kh, kw, ho, wo)
+        dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, kh, kw, c)
         target = dxp[start:stop]
-        for p in range(kh):
+        for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
             for q in range(kw):
-                target[:, :, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
-                       q * dw : q * dw + sw * (wo - 1) + 1 : sw] += dcols[:, :, p, q]
-    return dxp[:, :, pt : pt + h, pl : pl + w] if (pt or pb or pl or pr) else dxp
+                target[:, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
+                       q * dw : q * dw + sw * (wo - 1) + 1 : sw, :] += dcols[:, :, :, p, q, :]
+    return np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2))
 
 
 def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
@@ -353,16 +380,17 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
     _check_grad_output(grad_output, n, o, geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
     ho, wo = geo.out
-    xp = _pad(x, geo.pads)
-    rows = _grad_rows(grad_output)
+    xp = _pad_nhwc(x, geo.pads)
+    # (O, N * Ho * Wo): rows in the same (n, i, j) order as the columns
+    g_t = np.ascontiguousarray(grad_output.transpose(1, 0, 2, 3)).reshape(o, -1)
     k = c * kh * kw
     dw = np.zeros((o, k), dtype=x.dtype)
     step = _chunk(n, ho * wo * k * x.itemsize)
     for start in range(0, n, step):
         stop = min(start + step, n)
         cols = _windows(xp[start:stop], geo).reshape(-1, k)
-        dw += rows[start * ho * wo : stop * ho * wo].T @ cols
-    return dw.reshape(weight_size)
+        dw += g_t[:, start * ho * wo : stop * ho * wo] @ cols
+    return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
 def conv2d_bias(grad_output):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .._validation import check_array, check_float_dtype, check_ndim
@@ -18,14 +20,16 @@ def log_softmax(x, axis=-1):
     array([[0., 1.]])
     """
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    with np.errstate(under="ignore"):  # exp of very negative values underflows to 0: harmless
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x, axis=-1):
     """``exp(log_softmax(x))``; rows sum to 1."""
     shifted = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=axis, keepdims=True)
+    with np.errstate(under="ignore"):
+        e = np.exp(shifted)
+        return e / e.sum(axis=axis, keepdims=True)
 
 
 def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"):
@@ -38,7 +42,8 @@ def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"
     check_array(logits, "logits", where)
     check_ndim(logits, 2, "logits", where, "(N, num_classes)")
     check_float_dtype(logits, "logits", where)
-    if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
+    if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
+            or not 0.0 <= label_smoothing <= 1.0):
         raise ValueError(
             f"{where}: label_smoothing must be a float in [0, 1]. "
             f"Received: label_smoothing={label_smoothing!r}"

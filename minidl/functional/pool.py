@@ -80,13 +80,27 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     else:
         xp = x
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    s = xp.strides
-    windows = as_strided(
-        xp, shape=(n, c, ho, wo, kh, kw),
-        strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
-    ).reshape(n, c, ho, wo, kh * kw)
+    if (sh, sw) == (kh, kw):
+        # Non-overlapping windows: a reshape view (rows/columns past the last
+        # full window are dropped by the floor), then one copy into window order.
+        tiles = xp[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
+        windows = tiles.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
+    else:
+        s = xp.strides
+        windows = as_strided(
+            xp, shape=(n, c, ho, wo, kh, kw),
+            strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
+        ).reshape(n, c, ho, wo, kh * kw)
     idx = windows.argmax(axis=-1)
+    if not return_indices:
+        return windows.max(axis=-1)
     out = np.take_along_axis(windows, idx[..., None], axis=-1)[..., 0]
+    if (pt or pl) and np.isneginf(out).any():
+        # A window whose real elements are all -inf: the padding must not win,
+        # the first in-bounds element does (PyTorch's rule).
+        p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
+        q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
+        idx = np.where(np.isneginf(out), p0 * kw + q0, idx)
     return (out, idx) if return_indices else out
 
 
@@ -125,11 +139,16 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
         )
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
-    if (sh, sw) == (kh, kw) and hp == ho * kh and wp == wo * kw:
-        # Non-overlapping windows that tile the padded input: a one-hot scatter.
+    if (sh, sw) == (kh, kw):
+        # Non-overlapping windows: a one-hot scatter into the tiled region.
         onehot = indices[..., None] == np.arange(kh * kw)
-        blocks = onehot * grad_output[..., None]
-        dxp = blocks.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hp, wp)
+        blocks = np.multiply(onehot, grad_output[..., None], dtype=grad_output.dtype)
+        tiles = blocks.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
+        if hp == ho * kh and wp == wo * kw:
+            dxp = tiles.reshape(n, c, hp, wp)
+        else:
+            dxp = np.zeros((n, c, hp, wp), dtype=grad_output.dtype)
+            dxp[:, :, : ho * kh, : wo * kw] = tiles.reshape(n, c, ho * kh, wo * kw)
     else:
         rows = np.arange(ho)[:, None] * sh + indices // kw
         cols = np.arange(wo)[None, :] * sw + indices % kw

@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 
-from .._validation import check_float_dtype
-
 
 def as_generator(rng, where: str) -> np.random.Generator:
     """``rng`` itself, a fresh default generator for None, or one seeded from an int."""
@@ -24,8 +22,15 @@ def as_generator(rng, where: str) -> np.random.Generator:
 
 
 def float_dtype(dtype, where: str) -> np.dtype:
-    dt = np.dtype(dtype)
-    check_float_dtype(np.empty(0, dt), "dtype", where)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{where}: dtype must be a numpy floating dtype. Received: dtype={dtype!r}") from exc
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(
+            f"{where}: dtype must be a floating-point dtype such as np.float32 or np.float64. "
+            f"Received: dtype={dt}."
+        )
     return dt
 
 

@@ -36,4 +36,4 @@ class ReLU(Layer):
 
     def backward(self, grad_output):
         x = self._require_cache(self._x)
-        return F.relu_backward(np.asarray(grad_output, dtype=x.dtype), x)
+        return F.relu_backward(self._check_grad(grad_output, x.shape, x.dtype), x)

@@ -62,6 +62,16 @@ class Layer:
             )
         return cache
 
+    def _check_grad(self, grad_output, shape, dtype=None) -> np.ndarray:
+        """Return ``grad_output`` as an array of ``shape`` (and ``dtype``), or raise ValueError."""
+        grad_output = np.asarray(grad_output, dtype=dtype)
+        if grad_output.shape != tuple(shape):
+            raise ValueError(
+                f"{self!r}: backward expected grad_output of shape {tuple(shape)} (the shape of "
+                f"the last forward output), got {grad_output.shape}."
+            )
+        return grad_output
+
     # ------------------------------------------------------------ parameters
     def named_children(self) -> Iterator[tuple[str, "Layer"]]:
         """Direct sub-layers, with their attribute names."""

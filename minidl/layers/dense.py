@@ -70,7 +70,7 @@ class Dense(Layer):
 
     def backward(self, grad_output):
         x = self._require_cache(self._x)
-        grad_output = np.asarray(grad_output, dtype=x.dtype)
+        grad_output = self._check_grad(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.grad += F.linear_weight(x, grad_output)
         if self.bias is not None:
             self.bias.grad += F.linear_bias(grad_output)
@@ -119,7 +119,8 @@ class Flatten(Layer):
 
     def backward(self, grad_output):
         shape = self._require_cache(self._shape)
-        return np.asarray(grad_output).reshape(shape)
+        grad_output = self._check_grad(grad_output, shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),))
+        return grad_output.reshape(shape)
 
     def get_config(self):
         return dict(start_dim=self.start_dim)

@@ -32,10 +32,15 @@ class Add(Layer):
             raise ValueError(f"Add: expected at least 2 inputs, got {len(inputs)}.")
         for i, x in enumerate(inputs):
             check_array(x, f"input {i}", "Add")
-            if x.shape != inputs[0].shape or x.dtype != inputs[0].dtype:
+            if x.dtype != inputs[0].dtype:
+                raise TypeError(
+                    f"Add: every input must have the dtype of input 0 ({inputs[0].dtype}); "
+                    f"input {i} has {x.dtype}. Cast it with .astype(np.{inputs[0].dtype})."
+                )
+            if x.shape != inputs[0].shape:
                 raise ValueError(
-                    f"Add: every input must have the shape and dtype of input 0 "
-                    f"{inputs[0].shape} {inputs[0].dtype}; input {i} has {x.shape} {x.dtype}."
+                    f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
+                    f"input {i} has shape {x.shape}."
                 )
         self._n = len(inputs)
         out = inputs[0].copy()
@@ -71,6 +76,16 @@ class Concat(Layer):
             raise ValueError("Concat: expected at least 1 input, got 0.")
         for i, x in enumerate(inputs):
             check_array(x, f"input {i}", "Concat")
+            if x.dtype != inputs[0].dtype:
+                raise TypeError(
+                    f"{self!r}: every input must have the dtype of input 0 ({inputs[0].dtype}); "
+                    f"input {i} has {x.dtype}. Cast it with .astype(np.{inputs[0].dtype})."
+                )
+            if not -x.ndim <= self.axis < x.ndim:
+                raise ValueError(
+                    f"{self!r}: axis {self.axis} is out of range for input {i} with "
+                    f"{x.ndim} dimensions (shape {x.shape})."
+                )
         try:
             out = np.concatenate(inputs, axis=self.axis)
         except ValueError as exc:

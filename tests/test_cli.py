@@ -1,0 +1,178 @@
+"""The ``minidl`` command line: ``minidl train`` and ``minidl gradcheck``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli
+
+
+def _parse_confusion(out: str) -> np.ndarray:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("true\\pred"))
+    header = lines[start].split()[1:]
+    assert header == [str(j) for j in range(10)]
+    rows = []
+    for i in range(10):
+        parts = lines[start + 1 + i].split()
+        assert parts[0] == str(i)
+        rows.append([int(v) for v in parts[1:]])
+    return np.array(rows)
+
+
+def _accuracy_from(out: str) -> float:
+    m = re.search(r"test accuracy\s+([0-9.]+)%", out)
+    assert m, out
+    return float(m.group(1)) / 100
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One `minidl train --epochs 2 --quiet` run shared by the checks below."""
+    out_dir = tmp_path_factory.mktemp("run")
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(["train", "--epochs", "2", "--out", str(out_dir), "--quiet"])
+    return code, out.getvalue(), err.getvalue(), out_dir
+
+
+def test_train_returns_zero_and_prints_accuracy_and_confusion_matrix(trained):
+    code, out, err, _ = trained
+    assert code == 0
+    assert err == ""  # --quiet: no progress bars
+    assert "Total params" not in out  # --quiet: no summary
+    acc = _accuracy_from(out)
+    assert 0.0 <= acc <= 1.0
+    assert "confusion matrix" in out
+    cm = _parse_confusion(out)
+    assert cm.sum() == 360 and np.all(cm >= 0)
+    # the matrix agrees with the printed accuracy
+    assert cm.trace() / 360 == pytest.approx(acc, abs=5e-5)
+    (_, _), (_, yt) = mdl.data.load_digits()
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(yt, minlength=10))
+
+
+def test_train_writes_loadable_model(trained):
+    _, out, _, out_dir = trained
+    model = mdl.load(out_dir / "model.npz")
+    assert isinstance(model, mdl.Sequential) and model.num_parameters() == 6090
+    (_, _), (Xt, yt) = mdl.data.load_digits()
+    pred = model.forward(Xt).argmax(axis=1)
+    assert float(np.mean(pred == yt)) == pytest.approx(_accuracy_from(out), abs=5e-5)
+    np.testing.assert_array_equal(cli.confusion_matrix(yt, pred), _parse_confusion(out))
+
+
+def test_train_writes_history_json(trained):
+    _, out, _, out_dir = trained
+    with open(out_dir / "history.json") as f:
+        data = json.load(f)
+    hist = data["history"]
+    assert set(hist) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 2 for v in hist.values())
+    assert data["config"]["epochs"] == 2
+    assert data["test"]["accuracy"] == pytest.approx(_accuracy_from(out), abs=5e-5)
+    assert data["test"]["accuracy"] == pytest.approx(hist["val_accuracy"][-1])
+
+
+def test_train_writes_learning_curve_png(trained):
+    pytest.importorskip("matplotlib")
+    _, out, _, out_dir = trained
+    png = out_dir / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 1000
+    assert "learning_curve.png" in out
+    assert sorted(os.listdir(out_dir)) == ["history.json", "learning_curve.png", "model.npz"]
+
+
+def test_train_is_reproducible(trained, tmp_path, capsys):
+    _, _, _, out_dir = trained
+    assert cli.main(["train", "--epochs", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    h1 = json.loads((out_dir / "history.json").read_text())["history"]
+    h2 = json.loads((tmp_path / "history.json").read_text())["history"]
+    assert h1 == h2
+
+
+def test_train_without_quiet_prints_summary_and_progress(tmp_path, capfd):
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--batch-size", "64"]) == 0
+    out, err = capfd.readouterr()
+    assert "Total params: 6,090" in out and "(N, 16, 8, 8)" in out
+    assert "batch 64" in out
+    assert "Epoch 1/1" in err and "loss=" in err
+    assert (tmp_path / "x" / "model.npz").exists()  # the folder was created
+
+
+@pytest.mark.parametrize("argv", [["train", "--epochs", "0"], ["train", "--batch-size", "0"],
+                                  ["train", "--epochs", "-3"]])
+def test_train_rejects_non_positive_numbers(argv, tmp_path, capsys):
+    assert cli.main(argv + ["--out", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert ">= 1" in err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [[], ["fly"], ["train", "--epochs", "two"], ["train", "--nope"]])
+def test_bad_command_lines_exit_with_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_console_script_subprocess(tmp_path):
+    out_dir = tmp_path / "sub"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "minidl.cli", "train", "--epochs", "1", "--out", str(out_dir), "--quiet"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout and "confusion matrix" in proc.stdout
+    assert json.loads((out_dir / "history.json").read_text())["history"]["loss"].__len__() == 1
+    mdl.load(out_dir / "model.npz")
+
+
+def test_console_script_entry_point_is_declared():
+    from importlib.metadata import entry_points
+
+    eps = [ep for ep in entry_points(group="console_scripts") if ep.name == "minidl"]
+    assert eps, "the 'minidl' console script is not installed (pip install -e .)"
+    assert eps[0].value == "minidl.cli:main"
+    assert eps[0].load() is cli.main
+
+
+def test_gradcheck_command_passes_and_prints_a_table(capsys):
+    assert cli.main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "FAILED" not in out
+    assert "max_abs_err" in out and "worst_index" in out
+    for name in ("Conv2D", "ReLU", "MaxPool2D", "Dense", "Flatten", "Add", "Concat", "SoftmaxCrossEntropy"):
+        assert f"gradcheck {name}(" in out, name
+    m = re.search(r"(\d+) passed, 0 failed", out)
+    assert m and int(m.group(1)) == out.count(": PASSED")
+
+
+def test_gradcheck_command_fails_on_a_broken_layer(monkeypatch, capsys):
+    real = mdl.layers.ReLU.backward
+    monkeypatch.setattr(mdl.layers.ReLU, "backward", lambda self, g: 2 * real(self, g))
+    assert cli.main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "gradcheck ReLU(): FAILED" in out
+    assert re.search(r"\d+ passed, 1 failed", out)
+
+
+def test_confusion_matrix_helper():
+    cm = cli.confusion_matrix([0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 0], num_classes=3)
+    np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [1, 0, 2]])
+    text = cli.format_confusion(cm)
+    assert text.splitlines()[0].split() == ["true\\pred", "0", "1", "2"]

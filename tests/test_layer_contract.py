@@ -1,0 +1,526 @@
+"""One contract that every built-in layer (and the loss) must satisfy.
+
+Each case is ``(id, layer factory, input factory, expected output shape,
+expected parameters)``. Every contract check is a plain function that raises
+``AssertionError`` when a layer breaks the contract; the ``test_*`` functions
+run each check over every case, and the tests at the bottom feed deliberately
+broken layers to the same checks to show that the suite would catch them.
+
+Inputs for the gradient checks avoid kinks: :func:`tie_free` gives values that
+are all distinct (no ties in a max-pool window) and at least ``1/size`` away
+from 0 (no ReLU input near its kink).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import layers, losses
+from minidl.testing import assert_gradients
+
+DTYPES = [np.float32, np.float64]
+
+
+# --------------------------------------------------------------------- helpers
+def tie_free(shape, rng) -> np.ndarray:
+    """Float64 array of ``shape`` whose values are all distinct, of order 1, and away from 0.
+
+    A jittered permutation with random signs: magnitudes are ``(perm + 1 + u) / size * 2``
+    with ``u ~ U(-0.25, 0.25)``, so any two values differ by at least ``1 / size`` and
+    every value is at least ``1.5 / size`` away from 0 -- far more than a gradcheck step
+    of 1e-6 (no max-pool ties, no ReLU kinks) -- and all lie in (-2.5, 2.5).
+    """
+    shape = tuple(shape)
+    size = int(np.prod(shape))
+    perm = rng.permutation(size).astype(np.float64)
+    magnitude = (perm + 1.0 + rng.uniform(-0.25, 0.25, size)) / size * 2.0
+    sign = np.where(rng.random(size) < 0.5, -1.0, 1.0)
+    return (sign * magnitude).reshape(shape)
+
+
+def test_tie_free_helper():
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 4, 4), (1, 1, 5, 7), (7,)]:
+        x = tie_free(shape, rng)
+        assert x.shape == shape and x.dtype == np.float64
+        v = np.sort(x.ravel())
+        assert np.all(np.diff(v) > 0.5 / x.size)
+        assert np.abs(x).min() > 1.0 / x.size
+        assert np.abs(x).max() < 2.5
+        assert (x > 0).any() and (x < 0).any()
+
+
+def floats(*shapes):
+    """Input factory: one tie-free array per shape, in the requested dtype."""
+    return lambda dtype, rng: tuple(tie_free(s, rng).astype(dtype) for s in shapes)
+
+
+def logits_and_labels(n, k):
+    def make(dtype, rng):
+        return tie_free((n, k), rng).astype(dtype) * 2, rng.integers(0, k, n)
+    return make
+
+
+def logits_and_probs(n, k):
+    def make(dtype, rng):
+        p = rng.uniform(0.1, 1.0, (n, k))
+        return tie_free((n, k), rng).astype(dtype) * 2, (p / p.sum(1, keepdims=True)).astype(dtype)
+    return make
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable  # (dtype, rng) -> layer
+    inputs: Callable  # (dtype, rng) -> tuple of inputs
+    out_shape: tuple | None  # None: a loss, forward returns a Python float
+    params: dict = field(default_factory=dict)  # name -> shape, in named_parameters order
+    repr_has: tuple = ()  # substrings the repr must contain besides the class name
+
+    @property
+    def is_loss(self) -> bool:
+        return self.out_shape is None
+
+    def n_float_inputs(self, xs) -> int:
+        return 1 if self.is_loss else len(xs)
+
+
+def conv(*args, **kw):
+    return lambda dtype, rng: layers.Conv2D(*args, dtype=dtype, rng=rng, **kw)
+
+
+def dense(*args, **kw):
+    return lambda dtype, rng: layers.Dense(*args, dtype=dtype, rng=rng, **kw)
+
+
+def plain(cls, *args, **kw):
+    return lambda dtype, rng: cls(*args, **kw)
+
+
+# Expected output shapes are worked out by hand (see each comment), not with minidl's formulas.
+CASES = [
+    # H_out = floor((H + 2p - d(k-1) - 1)/s) + 1
+    Case("conv3x3", conv(2, 3, 3), floats((2, 2, 6, 5)), (2, 3, 4, 3),
+         {"weight": (3, 2, 3, 3), "bias": (3,)}, ("2, 3", "kernel_size=(3, 3)")),
+    # 'same' with stride 2 (Keras rule): H_out = ceil(7/2) = 4, W_out = ceil(6/2) = 3
+    Case("conv_same_stride2", conv(2, 4, 3, stride=2, padding="same"), floats((2, 2, 7, 6)),
+         (2, 4, 4, 3), {"weight": (4, 2, 3, 3), "bias": (4,)}, ("stride=(2, 2)", "same")),
+    # no bias, rectangular kernel (2, 3), padding 1: H 5+2-2+1 = 6, W 5+2-3+1 = 5
+    Case("conv_nobias_rect_pad1", conv(3, 2, (2, 3), padding=1, bias=False), floats((1, 3, 5, 5)),
+         (1, 2, 6, 5), {"weight": (2, 3, 2, 3)}, ("bias=False", "padding=1")),
+    # dilation 2, padding 2: 6 + 4 - 2*2 - 1 + 1 = 6
+    Case("conv_dilated", conv(1, 2, 3, dilation=2, padding=2), floats((2, 1, 6, 6)),
+         (2, 2, 6, 6), {"weight": (2, 1, 3, 3), "bias": (2,)}, ("dilation=(2, 2)",)),
+    # even kernel 'same', stride 1: output size = input size
+    Case("conv_same_even_kernel", conv(1, 2, 4, padding="same"), floats((1, 1, 5, 5)),
+         (1, 2, 5, 5), {"weight": (2, 1, 4, 4), "bias": (2,)}, ("kernel_size=(4, 4)",)),
+    # stride 2 that drops the last row/column: floor((7 - 3)/2) + 1 = 3
+    Case("conv_stride2_valid", conv(1, 1, 3, stride=2), floats((2, 1, 7, 8)),
+         (2, 1, 3, 3), {"weight": (1, 1, 3, 3), "bias": (1,)}, ("stride=(2, 2)",)),
+    Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
+    Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
+    # floor((H - k)/s) + 1
+    Case("maxpool2", plain(layers.MaxPool2D, 2), floats((2, 3, 6, 6)), (2, 3, 3, 3), {},
+         ("kernel_size=(2, 2)",)),
+    Case("maxpool2_odd_input", plain(layers.MaxPool2D, 2), floats((1, 2, 7, 5)), (1, 2, 3, 2)),
+    Case("maxpool3_stride1_overlap", plain(layers.MaxPool2D, 3, stride=1), floats((1, 2, 5, 6)),
+         (1, 2, 3, 4), {}, ("stride=(1, 1)",)),
+    # floor((7 + 2 - 3)/2) + 1 = 4
+    Case("maxpool3_stride2_pad1", plain(layers.MaxPool2D, 3, stride=2, padding=1),
+         floats((2, 1, 7, 7)), (2, 1, 4, 4), {}, ("padding=1",)),
+    # H floor((5 - 2)/1) + 1 = 4, W floor((7 - 3)/2) + 1 = 3
+    Case("maxpool_rect", plain(layers.MaxPool2D, (2, 3), stride=(1, 2)), floats((1, 1, 5, 7)),
+         (1, 1, 4, 3)),
+    Case("flatten", plain(layers.Flatten), floats((2, 3, 4, 5)), (2, 60)),
+    Case("flatten_start2", plain(layers.Flatten, start_dim=2), floats((2, 3, 4, 5)), (2, 3, 20), {},
+         ("start_dim=2",)),
+    Case("dense", dense(5, 3), floats((4, 5)), (4, 3), {"weight": (3, 5), "bias": (3,)},
+         ("in_features=5", "out_features=3")),
+    Case("dense_nobias", dense(6, 2, bias=False), floats((3, 6)), (3, 2), {"weight": (2, 6)},
+         ("bias=False",)),
+    Case("add2", plain(layers.Add), floats((2, 3, 4), (2, 3, 4)), (2, 3, 4)),
+    Case("add3", plain(layers.Add), floats((2, 2, 3, 3), (2, 2, 3, 3), (2, 2, 3, 3)), (2, 2, 3, 3)),
+    Case("concat_channels", plain(layers.Concat), floats((2, 1, 3, 3), (2, 2, 3, 3)), (2, 3, 3, 3),
+         {}, ("axis=1",)),
+    Case("concat_last_axis3", plain(layers.Concat, axis=-1), floats((2, 3, 1), (2, 3, 4), (2, 3, 2)),
+         (2, 3, 7), {}, ("axis=-1",)),
+    Case("xent_labels", plain(losses.SoftmaxCrossEntropy), logits_and_labels(4, 5), None),
+    Case("xent_labels_smoothing", plain(losses.SoftmaxCrossEntropy, label_smoothing=0.1),
+         logits_and_labels(4, 5), None, {}, ("label_smoothing=0.1",)),
+    Case("xent_probs", plain(losses.SoftmaxCrossEntropy), logits_and_probs(3, 4), None),
+]
+PARAM_CASES = [c for c in CASES if c.params]
+ids = [c.id for c in CASES]
+
+
+def build(case, dtype=np.float64, seed=0):
+    """A fresh layer and fresh inputs, both from ``seed``."""
+    layer = case.make(dtype, np.random.default_rng(seed))
+    xs = case.inputs(dtype, np.random.default_rng(seed + 1000))
+    return layer, xs
+
+
+def forward_backward(layer, case, xs, seed=0, grad=None):
+    """Run forward then backward with a random upstream gradient; return (out, G, input grads)."""
+    out = layer(*xs)
+    if case.is_loss:
+        g = None
+        grads = layer.backward()
+    else:
+        g = grad if grad is not None else \
+            np.random.default_rng(seed).standard_normal(np.shape(out)).astype(out.dtype)
+        grads = layer.backward(g)
+    grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+    return out, g, grads
+
+
+# ------------------------------------------------------------ contract checks
+def check_output_shape(case):
+    layer, xs = build(case)
+    out = layer(*xs)
+    if case.is_loss:
+        assert isinstance(out, float), f"a loss must return a Python float, got {type(out)}"
+        assert np.isfinite(out)
+    else:
+        assert isinstance(out, np.ndarray), type(out)
+        assert out.shape == case.out_shape, f"{case.id}: got {out.shape}, expected {case.out_shape}"
+
+
+def check_input_gradient_shapes(case):
+    layer, xs = build(case)
+    _, _, grads = forward_backward(layer, case, xs)
+    n = case.n_float_inputs(xs)
+    assert len(grads) == n, f"backward returned {len(grads)} gradients for {n} inputs"
+    for x, gx in zip(xs, grads):
+        assert isinstance(gx, np.ndarray) and gx.shape == x.shape, (np.shape(gx), x.shape)
+
+
+def check_dtype_kept(case, dtype):
+    layer, xs = build(case, dtype)
+    for p in layer.parameters():
+        assert p.data.dtype == dtype and p.grad.dtype == dtype
+    out, g, grads = forward_backward(layer, case, xs)
+    if not case.is_loss:
+        assert out.dtype == dtype, f"output dtype {out.dtype}, input dtype {dtype}"
+    for gx in grads:
+        assert gx.dtype == dtype, f"input gradient dtype {gx.dtype}, input dtype {dtype}"
+    for name, p in layer.named_parameters():
+        assert p.data.dtype == dtype, f"{name}.data became {p.data.dtype}"
+        assert p.grad.dtype == dtype, f"{name}.grad is {p.grad.dtype}, expected {dtype}"
+
+
+def check_backward_before_forward(case):
+    layer, xs = build(case)
+    with pytest.raises(RuntimeError, match=r"backward\(\).*before forward\(\)"):
+        layer.backward() if case.is_loss else layer.backward(np.ones(case.out_shape))
+
+
+def check_gradcheck(case):
+    layer, xs = build(case, np.float64)
+    report = mdl.gradcheck(layer, *xs)
+    assert report.passed, "\n" + str(report)
+    names = [t.name for t in report.tensors]
+    n = case.n_float_inputs(xs)
+    expected_inputs = ["input"] if len(xs) == 1 else [f"input[{i}]" for i in range(n)]
+    assert names == expected_inputs + list(case.params), names  # every input and every parameter
+    assert_gradients(layer, *xs)  # the testing helper agrees
+
+
+def check_grads_accumulate(case):
+    layer, xs = build(case)
+    _, g, grads1 = forward_backward(layer, case, xs)
+    once = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    grads2 = layer.backward() if case.is_loss else layer.backward(g)
+    grads2 = tuple(grads2) if isinstance(grads2, (tuple, list)) else (grads2,)
+    for a, b in zip(grads1, grads2):  # backward is repeatable: same input gradient
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    for name, p in layer.named_parameters():
+        assert np.any(once[name] != 0), f"{name}.grad stayed zero"
+        np.testing.assert_allclose(p.grad, 2 * once[name], rtol=1e-12, atol=1e-15,
+                                   err_msg=f"{name}.grad after two backward calls is not 2x")
+    grad_arrays = {name: p.grad for name, p in layer.named_parameters()}
+    layer.zero_grad()
+    for name, p in layer.named_parameters():
+        assert p.grad.shape == p.data.shape and p.grad.dtype == p.data.dtype
+        assert not np.any(p.grad), f"{name}.grad not reset by zero_grad"
+        assert p.grad is grad_arrays[name], "zero_grad should reset in place"
+    # and accumulation starts again from zero
+    forward_backward(layer, case, xs)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, once[name], rtol=1e-12, atol=1e-15)
+
+
+def check_named_parameters(case):
+    layer, _ = build(case)
+    named = list(layer.named_parameters())
+    assert [n for n, _ in named] == list(case.params)
+    assert [p.shape for _, p in named] == list(case.params.values())
+    assert [id(p) for p in layer.parameters()] == [id(p) for _, p in named]
+    assert list(layer.state_dict()) == list(case.params)
+    assert layer.num_parameters() == sum(int(np.prod(s)) for s in case.params.values())
+    for name, p in named:
+        assert getattr(layer, name) is p
+
+
+def check_state_dict_roundtrip(case):
+    src, xs = build(case, seed=1)
+    dst, _ = build(case, seed=2)
+    sd = src.state_dict()
+    for name, p in src.named_parameters():
+        assert sd[name] is not p.data and np.array_equal(sd[name], p.data)  # copies
+    dst.load_state_dict(sd)
+    for (name, a), (_, b) in zip(src.named_parameters(), dst.named_parameters()):
+        assert np.array_equal(a.data, b.data) and a.data is not b.data
+    out_src, out_dst = src(*xs), dst(*xs)
+    np.testing.assert_array_equal(out_src, out_dst)
+
+
+def check_repr(case):
+    layer, _ = build(case)
+    r = repr(layer)
+    assert type(layer).__name__ in r and "object at 0x" not in r, r
+    for s in case.repr_has:
+        assert s in r, f"{r!r} should mention {s!r}"
+
+
+def check_inputs_not_modified(case):
+    layer, xs = build(case)
+    before = [x.copy() for x in xs]
+    out, g, _ = forward_backward(layer, case, xs)
+    g_before = None if g is None else g.copy()
+    for x, b in zip(xs, before):
+        np.testing.assert_array_equal(x, b, err_msg="forward/backward modified an input in place")
+    if g is not None:
+        # run backward again and check the upstream gradient too
+        layer.backward(g)
+        np.testing.assert_array_equal(g, g_before, err_msg="backward modified grad_output in place")
+
+
+def check_deterministic(case):
+    a, xs = build(case, np.float32, seed=7)
+    b, _ = build(case, np.float32, seed=7)
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and np.array_equal(pa.data, pb.data), f"{na}: init differs with the same seed"
+    out_a, _, ga = forward_backward(a, case, xs, seed=3)
+    out_b, _, gb = forward_backward(b, case, xs, seed=3)
+    np.testing.assert_array_equal(out_a, out_b)
+    for x, y in zip(ga, gb):
+        np.testing.assert_array_equal(x, y)
+    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(pa.grad, pb.grad)
+    if case.params:  # and the seed is actually used
+        c, _ = build(case, np.float32, seed=8)
+        assert not np.array_equal(a.parameters()[0].data, c.parameters()[0].data)
+
+
+def check_train_eval(case):
+    layer, xs = build(case)
+    assert layer.training is True
+    assert layer.eval() is layer and layer.training is False
+    out_eval = layer(*xs)
+    assert layer.train() is layer and layer.training is True
+    np.testing.assert_array_equal(layer(*xs), out_eval)  # no built-in layer depends on the mode
+
+
+# --------------------------------------------------------------------- tests
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_output_shape(case):
+    check_output_shape(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_input_gradient_shapes(case):
+    check_input_gradient_shapes(case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_dtype_kept(case, dtype):
+    check_dtype_kept(case, dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_backward_before_forward_raises(case):
+    check_backward_before_forward(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_gradcheck(case):
+    check_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_grads_accumulate_and_zero_grad(case):
+    check_grads_accumulate(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_named_parameters(case):
+    check_named_parameters(case)
+
+
+@pytest.mark.parametrize("case", PARAM_CASES, ids=[c.id for c in PARAM_CASES])
+def test_state_dict_roundtrip(case):
+    check_state_dict_roundtrip(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_repr_informative(case):
+    check_repr(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_inputs_not_modified(case):
+    check_inputs_not_modified(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_deterministic_with_seed(case):
+    check_deterministic(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_train_eval(case):
+    check_train_eval(case)
+
+
+def test_gradcheck_leaves_layer_untouched():
+    case = CASES[0]
+    layer, xs = build(case, np.float32)
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    mdl.gradcheck(layer, *xs)
+    for name, p in layer.named_parameters():
+        assert p.data.dtype == np.float32 and np.array_equal(p.data, before[name])
+        assert not np.any(p.grad)
+
+
+# ------------------------------------------------ the contract catches broken layers
+class WeightGradOffByOnePercent(layers.Dense):
+    """Correct except that the weight gradient is 1% too large."""
+
+    def backward(self, grad_output):
+        before = self.weight.grad.copy()
+        dx = super().backward(grad_output)
+        self.weight.grad += 0.01 * (self.weight.grad - before)
+        return dx
+
+
+class OverwritingDense(layers.Dense):
+    """Assigns ``.grad`` instead of adding into it."""
+
+    def backward(self, grad_output):
+        self.zero_grad()
+        return super().backward(grad_output)
+
+
+class InPlaceReLU(layers.ReLU):
+    """Right values, but clobbers its input."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        self._x = x.copy()
+        np.maximum(x, 0, out=x)
+        return out
+
+
+class LeakyBackwardReLU(layers.ReLU):
+    """Forward is ReLU, backward is 'leaky' (slope 0.01 below 0): wrong input gradient."""
+
+    def backward(self, grad_output):
+        return np.where(self._x > 0, grad_output, 0.01 * grad_output)
+
+
+class Float64Dense(layers.Dense):
+    """Silently upcasts everything to float64."""
+
+    def forward(self, x):
+        return super().forward(x).astype(np.float64)
+
+
+def _broken(cls, base_case):
+    if issubclass(cls, layers.Dense):
+        make = lambda dtype, rng: cls(5, 3, dtype=dtype, rng=rng)  # noqa: E731
+    else:
+        make = lambda dtype, rng: cls()  # noqa: E731
+    return Case("broken-" + cls.__name__, make, base_case.inputs, base_case.out_shape,
+                base_case.params, ())
+
+
+DENSE = next(c for c in CASES if c.id == "dense")
+RELU = next(c for c in CASES if c.id == "relu_2d")
+
+
+def test_contract_catches_weight_grad_off_by_one_percent():
+    layer, xs = build(_broken(WeightGradOffByOnePercent, DENSE))
+    report = mdl.gradcheck(layer, *xs)
+    assert not report.passed and not bool(report)
+    rows = {t.name: t for t in report.tensors}
+    assert list(rows) == ["input", "weight", "bias"]
+    assert not rows["weight"].passed
+    assert rows["input"].passed and rows["bias"].passed
+    assert 0.005 < rows["weight"].max_rel_err < 0.02, rows["weight"].max_rel_err
+    text = str(report)
+    assert "FAIL" in text and "FAILED" in text
+    weight_line = next(line for line in text.splitlines() if line.startswith("weight"))
+    assert "FAIL" in weight_line
+    for name in ("input", "bias"):
+        line = next(line for line in text.splitlines() if line.startswith(name))
+        assert line.rstrip().endswith("ok") and "FAIL" not in line
+    with pytest.raises(AssertionError) as info:
+        assert_gradients(layer, *xs)
+    msg = str(info.value)
+    assert "weight" in msg and "FAIL" in msg and "max_rel_err" in msg
+    assert str(report) in msg  # the full table
+    with pytest.raises(AssertionError, match="FAIL"):
+        check_gradcheck(_broken(WeightGradOffByOnePercent, DENSE))
+
+
+def test_contract_catches_wrong_input_gradient():
+    layer, xs = build(_broken(LeakyBackwardReLU, RELU))
+    report = mdl.gradcheck(layer, *xs)
+    assert not report.passed and not report.tensors[0].passed
+    with pytest.raises(AssertionError):
+        check_gradcheck(_broken(LeakyBackwardReLU, RELU))
+
+
+def test_contract_catches_overwritten_grads():
+    broken = _broken(OverwritingDense, DENSE)
+    check_gradcheck(broken)  # a single backward is right...
+    with pytest.raises(AssertionError, match="2x"):
+        check_grads_accumulate(broken)  # ...but gradients don't accumulate
+
+
+def test_contract_catches_input_modified_in_place():
+    with pytest.raises(AssertionError, match="in place"):
+        check_inputs_not_modified(_broken(InPlaceReLU, RELU))
+
+
+def test_contract_catches_dtype_upcast():
+    broken = _broken(Float64Dense, DENSE)
+    check_dtype_kept(broken, np.float64)
+    with pytest.raises(AssertionError, match="dtype"):
+        check_dtype_kept(broken, np.float32)
+
+
+def test_contract_catches_wrong_output_shape():
+    wrong = Case("wrong-shape", DENSE.make, DENSE.inputs, (4, 5), DENSE.params)
+    with pytest.raises(AssertionError):
+        check_output_shape(wrong)
+
+
+def test_contract_catches_missing_parameter_name():
+    wrong = Case("wrong-params", DENSE.make, DENSE.inputs, DENSE.out_shape, {"weight": (3, 5)})
+    with pytest.raises(AssertionError):
+        check_named_parameters(wrong)
+
+
+def test_broken_layer_deepcopy_ok():
+    # gradcheck deep-copies; subclasses defined in tests must survive that
+    layer, _ = build(_broken(WeightGradOffByOnePercent, DENSE))
+    assert type(copy.deepcopy(layer)) is WeightGradOffByOnePercent
