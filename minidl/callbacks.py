@@ -89,7 +89,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = self.trainer.model.state_dict()
         else:
             self.wait += 1
-            if self.wait > self.patience:
+            if self.wait >= self.patience:
                 self.stopped_epoch = epoch
                 self.trainer.stop_training = True
 
@@ -156,7 +156,7 @@ class LearningRateScheduler(Callback):
             self.trainer.optimizer.lr = lr
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # the lr used in this epoch, before the schedule moves on
+            logs["lr"] = self.trainer.optimizer.lr
         if hasattr(self.schedule, "step"):
             self.schedule.step()
-        if logs is not None:
-            logs["lr"] = self.trainer.optimizer.lr

@@ -74,15 +74,7 @@ class Graph(Layer):
                 f"{where}: node {name!r} must be a minidl Layer instance. "
                 f"Received: {type(layer).__name__}."
             )
-        if layer is self:
-            raise ValueError(f"{where}: a graph cannot contain itself (node {name!r}).")
-        for other, (existing, _) in self._nodes.items():
-            if existing is layer:
-                raise ValueError(
-                    f"{where}: this {layer!r} instance is already node {other!r}; one layer "
-                    f"instance cannot sit at two nodes (its cache and gradients would clash). "
-                    f"Create a second instance, or feed node {other!r}'s output to both consumers."
-                )
+        self._check_not_shared(name, layer, where)
         if inputs is None:
             inputs = next(reversed(self._nodes)) if self._nodes else INPUT
         if isinstance(inputs, str):
@@ -99,6 +91,28 @@ class Graph(Layer):
                 )
         self._nodes[name] = (layer, inputs)
         self._plan = None
+
+    def _check_not_shared(self, name: str, layer: Layer, where: str) -> None:
+        """Refuse ``layer`` if it (or a layer nested in it) already sits anywhere in this graph.
+
+        Instances are compared by identity through every nested graph: a shared
+        instance would have one forward cache for two positions, so its
+        gradients would be wrong.
+        """
+        if layer is self:
+            raise ValueError(f"{where}: a graph cannot contain itself (node {name!r}).")
+        here = {id(self): "this graph"}
+        for node, (existing, _) in self._nodes.items():
+            for path, sub in _walk(existing, node):
+                here.setdefault(id(sub), f"node {path!r}")
+        for path, sub in _walk(layer, name):
+            if id(sub) in here:
+                what = "this graph itself" if sub is self else f"already {here[id(sub)]}"
+                raise ValueError(
+                    f"{where}: the {sub!r} instance at {path!r} is {what}; one layer "
+                    f"instance cannot sit at two nodes (its cache and gradients would clash). "
+                    f"Create a second instance, or feed the existing node's output to both consumers."
+                )
 
     def set_output(self, name: str) -> None:
         """Make node ``name`` the graph's output (default: the last node added)."""
@@ -259,3 +273,14 @@ class Sequential(Graph):
 
     def __iter__(self):
         return iter([layer for layer, _ in self._nodes.values()])
+
+
+def _walk(layer: Layer, path: str, _seen=None):
+    """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it."""
+    _seen = set() if _seen is None else _seen
+    if id(layer) in _seen:  # a cycle cannot be built through add(), but be safe
+        return
+    _seen.add(id(layer))
+    yield path, layer
+    for child, (sub, _) in getattr(layer, "_nodes", {}).items():
+        yield from _walk(sub, f"{path}.{child}", _seen)

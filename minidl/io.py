@@ -101,11 +101,25 @@ def save(model: Layer, path) -> None:
             np.savez(f, allow_pickle=False, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(path: str) -> int:
+    """The mode a plain ``open(path, 'w')`` would give: keep an existing file's, else 0o666 & ~umask.
+
+    ``mkstemp`` creates 0o600 files; without this every saved model would be owner-only.
+    """
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def load(path, custom_layers=None) -> Layer:

@@ -142,6 +142,17 @@ class Trainer:
         self._check_xy(X, y, "fit")
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(
+                    "Trainer.fit: validation_data must be a pair (X_val, y_val). "
+                    f"Received: {type(validation_data).__name__}"
+                    + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                    + "."
+                )
+            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):

@@ -541,11 +541,6 @@ def test_float64_input_to_float32_layer_raises():
         layer(np.zeros((1, 2, 5, 5), np.float64))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in minidl/functional/conv.py: _GEOMETRY_CACHE keys on the raw arguments, and "
-    "1 == 1.0 == True hash alike, so once stride=1 / padding=1 is cached, stride=1.0, "
-    "stride=True or padding=True are accepted instead of raising TypeError. Remove this "
-    "marker when fixed (strict: an XPASS fails the run)."))
 @pytest.mark.parametrize("kwargs", [dict(stride=1.0), dict(stride=True), dict(padding=True)],
                          ids=["stride_1.0", "stride_True", "padding_True"])
 def test_invalid_geometry_rejected_even_after_a_valid_call(kwargs):

@@ -391,3 +391,10 @@ def test_package_has_no_assert_statements():
                 offenders.append(f"{path.relative_to(root.parent)}:{lineno}: {stripped}")
     assert not offenders, ("minidl must raise ValueError/TypeError for bad input, not assert "
                            "(asserts vanish under python -O):\n" + "\n".join(offenders))
+
+
+def test_conv2d_bias_dtype_mismatch_is_a_type_error():
+    from minidl.functional import conv2d
+    x, w = zeros(1, 1, 3, 3), zeros(1, 1, 3, 3)
+    with pytest.raises(TypeError, match=r"bias dtype float64 does not match x dtype float32"):
+        conv2d(x, w, np.zeros(1))

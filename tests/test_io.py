@@ -242,10 +242,6 @@ def test_unsupported_format_version_is_rejected(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: save() writes through tempfile.mkstemp, which creates the file with mode 0600, and "
-    "os.replace keeps it: saved models are owner-only (0o600) instead of following the umask "
-    "like np.savez/open() (0o644 with umask 022); overwriting a 0644 file also makes it 0600."))
 def test_saved_file_permissions_follow_the_umask(tmp_path):
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.ones(1))

@@ -314,12 +314,6 @@ def test_early_stopping_without_restore_keeps_last_weights(small):
     assert_weights_equal(model, rec.epoch_weights[-1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: EarlyStopping stops one epoch late. With patience=p it should stop after p epochs "
-    "without improvement (Keras: 'number of epochs with no improvement after which training "
-    "will be stopped'; own docstring: 'Stop when monitor has not improved for patience "
-    "epochs'), but on_epoch_end tests `self.wait > self.patience` instead of `>=`, so it "
-    "runs p + 1 non-improving epochs."))
 def test_early_stopping_stops_exactly_patience_epochs_after_best_real_run(small):
     _, h, _, stop = _diverging_run(small)
     best = int(np.argmin(h["val_loss"]))
@@ -350,9 +344,6 @@ def test_early_stopping_patience_zero_stops_at_first_non_improvement(small):
     assert n == 3 and stop.stopped_epoch == 2 and stop.best == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: EarlyStopping(patience=2) runs 3 epochs without improvement before stopping "
-    "(`wait > patience` in callbacks.py; Keras and its own docstring stop after `patience`)."))
 def test_early_stopping_patience_two_scripted(small):
     # best at epoch 1; epochs 2 and 3 do not improve -> stop after epoch 3 (4 epochs run)
     n, stop = _scripted(small, [3.0, 2.0, 2.5, 2.1, 0.5, 0.1], monitor="val_loss", patience=2)
@@ -360,8 +351,9 @@ def test_early_stopping_patience_two_scripted(small):
 
 
 def test_early_stopping_resets_wait_on_improvement_and_respects_mode_and_min_delta(small):
-    # monitor accuracy ('auto' -> max): 0.5, 0.6, 0.55, 0.7, 0.65 ... never two bad in a row
-    n, stop = _scripted(small, [0.5, 0.6, 0.55, 0.7, 0.65, 0.8], monitor="accuracy", patience=1)
+    # monitor accuracy ('auto' -> max): 0.5, 0.6, 0.55, 0.7, 0.65 ... never two bad in a row,
+    # so patience=2 never fires (the wait counter resets on every improvement)
+    n, stop = _scripted(small, [0.5, 0.6, 0.55, 0.7, 0.65, 0.8], monitor="accuracy", patience=2)
     assert n == 6 and stop.stopped_epoch is None and stop.best == 0.8 and stop.best_epoch == 5
     # min_delta: improvements smaller than 0.1 do not count
     n, stop = _scripted(small, [1.0, 0.95, 0.92, 0.5], monitor="val_loss", patience=0, min_delta=0.1)
@@ -468,11 +460,6 @@ def test_learning_rate_scheduler_with_step_lr(small):
     assert len(h["lr"]) == 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with a step()-style schedule (StepLR), LearningRateScheduler.on_epoch_end steps the "
-    "schedule BEFORE writing logs['lr'], so history['lr'][e] is the lr of epoch e+1, not the lr "
-    "used in epoch e (got [0.8, 0.4, 0.4, 0.2, 0.2], expected [0.8, 0.8, 0.4, 0.4, 0.2]); "
-    "with a callable schedule history['lr'] is the lr used, as in Keras."))
 def test_history_lr_is_the_lr_used_in_each_epoch_with_step_lr(small):
     (X, y), _ = small
     trainer = make_trainer(lr=0.8)
@@ -580,10 +567,6 @@ def test_fit_and_evaluate_argument_errors(small):
         make_trainer(metrics=(3,))
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=(
-    "BUG: Trainer.fit(X, y, epochs=1, batch_size=0) raises ZeroDivisionError from "
-    "data.num_batches (called in fit before iterate_batches validates batch_size) instead of "
-    "the ValueError 'batch_size must be an int >= 1' that iterate_batches/evaluate/predict give."))
 def test_fit_batch_size_zero_is_a_value_error(small):
     (X, y), _ = small
     with pytest.raises(ValueError, match="batch_size"):
@@ -615,3 +598,17 @@ def test_reference_cnn_reaches_98_percent_on_digits(digits):
     assert result["accuracy"] == h["val_accuracy"][-1]
     assert result["accuracy"] >= 0.98, f"test accuracy per epoch: {per_epoch}"
     assert h["accuracy"][-1] > 0.99
+
+
+@pytest.mark.parametrize("bad, match", [
+    ((np.zeros((3, 1, 8, 8), np.float32),), "pair"),
+    ((np.zeros((3, 1, 8, 8), np.float32), np.zeros(2, np.int64)), "same number of samples"),
+])
+def test_fit_rejects_malformed_validation_data_before_training(small, bad, match):
+    (X, y), _ = small
+    model = linear_model(0)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=match):
+        make_trainer(model).fit(X[:32], y[:32], epochs=1, validation_data=bad, progress=False)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])  # nothing was trained

@@ -119,7 +119,10 @@ class _Geometry(NamedTuple):
 
 def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
     try:
-        key = (tuple(input_hw), kernel_size, stride, padding, dilation)
+        # Types are part of the key: 1 == 1.0 == True hash alike, but only 1 is valid.
+        key = (tuple(input_hw),) + tuple(
+            _typed_key(v) for v in (kernel_size, stride, padding, dilation)
+        )
         hit = _GEOMETRY_CACHE.get(key)
     except TypeError:  # unhashable argument (a list): compute without the cache
         key, hit = None, None
@@ -132,6 +135,12 @@ def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geome
 
 
 _GEOMETRY_CACHE: dict = {}
+
+
+def _typed_key(v):
+    if isinstance(v, tuple):
+        return (tuple,) + tuple((type(e), e) for e in v)
+    return (type(v), v)
 
 
 def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
@@ -248,6 +257,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     geo = _geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
     if bias is not None:
         check_array(bias, "bias", where)
+        check_same_dtype(bias, x, "bias", "x", where)
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
     ho, wo = geo.out
@@ -260,7 +270,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
         cols = _windows(xp[start : start + step], geo).reshape(-1, k)
         np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
     if bias is not None:
-        out += bias.astype(x.dtype, copy=False)
+        out += bias
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
