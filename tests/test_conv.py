@@ -511,6 +511,34 @@ def test_chunking_matches_unchunked(monkeypatch, budget):
     assert conv2d_output_size(cfg.hw, 3, 2, "same") == (4, 3)
 
 
+@pytest.mark.parametrize("padding", ["same", 0, ((2, 0), (1, 2))])
+def test_chunking_stride_one_input_grad_full_correlation(monkeypatch, padding):
+    """Stride 1 takes the im2col full-correlation path for dX; it chunks too."""
+    cfg = Cfg("chunk1", 5, 2, 3, (7, 6), 3, stride=1, padding=padding, dilation=(1, 2))
+    x, w, b, g = _data(cfg)
+    kw = cfg.conv_kwargs
+    full = conv2d_input(x.shape, w, g, **kw)
+    calls = []
+    real_windows = conv_mod._windows
+    monkeypatch.setattr(conv_mod, "_windows", lambda xp, geo: calls.append(xp.shape[0]) or real_windows(xp, geo))
+    monkeypatch.setattr(conv_mod, "MAX_COLUMN_BYTES", 1)
+    chunked = conv2d_input(x.shape, w, g, **kw)
+    assert calls == [1] * 5  # one sample per chunk, through the im2col path
+    np.testing.assert_allclose(chunked, full, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(chunked, _reference(cfg, x, w, b, g)[1], rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_backward_equals_the_three_kernels():
+    cfg = Cfg("fused", 3, 2, 4, (6, 5), (3, 2), stride=(2, 1), padding="same", dilation=1)
+    x, w, b, g = _data(cfg)
+    kw = cfg.conv_kwargs
+    dx, dw, db = conv_mod.conv2d_backward(x, w, g, **kw)
+    np.testing.assert_array_equal(dx, conv2d_input(x.shape, w, g, **kw))
+    np.testing.assert_array_equal(dw, conv2d_weight(x, w.shape, g, **kw))
+    np.testing.assert_array_equal(db, conv2d_bias(g))
+    assert conv_mod.conv2d_backward(x, w, g, **kw, bias=False)[2] is None
+
+
 # --------------------------------------------------------------------------
 # dtypes
 # --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from .activation import relu, relu_backward
 from .conv import (
     MAX_COLUMN_BYTES,
     conv2d,
+    conv2d_backward,
     conv2d_bias,
     conv2d_input,
     conv2d_output_size,
@@ -21,6 +22,7 @@ from .pool import max_pool2d, max_pool2d_backward
 __all__ = [
     "MAX_COLUMN_BYTES",
     "conv2d",
+    "conv2d_backward",
     "conv2d_bias",
     "conv2d_input",
     "conv2d_output_size",

@@ -4,18 +4,19 @@ The forward pass unfolds the padded input into columns (im2col, a strided
 view copied chunk by chunk) and multiplies by the flattened kernel: one GEMM.
 The backward pass is split, as in :mod:`torch.nn.grad`, into
 
-* :func:`conv2d_input`  -- dL/dX, a transposed convolution (GEMM, then a
-  scatter-add over the ``kh * kw`` kernel offsets, then the padding cropped);
+* :func:`conv2d_input`  -- dL/dX, a transposed convolution (for stride 1 a
+  full correlation of the upstream gradient with the rotated kernel, one
+  im2col GEMM; otherwise a GEMM, then a scatter-add over the ``kh * kw``
+  kernel offsets, then the padding cropped);
 * :func:`conv2d_weight` -- dL/dW, a correlation of the padded input with the
   upstream gradient (im2col + GEMM);
-* :func:`conv2d_bias`   -- dL/db, a sum over batch and pixels.
+* :func:`conv2d_bias`   -- dL/db, a sum over batch and pixels;
+* :func:`conv2d_backward` -- all three at once, sharing the work (the layer uses it).
 
 The derivation is written out in ``docs/conv_backprop.md``.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -25,15 +26,15 @@ from .._validation import (
     check_float_dtype,
     check_ndim,
     check_same_dtype,
-    pair,
-    positive_pair,
 )
+from .geometry import Padding, _geometry, _Geometry, conv2d_output_size, resolve_padding
 
 __all__ = [
     "conv2d",
     "conv2d_input",
     "conv2d_weight",
     "conv2d_bias",
+    "conv2d_backward",
     "conv2d_output_size",
     "resolve_padding",
     "MAX_COLUMN_BYTES",
@@ -42,126 +43,6 @@ __all__ = [
 #: Upper bound, in bytes, for the unfolded input (im2col columns) held at once.
 #: Larger batches are processed in chunks of samples.
 MAX_COLUMN_BYTES = 256 * 2**20
-
-Padding = tuple[tuple[int, int], tuple[int, int]]
-
-
-def resolve_padding(padding, input_hw, kernel_size, stride=1, dilation=1, where="conv2d") -> Padding:
-    """Turn any accepted ``padding`` into explicit ``((top, bottom), (left, right))``.
-
-    Parameters
-    ----------
-    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
-        ``'same'`` follows Keras/TensorFlow for every stride: the output size is
-        ``ceil(in / stride)``, the total padding is
-        ``max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0)`` and the odd
-        extra row/column goes to the bottom/right. For stride 1 this is
-        PyTorch's ``padding='same'``.
-    input_hw, kernel_size, stride, dilation : int or pair of ints
-
-    Examples
-    --------
-    >>> resolve_padding('same', (8, 8), 4)
-    ((1, 2), (1, 2))
-    >>> resolve_padding('same', (8, 8), 3, stride=2)
-    ((0, 1), (0, 1))
-    """
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0), (0, 0)
-        if mode == "same":
-            ks = positive_pair(kernel_size, "kernel_size", where)
-            st = positive_pair(stride, "stride", where)
-            dl = positive_pair(dilation, "dilation", where)
-            result = []
-            for size, k, s, d in zip(input_hw, ks, st, dl):
-                out = -(-size // s)
-                total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-                result.append((total // 2, total - total // 2))
-            return tuple(result)  # type: ignore[return-value]
-        raise ValueError(
-            f"{where}: padding must be an int, a pair of ints, 'valid' or 'same'. "
-            f"Received: padding={padding!r}"
-        )
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-        isinstance(p, (tuple, list)) for p in padding
-    ):
-        explicit = tuple(pair(p, "padding", where) for p in padding)
-    else:
-        ph, pw = pair(padding, "padding", where)
-        explicit = ((ph, ph), (pw, pw))
-    if min(min(p) for p in explicit) < 0:
-        raise ValueError(f"{where}: padding must be >= 0. Received: padding={padding!r}")
-    return explicit  # type: ignore[return-value]
-
-
-def conv2d_output_size(input_hw, kernel_size, stride=1, padding=0, dilation=1, where="conv2d"):
-    """Output ``(H_out, W_out)``: ``floor((H + pt + pb - d*(k-1) - 1) / s) + 1``.
-
-    Raises ``ValueError`` when the dilated kernel is larger than the padded input.
-
-    Examples
-    --------
-    >>> conv2d_output_size((8, 8), 3, stride=2)
-    (3, 3)
-    """
-    return _geometry(tuple(input_hw), kernel_size, stride, padding, dilation, where).out
-
-
-class _Geometry(NamedTuple):
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pads: Padding
-    out: tuple[int, int]
-
-
-def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
-    try:
-        # Types are part of the key: 1 == 1.0 == True hash alike, but only 1 is valid.
-        key = (tuple(input_hw),) + tuple(
-            _typed_key(v) for v in (kernel_size, stride, padding, dilation)
-        )
-        hit = _GEOMETRY_CACHE.get(key)
-    except TypeError:  # unhashable argument (a list): compute without the cache
-        key, hit = None, None
-    if hit is not None:
-        return hit
-    geo = _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where)
-    if key is not None and len(_GEOMETRY_CACHE) < 4096:
-        _GEOMETRY_CACHE[key] = geo
-    return geo
-
-
-_GEOMETRY_CACHE: dict = {}
-
-
-def _typed_key(v):
-    if isinstance(v, tuple):
-        return (tuple,) + tuple((type(e), e) for e in v)
-    return (type(v), v)
-
-
-def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
-    ks = positive_pair(kernel_size, "kernel_size", where)
-    st = positive_pair(stride, "stride", where)
-    dl = positive_pair(dilation, "dilation", where)
-    pads = resolve_padding(padding, input_hw, ks, st, dl, where)
-    out = []
-    for axis, (size, k, s, d, (pa, pb)) in enumerate(zip(input_hw, ks, st, dl, pads)):
-        span = (k - 1) * d + 1
-        padded = size + pa + pb
-        if span > padded:
-            name = "height" if axis == 0 else "width"
-            raise ValueError(
-                f"{where}: the kernel is larger than the padded input along the {name}: "
-                f"kernel {ks} with dilation {dl} spans {span}, padded input {name} is {padded} "
-                f"(input {tuple(input_hw)}, padding {pads}). Use a smaller kernel or more padding."
-            )
-        out.append((padded - span) // s + 1)
-    return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
-
 
 def _pad_nhwc(x: np.ndarray, pads: Padding) -> np.ndarray:
     """NCHW ``x`` -> zero-padded, C-contiguous NHWC copy ``(N, H + pt + pb, W + pl + pr, C)``.
@@ -289,6 +170,97 @@ def _check_grad_output(grad_output, n, o, geo, where):
         )
 
 
+def _input_grad(rows, weight, input_size, geo):
+    """dL/dX from ``rows = G`` as ``(N * Ho * Wo, O)``; see :func:`conv2d_input`."""
+    (pt, pb), (pl, pr) = geo.pads
+    o, c, kh, kw = weight.shape
+    (dh, dw) = geo.dilation
+    if geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1):
+        return _input_grad_full_correlation(rows, weight, input_size, geo)
+    n, _, h, w = input_size
+    (sh, sw), (ho, wo) = geo.stride, geo.out
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
+    wmat = _weight_matrix(weight)  # (O, kh * kw * C)
+    step = _chunk(n, ho * wo * wmat.shape[1] * weight.itemsize)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, kh, kw, c)
+        target = dxp[start:stop]
+        for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
+            for q in range(kw):
+                target[:, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
+                       q * dw : q * dw + sw * (wo - 1) + 1 : sw, :] += dcols[:, :, :, p, q, :]
+    return np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2))
+
+
+def _input_grad_full_correlation(rows, weight, input_size, geo):
+    """Stride 1: dL/dX is a 'valid' correlation of G, padded by ``d * (k - 1) - pad``
+    on each side, with the 180-degree rotated, in/out-swapped kernel -- one im2col GEMM."""
+    n, _, h, w = input_size
+    o, c, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = geo.pads
+    (dh, dw), (ho, wo) = geo.dilation, geo.out
+    top, left = dh * (kh - 1) - pt, dw * (kw - 1) - pl
+    gp = np.zeros((n, h + dh * (kh - 1), w + dw * (kw - 1), o), dtype=weight.dtype)
+    gp[:, top : top + ho, left : left + wo, :] = rows.reshape(n, ho, wo, o)
+    full = _Geometry((kh, kw), (1, 1), (dh, dw), ((0, 0), (0, 0)), (h, w))
+    # rotated kernel as a (kh * kw * O, C) matrix in the column order of _windows
+    wrot = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, c)
+    out = np.empty((n, h, w, c), dtype=weight.dtype)
+    step = _chunk(n, h * w * wrot.shape[0] * weight.itemsize)
+    for start in range(0, n, step):
+        cols = _windows(gp[start : start + step], full).reshape(-1, wrot.shape[0])
+        np.matmul(cols, wrot, out=out[start : start + step].reshape(-1, c))
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _weight_grad(rows, x, weight_size, geo):
+    """dL/dW from ``rows = G`` as ``(N * Ho * Wo, O)``; see :func:`conv2d_weight`."""
+    n = x.shape[0]
+    o, c, kh, kw = weight_size
+    ho, wo = geo.out
+    xp = _pad_nhwc(x, geo.pads)
+    k = c * kh * kw
+    dw = np.zeros((o, k), dtype=x.dtype)
+    step = _chunk(n, ho * wo * k * x.itemsize)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        cols = _windows(xp[start:stop], geo).reshape(-1, k)
+        dw += rows[start * ho * wo : stop * ho * wo].T @ cols
+    return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+
+
+def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True):
+    r"""All gradients of :func:`conv2d` at once: ``(dx, dweight, dbias)``.
+
+    The same as :func:`conv2d_input`, :func:`conv2d_weight` and
+    :func:`conv2d_bias`, sharing the validation, the geometry and the
+    rearranged upstream gradient between them; ``dbias`` is None when
+    ``bias`` is False. This is what :class:`minidl.layers.Conv2D` calls.
+
+    Examples
+    --------
+    >>> x = np.ones((2, 1, 4, 4)); w = np.ones((1, 1, 3, 3)); g = np.ones((2, 1, 2, 2))
+    >>> dx, dw, db = conv2d_backward(x, w, g)
+    >>> dx.shape, dw.shape, db
+    ((2, 1, 4, 4), (1, 1, 3, 3), array([8.]))
+    """
+    where = "conv2d_backward"
+    check_array(x, "x", where)
+    check_ndim(x, 4, "x", where, "(N, C, H, W)")
+    check_array(weight, "weight", where)
+    check_same_dtype(weight, x, "weight", "x", where)
+    _check_conv_args(x.shape, weight.shape, where)
+    n, c, h, w = x.shape
+    geo = _geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
+    _check_grad_output(grad_output, n, weight.shape[0], geo, where)
+    check_same_dtype(grad_output, x, "grad_output", "x", where)
+    rows = _grad_rows(grad_output)
+    dx = _input_grad(rows, weight, x.shape, geo)
+    dw = _weight_grad(rows, x, weight.shape, geo)
+    return dx, dw, (rows.sum(axis=0) if bias else None)
+
+
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1):
     r"""Gradient of :func:`conv2d` with respect to its input.
 
@@ -311,9 +283,13 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
               G[n, o, i, j]\, W[o, c, p, q]\,[u = s_h i + d_h p]\,[v = s_w j + d_w q]
 
     i.e. a full convolution of the stride-dilated ``G`` with the 180-degree
-    rotated kernel; implemented as ``G @ W`` followed by a scatter-add over
-    the ``kh * kw`` kernel offsets. Rows/columns of the input that the floor
-    in the output size skipped get zero gradient; the padding is cropped.
+    rotated kernel. With stride 1 (and padding at most the dilated kernel
+    span) it is computed literally that way: ``G`` zero-padded by
+    ``d * (k - 1) - pad`` on each side, unfolded (im2col) and multiplied by
+    the rotated kernel -- one GEMM. Otherwise as ``G @ W`` followed by a
+    scatter-add (col2im) over the ``kh * kw`` kernel offsets. Rows/columns of
+    the input that the floor in the output size skipped get zero gradient;
+    the padding is cropped.
 
     Examples
     --------
@@ -332,21 +308,7 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     geo = _geometry((h, w), (kh, kw), stride, padding, dilation, where)
     _check_grad_output(grad_output, n, o, geo, where)
     check_same_dtype(grad_output, weight, "grad_output", "weight", where)
-    (pt, pb), (pl, pr) = geo.pads
-    (sh, sw), (dh, dw), (ho, wo) = geo.stride, geo.dilation, geo.out
-    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
-    wmat = _weight_matrix(weight)  # (O, kh * kw * C)
-    rows = _grad_rows(grad_output)  # (N * Ho * Wo, O)
-    step = _chunk(n, ho * wo * wmat.shape[1] * weight.itemsize)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, kh, kw, c)
-        target = dxp[start:stop]
-        for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
-            for q in range(kw):
-                target[:, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
-                       q * dw : q * dw + sw * (wo - 1) + 1 : sw, :] += dcols[:, :, :, p, q, :]
-    return np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2))
+    return _input_grad(_grad_rows(grad_output), weight, input_size, geo)
 
 
 def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
@@ -389,18 +351,7 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
     geo = _geometry((h, w), (kh, kw), stride, padding, dilation, where)
     _check_grad_output(grad_output, n, o, geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
-    ho, wo = geo.out
-    xp = _pad_nhwc(x, geo.pads)
-    # (O, N * Ho * Wo): rows in the same (n, i, j) order as the columns
-    g_t = np.ascontiguousarray(grad_output.transpose(1, 0, 2, 3)).reshape(o, -1)
-    k = c * kh * kw
-    dw = np.zeros((o, k), dtype=x.dtype)
-    step = _chunk(n, ho * wo * k * x.itemsize)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        cols = _windows(xp[start:stop], geo).reshape(-1, k)
-        dw += g_t[:, start * ho * wo : stop * ho * wo] @ cols
-    return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    return _weight_grad(_grad_rows(grad_output), x, weight_size, geo)
 
 
 def conv2d_bias(grad_output):
@@ -413,5 +364,5 @@ def conv2d_bias(grad_output):
     """
     check_array(grad_output, "grad_output", "conv2d_bias")
     check_ndim(grad_output, 4, "grad_output", "conv2d_bias", "(N, C_out, H_out, W_out)")
-    return grad_output.sum(axis=(0, 2, 3))
+    return _grad_rows(grad_output).sum(axis=0)  # the summation order of conv2d_backward
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
-from .conv import _geometry
+from .geometry import _geometry
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
@@ -29,6 +29,17 @@ def _pool_geometry(input_hw, kernel_size, stride, padding, where):
                 f"with kernel_size={ks}."
             )
     return geo
+
+
+def _window_stack(xp, geo):
+    """``(N, C, H_out, W_out, kh * kw)`` copy of every window of ``xp`` (slow path only)."""
+    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    n, c = xp.shape[:2]
+    s = xp.strides
+    return as_strided(
+        xp, shape=(n, c, ho, wo, kh, kw),
+        strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
+    ).reshape(n, c, ho, wo, kh * kw)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
@@ -80,27 +91,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     else:
         xp = x
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    if (sh, sw) == (kh, kw):
-        # Non-overlapping windows: a reshape view (rows/columns past the last
-        # full window are dropped by the floor), then one copy into window order.
-        tiles = xp[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
-        windows = tiles.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
-    else:
-        s = xp.strides
-        windows = as_strided(
-            xp, shape=(n, c, ho, wo, kh, kw),
-            strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
-        ).reshape(n, c, ho, wo, kh * kw)
-    idx = windows.argmax(axis=-1)
-    if not return_indices:
-        return windows.max(axis=-1)
-    out = np.take_along_axis(windows, idx[..., None], axis=-1)[..., 0]
-    if (pt or pl) and np.isneginf(out).any():
+    # A running maximum over the kh * kw kernel offsets, each a strided view of
+    # xp: no window copy. Strict '>' keeps the first maximum (the tie rule).
+    out = np.full((n, c, ho, wo), -np.inf, dtype=x.dtype)
+    idx = np.full((n, c, ho, wo), -1, dtype=np.intp)
+    for p in range(kh):
+        for q in range(kw):
+            v = xp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
+            np.putmask(idx, v > out, p * kw + q)
+            np.maximum(out, v, out=out)
+    if np.isnan(out).any():
+        # NaN counts as the maximum: the first NaN of a window wins (as argmax).
+        windows = _window_stack(xp, geo)
+        idx = np.where(np.isnan(out), np.isnan(windows).argmax(axis=-1), idx)
+    if return_indices and (idx < 0).any():
         # A window whose real elements are all -inf: the padding must not win,
         # the first in-bounds element does (PyTorch's rule).
         p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
         q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
-        idx = np.where(np.isneginf(out), p0 * kw + q0, idx)
+        idx = np.where(idx < 0, p0 * kw + q0, idx)
     return (out, idx) if return_indices else out
 
 
@@ -139,23 +148,17 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
         )
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
-    if (sh, sw) == (kh, kw):
-        # Non-overlapping windows: a one-hot scatter into the tiled region.
-        onehot = indices[..., None] == np.arange(kh * kw)
-        blocks = np.multiply(onehot, grad_output[..., None], dtype=grad_output.dtype)
-        tiles = blocks.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
-        if hp == ho * kh and wp == wo * kw:
-            dxp = tiles.reshape(n, c, hp, wp)
-        else:
-            dxp = np.zeros((n, c, hp, wp), dtype=grad_output.dtype)
-            dxp[:, :, : ho * kh, : wo * kw] = tiles.reshape(n, c, ho * kh, wo * kw)
-    else:
-        rows = np.arange(ho)[:, None] * sh + indices // kw
-        cols = np.arange(wo)[None, :] * sw + indices % kw
-        base = np.arange(n * c).reshape(n, c, 1, 1) * (hp * wp)
-        flat = (base + rows * wp + cols).ravel()
-        dxp = np.bincount(flat, weights=grad_output.ravel(), minlength=n * c * hp * wp)
-        dxp = dxp.astype(grad_output.dtype, copy=False).reshape(n, c, hp, wp)
+    g = grad_output
+    dxp = np.zeros((n, c, hp, wp), dtype=g.dtype)
+    overlap = sh < kh or sw < kw
+    for p in range(kh):  # route each window's gradient to its winner, offset by offset
+        for q in range(kw):
+            view = dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
+            won = indices == p * kw + q
+            if overlap:
+                np.add(view, g, out=view, where=won)
+            else:
+                np.copyto(view, g, where=won)
     if pt or pb or pl or pr:
         dxp = dxp[:, :, pt : pt + h, pl : pl + w]
     return dxp

@@ -117,10 +117,11 @@ class Conv2D(Layer):
     def backward(self, grad_output):
         x = self._require_cache(self._x)
         grad_output = np.asarray(grad_output, dtype=x.dtype)
-        dx = F.conv2d_input(x.shape, self.weight.data, grad_output, **self._kw())
-        self.weight.grad += F.conv2d_weight(x, self.weight.data.shape, grad_output, **self._kw())
+        dx, dw, db = F.conv2d_backward(x, self.weight.data, grad_output, **self._kw(),
+                                       bias=self.bias is not None)
+        self.weight.grad += dw
         if self.bias is not None:
-            self.bias.grad += F.conv2d_bias(grad_output)
+            self.bias.grad += db
         return dx
 
     def get_config(self):

@@ -1,0 +1,131 @@
+"""Convolution geometry: padding modes, output sizes, and a small cache.
+
+Shared by :mod:`minidl.functional.conv` and :mod:`minidl.functional.pool`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .._validation import pair, positive_pair
+
+__all__ = ["resolve_padding", "conv2d_output_size", "Padding"]
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def resolve_padding(padding, input_hw, kernel_size, stride=1, dilation=1, where="conv2d") -> Padding:
+    """Turn any accepted ``padding`` into explicit ``((top, bottom), (left, right))``.
+
+    Parameters
+    ----------
+    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
+        ``'same'`` follows Keras/TensorFlow for every stride: the output size is
+        ``ceil(in / stride)``, the total padding is
+        ``max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0)`` and the odd
+        extra row/column goes to the bottom/right. For stride 1 this is
+        PyTorch's ``padding='same'``.
+    input_hw, kernel_size, stride, dilation : int or pair of ints
+
+    Examples
+    --------
+    >>> resolve_padding('same', (8, 8), 4)
+    ((1, 2), (1, 2))
+    >>> resolve_padding('same', (8, 8), 3, stride=2)
+    ((0, 1), (0, 1))
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            ks = positive_pair(kernel_size, "kernel_size", where)
+            st = positive_pair(stride, "stride", where)
+            dl = positive_pair(dilation, "dilation", where)
+            result = []
+            for size, k, s, d in zip(input_hw, ks, st, dl):
+                out = -(-size // s)
+                total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+                result.append((total // 2, total - total // 2))
+            return tuple(result)  # type: ignore[return-value]
+        raise ValueError(
+            f"{where}: padding must be an int, a pair of ints, 'valid' or 'same'. "
+            f"Received: padding={padding!r}"
+        )
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        explicit = tuple(pair(p, "padding", where) for p in padding)
+    else:
+        ph, pw = pair(padding, "padding", where)
+        explicit = ((ph, ph), (pw, pw))
+    if min(min(p) for p in explicit) < 0:
+        raise ValueError(f"{where}: padding must be >= 0. Received: padding={padding!r}")
+    return explicit  # type: ignore[return-value]
+
+
+def conv2d_output_size(input_hw, kernel_size, stride=1, padding=0, dilation=1, where="conv2d"):
+    """Output ``(H_out, W_out)``: ``floor((H + pt + pb - d*(k-1) - 1) / s) + 1``.
+
+    Raises ``ValueError`` when the dilated kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> conv2d_output_size((8, 8), 3, stride=2)
+    (3, 3)
+    """
+    return _geometry(tuple(input_hw), kernel_size, stride, padding, dilation, where).out
+
+
+class _Geometry(NamedTuple):
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Padding
+    out: tuple[int, int]
+
+
+def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
+    try:
+        # Types are part of the key: 1 == 1.0 == True hash alike, but only 1 is valid.
+        key = (tuple(input_hw),) + tuple(
+            _typed_key(v) for v in (kernel_size, stride, padding, dilation)
+        )
+        hit = _GEOMETRY_CACHE.get(key)
+    except TypeError:  # unhashable argument (a list): compute without the cache
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    geo = _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where)
+    if key is not None and len(_GEOMETRY_CACHE) < 4096:
+        _GEOMETRY_CACHE[key] = geo
+    return geo
+
+
+_GEOMETRY_CACHE: dict = {}
+
+
+def _typed_key(v):
+    if isinstance(v, tuple):
+        return (tuple,) + tuple((type(e), e) for e in v)
+    return (type(v), v)
+
+
+def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
+    ks = positive_pair(kernel_size, "kernel_size", where)
+    st = positive_pair(stride, "stride", where)
+    dl = positive_pair(dilation, "dilation", where)
+    pads = resolve_padding(padding, input_hw, ks, st, dl, where)
+    out = []
+    for axis, (size, k, s, d, (pa, pb)) in enumerate(zip(input_hw, ks, st, dl, pads)):
+        span = (k - 1) * d + 1
+        padded = size + pa + pb
+        if span > padded:
+            name = "height" if axis == 0 else "width"
+            raise ValueError(
+                f"{where}: the kernel is larger than the padded input along the {name}: "
+                f"kernel {ks} with dilation {dl} spans {span}, padded input {name} is {padded} "
+                f"(input {tuple(input_hw)}, padding {pads}). Use a smaller kernel or more padding."
+            )
+        out.append((padded - span) // s + 1)
+    return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
