@@ -157,7 +157,7 @@ class SGD:
                     buf = self.momentum_buffers[i] = np.array(g, dtype=dt, copy=True)
                 else:
                     buf *= mu
-                    buf += dt.type(1 - self.dampening) * g
+                    buf += g if self.dampening == 0 else dt.type(1 - self.dampening) * g
                 g = g + mu * buf if self.nesterov else buf
             p.data -= dt.type(self.lr) * g
 

@@ -612,3 +612,28 @@ def test_fit_rejects_malformed_validation_data_before_training(small, bad, match
         make_trainer(model).fit(X[:32], y[:32], epochs=1, validation_data=bad, progress=False)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])  # nothing was trained
+
+
+def test_blas_threads_limited_inside_fit_and_restored_after(small):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    seen = []
+
+    class Probe(mdl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(blas_threads())
+
+    (X, y), _ = small
+    trainer = make_trainer(linear_model(0))
+    trainer.fit(X[:64], y[:64], epochs=1, progress=False, callbacks=[Probe()])
+    assert seen and all(t == [1] * len(before) for t in seen)
+    assert blas_threads() == before  # restored
+    with pytest.raises(ValueError, match="blas_threads"):
+        make_trainer(linear_model(0)).__class__(
+            trainer.model, trainer.loss, trainer.optimizer, blas_threads=0)

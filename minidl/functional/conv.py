@@ -64,12 +64,13 @@ def _windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
     n, _, _, c = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
     s_n, s_h, s_w, s_c = xp.strides
-    return as_strided(
-        xp,
-        shape=(n, ho, wo, kh, kw, c),
-        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
-        writeable=False,
-    )
+    shape = (n, ho, wo, kh, kw, c)
+    strides = (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+    if xp.flags.c_contiguous:  # always, here; np.ndarray is much cheaper than as_strided
+        view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
+        view.flags.writeable = False
+        return view
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
 def _weight_matrix(weight: np.ndarray) -> np.ndarray:

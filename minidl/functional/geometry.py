@@ -86,18 +86,20 @@ class _Geometry(NamedTuple):
 
 
 def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
-    try:
-        # Types are part of the key: 1 == 1.0 == True hash alike, but only 1 is valid.
-        key = (tuple(input_hw),) + tuple(
-            _typed_key(v) for v in (kernel_size, stride, padding, dilation)
-        )
+    """Validated geometry; cached for arguments made only of plain ints and strings.
+
+    Only exact ``int``/``str`` (and tuples of them) are cached: ``1 == 1.0 == True``
+    hash alike, and a cached ``1`` must not let ``1.0`` or ``True`` through.
+    """
+    args = (kernel_size, stride, padding, dilation)
+    cacheable = all(map(_plain, args))
+    if cacheable:
+        key = (tuple(input_hw), args)
         hit = _GEOMETRY_CACHE.get(key)
-    except TypeError:  # unhashable argument (a list): compute without the cache
-        key, hit = None, None
-    if hit is not None:
-        return hit
+        if hit is not None:
+            return hit
     geo = _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where)
-    if key is not None and len(_GEOMETRY_CACHE) < 4096:
+    if cacheable and len(_GEOMETRY_CACHE) < 4096:
         _GEOMETRY_CACHE[key] = geo
     return geo
 
@@ -105,10 +107,11 @@ def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geome
 _GEOMETRY_CACHE: dict = {}
 
 
-def _typed_key(v):
-    if isinstance(v, tuple):
-        return (tuple,) + tuple((type(e), e) for e in v)
-    return (type(v), v)
+def _plain(v) -> bool:
+    t = type(v)
+    if t is int or t is str:
+        return True
+    return t is tuple and all(type(e) is int or (type(e) is tuple and all(type(f) is int for f in e)) for e in v)
 
 
 def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:

@@ -31,15 +31,17 @@ def _pool_geometry(input_hw, kernel_size, stride, padding, where):
     return geo
 
 
-def _window_stack(xp, geo):
-    """``(N, C, H_out, W_out, kh * kw)`` copy of every window of ``xp`` (slow path only)."""
+def _offset_view(a, geo):
+    """View ``(kh, kw, N, C, H_out, W_out)`` of NCHW ``a``: element ``[p, q, n, c, i, j]``
+    is ``a[n, c, s_h * i + p, s_w * j + q]`` (writeable when ``a`` is)."""
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    n, c = xp.shape[:2]
-    s = xp.strides
-    return as_strided(
-        xp, shape=(n, c, ho, wo, kh, kw),
-        strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False,
-    ).reshape(n, c, ho, wo, kh * kw)
+    n, c = a.shape[:2]
+    s = a.strides
+    shape = (kh, kw, n, c, ho, wo)
+    strides = (s[2], s[3], s[0], s[1], s[2] * sh, s[3] * sw)
+    if a.flags.c_contiguous:
+        return np.ndarray(shape, a.dtype, buffer=a, strides=strides)
+    return as_strided(a, shape=shape, strides=strides, writeable=False)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
@@ -91,25 +93,29 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     else:
         xp = x
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    # A running maximum over the kh * kw kernel offsets, each a strided view of
-    # xp: no window copy. Strict '>' keeps the first maximum (the tie rule).
-    out = np.full((n, c, ho, wo), -np.inf, dtype=x.dtype)
-    idx = np.full((n, c, ho, wo), -1, dtype=np.intp)
-    for p in range(kh):
-        for q in range(kw):
-            v = xp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
-            np.putmask(idx, v > out, p * kw + q)
-            np.maximum(out, v, out=out)
+    # One copy gathers the kh * kw kernel offsets into a contiguous stack; the
+    # reductions over its first axis are then fast contiguous passes.
+    stack = np.ascontiguousarray(_offset_view(xp, geo)).reshape(kh * kw, n, c, ho, wo)
+    out = stack.max(axis=0)
+    if not return_indices:
+        return out
+    # Descending over offsets, so the first maximum wins ties; branch-free
+    # update idx <- k where stack[k] == out (wrap-around arithmetic on uint8).
+    small = np.uint8 if kh * kw <= 256 else np.int32
+    idx = np.zeros((n, c, ho, wo), dtype=small)
+    for k in range(kh * kw - 1, -1, -1):
+        hit = np.equal(stack[k], out).view(np.uint8).astype(small, copy=False)
+        idx -= (idx - small(k)) * hit
+    idx = idx.astype(np.intp)
     if np.isnan(out).any():
-        # NaN counts as the maximum: the first NaN of a window wins (as argmax).
-        windows = _window_stack(xp, geo)
-        idx = np.where(np.isnan(out), np.isnan(windows).argmax(axis=-1), idx)
-    if return_indices and (idx < 0).any():
+        # NaN counts as the maximum: the first NaN of a window wins.
+        idx = np.where(np.isnan(out), np.isnan(stack).argmax(axis=0), idx)
+    if (pt or pl) and np.isneginf(out).any():
         # A window whose real elements are all -inf: the padding must not win,
         # the first in-bounds element does (PyTorch's rule).
         p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
         q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
-        idx = np.where(idx < 0, p0 * kw + q0, idx)
+        idx = np.where(np.isneginf(out), p0 * kw + q0, idx)
     return (out, idx) if return_indices else out
 
 
@@ -149,16 +155,19 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
     g = grad_output
+    # Each window's gradient goes to its winner: one (offset, N, C, H_out, W_out)
+    # stack of masked gradients, then written (or, for overlapping windows, added)
+    # to the input positions of each offset.
+    stack = np.empty((kh * kw, n, c, ho, wo), dtype=g.dtype)
+    for k in range(kh * kw):
+        np.multiply(g, indices == k, out=stack[k])
     dxp = np.zeros((n, c, hp, wp), dtype=g.dtype)
-    overlap = sh < kh or sw < kw
-    for p in range(kh):  # route each window's gradient to its winner, offset by offset
-        for q in range(kw):
-            view = dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
-            won = indices == p * kw + q
-            if overlap:
-                np.add(view, g, out=view, where=won)
-            else:
-                np.copyto(view, g, where=won)
+    if sh >= kh and sw >= kw:  # non-overlapping windows: one strided copy
+        np.copyto(_offset_view(dxp, geo), stack.reshape(kh, kw, n, c, ho, wo))
+    else:
+        for p in range(kh):
+            for q in range(kw):
+                dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw] += stack[p * kw + q]
     if pt or pb or pl or pr:
         dxp = dxp[:, :, pt : pt + h, pl : pl + w]
     return dxp
