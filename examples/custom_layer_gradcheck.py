@@ -1,0 +1,107 @@
+"""Write your own layer by subclassing ``minidl.layers.Layer``, and verify it with ``mdl.gradcheck``.
+
+The layer is a Swish activation with one learnable slope per channel (NCHW):
+
+    y = x * sigmoid(beta_c * x)
+
+What a subclass must do (see minidl/layers/base.py):
+
+* call ``super().__init__()`` and assign every trainable array as a ``mdl.Parameter``
+  attribute (parameters are found automatically, in assignment order);
+* ``forward(x)`` keeps what backward needs (here ``x`` and the sigmoid);
+* ``backward(grad_output)`` returns dL/dx and ADDS dL/dbeta into ``self.beta.grad``
+  (summed over the batch, never averaged); ``self._require_cache(...)`` gives the
+  standard error when backward is called before forward;
+* optionally ``@mdl.register_layer`` with a ``get_config()`` returning the constructor
+  arguments (so ``mdl.save`` / ``mdl.load`` can rebuild it), and ``extra_repr()`` for ``repr``.
+
+``mdl.gradcheck`` compares backward with central differences in float64. The script
+prints the report of the correct layer (PASSED) and of a copy whose backward forgets
+a chain-rule term (FAILED). Exit code 0 exactly when the good layer passes and the
+broken one fails. In a test suite, ``minidl.testing.assert_gradients(layer, x)`` raises
+an AssertionError carrying the same table when the check fails.
+
+Run from any folder:  python examples/custom_layer_gradcheck.py
+"""
+import sys
+
+import numpy as np
+
+import minidl as mdl
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
+
+
+@mdl.register_layer  # makes models containing Swish loadable with mdl.load
+class Swish(mdl.layers.Layer):
+    """``x * sigmoid(beta * x)`` with a learnable ``beta`` per channel; input (N, C, H, W)."""
+
+    def __init__(self, channels, init=1.0, dtype=np.float32):
+        super().__init__()
+        self.channels = int(channels)
+        self.beta = mdl.Parameter(np.full(self.channels, init, dtype=dtype))
+        self._cache = None
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"{self!r}: expected input (N, {self.channels}, H, W), got {x.shape}.")
+        beta = self.beta.data.reshape(1, -1, 1, 1)  # broadcast over N, H, W
+        s = _sigmoid(beta * x)
+        self._cache = (x, s)
+        return x * s
+
+    def backward(self, grad_output):
+        x, s = self._require_cache(self._cache)
+        beta = self.beta.data.reshape(1, -1, 1, 1)
+        ds = s * (1.0 - s)  # sigmoid'(z) at z = beta * x
+        # d/dbeta [x * s(beta x)] = x * x * ds, summed over batch and space
+        self.beta.grad += (grad_output * x * x * ds).sum(axis=(0, 2, 3)).astype(self.beta.grad.dtype)
+        # d/dx [x * s(beta x)] = s + x * beta * ds
+        return grad_output * (s + x * beta * ds)
+
+    def get_config(self):
+        return dict(channels=self.channels, dtype=str(self.beta.data.dtype))
+
+    def extra_repr(self):
+        return f"channels={self.channels}"
+
+
+class BrokenSwish(Swish):
+    """The same layer with a classic bug: d/dx treats s = sigmoid(beta x) as a constant."""
+
+    def backward(self, grad_output):
+        x, s = self._require_cache(self._cache)
+        ds = s * (1.0 - s)
+        self.beta.grad += (grad_output * x * x * ds).sum(axis=(0, 2, 3)).astype(self.beta.grad.dtype)
+        return grad_output * s  # BUG: the term x * beta * ds is missing
+
+
+def main():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 4))  # away from kinks: Swish is smooth everywhere
+
+    good = Swish(3)
+    good.beta.data[:] = [0.5, 1.0, 2.0]  # distinct values, so a mix-up of channels shows
+    try:
+        good.backward(np.ones_like(x))
+    except RuntimeError as exc:
+        print(f"backward before forward -> RuntimeError: {exc}\n")
+
+    good_report = mdl.gradcheck(good, x)
+    print(good_report, end="\n\n")
+
+    broken = BrokenSwish(3)
+    broken.beta.data[:] = [0.5, 1.0, 2.0]
+    broken_report = mdl.gradcheck(broken, x)
+    print(broken_report, end="\n\n")
+
+    ok = good_report.passed and not broken_report.passed
+    print(f"Swish gradcheck passed: {good_report.passed}; BrokenSwish gradcheck passed: "
+          f"{broken_report.passed} -> {'as expected' if ok else 'UNEXPECTED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

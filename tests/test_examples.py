@@ -1,0 +1,84 @@
+"""The scripts in examples/ run end to end (as a user would run them) with tiny settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def run_example(name, *args, cwd):
+    """Run ``examples/<name>`` in a fresh interpreter from ``cwd``; returns the CompletedProcess."""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def check_ok(proc):
+    assert proc.returncode == 0, (
+        f"exit code {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc.stdout
+
+
+def test_train_digits_is_short():
+    n_lines = len((EXAMPLES / "train_digits.py").read_text().splitlines())
+    assert n_lines < 40, f"examples/train_digits.py has {n_lines} lines; keep it under 40"
+
+
+def test_train_digits_trains_saves_and_reloads(tmp_path):
+    out = tmp_path / "model.npz"
+    stdout = check_ok(run_example("train_digits.py", "--epochs", "1", "--out", str(out), cwd=tmp_path))
+    assert "test accuracy" in stdout
+    assert "identical predictions: True" in stdout
+    assert out.is_file()
+    model = mdl.load(out)
+    assert model.num_parameters() == 6090  # the reference CNN
+    (_, _), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=0)
+    accuracy = float(np.mean(model.eval()(X_test).argmax(axis=1) == y_test))
+    assert accuracy > 0.3  # one epoch from seed 0 gives about 0.5; chance is 0.1
+    printed = float(stdout.split("test accuracy:", 1)[1].split("%")[0]) / 100
+    assert abs(printed - accuracy) <= 1 / len(y_test) + 1e-9  # the printed number is the saved model's
+
+
+def test_train_digits_default_output_in_working_folder(tmp_path):
+    stdout = check_ok(run_example("train_digits.py", "--epochs", "1", cwd=tmp_path))
+    assert "test accuracy" in stdout
+    saved = list(tmp_path.glob("*.npz"))
+    assert len(saved) == 1, saved
+    mdl.load(saved[0])
+
+
+def test_residual_digits(tmp_path):
+    stdout = check_ok(run_example("residual_digits.py", "--epochs", "1", cwd=tmp_path))
+    assert "Total params" in stdout  # model.summary
+    assert "stem_relu, conv2" in stdout  # the Add node reads the skip and the branch
+    assert "test accuracy" in stdout
+    accuracy = float(stdout.rsplit("test accuracy:", 1)[1].split("%")[0]) / 100
+    assert accuracy > 0.3
+
+
+def test_custom_layer_gradcheck(tmp_path):
+    stdout = check_ok(run_example("custom_layer_gradcheck.py", cwd=tmp_path))
+    assert "gradcheck Swish(channels=3): PASSED" in stdout
+    assert "gradcheck BrokenSwish(channels=3): FAILED" in stdout
+    assert "FAIL" in stdout.split("BrokenSwish(channels=3): FAILED", 1)[1]  # a failing row in the table
+
+
+@pytest.mark.parametrize("name", ["train_digits.py", "residual_digits.py", "custom_layer_gradcheck.py"])
+def test_example_has_docstring_and_main_guard(name):
+    source = (EXAMPLES / name).read_text()
+    assert source.startswith('"""') and "Run from any folder" in source
+    assert 'if __name__ == "__main__":' in source
+
+
+@pytest.mark.parametrize("name", ["train_digits.py", "residual_digits.py"])
+def test_example_help_lists_epochs(name, tmp_path):
+    assert "--epochs" in check_ok(run_example(name, "--help", cwd=tmp_path))
