@@ -65,7 +65,7 @@ class GradcheckReport:
                  ("ok" if t.passed else "FAIL") + (f" ({t.note})" if t.note else "")]
                 for t in self.tensors]
         widths = [max(len(r[i]) for r in [cols] + rows) for i in range(len(cols))]
-        lines = [head, "  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+        lines = [head, "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         if not self.tensors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .layers.base import Layer
@@ -208,10 +210,13 @@ class Graph(Layer):
         """
         params = self.parameters()
         dtype = dtype or (params[0].dtype if params else np.float32)
+        # Shapes come from a forward pass on a copy: the model's own caches (a
+        # forward waiting for its backward) are left untouched.
+        probe = copy.deepcopy(self)
         values = {INPUT: np.zeros((1, *input_shape), dtype=dtype)}
         rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
         for name in self._execution_plan():
-            layer, inputs = self._nodes[name]
+            layer, inputs = probe._nodes[name]
             values[name] = layer.forward(*(values[i] for i in inputs))
             out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
             src = "" if isinstance(self, Sequential) else ", ".join(inputs)

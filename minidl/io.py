@@ -41,6 +41,14 @@ def register_layer(cls):
     """
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register_layer: expected a Layer subclass. Received: {cls!r}")
+    old = _REGISTRY.get(cls.__name__)
+    redefinition = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+    if old is not None and old is not cls and not redefinition:
+        raise ValueError(
+            f"register_layer: the name {cls.__name__!r} is already taken by "
+            f"{old.__module__}.{old.__qualname__}; files store layers by class name, so "
+            f"{cls.__module__}.{cls.__qualname__} would shadow it. Rename your class."
+        )
     _REGISTRY[cls.__name__] = cls
     return cls
 

@@ -662,3 +662,20 @@ def test_repr_lists_nodes():
     text = repr(model)
     assert "(skip): Add() <- stem_relu, conv2" in text
     assert "Sequential(" in repr(models.reference_cnn(rng=RNG(0)))
+
+
+def test_summary_leaves_pending_backward_caches_alone():
+    rng = RNG(0)
+    model = Sequential(layers.Dense(3, 4, dtype=np.float64, rng=rng), layers.ReLU(),
+                       layers.Dense(4, 2, dtype=np.float64, rng=rng))
+    x = rng.standard_normal((5, 3))
+    g = rng.standard_normal((5, 2))
+    model.forward(x)
+    model.summary((3,))  # must not overwrite the caches of the forward above
+    dx = model.backward(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model.forward(x)
+    np.testing.assert_array_equal(model.backward(g), dx)
+    for p, expected in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, expected)

@@ -430,3 +430,18 @@ def test_load_with_custom_layers_argument(tmp_path, monkeypatch):
     assert "register_layer" in str(info.value) and str(tmp_path / "c.npz") in str(info.value)
     loaded = mdl.load(tmp_path / "c.npz", custom_layers={"IOTestScale": IOTestScale})
     assert_same_model(model, loaded, x_digits())
+
+
+def test_register_layer_refuses_to_shadow_a_builtin_name():
+    with pytest.raises(ValueError, match="'Dense' is already taken by minidl"):
+        @mdl.register_layer
+        class Dense(mdl.layers.Layer):
+            def forward(self, x):
+                return x
+
+            def backward(self, g):
+                return g
+    # the built-in is still what files load
+    model = mdl.Sequential(mdl.layers.Dense(2, 2, rng=np.random.default_rng(0)))
+    assert type(mdl.io._REGISTRY["Dense"]) is type and mdl.io._REGISTRY["Dense"] is mdl.layers.Dense
+    assert isinstance(model[0], mdl.layers.Dense)
