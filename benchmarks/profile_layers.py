@@ -43,7 +43,7 @@ def main(argv=None) -> None:
         out = model.forward(x)
         loss.forward(out, y)
         opt.zero_grad()
-        model.backward(loss.backward())
+        model.backward_params(loss.backward())  # as Trainer.fit does
         opt.step()
 
     print(f"batch {args.batch_size}: one training step {_median_us(step, args.repeat):8.1f} us")

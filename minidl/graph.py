@@ -165,12 +165,27 @@ class Graph(Layer):
         return values[self.output_name]
 
     def backward(self, grad_output):
+        return self._backward(grad_output, input_grad=True)
+
+    def backward_params(self, grad_output) -> None:
+        """Fill every parameter's ``.grad`` without computing dL/dinput.
+
+        Nodes that read only the graph's input are asked for their parameter
+        gradients alone (:meth:`Layer.backward_params`): the Trainer uses this,
+        so the first convolution never computes an input gradient nobody reads.
+        """
+        self._backward(grad_output, input_grad=False)
+
+    def _backward(self, grad_output, input_grad):
         shape = self._require_cache(getattr(self, "_input_shape", None))
         grads = {self.output_name: grad_output}
         for name in reversed(self._execution_plan()):
             if name not in grads:
                 continue
             layer, inputs = self._nodes[name]
+            if not input_grad and all(inp == INPUT for inp in inputs):
+                layer.backward_params(grads.pop(name))
+                continue
             grad_in = layer.backward(grads.pop(name))
             if len(inputs) == 1 and not isinstance(grad_in, tuple):
                 grad_in = (grad_in,)
@@ -182,6 +197,8 @@ class Graph(Layer):
             for inp, g in zip(inputs, grad_in):
                 # never add in place: a layer may return the same array for several inputs
                 grads[inp] = g if inp not in grads else grads[inp] + g
+        if not input_grad:
+            return None
         if INPUT not in grads:
             return np.zeros(shape)
         return grads[INPUT]

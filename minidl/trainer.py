@@ -153,7 +153,8 @@ class Trainer:
                 "inputs for nan/inf, or scale them to [0, 1]."
             )
         self.optimizer.zero_grad()
-        self.model.backward(self.loss.backward())
+        # backward_params: the gradient with respect to the data is never used
+        getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
         self.optimizer.step()
         return loss, outputs
 

@@ -679,3 +679,22 @@ def test_summary_leaves_pending_backward_caches_alone():
     np.testing.assert_array_equal(model.backward(g), dx)
     for p, expected in zip(model.parameters(), grads):
         np.testing.assert_array_equal(p.grad, expected)
+
+
+@pytest.mark.parametrize("build", ["sequential", "residual"])
+def test_backward_params_gives_the_same_parameter_grads_as_backward(build):
+    rng = RNG(3)
+    if build == "sequential":
+        make = lambda: mdl.models.reference_cnn(rng=RNG(0), dtype=np.float64)  # noqa: E731
+    else:
+        make = lambda: mdl.models.residual_cnn(rng=RNG(0), channels=4, dtype=np.float64)  # noqa: E731
+    a, b = make(), make()
+    x = rng.standard_normal((3, 1, 8, 8))
+    g = rng.standard_normal((3, 10))
+    a.forward(x)
+    dx = a.backward(g)
+    b.forward(x)
+    assert b.backward_params(g) is None and dx.shape == x.shape
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_allclose(pb.grad, pa.grad, rtol=1e-12, atol=1e-14, err_msg=name)
+        assert np.any(pa.grad), name

@@ -319,6 +319,19 @@ def check_deterministic(case):
         assert not np.array_equal(a.parameters()[0].data, c.parameters()[0].data)
 
 
+def check_backward_params(case):
+    """backward_params fills exactly the .grad that backward fills (and returns None)."""
+    a, xs = build(case, seed=4)
+    b, _ = build(case, seed=4)
+    _, g, _ = forward_backward(a, case, xs, seed=5)
+    if g is None:
+        return
+    b(*xs)
+    assert b.backward_params(g) is None
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(pb.grad, pa.grad, err_msg=name)
+
+
 def check_train_eval(case):
     layer, xs = build(case)
     assert layer.training is True
@@ -383,6 +396,11 @@ def test_inputs_not_modified(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_deterministic_with_seed(case):
     check_deterministic(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_backward_params_matches_backward(case):
+    check_backward_params(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
@@ -479,6 +497,25 @@ def test_contract_catches_weight_grad_off_by_one_percent():
     assert str(report) in msg  # the full table
     with pytest.raises(AssertionError, match="FAIL"):
         check_gradcheck(_broken(WeightGradOffByOnePercent, DENSE))
+
+
+class BiasForgottenInBackwardParams(layers.Dense):
+    """backward is right; backward_params forgets the bias gradient."""
+
+    def backward_params(self, grad_output):
+        x = self._require_cache(self._x)
+        self.weight.grad += grad_output.T @ x
+
+
+def test_contract_catches_backward_params_that_differs_from_backward():
+    with pytest.raises(AssertionError, match="bias"):
+        check_backward_params(_broken(BiasForgottenInBackwardParams, DENSE))
+
+
+def test_subclass_overriding_backward_is_honoured_by_backward_params():
+    """A Dense subclass that only overrides backward must not be bypassed by the Trainer."""
+    case = _broken(WeightGradOffByOnePercent, DENSE)
+    check_backward_params(case)  # backward_params falls back to the overridden backward
 
 
 def test_contract_catches_wrong_input_gradient():

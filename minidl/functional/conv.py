@@ -231,13 +231,15 @@ def _weight_grad(rows, x, weight_size, geo):
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
-def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True):
+def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True,
+                    input_grad=True):
     r"""All gradients of :func:`conv2d` at once: ``(dx, dweight, dbias)``.
 
     The same as :func:`conv2d_input`, :func:`conv2d_weight` and
     :func:`conv2d_bias`, sharing the validation, the geometry and the
     rearranged upstream gradient between them; ``dbias`` is None when
-    ``bias`` is False. This is what :class:`minidl.layers.Conv2D` calls.
+    ``bias`` is False, ``dx`` is None when ``input_grad`` is False. This is
+    what :class:`minidl.layers.Conv2D` calls.
 
     Examples
     --------
@@ -257,7 +259,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     _check_grad_output(grad_output, n, weight.shape[0], geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
     rows = _grad_rows(grad_output)
-    dx = _input_grad(rows, weight, x.shape, geo)
+    dx = _input_grad(rows, weight, x.shape, geo) if input_grad else None
     dw = _weight_grad(rows, x, weight.shape, geo)
     return dx, dw, (rows.sum(axis=0) if bias else None)
 

@@ -50,6 +50,16 @@ class Layer:
     def backward(self, grad_output):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
+    def backward_params(self, grad_output) -> None:
+        """Fill the parameters' ``.grad`` as :meth:`backward` does, without dL/dinput.
+
+        For the layer that reads a model's input, whose input gradient nobody
+        uses (PyTorch skips it when the input does not require grad). Layers
+        whose input gradient is costly (Conv2D, Dense) override this; the
+        default runs :meth:`backward` and drops its result.
+        """
+        self.backward(grad_output)
+
     def __call__(self, *inputs):
         return self.forward(*inputs)
 
