@@ -43,6 +43,7 @@ class Graph(Layer):
         self._nodes: dict[str, tuple[Layer, tuple[str, ...]]] = {}
         self._output: str | None = None
         self._plan: list[str] | None = None
+        self._steps = None
 
     # ------------------------------------------------------------- building
     def add(self, name: str, layer: Layer, inputs=None) -> None:
@@ -147,20 +148,35 @@ class Graph(Layer):
         return self._plan
 
     # ---------------------------------------------------------- computation
-    def forward(self, x):
+    def _forward_steps(self):
+        """``[(name, layer, inputs, inputs_to_free)]``, cached with the plan.
+
+        ``inputs_to_free`` are the values whose last consumer is this node: they
+        are dropped right after it runs, to free memory early.
+        """
         plan = self._execution_plan()
+        if self._steps is None or self._steps[0] is not plan:
+            last_use = {}
+            for name in plan:
+                for inp in self._nodes[name][1]:
+                    last_use[inp] = name
+            steps = []
+            for name in plan:
+                layer, inputs = self._nodes[name]
+                free = tuple(i for i in dict.fromkeys(inputs) if last_use[i] == name and i != INPUT)
+                steps.append((name, layer, inputs, free))
+            self._steps = (plan, steps)
+        return self._steps[1]
+
+    def forward(self, x):
         values = {INPUT: x}
-        remaining = {}  # how many consumers still need each value (to free memory early)
-        for name in plan:
-            for inp in self._nodes[name][1]:
-                remaining[inp] = remaining.get(inp, 0) + 1
-        for name in plan:
-            layer, inputs = self._nodes[name]
-            values[name] = layer.forward(*(values[i] for i in inputs))
-            for inp in inputs:
-                remaining[inp] -= 1
-                if remaining[inp] == 0 and inp != INPUT:
-                    del values[inp]
+        for name, layer, inputs, free in self._forward_steps():
+            if len(inputs) == 1:
+                values[name] = layer.forward(values[inputs[0]])
+            else:
+                values[name] = layer.forward(*(values[i] for i in inputs))
+            for inp in free:
+                del values[inp]
         self._input_shape = np.shape(x)
         return values[self.output_name]
 

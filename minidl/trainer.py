@@ -197,6 +197,8 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
             cb.set_trainer(self)
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+            raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
         rng = np.random.default_rng(seed)
         self.stop_training = False
         self.history = History()

@@ -92,7 +92,7 @@ def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geome
     hash alike, and a cached ``1`` must not let ``1.0`` or ``True`` through.
     """
     args = (kernel_size, stride, padding, dilation)
-    cacheable = all(map(_plain, args))
+    cacheable = _plain(kernel_size) and _plain(stride) and _plain(padding) and _plain(dilation)
     if cacheable:
         key = (tuple(input_hw), args)
         hit = _GEOMETRY_CACHE.get(key)
@@ -111,7 +111,18 @@ def _plain(v) -> bool:
     t = type(v)
     if t is int or t is str:
         return True
-    return t is tuple and all(type(e) is int or (type(e) is tuple and all(type(f) is int for f in e)) for e in v)
+    if t is not tuple:
+        return False
+    for e in v:  # a plain loop: this runs on every forward and backward call
+        te = type(e)
+        if te is int:
+            continue
+        if te is not tuple:
+            return False
+        for f in e:
+            if type(f) is not int:
+                return False
+    return True
 
 
 def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
