@@ -528,6 +528,22 @@ def test_chunking_stride_one_input_grad_full_correlation(monkeypatch, padding):
     np.testing.assert_allclose(chunked, _reference(cfg, x, w, b, g)[1], rtol=1e-12, atol=1e-12)
 
 
+def test_forward_columns_reused_in_backward(monkeypatch):
+    cfg = Cfg("cols", 3, 2, 4, (6, 5), 3, stride=2, padding="same")
+    x, w, b, g = _data(cfg)
+    kw = cfg.conv_kwargs
+    y, cols = conv2d(x, w, b, **kw, return_columns=True)
+    np.testing.assert_array_equal(y, conv2d(x, w, b, **kw))
+    assert cols.shape == (3 * 3 * 3, 2 * 3 * 3)
+    _, dw, _ = conv_mod.conv2d_backward(x, w, g, **kw, columns=cols)
+    np.testing.assert_array_equal(dw, conv2d_weight(x, w.shape, g, **kw))
+    with pytest.raises(ValueError, match="columns must be the"):
+        conv_mod.conv2d_backward(x, w, g, **kw, columns=cols[:-1])
+    # chunked or too large: nothing is handed back, backward recomputes
+    monkeypatch.setattr(conv_mod, "MAX_CACHED_COLUMN_BYTES", cols.nbytes - 1)
+    assert conv2d(x, w, b, **kw, return_columns=True)[1] is None
+
+
 def test_conv2d_backward_equals_the_three_kernels():
     cfg = Cfg("fused", 3, 2, 4, (6, 5), (3, 2), stride=(2, 1), padding="same", dilation=1)
     x, w, b, g = _data(cfg)

@@ -6,6 +6,7 @@ Backward kernels are told the shape of the gradient they produce, like
 
 from .activation import relu, relu_backward
 from .conv import (
+    MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
     conv2d,
     conv2d_backward,
@@ -20,6 +21,7 @@ from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .pool import max_pool2d, max_pool2d_backward
 
 __all__ = [
+    "MAX_CACHED_COLUMN_BYTES",
     "MAX_COLUMN_BYTES",
     "conv2d",
     "conv2d_backward",

@@ -38,11 +38,16 @@ __all__ = [
     "conv2d_output_size",
     "resolve_padding",
     "MAX_COLUMN_BYTES",
+    "MAX_CACHED_COLUMN_BYTES",
 ]
 
 #: Upper bound, in bytes, for the unfolded input (im2col columns) held at once.
 #: Larger batches are processed in chunks of samples.
 MAX_COLUMN_BYTES = 256 * 2**20
+
+#: Largest unfolded input that ``conv2d(..., return_columns=True)`` hands back
+#: for reuse in backward (a layer keeps it until its backward runs).
+MAX_CACHED_COLUMN_BYTES = 32 * 2**20
 
 def _pad_nhwc(x: np.ndarray, pads: Padding) -> np.ndarray:
     """NCHW ``x`` -> zero-padded, C-contiguous NHWC copy ``(N, H + pt + pb, W + pl + pr, C)``.
@@ -95,7 +100,7 @@ def _check_conv_args(x_shape, w_shape, where):
         )
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False):
     r"""2-D cross-correlation, as :func:`torch.nn.functional.conv2d` (groups=1).
 
     Parameters
@@ -106,10 +111,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     stride, dilation : int or (h, w), each >= 1
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
         Zero padding; see :func:`resolve_padding` for ``'same'``.
+    return_columns : bool
+        Also return the unfolded input (im2col), ``(N * H_out * W_out,
+        kh * kw * C_in)``, for :func:`conv2d_backward` to reuse; None when it
+        was built in chunks or is larger than ``MAX_CACHED_COLUMN_BYTES``.
 
     Returns
     -------
     ndarray, shape (N, C_out, H_out, W_out), dtype of ``x``
+        (and the columns, with ``return_columns``)
 
     Shape
     -----
@@ -153,7 +163,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
         np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
     if bias is not None:
         out += bias
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    if not return_columns:
+        return out
+    keep = step == n and cols.nbytes <= MAX_CACHED_COLUMN_BYTES
+    return out, (cols if keep else None)
 
 
 def _grad_rows(grad_output: np.ndarray) -> np.ndarray:
@@ -215,13 +229,16 @@ def _input_grad_full_correlation(rows, weight, input_size, geo):
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def _weight_grad(rows, x, weight_size, geo):
+def _weight_grad(rows, x, weight_size, geo, columns=None):
     """dL/dW from ``rows = G`` as ``(N * Ho * Wo, O)``; see :func:`conv2d_weight`."""
     n = x.shape[0]
     o, c, kh, kw = weight_size
     ho, wo = geo.out
-    xp = _pad_nhwc(x, geo.pads)
     k = c * kh * kw
+    if columns is not None:  # the forward pass's im2col, reused
+        dw = rows.T @ columns
+        return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    xp = _pad_nhwc(x, geo.pads)
     dw = np.zeros((o, k), dtype=x.dtype)
     step = _chunk(n, ho * wo * k * x.itemsize)
     for start in range(0, n, step):
@@ -232,14 +249,16 @@ def _weight_grad(rows, x, weight_size, geo):
 
 
 def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True,
-                    input_grad=True):
+                    input_grad=True, columns=None):
     r"""All gradients of :func:`conv2d` at once: ``(dx, dweight, dbias)``.
 
     The same as :func:`conv2d_input`, :func:`conv2d_weight` and
     :func:`conv2d_bias`, sharing the validation, the geometry and the
     rearranged upstream gradient between them; ``dbias`` is None when
-    ``bias`` is False, ``dx`` is None when ``input_grad`` is False. This is
-    what :class:`minidl.layers.Conv2D` calls.
+    ``bias`` is False, ``dx`` is None when ``input_grad`` is False. Pass the
+    ``columns`` returned by ``conv2d(..., return_columns=True)`` for the same
+    ``x`` to skip unfolding it again. This is what
+    :class:`minidl.layers.Conv2D` calls.
 
     Examples
     --------
@@ -258,9 +277,19 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     geo = _geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
     _check_grad_output(grad_output, n, weight.shape[0], geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
+    if columns is not None:
+        k = c * weight.shape[2] * weight.shape[3]
+        expected = (n * geo.out[0] * geo.out[1], k)
+        check_array(columns, "columns", where)
+        if columns.shape != expected or columns.dtype != x.dtype:
+            raise ValueError(
+                f"{where}: columns must be the ({expected[0]}, {expected[1]}) {x.dtype} matrix that "
+                f"conv2d(x, ..., return_columns=True) returned for this x; got {columns.shape} "
+                f"{columns.dtype}. Pass columns=None to recompute them."
+            )
     rows = _grad_rows(grad_output)
     dx = _input_grad(rows, weight, x.shape, geo) if input_grad else None
-    dw = _weight_grad(rows, x, weight.shape, geo)
+    dw = _weight_grad(rows, x, weight.shape, geo, columns)
     return dx, dw, (rows.sum(axis=0) if bias else None)
 
 

@@ -155,19 +155,18 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
     g = grad_output
-    # Each window's gradient goes to its winner: one (offset, N, C, H_out, W_out)
-    # stack of masked gradients, then written (or, for overlapping windows, added)
-    # to the input positions of each offset.
-    stack = np.empty((kh * kw, n, c, ho, wo), dtype=g.dtype)
-    for k in range(kh * kw):
-        np.multiply(g, indices == k, out=stack[k])
+    # Each window's gradient goes to its winner: offset by offset, the masked
+    # gradient is written (non-overlapping windows) or added (overlapping ones)
+    # to the input positions of that offset.
     dxp = np.zeros((n, c, hp, wp), dtype=g.dtype)
-    if sh >= kh and sw >= kw:  # non-overlapping windows: one strided copy
-        np.copyto(_offset_view(dxp, geo), stack.reshape(kh, kw, n, c, ho, wo))
-    else:
-        for p in range(kh):
-            for q in range(kw):
-                dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw] += stack[p * kw + q]
+    overlap = sh < kh or sw < kw
+    for p in range(kh):
+        for q in range(kw):
+            view = dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
+            if overlap:
+                view += g * (indices == p * kw + q)
+            else:
+                np.multiply(g, indices == p * kw + q, out=view)
     if pt or pb or pl or pr:
         dxp = dxp[:, :, pt : pt + h, pl : pl + w]
     return dxp

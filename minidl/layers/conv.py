@@ -96,6 +96,7 @@ class Conv2D(Layer):
             kaiming_uniform(rng, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype))
         self.bias = Parameter(kaiming_uniform(rng, (self.out_channels,), fan_in, dtype)) if bias else None
         self._x = None
+        self._columns = None  # the forward im2col, reused by backward for dL/dW
 
     def _kw(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
@@ -112,7 +113,7 @@ class Conv2D(Layer):
         check_same_dtype(x, self.weight.data, "input", "weight", where)
         self._x = x
         bias = None if self.bias is None else self.bias.data
-        out = F.conv2d(x, self.weight.data, bias, **self._kw())
+        out, self._columns = F.conv2d(x, self.weight.data, bias, **self._kw(), return_columns=True)
         self._out_shape = out.shape
         return out
 
@@ -128,7 +129,8 @@ class Conv2D(Layer):
         x = self._require_cache(self._x)
         grad_output = self._check_grad(grad_output, self._out_shape, x.dtype)
         dx, dw, db = F.conv2d_backward(x, self.weight.data, grad_output, **self._kw(),
-                                       bias=self.bias is not None, input_grad=input_grad)
+                                       bias=self.bias is not None, input_grad=input_grad,
+                                       columns=self._columns)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
