@@ -711,3 +711,20 @@ def test_zz_report_max_parity_error():
         assert PARITY["hypothesis_parity_examples"] >= 200
     if PARITY["hypothesis_gradcheck_examples"]:
         assert PARITY["hypothesis_gradcheck_examples"] >= 60
+
+
+def test_outputs_are_nchw_with_channels_last_memory_and_layout_does_not_change_values():
+    cfg = Cfg("layout", 2, 3, 4, (6, 5), 3, stride=1, padding="same")
+    x, w, b, g = _data(cfg)
+    kw = cfg.conv_kwargs
+    y = conv2d(x, w, b, **kw)
+    assert y.shape == (2, 4, 6, 5) and y.transpose(0, 2, 3, 1).flags.c_contiguous
+    dx = conv2d_input(x.shape, w, g, **kw)
+    assert dx.shape == x.shape
+    # channels-last inputs and gradients give the same numbers as C-order ones
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g_cl = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(conv2d(x_cl, w, b, **kw), y)
+    np.testing.assert_array_equal(conv2d_input(x.shape, w, g_cl, **kw), dx)
+    np.testing.assert_array_equal(conv2d_weight(x_cl, w.shape, g_cl, **kw), conv2d_weight(x, w.shape, g, **kw))
+    np.testing.assert_allclose(y, _reference(cfg, x, w, b, g)[0], rtol=1e-12, atol=1e-12)

@@ -297,3 +297,32 @@ def test_random_tied_inputs_match_loop_reference(seed, k, s, h, w, pad, levels):
     out_r, dx_r = reference_pool(x, k, s, p, g)
     np.testing.assert_array_equal(out, out_r)
     np.testing.assert_allclose(dx, dx_r, rtol=1e-13, atol=1e-15)
+
+
+def _channels_last_copy(a):
+    """Same values, NCHW shape, channels-last memory (what Conv2D hands to the next layer)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("k, s, p", [(2, None, 0), (3, 1, 1), (3, 2, 1), ((2, 3), (2, 1), (1, 0))])
+@pytest.mark.parametrize("special", ["plain", "ties", "nan", "neginf"])
+def test_channels_last_input_gives_identical_results(k, s, p, special):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 7, 6))
+    if special == "ties":
+        x = np.round(x)  # many equal values per window
+    elif special == "nan":
+        x[0, 1, 2, 3] = np.nan
+    elif special == "neginf":
+        x[1, 2, :3, :3] = -np.inf
+    x_cl = _channels_last_copy(x)
+    assert not x_cl.flags.c_contiguous and x_cl.shape == x.shape
+    out, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+    out_cl, idx_cl = F.max_pool2d(x_cl, k, s, p, return_indices=True)
+    np.testing.assert_array_equal(out_cl, out)
+    np.testing.assert_array_equal(idx_cl, idx)
+    assert out_cl.shape == out.shape and idx_cl.shape == idx.shape
+    g = rng.standard_normal(out.shape)
+    dx = F.max_pool2d_backward(x.shape, g, idx, k, s, p)
+    for g_in in (g, _channels_last_copy(g)):  # upstream gradient in either layout
+        np.testing.assert_array_equal(F.max_pool2d_backward(x.shape, g_in, idx_cl, k, s, p), dx)

@@ -13,6 +13,15 @@ The backward pass is split, as in :mod:`torch.nn.grad`, into
 * :func:`conv2d_bias`   -- dL/db, a sum over batch and pixels;
 * :func:`conv2d_backward` -- all three at once, sharing the work (the layer uses it).
 
+Memory layout: the kernels work channels-last (NHWC) internally, and the
+arrays they return (conv2d's output, conv2d_input's dL/dX) have the NCHW
+*shape* of PyTorch with channels-last *strides* (``x.transpose(0, 3, 1, 2)``
+of a contiguous NHWC array), as PyTorch's ``torch.channels_last`` format.
+Element ``[n, c, h, w]`` means the same thing; only the strides differ. The
+next layer (ReLU keeps the layout, max pooling and convolution read it
+without a copy) then avoids two transposing copies per layer. Call
+``np.ascontiguousarray`` if you need C order.
+
 The derivation is written out in ``docs/conv_backprop.md``.
 """
 
@@ -44,6 +53,7 @@ __all__ = [
 #: Upper bound, in bytes, for the unfolded input (im2col columns) held at once.
 #: Larger batches are processed in chunks of samples.
 MAX_COLUMN_BYTES = 256 * 2**20
+
 
 #: Largest unfolded input that ``conv2d(..., return_columns=True)`` hands back
 #: for reuse in backward (a layer keeps it until its backward runs).
@@ -163,7 +173,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
         np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
     if bias is not None:
         out += bias
-    out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    out = out.transpose(0, 3, 1, 2)  # NCHW shape, channels-last memory (module docstring)
     if not return_columns:
         return out
     keep = step == n and cols.nbytes <= MAX_CACHED_COLUMN_BYTES
@@ -205,7 +215,9 @@ def _input_grad(rows, weight, input_size, geo):
             for q in range(kw):
                 target[:, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
                        q * dw : q * dw + sw * (wo - 1) + 1 : sw, :] += dcols[:, :, :, p, q, :]
-    return np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :].transpose(0, 3, 1, 2))
+    if pt or pb or pl or pr:
+        dxp = np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :])
+    return dxp.transpose(0, 3, 1, 2)
 
 
 def _input_grad_full_correlation(rows, weight, input_size, geo):
@@ -226,7 +238,7 @@ def _input_grad_full_correlation(rows, weight, input_size, geo):
     for start in range(0, n, step):
         cols = _windows(gp[start : start + step], full).reshape(-1, wrot.shape[0])
         np.matmul(cols, wrot, out=out[start : start + step].reshape(-1, c))
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return out.transpose(0, 3, 1, 2)
 
 
 def _weight_grad(rows, x, weight_size, geo, columns=None):

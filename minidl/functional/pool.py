@@ -31,6 +31,19 @@ def _pool_geometry(input_hw, kernel_size, stride, padding, where):
     return geo
 
 
+def _channels_last(a) -> bool:
+    """True for an NCHW-shaped view of a contiguous NHWC array (see conv's _LAYOUT_NOTE)."""
+    return not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _full(shape, fill, dtype, channels_last):
+    """``np.full`` of NCHW ``shape``, in channels-last memory when asked."""
+    if not channels_last:
+        return np.full(shape, fill, dtype=dtype)
+    n, c, h, w = shape
+    return np.full((n, h, w, c), fill, dtype=dtype).transpose(0, 3, 1, 2)
+
+
 def _offset_view(a, geo):
     """View ``(kh, kw, N, C, H_out, W_out)`` of NCHW ``a``: element ``[p, q, n, c, i, j]``
     is ``a[n, c, s_h * i + p, s_w * j + q]`` (writeable when ``a`` is)."""
@@ -39,8 +52,10 @@ def _offset_view(a, geo):
     s = a.strides
     shape = (kh, kw, n, c, ho, wo)
     strides = (s[2], s[3], s[0], s[1], s[2] * sh, s[3] * sw)
-    if a.flags.c_contiguous:
-        return np.ndarray(shape, a.dtype, buffer=a, strides=strides)
+    # np.ndarray on a contiguous buffer (with the same start) is far cheaper than as_strided
+    for buffer in (a, a.transpose(0, 2, 3, 1)):
+        if buffer.flags.c_contiguous:
+            return np.ndarray(shape, a.dtype, buffer=buffer, strides=strides)
     return as_strided(a, shape=shape, strides=strides, writeable=False)
 
 
@@ -87,22 +102,29 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     n, c, h, w = x.shape
     geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
     (pt, pb), (pl, pr) = geo.pads
+    cl = _channels_last(x)  # work, and answer, in the layout x comes in
     if pt or pb or pl or pr:
-        xp = np.full((n, c, h + pt + pb, w + pl + pr), -np.inf, dtype=x.dtype)
+        xp = _full((n, c, h + pt + pb, w + pl + pr), -np.inf, x.dtype, cl)
         xp[:, :, pt : pt + h, pl : pl + w] = x
     else:
         xp = x
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    # One copy gathers the kh * kw kernel offsets into a contiguous stack; the
-    # reductions over its first axis are then fast contiguous passes.
-    stack = np.ascontiguousarray(_offset_view(xp, geo)).reshape(kh * kw, n, c, ho, wo)
+    # One copy gathers the kh * kw kernel offsets into a contiguous stack
+    # (kh * kw, N, C, H_out, W_out) -- or (kh * kw, N, H_out, W_out, C) for
+    # channels-last input; the reductions over its first axis are then fast
+    # contiguous passes.
+    view = _offset_view(xp, geo)
+    if cl:
+        view = view.transpose(0, 1, 2, 4, 5, 3)
+    stack = np.ascontiguousarray(view).reshape(kh * kw, *view.shape[2:])
     out = stack.max(axis=0)
+    nchw = (lambda a: a.transpose(0, 3, 1, 2)) if cl else (lambda a: a)  # noqa: E731
     if not return_indices:
-        return out
+        return nchw(out)
     # Descending over offsets, so the first maximum wins ties; branch-free
     # update idx <- k where stack[k] == out (wrap-around arithmetic on uint8).
     small = np.uint8 if kh * kw <= 256 else np.int32
-    idx = np.zeros((n, c, ho, wo), dtype=small)
+    idx = np.zeros(out.shape, dtype=small)
     for k in range(kh * kw - 1, -1, -1):
         hit = np.equal(stack[k], out).view(np.uint8).astype(small, copy=False)
         idx -= (idx - small(k)) * hit
@@ -110,6 +132,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     if np.isnan(out).any():
         # NaN counts as the maximum: the first NaN of a window wins.
         idx = np.where(np.isnan(out), np.isnan(stack).argmax(axis=0), idx)
+    out, idx = nchw(out), nchw(idx)
     if (pt or pl) and np.isneginf(out).any():
         # A window whose real elements are all -inf: the padding must not win,
         # the first in-bounds element does (PyTorch's rule).
@@ -158,7 +181,10 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     # Each window's gradient goes to its winner: offset by offset, the masked
     # gradient is written (non-overlapping windows) or added (overlapping ones)
     # to the input positions of that offset.
-    dxp = np.zeros((n, c, hp, wp), dtype=g.dtype)
+    cl = _channels_last(indices)
+    if cl and not _channels_last(g):  # one small copy, so every pass below runs in one layout
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    dxp = _full((n, c, hp, wp), 0, g.dtype, cl)
     overlap = sh < kh or sw < kw
     for p in range(kh):
         for q in range(kw):
