@@ -6,14 +6,9 @@ import numpy as np
 
 from . import layers, losses
 from .gradcheck import gradcheck
+from .testing import tie_free
 
-__all__ = ["run_grid", "tie_free"]
-
-
-def tie_free(shape, rng) -> np.ndarray:
-    """Values of order 1 that all differ by >= 1e-3 (a jittered permutation): no max-pool ties."""
-    n = int(np.prod(shape))
-    return ((rng.permutation(n) + rng.uniform(0.1, 0.9, n)) / n * 4 - 2).reshape(shape)
+__all__ = ["run_grid"]
 
 
 def away_from_zero(shape, rng) -> np.ndarray:

@@ -9,19 +9,12 @@ import pytest
 import minidl as mdl
 from minidl import layers, losses, models
 from minidl.graph import INPUT, Graph, Sequential
-from minidl.testing import assert_gradients
+from minidl.testing import assert_gradients, tie_free
 
 RNG = np.random.default_rng
 
 
 # ----------------------------------------------------------------------- helpers
-def tie_free(shape, rng) -> np.ndarray:
-    """Float64 values of order 1, all distinct (>= 1/size apart) and away from 0."""
-    size = int(np.prod(shape))
-    mag = (rng.permutation(size) + 1.0 + rng.uniform(-0.25, 0.25, size)) / size * 2.0
-    return (np.where(rng.random(size) < 0.5, -1.0, 1.0) * mag).reshape(shape)
-
-
 def residual_block(channels, rng, dtype=np.float64) -> Graph:
     """conv -> relu -> conv, + skip from the block input, -> relu."""
     g = Graph()

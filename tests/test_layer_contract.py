@@ -23,27 +23,12 @@ import pytest
 import minidl as mdl
 from minidl import layers, losses
 from minidl.testing import assert_gradients
+from minidl.testing import tie_free
 
 DTYPES = [np.float32, np.float64]
 
 
 # --------------------------------------------------------------------- helpers
-def tie_free(shape, rng) -> np.ndarray:
-    """Float64 array of ``shape`` whose values are all distinct, of order 1, and away from 0.
-
-    A jittered permutation with random signs: magnitudes are ``(perm + 1 + u) / size * 2``
-    with ``u ~ U(-0.25, 0.25)``, so any two values differ by at least ``1 / size`` and
-    every value is at least ``1.5 / size`` away from 0 -- far more than a gradcheck step
-    of 1e-6 (no max-pool ties, no ReLU kinks) -- and all lie in (-2.5, 2.5).
-    """
-    shape = tuple(shape)
-    size = int(np.prod(shape))
-    perm = rng.permutation(size).astype(np.float64)
-    magnitude = (perm + 1.0 + rng.uniform(-0.25, 0.25, size)) / size * 2.0
-    sign = np.where(rng.random(size) < 0.5, -1.0, 1.0)
-    return (sign * magnitude).reshape(shape)
-
-
 def test_tie_free_helper():
     rng = np.random.default_rng(0)
     for shape in [(2, 3, 4, 4), (1, 1, 5, 7), (7,)]:

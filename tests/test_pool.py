@@ -19,16 +19,7 @@ from hypothesis import strategies as st
 import minidl as mdl
 from minidl import functional as F
 from minidl.layers import MaxPool2D
-
-
-def tie_free(shape, rng) -> np.ndarray:
-    """All-distinct float64 values of order 1, away from 0 (same helper as the contract suite)."""
-    shape = tuple(shape)
-    size = int(np.prod(shape))
-    perm = rng.permutation(size).astype(np.float64)
-    magnitude = (perm + 1.0 + rng.uniform(-0.25, 0.25, size)) / size * 2.0
-    sign = np.where(rng.random(size) < 0.5, -1.0, 1.0)
-    return (sign * magnitude).reshape(shape)
+from minidl.testing import tie_free
 
 
 def pool(x, kernel_size, stride=None, padding=0, grad=None):
