@@ -151,9 +151,16 @@ def load(path, custom_layers=None) -> Layer:
     path = os.fspath(path)
     registry = {**_REGISTRY, **(custom_layers or {})}
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # before numpy guesses (and suggests unpickling)
+                raise ValueError("not a .npz (zip) file; minidl models are written by model.save()")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+        if _ARCH_KEY not in arrays:
+            raise ValueError(f"no {_ARCH_KEY!r} entry: not a minidl model file")
         arch = json.loads(str(arrays.pop(_ARCH_KEY)))
+        if not isinstance(arch, dict) or not isinstance(arch.get("model"), dict):
+            raise ValueError("the architecture entry is not a JSON object with a 'model' object")
         if arch.get("format") != "minidl":
             raise ValueError("not a minidl model file")
         if arch.get("format_version") != FORMAT_VERSION:
@@ -164,7 +171,9 @@ def load(path, custom_layers=None) -> Layer:
         model.load_state_dict(state)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
-            json.JSONDecodeError) as exc:
+    except KeyError as exc:
+        raise ValueError(f"minidl.load: cannot load a model from {path!r}: missing key {exc}") from exc
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, EOFError,
+            zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ValueError(f"minidl.load: cannot load a model from {path!r}: {exc}") from exc
     return model

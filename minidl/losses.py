@@ -34,7 +34,7 @@ class SoftmaxCrossEntropy(Layer):
     >>> round(loss(np.array([[-1000.0, 1.0]]), np.array([1])), 6)
     0.0
     >>> loss.backward().round(3)
-    array([[ 0., -0.]])
+    array([[0., 0.]])
     """
 
     def __init__(self, label_smoothing=0.0):

@@ -28,7 +28,7 @@ def tie_free(shape, rng) -> np.ndarray:
     Examples
     --------
     >>> x = tie_free((2, 3, 4, 4), np.random.default_rng(0))
-    >>> len(np.unique(x)) == x.size and np.abs(x).min() > 0
+    >>> bool(len(np.unique(x)) == x.size and np.abs(x).min() > 0)
     True
     """
     shape = tuple(shape)

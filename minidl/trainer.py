@@ -179,7 +179,7 @@ class Trainer:
             A tqdm progress bar per epoch with live loss and metrics; False prints nothing.
         """
         self._check_xy(X, y, "fit")
-        if not isinstance(epochs, int) or epochs < 1:
+        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")

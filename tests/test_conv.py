@@ -351,7 +351,7 @@ def conv_configs(draw, max_n=3, max_c=3, max_hw=9):
           suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(cfg=conv_configs())
 def test_hypothesis_parity(cfg):
-    """forward, dX, dW, db vs PyTorch float64 (vs the loop reference without torch)."""
+    """forward, dX, dW, db vs PyTorch float64 (vs the loop reference without torch), then gradcheck."""
     x, w, b, g = _data(cfg)
     assert conv2d_output_size(cfg.hw, cfg.kernel, cfg.stride, cfg.padding, cfg.dilation) == g.shape[2:]
     got = _minidl(cfg, x, w, b, g)
@@ -364,6 +364,9 @@ def test_hypothesis_parity(cfg):
         PARITY["reference_configs"] += 1
         _record("reference", errors, cfg.name)
     PARITY["hypothesis_parity_examples"] += 1
+    # and the same configuration gradchecked (central differences, float64)
+    assert_gradients(_layer(cfg), x)
+    PARITY["hypothesis_gradcheck_examples"] += 1
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -710,7 +713,7 @@ def test_zz_report_max_parity_error():
     if PARITY["hypothesis_parity_examples"]:
         assert PARITY["hypothesis_parity_examples"] >= 200
     if PARITY["hypothesis_gradcheck_examples"]:
-        assert PARITY["hypothesis_gradcheck_examples"] >= 60
+        assert PARITY["hypothesis_gradcheck_examples"] >= 260
 
 
 def test_outputs_are_nchw_with_channels_last_memory_and_layout_does_not_change_values():

@@ -445,3 +445,25 @@ def test_register_layer_refuses_to_shadow_a_builtin_name():
     model = mdl.Sequential(mdl.layers.Dense(2, 2, rng=np.random.default_rng(0)))
     assert type(mdl.io._REGISTRY["Dense"]) is type and mdl.io._REGISTRY["Dense"] is mdl.layers.Dense
     assert isinstance(model[0], mdl.layers.Dense)
+
+
+@pytest.mark.parametrize("content, cause", [
+    (b"hello, not a model at all", "not a .npz"),
+    ("arch_list", "JSON object"),
+    ("deep", "cannot load"),
+    ("no_arch", "not a minidl model"),
+])
+def test_load_reports_the_real_cause_for_malformed_files(tmp_path, content, cause):
+    path = tmp_path / "bad.npz"
+    key = "__minidl_architecture__"
+    if content == "arch_list":
+        np.savez(path, **{key: np.array("[1]")})
+    elif content == "deep":
+        np.savez(path, **{key: np.array("[" * 100000 + "]" * 100000)})
+    elif content == "no_arch":
+        np.savez(path, weights=np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=cause) as info:
+        mdl.load(path)
+    assert str(path) in str(info.value) and "allow_pickle" not in str(info.value)

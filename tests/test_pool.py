@@ -317,3 +317,15 @@ def test_channels_last_input_gives_identical_results(k, s, p, special):
     dx = F.max_pool2d_backward(x.shape, g, idx, k, s, p)
     for g_in in (g, _channels_last_copy(g)):  # upstream gradient in either layout
         np.testing.assert_array_equal(F.max_pool2d_backward(x.shape, g_in, idx_cl, k, s, p), dx)
+
+
+def test_nan_gradient_goes_to_the_last_nan_of_the_window_as_in_torch():
+    x = np.array([[[[np.nan, 1.0], [np.nan, 2.0]]]])
+    out, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert np.isnan(out).all() and idx.item() == 2  # torch's indices give 2 as well
+    dx = F.max_pool2d_backward(x.shape, np.ones_like(out), idx, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 0.0], [1.0, 0.0]]]])
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2).sum().backward()
+    np.testing.assert_array_equal(dx, xt.grad.numpy())

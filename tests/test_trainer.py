@@ -625,3 +625,9 @@ def test_blas_threads_limited_inside_fit_and_restored_after(small):
     with pytest.raises(ValueError, match="blas_threads"):
         make_trainer(linear_model(0)).__class__(
             trainer.model, trainer.loss, trainer.optimizer, blas_threads=0)
+
+
+def test_fit_accepts_numpy_integer_epochs(small):
+    (X, y), _ = small
+    h = make_trainer().fit(X[:32], y[:32], epochs=np.int64(2), progress=False)
+    assert len(h["loss"]) == 2

@@ -169,6 +169,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
     out = np.empty((n, ho, wo, o), dtype=x.dtype)
     step = _chunk(n, ho * wo * k * x.itemsize)
     for start in range(0, n, step):
+        cols = None  # free the previous chunk before building the next
         cols = _windows(xp[start : start + step], geo).reshape(-1, k)
         np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
     if bias is not None:
@@ -209,6 +210,7 @@ def _input_grad(rows, weight, input_size, geo):
     step = _chunk(n, ho * wo * wmat.shape[1] * weight.itemsize)
     for start in range(0, n, step):
         stop = min(start + step, n)
+        dcols = None  # free the previous chunk before building the next
         dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, kh, kw, c)
         target = dxp[start:stop]
         for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
@@ -236,6 +238,7 @@ def _input_grad_full_correlation(rows, weight, input_size, geo):
     out = np.empty((n, h, w, c), dtype=weight.dtype)
     step = _chunk(n, h * w * wrot.shape[0] * weight.itemsize)
     for start in range(0, n, step):
+        cols = None  # free the previous chunk before building the next
         cols = _windows(gp[start : start + step], full).reshape(-1, wrot.shape[0])
         np.matmul(cols, wrot, out=out[start : start + step].reshape(-1, c))
     return out.transpose(0, 3, 1, 2)
@@ -255,6 +258,7 @@ def _weight_grad(rows, x, weight_size, geo, columns=None):
     step = _chunk(n, ho * wo * k * x.itemsize)
     for start in range(0, n, step):
         stop = min(start + step, n)
+        cols = None  # free the previous chunk before building the next
         cols = _windows(xp[start:stop], geo).reshape(-1, k)
         dw += rows[start * ho * wo : stop * ho * wo].T @ cols
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))

@@ -107,7 +107,7 @@ def cross_entropy(logits, targets, label_smoothing=0.0):
     """
     dist = smoothed_targets(logits, targets, label_smoothing)
     n = logits.shape[0]
-    return float(-(dist * log_softmax(logits)).sum() / n)
+    return float(-(dist * log_softmax(logits)).sum() / n) + 0.0  # + 0.0: no -0.0 (torch gives 0.0)
 
 
 def cross_entropy_backward(logits, targets, label_smoothing=0.0):

@@ -3,7 +3,7 @@
 Tie rule: when several elements of a window share the maximum, the first one
 in row-major order inside the window (smallest row, then smallest column)
 takes the whole gradient -- the rule of PyTorch's CPU kernel. NaN counts as a
-maximum, so NaNs propagate.
+maximum, so NaNs propagate; within a window the last NaN wins (PyTorch's CPU kernel).
 """
 
 from __future__ import annotations
@@ -130,8 +130,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
         idx -= (idx - small(k)) * hit
     idx = idx.astype(np.intp)
     if np.isnan(out).any():
-        # NaN counts as the maximum: the first NaN of a window wins.
-        idx = np.where(np.isnan(out), np.isnan(stack).argmax(axis=0), idx)
+        # NaN counts as the maximum; as in PyTorch's CPU kernel (which updates
+        # on every NaN it meets) the LAST NaN of a window wins.
+        last_nan = kh * kw - 1 - np.isnan(stack[::-1]).argmax(axis=0)
+        idx = np.where(np.isnan(out), last_nan, idx)
     out, idx = nchw(out), nchw(idx)
     if (pt or pl) and np.isneginf(out).any():
         # A window whose real elements are all -inf: the padding must not win,
