@@ -329,3 +329,9 @@ def test_nan_gradient_goes_to_the_last_nan_of_the_window_as_in_torch():
     xt = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(xt, 2).sum().backward()
     np.testing.assert_array_equal(dx, xt.grad.numpy())
+
+
+def test_layer_rejects_too_much_padding_at_construction():
+    with pytest.raises(ValueError, match="at most half the kernel size"):
+        MaxPool2D(2, padding=2)
+    MaxPool2D(3, padding=1)  # k // 2 is fine

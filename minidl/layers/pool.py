@@ -44,6 +44,14 @@ class MaxPool2D(Layer):
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
         self.padding = _check_padding(padding, where)
+        if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
+            pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
+            if any(max(pa, pb) > k // 2 for (pa, pb), k in zip(pads, self.kernel_size)):
+                raise ValueError(
+                    f"{where}: padding should be at most half the kernel size, as in PyTorch "
+                    f"(otherwise a window can hold only padding). Received: padding={padding!r} "
+                    f"with kernel_size={self.kernel_size}."
+                )
         self._cache = None
 
     def forward(self, x):
