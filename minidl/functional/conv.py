@@ -36,7 +36,14 @@ from .._validation import (
     check_ndim,
     check_same_dtype,
 )
-from .geometry import Padding, _geometry, _Geometry, conv2d_output_size, resolve_padding
+from .geometry import (
+    Padding,
+    _check_conv_args,
+    _Geometry,
+    _geometry,
+    conv2d_output_size,
+    resolve_padding,
+)
 
 __all__ = [
     "conv2d",
@@ -95,19 +102,6 @@ def _weight_matrix(weight: np.ndarray) -> np.ndarray:
 
 def _chunk(n: int, per_sample_bytes: int) -> int:
     return max(1, min(n, MAX_COLUMN_BYTES // max(per_sample_bytes, 1)))
-
-
-def _check_conv_args(x_shape, w_shape, where):
-    if len(w_shape) != 4:
-        raise ValueError(
-            f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "
-            f"got shape {tuple(w_shape)}."
-        )
-    if x_shape[1] != w_shape[1]:
-        raise ValueError(
-            f"{where}: expected input with {w_shape[1]} channels (weight shape {tuple(w_shape)}), "
-            f"got {x_shape[1]} channels in input of shape {tuple(x_shape)}."
-        )
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False):

@@ -143,3 +143,16 @@ def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -
             )
         out.append((padded - span) // s + 1)
     return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
+
+
+def _check_conv_args(x_shape, w_shape, where):
+    if len(w_shape) != 4:
+        raise ValueError(
+            f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "
+            f"got shape {tuple(w_shape)}."
+        )
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(
+            f"{where}: expected input with {w_shape[1]} channels (weight shape {tuple(w_shape)}), "
+            f"got {x_shape[1]} channels in input of shape {tuple(x_shape)}."
+        )

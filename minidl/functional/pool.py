@@ -21,18 +21,23 @@ def _pool_geometry(input_hw, kernel_size, stride, padding, where):
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = ks if stride is None else positive_pair(stride, "stride", where)
     geo = _geometry(input_hw, ks, st, padding, 1, where)
-    for (pa, pb), k in zip(geo.pads, ks):
+    check_pool_padding(geo.pads, ks, padding, where)
+    return geo
+
+
+def check_pool_padding(pads, kernel, padding, where) -> None:
+    """Refuse explicit ``pads`` wider than half the ``kernel``, as PyTorch does."""
+    for (pa, pb), k in zip(pads, kernel):
         if max(pa, pb) > k // 2:
             raise ValueError(
                 f"{where}: padding should be at most half the kernel size, as in PyTorch "
                 f"(otherwise a window can hold only padding). Received: padding={padding!r} "
-                f"with kernel_size={ks}."
+                f"with kernel_size={kernel}."
             )
-    return geo
 
 
 def _channels_last(a) -> bool:
-    """True for an NCHW-shaped view of a contiguous NHWC array (see conv's _LAYOUT_NOTE)."""
+    """True for an NCHW-shaped view of a contiguous NHWC array (see the conv module's docstring)."""
     return not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 

@@ -69,21 +69,20 @@ class Dense(Layer):
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad_output):
-        x = self._require_cache(self._x)
-        grad_output = self._check_grad(grad_output, (x.shape[0], self.out_features), x.dtype)
-        self.weight.grad += F.linear_weight(x, grad_output)
-        if self.bias is not None:
-            self.bias.grad += F.linear_bias(grad_output)
-        return F.linear_input(grad_output, self.weight.data)
+        return self._backward(grad_output, input_grad=True)
 
     def backward_params(self, grad_output) -> None:
         if type(self).backward is not Dense.backward:  # a subclass changed backward: honour it
             return super().backward_params(grad_output)
+        self._backward(grad_output, input_grad=False)
+
+    def _backward(self, grad_output, input_grad):
         x = self._require_cache(self._x)
         grad_output = self._check_grad(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.grad += F.linear_weight(x, grad_output)
         if self.bias is not None:
             self.bias.grad += F.linear_bias(grad_output)
+        return F.linear_input(grad_output, self.weight.data) if input_grad else None
 
     def get_config(self):
         return dict(in_features=self.in_features, out_features=self.out_features,

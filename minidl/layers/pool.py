@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..functional.pool import check_pool_padding
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .base import Layer
 from .conv import _check_padding
@@ -46,12 +47,7 @@ class MaxPool2D(Layer):
         self.padding = _check_padding(padding, where)
         if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
             pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
-            if any(max(pa, pb) > k // 2 for (pa, pb), k in zip(pads, self.kernel_size)):
-                raise ValueError(
-                    f"{where}: padding should be at most half the kernel size, as in PyTorch "
-                    f"(otherwise a window can hold only padding). Received: padding={padding!r} "
-                    f"with kernel_size={self.kernel_size}."
-                )
+            check_pool_padding(pads, self.kernel_size, padding, where)
         self._cache = None
 
     def forward(self, x):
