@@ -127,6 +127,11 @@ class Graph(Layer):
         self._plan = None
 
     @property
+    def output_override(self) -> str | None:
+        """The node named by :meth:`set_output`, or None when the output is the last node."""
+        return self._output
+
+    @property
     def output_name(self) -> str:
         if not self._nodes:
             raise RuntimeError(f"{type(self).__name__}: the graph is empty; add nodes first.")

@@ -1,36 +1,75 @@
-"""Saving and loading models: one ``.npz`` file, architecture as JSON, no pickles."""
+"""Saving and loading models: one ``.npz`` file, architecture and manifest as JSON, no pickles.
+
+The format (version 2) is documented in ``docs/reliability.md``. A file holds
+
+* ``__minidl_architecture__``: a JSON object ``{"format": "minidl", "format_version": 2,
+  "model": <spec>, "arrays": {member: {"shape", "dtype"}}, "tied": {alias: name},
+  "extra": {...}}``; ``arrays`` is the manifest of every other member;
+* ``param:<name>``: each parameter once, under PyTorch's dotted name (a parameter
+  shared by several layers is stored under its first name; ``tied`` lists the others);
+* ``extra:<key>``: arrays a caller added (the Trainer's checkpoints keep optimizer state here).
+
+Loading checks the manifest against the declared architecture (built without
+allocating or drawing weights) and against every member's ``.npy`` header,
+and the total size against ``max_bytes``, before anything is decompressed.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 import zipfile
+from typing import NamedTuple
 
 import numpy as np
 
+from . import archive
 from . import layers as _layers
 from . import losses as _losses
 from .graph import Graph, Sequential
 from .layers.base import Layer
+from .parameter import Parameter, deferred_init, is_deferred
 
-__all__ = ["save", "load", "register_layer", "FORMAT_VERSION"]
+__all__ = ["save", "load", "write", "read", "ModelFile", "register_layer", "FORMAT_VERSION",
+           "MAX_LOAD_BYTES"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _ARCH_KEY = "__minidl_architecture__"
 _PARAM_PREFIX = "param:"
+_EXTRA_PREFIX = "extra:"
+_EXTRA_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,200}\Z")
+
+#: Default cap, in bytes, on the arrays :func:`load` reads (pass ``max_bytes`` to change it).
+MAX_LOAD_BYTES = 2 * 2**30
+#: Largest architecture/manifest entry accepted, in bytes as stored.
+MAX_MANIFEST_BYTES = 64 * 2**20
+#: Most layers and deepest nesting an architecture may declare.
+MAX_LAYERS, MAX_DEPTH = 100_000, 64
 
 _REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
                 _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy)
 }
+_GRAPHS = {"Sequential": Sequential, "Graph": Graph}
+
+
+class ModelFile(NamedTuple):
+    """What :func:`read` returns: the model and what the writer added to it."""
+
+    model: Layer
+    extra_meta: dict
+    extra_arrays: dict
 
 
 def register_layer(cls):
-    """Class decorator: make a user-written layer loadable by :func:`load`.
+    """Class decorator: make a user-written layer (or Graph/Sequential subclass) loadable.
 
-    The class must rebuild itself from ``cls(**layer.get_config())``.
+    A layer must rebuild itself from ``cls(**layer.get_config())``. A subclass
+    of :class:`~minidl.Sequential` or :class:`~minidl.Graph` is rebuilt the
+    same way; when that leaves it empty, the stored nodes are added to it.
 
     Examples
     --------
@@ -41,7 +80,7 @@ def register_layer(cls):
     """
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register_layer: expected a Layer subclass. Received: {cls!r}")
-    old = _REGISTRY.get(cls.__name__)
+    old = _REGISTRY.get(cls.__name__, _GRAPHS.get(cls.__name__))
     redefinition = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
     if old is not None and old is not cls and not redefinition:
         raise ValueError(
@@ -53,84 +92,305 @@ def register_layer(cls):
     return cls
 
 
-def _spec(layer: Layer) -> dict:
-    if isinstance(layer, Sequential):
-        return {"class": "Sequential", "layers": [_spec(child) for child in layer]}
-    if isinstance(layer, Graph):
-        nodes = [{"name": name, "inputs": list(inputs), "layer": _spec(child)}
-                 for name, (child, inputs) in layer.nodes.items()]
-        return {"class": "Graph", "nodes": nodes, "output": layer._output}
+# ------------------------------------------------------------ architecture
+def _registered(layer: Layer) -> str:
     name = type(layer).__name__
     if _REGISTRY.get(name) is not type(layer):
         raise ValueError(
-            f"save: cannot store the architecture of {layer!r}: class {name!r} is not registered. "
-            "Decorate it with @minidl.register_layer and give it a get_config() that returns "
-            "its constructor arguments."
+            f"save: cannot store the architecture of {layer!r}: class {name!r} is not registered, "
+            "so the file would load as something else. Decorate it with @minidl.register_layer "
+            "and give it a get_config() that returns its constructor arguments."
         )
-    return {"class": name, "config": layer.get_config()}
+    return name
 
 
-def _build(spec: dict, registry: dict) -> Layer:
-    cls_name = spec["class"]
-    if cls_name == "Sequential":
-        return Sequential(*[_build(s, registry) for s in spec["layers"]])
-    if cls_name == "Graph":
-        graph = Graph()
+def _spec(layer: Layer) -> dict:
+    if isinstance(layer, Graph):
+        base = Sequential if isinstance(layer, Sequential) else Graph
+        if type(layer) is base:
+            spec = {"class": base.__name__}
+        else:  # a subclass (its own forward, say): must be registered
+            spec = {"class": _registered(layer), "base": base.__name__, "config": layer.get_config()}
+        if base is Sequential:
+            spec["layers"] = [_spec(child) for child in layer]
+        else:
+            spec["nodes"] = [{"name": name, "inputs": list(inputs), "layer": _spec(child)}
+                             for name, (child, inputs) in layer.nodes.items()]
+            spec["output"] = layer.output_override
+        return spec
+    return {"class": _registered(layer), "config": layer.get_config()}
+
+
+def _check_spec(spec, path="model", depth=0, count=None) -> int:
+    """Check the JSON structure of a spec (types, sizes, depth) before anything is built."""
+    count = [0] if count is None else count
+    count[0] += 1
+    if count[0] > MAX_LAYERS or depth > MAX_DEPTH:
+        raise ValueError(f"the architecture declares more than {MAX_LAYERS} layers or nests "
+                         f"deeper than {MAX_DEPTH} levels (at {path})")
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        raise ValueError(f"{path}: a layer entry must be an object with a 'class' string")
+    if not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"{path}: 'config' must be an object")
+    base = spec["class"] if spec["class"] in _GRAPHS else spec.get("base")
+    if base is None:
+        return count[0]
+    if base == "Sequential":
+        children = spec.get("layers")
+        if not isinstance(children, list):
+            raise ValueError(f"{path}: a Sequential needs a 'layers' list")
+        for i, child in enumerate(children):
+            _check_spec(child, f"{path}.{i}", depth + 1, count)
+    elif base == "Graph":
+        nodes = spec.get("nodes")
+        if not isinstance(nodes, list) or not isinstance(spec.get("output"), (str, type(None))):
+            raise ValueError(f"{path}: a Graph needs a 'nodes' list and an 'output' string or null")
+        for node in nodes:
+            if not (isinstance(node, dict) and isinstance(node.get("name"), str)
+                    and isinstance(node.get("inputs"), list)
+                    and all(isinstance(i, str) for i in node["inputs"])):
+                raise ValueError(f"{path}: each node needs a 'name' string and an 'inputs' list of strings")
+            _check_spec(node.get("layer"), f"{path}.{node['name']}", depth + 1, count)
+    else:
+        raise ValueError(f"{path}: unknown base {base!r} (expected 'Sequential' or 'Graph')")
+    return count[0]
+
+
+def _fill(graph: Graph, spec: dict, registry, path) -> None:
+    if "layers" in spec:
+        for i, child in enumerate(spec["layers"]):
+            graph.append(_build(child, registry, f"{path}.{i}"))
+    else:
         for node in spec["nodes"]:
-            graph.add(node["name"], _build(node["layer"], registry), node["inputs"])
+            graph.add(node["name"], _build(node["layer"], registry, f"{path}.{node['name']}"),
+                      node["inputs"])
         if spec.get("output") is not None:
             graph.set_output(spec["output"])
+
+
+def _build(spec: dict, registry: dict, path="model") -> Layer:
+    name = spec["class"]
+    if name in _GRAPHS:
+        graph = _GRAPHS[name]()
+        _fill(graph, spec, registry, path)
         return graph
-    if cls_name not in registry:
+    if name not in registry:
         raise ValueError(
-            f"unknown layer class {cls_name!r}; register it with @minidl.register_layer "
+            f"{path}: unknown layer class {name!r}; register it with @minidl.register_layer "
             "or pass custom_layers={'Name': Class} to minidl.load."
         )
-    return registry[cls_name](**spec.get("config", {}))
+    cls = registry[name]
+    base = spec.get("base")
+    if base is not None and not issubclass(cls, _GRAPHS[base]):
+        raise ValueError(f"{path}: class {name!r} is stored as a {base} subclass, but "
+                         f"{cls.__qualname__} is not one")
+    try:
+        layer = cls(**spec.get("config", {}))
+    except Exception as exc:  # untrusted config: any failure is a bad file
+        raise ValueError(f"{path}: cannot build {name} from its stored config: {exc}") from exc
+    if base is not None:
+        if len(layer) == 0:
+            _fill(layer, spec, registry, path)
+        else:
+            built = _spec(layer)
+            if built.get("layers", built.get("nodes")) != spec.get("layers", spec.get("nodes")):
+                raise ValueError(f"{path}: {name}(**config) builds other nodes than the file holds")
+    elif isinstance(layer, Graph):
+        raise ValueError(f"{path}: class {name!r} is a graph stored without its nodes")
+    return layer
+
+
+def _json_default(value):
+    """Let numpy scalars and small arrays in configs and metadata be saved as JSON."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size <= 10_000:
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON serialisable")
+
+
+# ------------------------------------------------------------------ writing
+def write(model: Layer, path, extra_meta=None, extra_arrays=None) -> None:
+    """Write ``model`` with extra metadata and arrays to ``path`` (what checkpoints use).
+
+    Parameters
+    ----------
+    model : Layer
+    path : str or os.PathLike
+    extra_meta : dict, optional
+        JSON-serialisable (numpy scalars allowed); returned by :func:`read`.
+    extra_arrays : dict of str -> numeric ndarray, optional
+        Keys of letters, digits and ``_.:-``; returned by :func:`read`.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"minidl.save: model must be a minidl Layer. Received: {type(model).__name__}")
+    extra_meta = {} if extra_meta is None else extra_meta
+    if not isinstance(extra_meta, dict):
+        raise TypeError(f"minidl.io.write: extra_meta must be a dict. Received: {type(extra_meta).__name__}")
+    arrays, tied, names = {}, {}, {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in names:
+            tied[name] = names[id(p)]
+        else:
+            names[id(p)] = name
+            arrays[_PARAM_PREFIX + name] = np.ascontiguousarray(p.data)
+    for key, value in (extra_arrays or {}).items():
+        if not isinstance(key, str) or not _EXTRA_KEY.match(key):
+            raise ValueError(f"minidl.io.write: extra array key {key!r} must match {_EXTRA_KEY.pattern}")
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"minidl.io.write: extra array {key!r} must be numeric. Received: {value.dtype}")
+        arrays[_EXTRA_PREFIX + key] = np.ascontiguousarray(value)
+    manifest = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}
+    arch = {"format": "minidl", "format_version": FORMAT_VERSION, "model": _spec(model),
+            "arrays": manifest, "tied": tied, "extra": extra_meta}
+    try:
+        text = json.dumps(arch, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"minidl.save: a layer config or the metadata cannot be stored as JSON: {exc}. "
+                        "get_config() must return plain numbers, strings, lists and dicts.") from exc
+    arrays[_ARCH_KEY] = np.array(text)
+    archive.write_npz(path, arrays)
 
 
 def save(model: Layer, path) -> None:
     """Write ``model`` (architecture and weights) to ``path`` atomically.
 
-    The file is a ``.npz`` written with ``allow_pickle=False``: the weights
-    under ``"param:<name>"`` and the architecture as JSON (with a format
-    version). It is written to a temporary file in the same folder and then
-    moved over ``path`` with :func:`os.replace`, so a failed save leaves any
-    previous file intact. ``path`` is used exactly as given (no suffix added).
+    The file is a pickle-free ``.npz`` (format in the module docstring). It is
+    written to a short hidden temporary file in the same folder and moved over
+    ``path`` with :func:`os.replace`, so a failed or killed save leaves any
+    previous file intact; ``path`` is used exactly as given (no suffix added).
+    Saving an unregistered layer class (or Graph/Sequential subclass) raises
+    ValueError before anything is written.
+    """
+    write(model, path)
+
+
+# ------------------------------------------------------------------ reading
+def _owner(model: Layer, dotted: str):
+    """``(layer, attribute)`` holding the parameter named ``dotted``."""
+    *parts, attr = dotted.split(".")
+    layer = model
+    for part in parts:
+        layer = dict(layer.named_children())[part]
+    return layer, attr
+
+
+def _manifest(arch, zf, model, max_bytes):
+    """Check the manifest against the model, the members and ``max_bytes``; return
+    ``{member: (info, owner-or-None)}`` and the tied map. Nothing is decompressed."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    tied = arch.get("tied", {})
+    if not isinstance(tied, dict) or not all(isinstance(a, str) and isinstance(c, str) and a in params
+                                             and c in params and c not in tied
+                                             for a, c in tied.items()):
+        raise ValueError("the 'tied' entry must map parameter names to other parameter names")
+    expected = {_PARAM_PREFIX + k: (tuple(p.shape), p.dtype) for k, p in params.items() if k not in tied}
+    for alias, name in tied.items():
+        if (params[alias].shape, params[alias].dtype) != (params[name].shape, params[name].dtype):
+            raise ValueError(f"tied parameters {alias!r} and {name!r} differ in shape or dtype")
+    members = {n[:-4] for n in zf.namelist() if n.endswith(".npy")} - {_ARCH_KEY}
+    if set(zf.namelist()) != {m + ".npy" for m in members | {_ARCH_KEY}}:
+        raise ValueError("the file has members that are not .npy arrays")
+    declared = arch.get("arrays") if arch["format_version"] >= 2 else \
+        {m: None for m in members if m.startswith(_PARAM_PREFIX)}
+    if not isinstance(declared, dict) or set(declared) != members:
+        raise ValueError("the manifest does not list exactly the arrays in the file")
+    problems = [f"missing {k[len(_PARAM_PREFIX):]!r}" for k in expected if k not in declared]
+    problems += [f"unexpected {k!r}" for k in declared
+                 if k not in expected and not k.startswith(_EXTRA_PREFIX)]
+    if problems:
+        raise ValueError("the weights do not match the architecture: " + ", ".join(problems[:10]))
+    total, found = 0, {}
+    for member, entry in declared.items():
+        shape, dtype, info = archive.member_header(zf, member)
+        if entry is not None and (entry != {"shape": list(shape), "dtype": dtype.str}):
+            raise ValueError(f"member {member!r} is {shape} {dtype.str}, the manifest says {entry}")
+        if member in expected and expected[member] != (shape, dtype):
+            raise ValueError(f"{member[len(_PARAM_PREFIX):]!r}: the architecture needs "
+                             f"{expected[member][0]} {expected[member][1]}, the file holds {shape} {dtype}")
+        if member.startswith(_EXTRA_PREFIX) and dtype.kind not in "biuf":
+            raise ValueError(f"member {member!r} must be numeric, not {dtype}")
+        total += info.file_size
+        found[member] = info
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"the arrays take {total:,} bytes, more than max_bytes={max_bytes:,}; "
+                         "pass a larger max_bytes to minidl.load if you trust this file")
+    return found, tied, params
+
+
+def _read_arch(zf) -> dict:
+    if _ARCH_KEY + ".npy" not in zf.namelist():
+        raise ValueError(f"no {_ARCH_KEY!r} entry: not a minidl model file")
+    shape, dtype, info = archive.member_header(zf, _ARCH_KEY)
+    if dtype.kind != "U" or shape != () or info.file_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"the {_ARCH_KEY!r} entry must be one string of at most {MAX_MANIFEST_BYTES} bytes")
+    arch = json.loads(str(archive.read_member(zf, info)))
+    if not isinstance(arch, dict) or not isinstance(arch.get("model"), dict):
+        raise ValueError("the architecture entry is not a JSON object with a 'model' object")
+    if arch.get("format") != "minidl":
+        raise ValueError("not a minidl model file")
+    version = arch.get("format_version")
+    if type(version) is not int or version not in _READABLE_VERSIONS:
+        raise ValueError(f"format version {version!r} is not supported "
+                         f"(this minidl reads versions {list(_READABLE_VERSIONS)})")
+    if not isinstance(arch.get("extra", {}), dict):
+        raise ValueError("the 'extra' entry must be a JSON object")
+    return arch
+
+
+def _check_registry(custom_layers) -> dict:
+    custom_layers = {} if custom_layers is None else custom_layers
+    if not isinstance(custom_layers, dict):
+        raise TypeError(f"minidl.load: custom_layers must be a dict {{'Name': Class}}. "
+                        f"Received: {type(custom_layers).__name__}")
+    for key, cls in custom_layers.items():
+        if not isinstance(key, str) or not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise TypeError(f"minidl.load: custom_layers must map class names to Layer subclasses. "
+                            f"Received: {key!r}: {cls!r}")
+    return {**_REGISTRY, **custom_layers}
+
+
+def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
+    """Read a file written by :func:`write` or :func:`save`: the model, extra metadata and arrays.
+
+    Parameters and errors as :func:`load`.
     """
     path = os.fspath(path)
-    arch = {"format": "minidl", "format_version": FORMAT_VERSION, "model": _spec(model)}
-    arrays = {_ARCH_KEY: np.array(json.dumps(arch))}
-    arrays.update({_PARAM_PREFIX + name: p.data for name, p in model.named_parameters()})
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    registry = _check_registry(custom_layers)
+    if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 0):
+        raise TypeError(f"minidl.load: max_bytes must be an int >= 0 or None. Received: {max_bytes!r}")
     try:
-        with os.fdopen(fd, "wb") as f:  # through a file object: np.savez adds no suffix
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with archive.open_npz(path) as zf:
+            arch = _read_arch(zf)
+            _check_spec(arch["model"])
+            with deferred_init():  # no weights drawn or allocated before the checks
+                model = _build(arch["model"], registry)
+            found, tied, params = _manifest(arch, zf, model, max_bytes)
+            arrays = {member: archive.read_member(zf, info) for member, info in found.items()}
+    except FileNotFoundError:
         raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError, EOFError,
+            MemoryError, OverflowError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ValueError(f"minidl.load: cannot load a model from {path!r}: {exc}") from exc
+    for name, p in params.items():
+        if name in tied:
+            continue
+        value = arrays[_PARAM_PREFIX + name]
+        if is_deferred(p):
+            p.data, p.grad = value, np.zeros_like(value)
+        else:
+            np.copyto(p.data, value)
+    for alias, name in tied.items():  # share the very Parameter object again
+        owner, attr = _owner(model, alias)
+        setattr(owner, attr, params[name])
+    extras = {k[len(_EXTRA_PREFIX):]: v for k, v in arrays.items() if k.startswith(_EXTRA_PREFIX)}
+    return ModelFile(model, arch.get("extra", {}), extras)
 
 
-def _file_mode(path: str) -> int:
-    """The mode a plain ``open(path, 'w')`` would give: keep an existing file's, else 0o666 & ~umask.
-
-    ``mkstemp`` creates 0o600 files; without this every saved model would be owner-only.
-    """
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def load(path, custom_layers=None) -> Layer:
+def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
     """Rebuild a model saved by :func:`save` (or ``model.save``). Never unpickles.
 
     Parameters
@@ -138,42 +398,17 @@ def load(path, custom_layers=None) -> Layer:
     path : str or os.PathLike
     custom_layers : dict, optional
         ``{"ClassName": Class}`` for user layers not registered with
-        :func:`register_layer`.
+        :func:`register_layer`; every value must be a Layer subclass.
+    max_bytes : int or None, default ``MAX_LOAD_BYTES`` (2 GiB)
+        Refuse files whose arrays take more bytes; checked before reading them.
 
     Raises
     ------
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        When the file is truncated, corrupt, not a minidl model, or of an
-        unknown format version; the message names the path and the cause.
+        When the file is truncated, corrupt, not a minidl model, of an unknown
+        format version, larger than ``max_bytes``, or its weights do not match
+        its architecture; the message names the path and the cause.
     """
-    path = os.fspath(path)
-    registry = {**_REGISTRY, **(custom_layers or {})}
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":  # before numpy guesses (and suggests unpickling)
-                raise ValueError("not a .npz (zip) file; minidl models are written by model.save()")
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        if _ARCH_KEY not in arrays:
-            raise ValueError(f"no {_ARCH_KEY!r} entry: not a minidl model file")
-        arch = json.loads(str(arrays.pop(_ARCH_KEY)))
-        if not isinstance(arch, dict) or not isinstance(arch.get("model"), dict):
-            raise ValueError("the architecture entry is not a JSON object with a 'model' object")
-        if arch.get("format") != "minidl":
-            raise ValueError("not a minidl model file")
-        if arch.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format version {arch.get('format_version')!r} is not supported "
-                             f"(this minidl reads version {FORMAT_VERSION})")
-        model = _build(arch["model"], registry)
-        state = {k[len(_PARAM_PREFIX):]: v for k, v in arrays.items() if k.startswith(_PARAM_PREFIX)}
-        model.load_state_dict(state)
-    except FileNotFoundError:
-        raise
-    except KeyError as exc:
-        raise ValueError(f"minidl.load: cannot load a model from {path!r}: missing key {exc}") from exc
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError, EOFError,
-            zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"minidl.load: cannot load a model from {path!r}: {exc}") from exc
-    return model
+    return read(path, custom_layers, max_bytes=max_bytes).model

@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
-__all__ = ["Parameter"]
+__all__ = ["Parameter", "deferred_init", "is_deferred"]
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_init():
+    """Build layers without drawing or allocating their weights (for loading).
+
+    Inside the block, built-in layers give each :class:`Parameter` a zero-strided
+    read-only placeholder of the right shape and dtype (no memory, no random
+    draws) and no ``.grad``; the caller must then assign real arrays (as
+    :func:`minidl.load` does after checking the file against those shapes).
+    Like PyTorch's ``torch.device("meta")``.
+
+    Examples
+    --------
+    >>> from minidl import layers
+    >>> with deferred_init():
+    ...     big = layers.Dense(100_000, 100_000)   # 40 GB of float32 if it were allocated
+    >>> big.weight.shape, big.weight.data.strides, is_deferred(big.weight)
+    ((100000, 100000), (0, 0), True)
+    """
+    previous = getattr(_STATE, "active", False)
+    _STATE.active = True
+    try:
+        yield
+    finally:
+        _STATE.active = previous
+
+
+def deferring() -> bool:
+    """True inside :func:`deferred_init` (in this thread)."""
+    return getattr(_STATE, "active", False)
+
+
+def placeholder(shape, dtype) -> np.ndarray:
+    """A zero-strided, read-only array of ``shape``: no memory behind it."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(shape))
+
+
+def is_deferred(p: "Parameter") -> bool:
+    """True when ``p`` still holds a :func:`deferred_init` placeholder."""
+    return p.grad is None and not p.data.flags.writeable and all(s == 0 for s in p.data.strides)
 
 
 class Parameter:
@@ -34,7 +80,8 @@ class Parameter:
                 f"Received: {type(data).__name__} {getattr(data, 'dtype', '')}"
             )
         self.data = data
-        self.grad = np.zeros_like(data)
+        # under deferred_init the data is a placeholder: no gradient buffer yet
+        self.grad = None if deferring() and not data.flags.writeable else np.zeros_like(data)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -210,7 +210,7 @@ def test_file_is_plain_npz_with_json_architecture_and_version(tmp_path):
             archs.append(json.loads(str(value)))
     assert len(archs) == 1
     arch = archs[0]
-    assert arch["format_version"] == mdl.io.FORMAT_VERSION == 1
+    assert arch["format_version"] == mdl.io.FORMAT_VERSION == 2  # 2: with the array manifest
     text = json.dumps(arch)
     for node in model.nodes:
         assert f'"{node}"' in text

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..parameter import deferring, placeholder
+
 
 def as_generator(rng, where: str) -> np.random.Generator:
     """``rng`` itself, a fresh default generator for None, or one seeded from an int."""
@@ -37,7 +39,11 @@ def float_dtype(dtype, where: str) -> np.dtype:
 def kaiming_uniform(rng: np.random.Generator, shape, fan_in: int, dtype) -> np.ndarray:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's ``kaiming_uniform_(a=sqrt(5))``.
 
-    The same bound is PyTorch's default for the bias.
+    The same bound is PyTorch's default for the bias. Under
+    :func:`minidl.parameter.deferred_init` nothing is drawn or allocated:
+    a zero-strided placeholder of ``shape`` is returned.
     """
+    if deferring():
+        return placeholder(shape, dtype)
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(dtype)

@@ -89,11 +89,16 @@ class Layer:
             if isinstance(value, Layer):
                 yield name, value
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """``(dotted_name, Parameter)`` pairs, own parameters first, then children's."""
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True
+                         ) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, Parameter)`` pairs, own parameters first, then children's.
+
+        A parameter shared by several layers (tied weights) is yielded once,
+        under its first name, unless ``remove_duplicate=False`` (as in torch).
+        """
         seen: set[int] = set()
         for name, value in self._all_parameters(prefix):
-            if id(value) not in seen:
+            if not remove_duplicate or id(value) not in seen:
                 seen.add(id(value))
                 yield name, value
 
@@ -130,8 +135,13 @@ class Layer:
 
     # ------------------------------------------------------------ state dict
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter's data, under PyTorch's dotted names."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Copies of every parameter's data, under PyTorch's dotted names.
+
+        A parameter shared by several layers appears under each of its names,
+        as in :meth:`torch.nn.Module.state_dict`.
+        """
+        return OrderedDict((name, p.data.copy())
+                           for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Copy arrays into the parameters, after checking every key, shape and dtype.
@@ -140,7 +150,7 @@ class Layer:
         missing and unexpected keys are ignored (shapes and dtypes still checked).
         """
         where = f"{type(self).__name__}.load_state_dict"
-        params = OrderedDict(self.named_parameters())
+        params = OrderedDict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
         problems = []
