@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import weakref
 
 import numpy as np
 
 from .layers.base import Layer
 
-__all__ = ["Graph", "Sequential"]
+__all__ = ["Graph", "Sequential", "check_node_name"]
 
 INPUT = "input"
 
@@ -44,6 +45,9 @@ class Graph(Layer):
         self._output: str | None = None
         self._plan: list[str] | None = None
         self._steps = None
+        self._members: dict[int, str] | None = None  # id -> path of every layer inside (lazy)
+        self._members_of: int | None = None  # id(self) when _members was built (a copy rebuilds)
+        self._parents: list = []  # weakrefs to graphs holding this one as a node (to invalidate theirs)
 
     # ------------------------------------------------------------- building
     def add(self, name: str, layer: Layer, inputs=None) -> None:
@@ -61,15 +65,7 @@ class Graph(Layer):
             (or ``"input"`` for the first node).
         """
         where = f"{type(self).__name__}.add"
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{where}: node name must be a non-empty str. Received: {name!r}")
-        if "." in name:
-            raise ValueError(
-                f"{where}: node name {name!r} contains '.', which separates the parts of "
-                f"parameter names ('{name}.weight'); use '_' instead."
-            )
-        if name == INPUT:
-            raise ValueError(f"{where}: {INPUT!r} is reserved for the graph's input; pick another name.")
+        check_node_name(name, where)
         if name in self._nodes:
             raise ValueError(f"{where}: a node named {name!r} already exists; node names must be unique.")
         if not isinstance(layer, Layer):
@@ -94,6 +90,30 @@ class Graph(Layer):
                 )
         self._nodes[name] = (layer, inputs)
         self._plan = None
+        if self._members is not None:
+            for path, sub in _walk(layer, name):
+                self._members.setdefault(id(sub), f"node {path!r}")
+        if isinstance(layer, Graph):
+            layer._parents.append(weakref.ref(self))
+        self._invalidate_parents()
+
+    def _invalidate_parents(self) -> None:
+        for ref in self._parents:
+            parent = ref()
+            if parent is not None:
+                parent._members = None
+                parent._invalidate_parents()
+
+    def _member_paths(self) -> dict[int, str]:
+        """``{id(layer): where}`` for every layer inside this graph, kept up to date by
+        :meth:`add` (so building a graph of n nodes costs O(n), not O(n^2))."""
+        if self._members is None or self._members_of != id(self):
+            members = {id(self): "this graph"}
+            for node, (existing, _) in self._nodes.items():
+                for path, sub in _walk(existing, node):
+                    members.setdefault(id(sub), f"node {path!r}")
+            self._members, self._members_of = members, id(self)
+        return self._members
 
     def _check_not_shared(self, name: str, layer: Layer, where: str) -> None:
         """Refuse ``layer`` if it (or a layer nested in it) already sits anywhere in this graph.
@@ -104,10 +124,7 @@ class Graph(Layer):
         """
         if layer is self:
             raise ValueError(f"{where}: a graph cannot contain itself (node {name!r}).")
-        here = {id(self): "this graph"}
-        for node, (existing, _) in self._nodes.items():
-            for path, sub in _walk(existing, node):
-                here.setdefault(id(sub), f"node {path!r}")
+        here = self._member_paths()
         for path, sub in _walk(layer, name):
             if id(sub) in here:
                 what = "this graph itself" if sub is self else f"already {here[id(sub)]}"
@@ -325,5 +342,34 @@ def _walk(layer: Layer, path: str, _seen=None):
         return
     _seen.add(id(layer))
     yield path, layer
-    for child, (sub, _) in getattr(layer, "_nodes", {}).items():
+    for child, sub in layer.named_children():
         yield from _walk(sub, f"{path}.{child}", _seen)
+
+
+_ZIP_UNSAFE = ("/", "\\")
+
+
+def check_node_name(name, where: str) -> None:
+    """Refuse node names that cannot be part of parameter names and file member names.
+
+    A name must be a non-empty printable str of at most 200 characters, without
+    ``.`` (it separates the parts of parameter names), ``/`` or ``\\``
+    (zip member names would collide or be rewritten), and not ``"input"``.
+    ``\\x00`` and other control characters are not printable: zip truncates
+    member names at ``\\x00``, so ``"a\\x00b"`` and ``"a\\x00c"`` would collide.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}: node name must be a non-empty str. Received: {name!r}")
+    if "." in name:
+        raise ValueError(
+            f"{where}: node name {name!r} contains '.', which separates the parts of "
+            f"parameter names ('{name}.weight'); use '_' instead."
+        )
+    if not name.isprintable() or any(c in name for c in _ZIP_UNSAFE) or len(name) > 200:
+        raise ValueError(
+            f"{where}: node name {name!r} must be printable, at most 200 characters, and free "
+            f"of control characters (such as '\\x00'), '/' and '\\', which would clash in "
+            "saved files' member names. Use letters, digits, '_' or '-'."
+        )
+    if name == INPUT:
+        raise ValueError(f"{where}: {INPUT!r} is reserved for the graph's input; pick another name.")
