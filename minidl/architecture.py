@@ -1,0 +1,177 @@
+"""Model architectures as JSON: the layer registry, specs, and building models from specs.
+
+A spec is what :func:`minidl.save` stores for a model: ``{"class": name, "config":
+get_config()}`` for a layer, with ``"layers"`` (Sequential) or ``"nodes"`` and
+``"output"`` (Graph) for graphs, and ``"base"`` for a registered subclass of either.
+:func:`check_spec` validates an untrusted spec's structure before :func:`build` runs
+any constructor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import layers as _layers
+from . import losses as _losses
+from .graph import Graph, Sequential
+from .layers.base import Layer
+
+__all__ = ["REGISTRY", "register_layer", "registered_name", "spec_of", "check_spec", "build",
+           "json_default", "MAX_LAYERS", "MAX_DEPTH"]
+
+#: Most layers and deepest nesting an architecture may declare.
+MAX_LAYERS, MAX_DEPTH = 100_000, 64
+
+REGISTRY: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
+                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy)
+}
+_GRAPHS = {"Sequential": Sequential, "Graph": Graph}
+
+
+def register_layer(cls):
+    """Class decorator: make a user-written layer (or Graph/Sequential subclass) loadable.
+
+    A layer must rebuild itself from ``cls(**layer.get_config())``. A subclass
+    of :class:`~minidl.Sequential` or :class:`~minidl.Graph` is rebuilt the
+    same way; when that leaves it empty, the stored nodes are added to it.
+
+    Examples
+    --------
+    >>> @register_layer
+    ... class Identity(Layer):
+    ...     def forward(self, x): return x
+    ...     def backward(self, g): return g
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer: expected a Layer subclass. Received: {cls!r}")
+    old = REGISTRY.get(cls.__name__, _GRAPHS.get(cls.__name__))
+    redefinition = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+    if old is not None and old is not cls and not redefinition:
+        raise ValueError(
+            f"register_layer: the name {cls.__name__!r} is already taken by "
+            f"{old.__module__}.{old.__qualname__}; files store layers by class name, so "
+            f"{cls.__module__}.{cls.__qualname__} would shadow it. Rename your class."
+        )
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def registered_name(layer: Layer) -> str:
+    name = type(layer).__name__
+    if REGISTRY.get(name) is not type(layer):
+        raise ValueError(
+            f"save: cannot store the architecture of {layer!r}: class {name!r} is not registered, "
+            "so the file would load as something else. Decorate it with @minidl.register_layer "
+            "and give it a get_config() that returns its constructor arguments."
+        )
+    return name
+
+
+def spec_of(layer: Layer) -> dict:
+    """The JSON-serialisable spec of ``layer`` (ValueError for an unregistered class)."""
+    if isinstance(layer, Graph):
+        base = Sequential if isinstance(layer, Sequential) else Graph
+        if type(layer) is base:
+            spec = {"class": base.__name__}
+        else:  # a subclass (its own forward, say): must be registered
+            spec = {"class": registered_name(layer), "base": base.__name__, "config": layer.get_config()}
+        if base is Sequential:
+            spec["layers"] = [spec_of(child) for child in layer]
+        else:
+            spec["nodes"] = [{"name": name, "inputs": list(inputs), "layer": spec_of(child)}
+                             for name, (child, inputs) in layer.nodes.items()]
+            spec["output"] = layer.output_override
+        return spec
+    return {"class": registered_name(layer), "config": layer.get_config()}
+
+
+def check_spec(spec, path="model", depth=0, count=None) -> int:
+    """Check the JSON structure of a spec (types, sizes, depth) before anything is built."""
+    count = [0] if count is None else count
+    count[0] += 1
+    if count[0] > MAX_LAYERS or depth > MAX_DEPTH:
+        raise ValueError(f"the architecture declares more than {MAX_LAYERS} layers or nests "
+                         f"deeper than {MAX_DEPTH} levels (at {path})")
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        raise ValueError(f"{path}: a layer entry must be an object with a 'class' string")
+    if not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"{path}: 'config' must be an object")
+    base = spec["class"] if spec["class"] in _GRAPHS else spec.get("base")
+    if base is None:
+        return count[0]
+    if base == "Sequential":
+        children = spec.get("layers")
+        if not isinstance(children, list):
+            raise ValueError(f"{path}: a Sequential needs a 'layers' list")
+        for i, child in enumerate(children):
+            check_spec(child, f"{path}.{i}", depth + 1, count)
+    elif base == "Graph":
+        nodes = spec.get("nodes")
+        if not isinstance(nodes, list) or not isinstance(spec.get("output"), (str, type(None))):
+            raise ValueError(f"{path}: a Graph needs a 'nodes' list and an 'output' string or null")
+        for node in nodes:
+            if not (isinstance(node, dict) and isinstance(node.get("name"), str)
+                    and isinstance(node.get("inputs"), list)
+                    and all(isinstance(i, str) for i in node["inputs"])):
+                raise ValueError(f"{path}: each node needs a 'name' string and an 'inputs' list of strings")
+            check_spec(node.get("layer"), f"{path}.{node['name']}", depth + 1, count)
+    else:
+        raise ValueError(f"{path}: unknown base {base!r} (expected 'Sequential' or 'Graph')")
+    return count[0]
+
+
+def _fill(graph: Graph, spec: dict, registry, path) -> None:
+    if "layers" in spec:
+        for i, child in enumerate(spec["layers"]):
+            graph.append(build(child, registry, f"{path}.{i}"))
+    else:
+        for node in spec["nodes"]:
+            graph.add(node["name"], build(node["layer"], registry, f"{path}.{node['name']}"),
+                      node["inputs"])
+        if spec.get("output") is not None:
+            graph.set_output(spec["output"])
+
+
+def build(spec: dict, registry: dict, path="model") -> Layer:
+    name = spec["class"]
+    if name in _GRAPHS:
+        graph = _GRAPHS[name]()
+        _fill(graph, spec, registry, path)
+        return graph
+    if name not in registry:
+        raise ValueError(
+            f"{path}: unknown layer class {name!r}; register it with @minidl.register_layer "
+            "or pass custom_layers={'Name': Class} to minidl.load."
+        )
+    cls = registry[name]
+    base = spec.get("base")
+    if base is not None and not issubclass(cls, _GRAPHS[base]):
+        raise ValueError(f"{path}: class {name!r} is stored as a {base} subclass, but "
+                         f"{cls.__qualname__} is not one")
+    try:
+        layer = cls(**spec.get("config", {}))
+    except Exception as exc:  # untrusted config: any failure is a bad file
+        raise ValueError(f"{path}: cannot build {name} from its stored config: {exc}") from exc
+    if base is not None:
+        if len(layer) == 0:
+            _fill(layer, spec, registry, path)
+        else:
+            built = spec_of(layer)
+            if built.get("layers", built.get("nodes")) != spec.get("layers", spec.get("nodes")):
+                raise ValueError(f"{path}: {name}(**config) builds other nodes than the file holds")
+    elif isinstance(layer, Graph):
+        raise ValueError(f"{path}: class {name!r} is a graph stored without its nodes")
+    return layer
+
+
+def json_default(value):
+    """Let numpy scalars and small arrays in configs and metadata be saved as JSON."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size <= 10_000:
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON serialisable")
