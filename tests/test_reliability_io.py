@@ -419,18 +419,27 @@ def _small_file(tmp_path_factory):
     g.add("f", layers.Flatten(), "s")
     g.add("d", layers.Dense(128, 3, rng=RNG(1)), "f")
     g.save(path)
-    return path.read_bytes()
+    deflated = path.with_name("deflated.npz")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return path.read_bytes(), deflated.read_bytes()
 
 
 @pytest.fixture(scope="module")
-def good_bytes(tmp_path_factory):
+def good_files(tmp_path_factory):
     return _small_file(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def good_bytes(good_files):
+    return good_files[0]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzzed_checkpoint_bytes_load_or_raise_value_error(tmp_path, good_bytes, data):
-    raw = bytearray(good_bytes)
+def test_fuzzed_checkpoint_bytes_load_or_raise_value_error(tmp_path, good_files, data):
+    raw = bytearray(good_files[data.draw(st.integers(0, 1))])  # stored or deflated members
     for _ in range(data.draw(st.integers(1, 4))):
         kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "zero"]))
         pos = data.draw(st.integers(0, len(raw) - 1))
@@ -490,3 +499,22 @@ def test_fuzzed_architecture_json_loads_or_raises_value_error(tmp_path, good_byt
         assert str(path) in str(exc)
     else:
         assert isinstance(model, Layer)
+
+
+def test_every_single_byte_flip_of_a_deflated_file_is_a_value_error(tmp_path, good_files):
+    """zlib.error, tokenize.TokenError and friends: every failure of an untrusted file is a
+    ValueError naming it (a fixed, seeded set of flips; the fuzz above draws more)."""
+    raw = good_files[1]
+    rng = RNG(0)
+    path = tmp_path / "flipped.npz"
+    causes = set()
+    for pos in rng.choice(len(raw), size=200, replace=False):
+        flipped = bytearray(raw)
+        flipped[pos] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(flipped))
+        try:
+            mdl.load(path)
+        except ValueError as exc:
+            assert str(path) in str(exc)
+            causes.add(type(exc.__cause__).__name__)
+    assert "error" in causes  # zlib.error: a corrupt deflate stream was among them
