@@ -15,6 +15,8 @@ __all__ = [
     "pair",
     "positive_pair",
     "nonnegative_int",
+    "positive_int",
+    "positive_real",
     "check_array",
     "check_ndim",
     "check_float_dtype",
@@ -67,6 +69,15 @@ def positive_int(value, name: str, where: str) -> int:
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1. Received: {name}={value!r}")
     return int(value)
+
+
+def positive_real(value, name: str, where: str) -> float:
+    """Return ``value`` as a finite float > 0 (bools refused)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a real number. Received: {name}={value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: {name} must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)
 
 
 def check_array(x, name: str, where: str) -> np.ndarray:

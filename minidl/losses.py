@@ -9,10 +9,41 @@ import numpy as np
 from . import functional as F
 from .layers.base import Layer
 
-__all__ = ["SoftmaxCrossEntropy"]
+__all__ = ["Loss", "SoftmaxCrossEntropy"]
 
 
-class SoftmaxCrossEntropy(Layer):
+class Loss(Layer):
+    """Base class of losses: ``forward(outputs, targets) -> float``, ``backward() -> dL/doutputs``.
+
+    The Trainer accepts any subclass; write your own loss by subclassing it.
+    """
+
+    def forward(self, outputs, targets):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(outputs, targets)")
+
+    def _upstream(self, grad_output) -> float:
+        """Check the upstream gradient of the scalar loss: a finite real number (1.0 by default)."""
+        where = f"{type(self).__name__}.backward"
+        if isinstance(grad_output, np.ndarray) and grad_output.ndim == 0:
+            grad_output = grad_output.item()
+        if isinstance(grad_output, (np.ndarray, list, tuple)):
+            raise TypeError(
+                f"{where}: takes no array argument: the loss is a scalar, so backward() needs only "
+                "its upstream gradient, a number (default 1.0). It returns dL/doutputs for the "
+                "outputs and targets of the last forward() call. Received: an array of shape "
+                f"{np.shape(grad_output)}. Call loss.backward() without the logits."
+            )
+        if not isinstance(grad_output, numbers.Real) or isinstance(grad_output, bool) \
+                or not np.isfinite(grad_output):
+            raise ValueError(
+                f"{where}: grad_output must be a finite real number (the upstream gradient of the "
+                f"scalar loss). Received: grad_output={grad_output!r}"
+            )
+        return float(grad_output)
+
+
+
+class SoftmaxCrossEntropy(Loss):
     r"""Softmax cross-entropy from logits, as :func:`torch.nn.functional.cross_entropy`.
 
     Parameters
@@ -55,6 +86,7 @@ class SoftmaxCrossEntropy(Layer):
 
     def backward(self, grad_output=1.0):
         """dL/dlogits, scaled by ``grad_output`` (the upstream gradient of the scalar loss)."""
+        grad_output = self._upstream(grad_output)
         logits, targets = self._require_cache(self._cache)
         grad = F.cross_entropy_backward(logits, targets, self.label_smoothing)
         if grad_output != 1.0:

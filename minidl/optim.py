@@ -10,7 +10,7 @@ import numpy as np
 from .layers.base import Layer
 from .parameter import Parameter
 
-__all__ = ["SGD", "StepLR"]
+__all__ = ["SGD", "StepLR", "clip_grad_norm", "all_finite"]
 
 
 def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
@@ -22,6 +22,14 @@ def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
             f"{where}: {name} must be a finite number >= {minimum:g}. Received: {name}={value!r}"
         )
     return float(value)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Every element finite: one float64 sum (nan/inf propagate), exact check only if it overflowed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum(dtype=np.float64)):
+            return True
+    return bool(np.isfinite(a).all())
 
 
 class SGD:
@@ -71,6 +79,9 @@ class SGD:
     >>> opt.zero_grad(); p.grad
     array([0., 0.])
     """
+
+    #: ``step()`` changes nothing when it raises (the Trainer need not keep a copy).
+    atomic_step = True
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
@@ -129,15 +140,30 @@ class SGD:
 
     @property
     def lr(self) -> float:
-        """The current learning rate (schedules set it; must be >= 0)."""
+        """The current learning rate (schedules set it; >= 0 and finite in every parameter's dtype)."""
         return self._lr
 
     @lr.setter
     def lr(self, value) -> None:
-        self._lr = _real(value, "lr", "SGD")
+        value = _real(value, "lr", "SGD")
+        for dt in {p.data.dtype for p in self.params}:
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(dt.type(value))
+            if not finite:
+                raise ValueError(
+                    f"SGD: lr={value!r} is not finite in the parameters' dtype {dt} (it would "
+                    "make every weight inf or nan). Use a smaller learning rate."
+                )
+        self._lr = value
 
     def step(self) -> None:
-        """Update every parameter once from its ``.grad`` (params with ``grad=None`` are skipped)."""
+        """Update every parameter once from its ``.grad`` (params with ``grad=None`` are skipped).
+
+        The step is all or nothing: every new value (and momentum buffer) is
+        computed first; if any is nan or inf, a FloatingPointError is raised and
+        no parameter or buffer has changed.
+        """
+        pending = []
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
@@ -150,16 +176,28 @@ class SGD:
             g = p.grad.astype(dt, copy=False)
             if self.weight_decay != 0:
                 g = g + dt.type(self.weight_decay) * p.data
+            buf = None
             if self.momentum != 0:
                 mu = dt.type(self.momentum)
-                buf = self.momentum_buffers.get(i)
-                if buf is None:
-                    buf = self.momentum_buffers[i] = np.array(g, dtype=dt, copy=True)
+                old = self.momentum_buffers.get(i)
+                if old is None:
+                    buf = np.array(g, dtype=dt, copy=True)
                 else:
-                    buf *= mu
+                    buf = old * mu
                     buf += g if self.dampening == 0 else dt.type(1 - self.dampening) * g
                 g = g + mu * buf if self.nesterov else buf
-            p.data -= dt.type(self.lr) * g
+            new = p.data - dt.type(self.lr) * g
+            if not all_finite(new):
+                raise FloatingPointError(
+                    f"SGD.step: the update of params[{i}] {p.data.shape} is not finite (nan or "
+                    f"inf) with lr={self.lr!r}; no parameter was changed. Lower the learning rate "
+                    "or clip the gradients (minidl.optim.clip_grad_norm)."
+                )
+            pending.append((i, p, new, buf))
+        for i, p, new, buf in pending:  # commit: in place, so references to p.data stay valid
+            np.copyto(p.data, new)
+            if buf is not None:
+                self.momentum_buffers[i] = buf
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
@@ -273,3 +311,67 @@ class StepLR:
         self.step_size, self.gamma = int(state_dict["step_size"]), float(state_dict["gamma"])
         self.base_lr, self.last_epoch = float(state_dict["base_lr"]), int(state_dict["last_epoch"])
         self._last_lr = float(state_dict["last_lr"])
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
+    r"""Scale gradients in place so that their total norm is at most ``max_norm``.
+
+    :func:`torch.nn.utils.clip_grad_norm_`'s semantics: the total norm is the
+    ``norm_type``-norm of the per-parameter gradient norms (``inf`` for the
+    largest absolute value); every gradient is multiplied by
+    ``min(1, max_norm / (total_norm + 1e-6))``.
+
+    Parameters
+    ----------
+    parameters : iterable of Parameter, or a Layer
+    max_norm : float > 0
+    norm_type : float >= 1 or ``inf``, default 2
+    error_if_nonfinite : bool
+        Raise RuntimeError when the total norm is nan or inf (torch's flag);
+        otherwise the gradients are scaled by a nan coefficient, as torch does.
+
+    Returns
+    -------
+    float
+        The total norm of the gradients before clipping.
+
+    Examples
+    --------
+    >>> p = Parameter(np.zeros(2)); p.grad[:] = [3.0, 4.0]
+    >>> clip_grad_norm([p], max_norm=1.0)
+    5.0
+    >>> p.grad.round(6)
+    array([0.6, 0.8])
+    """
+    where = "clip_grad_norm"
+    if isinstance(parameters, Layer):
+        parameters = parameters.parameters()
+    elif isinstance(parameters, Parameter):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    max_norm = _real(max_norm, "max_norm", where)
+    if not isinstance(norm_type, numbers.Real) or isinstance(norm_type, bool) or not (
+            norm_type >= 1 or norm_type == math.inf):
+        raise ValueError(f"{where}: norm_type must be a number >= 1 or inf. Received: norm_type={norm_type!r}")
+    if not grads:
+        return 0.0
+    norm_type = float(norm_type)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if norm_type == math.inf:
+            norms = [np.abs(g).max() if g.size else g.dtype.type(0) for g in grads]
+            total = max(norms)
+        else:
+            norms = [np.sum(np.abs(g) ** norm_type) ** (1.0 / norm_type) for g in grads]
+            total = np.sum(np.abs(np.array(norms)) ** norm_type) ** (1.0 / norm_type)
+    total = float(total)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"{where}: the total norm of order {norm_type} of the gradients is {total}, so they "
+            "cannot be clipped. Set error_if_nonfinite=False to scale them anyway."
+        )
+    for g in grads:  # torch: clamp(max_norm / (total + 1e-6), max=1), in the gradients' dtype
+        dt = g.dtype.type
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            coef = dt(max_norm) / (dt(total) + dt(1e-6))
+        g *= coef if np.isnan(coef) or coef < 1 else dt(1.0)
+    return total

@@ -1,4 +1,4 @@
-"""The training loop: fit, evaluate, predict."""
+"""The training loop: fit, evaluate, predict, and resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .callbacks import Callback
+from . import checkpoint as _checkpoint
+from ._validation import positive_real
+from .callbacks import Callback, LearningRateScheduler
 from .data import iterate_batches, num_batches
+from .layers.base import Layer
+from .losses import Loss
+from .optim import all_finite, clip_grad_norm
 
 __all__ = ["Trainer", "History"]
 
@@ -55,6 +60,11 @@ _METRICS = {"accuracy": _accuracy, "acc": _accuracy}
 
 
 def _resolve_metrics(metrics):
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(
+            f"Trainer: metrics must be a list or tuple of metric names or callables, e.g. "
+            f"metrics=['accuracy']. Received: metrics={metrics!r}"
+        )
     resolved = {}
     for m in metrics:
         if isinstance(m, str):
@@ -66,6 +76,37 @@ def _resolve_metrics(metrics):
         else:
             raise TypeError(f"Trainer: metrics must be names or callables. Received: {m!r}")
     return resolved
+
+
+def _check_components(model, loss, optimizer):
+    """Refuse a model, loss or optimizer of the wrong kind, before any work."""
+    def what(obj):
+        return f"the class {obj.__name__} (an instance is needed: {obj.__name__}(...))" \
+            if isinstance(obj, type) else f"{type(obj).__name__} {obj!r}"[:200]
+
+    if not isinstance(model, Layer):
+        raise TypeError(f"Trainer: model must be a minidl Layer (a Sequential, a Graph, ...). "
+                        f"Received: {what(model)}.")
+    if not isinstance(loss, Loss):
+        raise TypeError(
+            "Trainer: loss must be a loss instance such as minidl.losses.SoftmaxCrossEntropy() "
+            f"(a subclass of minidl.losses.Loss). Received: {what(loss)}."
+        )
+    if isinstance(optimizer, type) or not all(callable(getattr(optimizer, m, None))
+                                               for m in ("step", "zero_grad")):
+        raise TypeError(
+            "Trainer: optimizer must have step() and zero_grad(), e.g. "
+            f"minidl.optim.SGD(model.parameters(), lr=0.05). Received: {what(optimizer)}."
+        )
+
+
+def _check_finite_data(X, where, name):
+    if X.dtype.kind in "fc" and not all_finite(X):
+        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+        raise ValueError(
+            f"Trainer.{where}: {name} contains nan or inf in {bad.size} sample(s), e.g. sample "
+            f"{int(bad[0])}. Clean or drop them (np.isfinite({name}).all(axis=...)) before training."
+        )
 
 
 def _limited_blas(method):
@@ -85,9 +126,9 @@ class Trainer:
     Parameters
     ----------
     model : Layer (a Sequential, a Graph or any layer)
-    loss : a loss layer, e.g. ``minidl.losses.SoftmaxCrossEntropy()``
+    loss : a :class:`minidl.losses.Loss`, e.g. ``minidl.losses.SoftmaxCrossEntropy()``
     optimizer : e.g. ``minidl.optim.SGD(model.parameters(), lr=0.05)``
-    metrics : tuple of 'accuracy' or callables ``metric(y_true, outputs) -> float``
+    metrics : list or tuple of 'accuracy' or callables ``metric(y_true, outputs) -> float``
         (a per-batch mean; the Trainer weights batches by their size).
     blas_threads : int >= 1 or None, default 1
         Threads the BLAS library (numpy's matmul) may use inside ``fit``,
@@ -96,6 +137,20 @@ class Trainer:
         waking BLAS worker threads for every small GEMM costs more than it saves
         (on the reference CNN, 2 threads make a training step about 1.5x slower).
         Raise it for large layers; None leaves the BLAS settings alone.
+
+    Attributes
+    ----------
+    history : History
+    epochs_done : int
+        Epochs completed in the current run (restored by :meth:`load_checkpoint`).
+
+    Notes
+    -----
+    Non-finite values never reach the weights: a nan/inf loss stops training
+    before the update, and an update that would make a parameter nan/inf is not
+    applied (``SGD.step`` is all or nothing; for other optimizers the Trainer
+    restores the pre-step weights and optimizer state). Both raise
+    FloatingPointError naming the epoch and batch.
 
     Examples
     --------
@@ -110,6 +165,7 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), blas_threads=1):
+        _check_components(model, loss, optimizer)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.metrics = _resolve_metrics(metrics)
         if blas_threads is not None and (
@@ -122,6 +178,11 @@ class Trainer:
         self.blas_threads = blas_threads
         self.stop_training = False
         self.history = History()
+        self.epochs_done = 0
+        self.log_keys: tuple[str, ...] = ()
+        self._seed = None  # the base shuffling seed of the current run
+        self._resume = None  # set by load_checkpoint, used by the next fit
+        self._callbacks: list = []
 
     # --------------------------------------------------------------- helpers
     def _blas_limit(self):
@@ -133,17 +194,47 @@ class Trainer:
             return contextlib.nullcontext()
         return threadpool_limits(int(self.blas_threads), user_api="blas")
 
-    def _check_xy(self, X, y, where):
+    def _check_xy(self, X, y, where, need_y=True):
         if not isinstance(X, np.ndarray):
-            raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}.")
-        if y is not None and len(X) != len(y):
+            raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}. "
+                            "Convert it with np.asarray(X, dtype=np.float32).")
+        if need_y and not isinstance(y, np.ndarray):
+            raise TypeError(f"Trainer.{where}: y must be a numpy.ndarray of targets (int labels or "
+                            f"class probabilities). Received: {type(y).__name__}. Convert it with "
+                            "np.asarray(y).")
+        if need_y and len(X) != len(y):
             raise ValueError(
                 f"Trainer.{where}: X and y must have the same number of samples; got {len(X)} and {len(y)}."
             )
         if len(X) == 0:
             raise ValueError(f"Trainer.{where}: X is empty.")
 
-    def _train_step(self, xb, yb, epoch, batch):
+    def _step(self, epoch, batch, clip):
+        """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
+        where = f"epoch {epoch + 1}, batch {batch + 1}"
+        params = self.model.parameters()
+        if clip is not None:
+            clip_grad_norm(params, clip)
+        atomic = getattr(self.optimizer, "atomic_step", False)
+        saved = None if atomic else ([p.data.copy() for p in params], self.optimizer.state_dict()
+                                     if hasattr(self.optimizer, "state_dict") else None)
+        try:
+            self.optimizer.step()
+            if not atomic and not all(all_finite(p.data) for p in params):
+                raise FloatingPointError("the update made some weights nan or inf")
+        except FloatingPointError as exc:
+            if saved is not None:  # an optimizer that may have half-applied its step
+                for p, old in zip(params, saved[0]):
+                    np.copyto(p.data, old)
+                if saved[1] is not None:
+                    self.optimizer.load_state_dict(saved[1])
+            raise FloatingPointError(
+                f"Trainer.fit: non-finite update at {where}: {exc}. Training stopped; the weights "
+                "and optimizer state are those before this batch. Lower the learning rate or "
+                "clip the gradients (fit(..., clip_grad_norm=1.0))."
+            ) from exc
+
+    def _train_step(self, xb, yb, epoch, batch, clip):
         outputs = self.model.forward(xb)
         loss = self.loss.forward(outputs, yb)
         if not math.isfinite(loss):
@@ -155,29 +246,12 @@ class Trainer:
         self.optimizer.zero_grad()
         # backward_params: the gradient with respect to the data is never used
         getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
-        self.optimizer.step()
+        self._step(epoch, batch, clip)
         return loss, outputs
 
-    # ------------------------------------------------------------------- API
-    @_limited_blas
-    def fit(self, X, y, epochs, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            callbacks=(), progress=True) -> History:
-        """Train for ``epochs`` epochs; returns a :class:`History`.
-
-        Parameters
-        ----------
-        X, y : training inputs and targets
-        epochs : int >= 1
-        batch_size : int >= 1; the last partial batch is used too
-        validation_data : (X_val, y_val), optional; adds ``val_loss`` / ``val_<metric>``
-        shuffle : bool
-        seed : int, optional
-            Seeds the shuffling; the same seeds (this and the layers' ``rng``)
-            give the same loss history, exactly, on the same machine and numpy build.
-        callbacks : iterable of :class:`~minidl.callbacks.Callback`
-        progress : bool
-            A tqdm progress bar per epoch with live loss and metrics; False prints nothing.
-        """
+    def _prepare_fit(self, X, y, epochs, batch_size, validation_data, seed, callbacks, clip,
+                     initial_epoch):
+        """Every check that can run before the first batch; returns (callbacks, start epoch)."""
         self._check_xy(X, y, "fit")
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
@@ -192,61 +266,141 @@ class Trainer:
                     + "."
                 )
             self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+            _check_finite_data(validation_data[0], "fit", "validation_data[0]")
+        _check_finite_data(X, "fit", "X")
+        if clip is not None:
+            positive_real(clip, "clip_grad_norm", "Trainer.fit")
+        if seed is not None and not isinstance(seed, np.random.Generator) and (
+                not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
+        start = 0
+        if initial_epoch is not None:
+            if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
+                    or not 0 <= initial_epoch:
+                raise ValueError(f"Trainer.fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}")
+            start = int(initial_epoch)
+        elif self._resume is not None:
+            start = self.epochs_done
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
+        keys = ["loss", *self.metrics]
+        keys += [f"val_{k}" for k in keys] if validation_data is not None else []
+        keys += ["lr"] if any(isinstance(cb, LearningRateScheduler) for cb in callbacks) else []
+        self.log_keys = tuple(keys)
+        for cb in callbacks:
             cb.set_trainer(self)
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
-            raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
-        rng = np.random.default_rng(seed)
-        self.stop_training = False
-        self.history = History()
-        logs: dict = {}
-        for cb in callbacks:
-            cb.on_train_begin(logs)
-        n_batches = num_batches(len(X), batch_size)
-        for epoch in range(epochs):
+        return callbacks, start
+
+    def _run_epoch(self, epoch, epochs, X, y, batch_size, shuffle, validation_data, callbacks,
+                   progress, clip):
+        self.model.train()
+        bar = _progress_bar(num_batches(len(X), batch_size), f"Epoch {epoch + 1}/{epochs}", progress)
+        seen, loss_sum = 0, 0.0
+        metric_sums = dict.fromkeys(self.metrics, 0.0)
+        rng = np.random.default_rng([self._seed, epoch]) if shuffle else None
+        for b, (xb, yb) in enumerate(iterate_batches(X, y, batch_size, shuffle, rng=rng)):
             for cb in callbacks:
-                cb.on_epoch_begin(epoch, logs)
-            self.model.train()
-            bar = _progress_bar(n_batches, f"Epoch {epoch + 1}/{epochs}", progress)
-            seen, loss_sum = 0, 0.0
-            metric_sums = dict.fromkeys(self.metrics, 0.0)
-            batches = iterate_batches(X, y, batch_size, shuffle, rng=rng)
-            for b, (xb, yb) in enumerate(batches):
-                for cb in callbacks:
-                    cb.on_batch_begin(b, {"batch_size": len(xb)})
-                loss, outputs = self._train_step(xb, yb, epoch, b)
-                k = len(xb)
-                seen += k
-                loss_sum += loss * k
-                batch_logs = {"loss": loss, "batch_size": k}
-                for name, fn in self.metrics.items():
-                    value = fn(yb, outputs)
-                    metric_sums[name] += value * k
-                    batch_logs[name] = value
-                if bar is not None:
-                    bar.set_postfix({"loss": f"{loss_sum / seen:.4f}",
-                                     **{m: f"{s / seen:.4f}" for m, s in metric_sums.items()}},
-                                    refresh=False)
-                    bar.update(1)
-                for cb in callbacks:
-                    cb.on_batch_end(b, batch_logs)
-            logs = {"loss": loss_sum / seen, **{m: s / seen for m, s in metric_sums.items()}}
-            if validation_data is not None:
-                X_val, y_val = validation_data
-                logs.update({f"val_{k}": v for k, v in self.evaluate(X_val, y_val).items()})
+                cb.on_batch_begin(b, {"batch_size": len(xb)})
+            loss, outputs = self._train_step(xb, yb, epoch, b, clip)
+            k = len(xb)
+            seen += k
+            loss_sum += loss * k
+            batch_logs = {"loss": loss, "batch_size": k}
+            for name, fn in self.metrics.items():
+                value = fn(yb, outputs)
+                metric_sums[name] += value * k
+                batch_logs[name] = value
             if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-                bar.close()
+                bar.set_postfix({"loss": f"{loss_sum / seen:.4f}",
+                                 **{m: f"{s / seen:.4f}" for m, s in metric_sums.items()}}, refresh=False)
+                bar.update(1)
             for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            self.history._append(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end(logs)
+                cb.on_batch_end(b, batch_logs)
+        logs = {"loss": loss_sum / seen, **{m: s / seen for m, s in metric_sums.items()}}
+        if validation_data is not None:
+            logs.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
+            if not math.isfinite(logs["val_loss"]):
+                raise FloatingPointError(
+                    f"Trainer.fit: the validation loss is {logs['val_loss']} after epoch {epoch + 1} "
+                    "(the weights are finite): the model overflows on the validation data. Lower "
+                    "the learning rate or scale the inputs."
+                )
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+            bar.close()
+        return logs
+
+    # ------------------------------------------------------------------- API
+    @_limited_blas
+    def fit(self, X, y, epochs, batch_size=32, validation_data=None, shuffle=True, seed=None,
+            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None) -> History:
+        """Train until epoch ``epochs``; returns a :class:`History`.
+
+        Parameters
+        ----------
+        X, y : numpy arrays of training inputs and targets
+        epochs : int >= 1
+            The epoch to train up to: a fresh run trains ``epochs`` epochs; after
+            :meth:`load_checkpoint` training continues from the stored epoch to ``epochs``.
+        batch_size : int >= 1; the last partial batch is used too
+        validation_data : (X_val, y_val), optional; adds ``val_loss`` / ``val_<metric>``
+        shuffle : bool
+        seed : int, np.random.Generator or None
+            Seeds the shuffling: epoch ``k``'s order depends only on ``(seed, k)``,
+            so a resumed run continues with the orders of an uninterrupted one.
+            The same seeds (this and the layers' ``rng``) give the same loss
+            history, exactly, on the same machine and numpy build.
+        callbacks : iterable of :class:`~minidl.callbacks.Callback`
+        progress : bool
+            A tqdm progress bar per epoch with live loss and metrics; False prints nothing.
+        clip_grad_norm : float > 0, optional
+            Clip the gradients' total 2-norm to this before every step
+            (:func:`minidl.optim.clip_grad_norm`).
+        initial_epoch : int >= 0, optional
+            The epoch to start from (Keras's ``initial_epoch``); defaults to 0,
+            or to the stored epoch after :meth:`load_checkpoint`.
+
+        Raises
+        ------
+        FloatingPointError
+            On a nan/inf loss or update (the weights are those before the batch).
+            Any exception raised during training carries ``exc.history``, the
+            History of the completed epochs (also in ``trainer.history``).
+        """
+        callbacks, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, seed,
+                                             callbacks, clip_grad_norm, initial_epoch)
+        resumed, self._resume = self._resume, None
+        if resumed is not None:
+            _checkpoint.restore_callbacks(callbacks, resumed)
+        else:
+            self.history = History()
+        self._seed = _base_seed(seed) if seed is not None or resumed is None or resumed.get("seed") is None \
+            else resumed["seed"]
+        self._callbacks, self.stop_training = callbacks, False
+        logs: dict = {}
+        try:
+            for cb in callbacks:
+                cb.on_train_begin(logs)
+            for epoch in range(start, epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, logs)
+                logs = self._run_epoch(epoch, epochs, X, y, batch_size, shuffle, validation_data,
+                                       callbacks, progress, clip_grad_norm)
+                self.epochs_done = epoch + 1
+                try:
+                    for cb in callbacks:
+                        cb.on_epoch_end(epoch, logs)
+                finally:
+                    self.history._append(epoch, logs)
+                if self.stop_training:
+                    break
+            for cb in callbacks:
+                cb.on_train_end(logs)
+        except BaseException as exc:
+            exc.history = self.history  # the completed epochs are not lost with the run
+            raise
         return self.history
 
     @_limited_blas
@@ -270,7 +424,7 @@ class Trainer:
     @_limited_blas
     def predict(self, X, batch_size=256) -> np.ndarray:
         """The model's outputs (logits for a classifier), computed in batches."""
-        self._check_xy(X, None, "predict")
+        self._check_xy(X, None, "predict", need_y=False)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -278,6 +432,43 @@ class Trainer:
         finally:
             self.model.train(was_training)
         return np.concatenate(outs, axis=0)
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path) -> None:
+        """Write everything needed to resume training bit for bit to one pickle-free file.
+
+        The model (``mdl.load(path)`` reads it as a plain model file), the
+        optimizer state (momentum buffers included), the epochs done, the
+        History, the shuffling seed and the state of the last ``fit``'s
+        callbacks that have one (a :class:`LearningRateScheduler` over
+        ``StepLR``, ``ModelCheckpoint``'s best value). Written atomically.
+        """
+        _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
+                         self.history, self._callbacks)
+
+    def load_checkpoint(self, path) -> None:
+        """Restore a :meth:`save_checkpoint` file into this Trainer (built the same way).
+
+        Everything is checked first (architecture, parameter shapes and dtypes,
+        optimizer kind); on any mismatch a ValueError is raised and nothing
+        changes. The next ``fit(X, y, epochs=E, seed=s)`` continues from the
+        stored epoch up to ``E``.
+        """
+        resumed = _checkpoint.load(path, self.model, self.optimizer)
+        history = History()
+        history.history = {k: [float(v) for v in vals] for k, vals in resumed["history"]["history"].items()}
+        history.epoch = [int(e) for e in resumed["history"]["epoch"]]
+        self.history, self.epochs_done, self._seed = history, resumed["epochs_done"], resumed["seed"]
+        self._resume = resumed
+
+
+def _base_seed(seed) -> int:
+    """The int that, with the epoch index, seeds each epoch's shuffling."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**63))
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    return int(seed)
 
 
 def _progress_bar(total, desc, enabled):

@@ -1,0 +1,150 @@
+"""Trainer checkpoints: one pickle-free model file plus the state that resumes training.
+
+A checkpoint is a model file (:func:`minidl.io.write`; ``mdl.load`` reads its
+model) whose ``extra`` metadata holds, under ``"trainer"``::
+
+    {"kind": "minidl-trainer-checkpoint", "version": 1, "epochs_done": 2, "seed": 0,
+     "history": {"history": {"loss": [...], ...}, "epoch": [0, 1]},
+     "optimizer": {"class": "SGD", "state": <state_dict>},
+     "callbacks": [{"class": "LearningRateScheduler", "state": <state_dict>} or null, ...]}
+
+where every array inside a state dict (the momentum buffers) is stored as an
+``extra:`` array and referenced as ``{"__array__": key}``; dict keys keep their
+type (``{"__dict__": [[key, value], ...]}``), since JSON would turn int keys into
+strings. Used by :meth:`minidl.Trainer.save_checkpoint` and ``load_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import io
+from .architecture import spec_of
+from .layers.base import Layer
+
+__all__ = ["save", "load", "restore_callbacks", "KIND"]
+
+KIND = "minidl-trainer-checkpoint"
+
+
+def _flatten(obj, prefix: str, arrays: dict):
+    """JSON-able form of a state dict; arrays go to ``arrays`` under ``prefix``-based keys."""
+    if isinstance(obj, np.ndarray):
+        arrays[prefix] = obj
+        return {"__array__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k if isinstance(k, (str, int)) else str(k), _flatten(v, f"{prefix}.{i}", arrays)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}", arrays) for i, v in enumerate(obj)]
+    return obj
+
+
+def _unflatten(obj, arrays: dict):
+    if isinstance(obj, dict) and set(obj) == {"__array__"}:
+        if obj["__array__"] not in arrays:
+            raise ValueError(f"the checkpoint refers to a missing array {obj['__array__']!r}")
+        return arrays[obj["__array__"]]
+    if isinstance(obj, dict) and set(obj) == {"__dict__"}:
+        return {k: _unflatten(v, arrays) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unflatten(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        raise ValueError("malformed state entry in the checkpoint")
+    return obj
+
+
+def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbacks) -> None:
+    """Write a checkpoint (see the module docstring)."""
+    if not callable(getattr(optimizer, "state_dict", None)):
+        raise TypeError(f"Trainer.save_checkpoint: the optimizer {type(optimizer).__name__} has no "
+                        "state_dict(), so its state cannot be saved.")
+    arrays: dict = {}
+    meta = {
+        "kind": KIND, "version": 1, "epochs_done": int(epochs_done), "seed": seed,
+        "history": {"history": history.history, "epoch": history.epoch},
+        "optimizer": {"class": type(optimizer).__name__,
+                      "state": _flatten(optimizer.state_dict(), "optimizer", arrays)},
+        "callbacks": [{"class": type(cb).__name__, "state": _flatten(cb.state_dict(), f"callbacks.{i}", arrays)}
+                      if callable(getattr(cb, "state_dict", None)) else None
+                      for i, cb in enumerate(callbacks)],
+    }
+    io.write(model, path, extra_meta={"trainer": meta}, extra_arrays=arrays)
+
+
+def _classes(layer: Layer, found=None) -> dict:
+    """``{class name: class}`` of every layer in ``layer`` (so a checkpoint of this model
+    loads even when its user layers are not registered)."""
+    found = {} if found is None else found
+    found[type(layer).__name__] = type(layer)
+    for _, child in layer.named_children():
+        _classes(child, found)
+    return found
+
+
+def _is_int(v, minimum=0) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
+
+
+def _check_meta(meta, where) -> None:
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise ValueError(f"{where}: this is a model file, not a Trainer checkpoint; write one with "
+                         "trainer.save_checkpoint(path) (mdl.load reads the model of either).")
+    history = meta.get("history")
+    ok = (meta.get("version") == 1 and _is_int(meta.get("epochs_done"))
+          and (meta.get("seed") is None or _is_int(meta.get("seed")))
+          and isinstance(history, dict) and isinstance(history.get("history"), dict)
+          and all(isinstance(v, list) and all(isinstance(x, numbers.Real) for x in v)
+                  for v in history["history"].values())
+          and isinstance(history.get("epoch"), list) and all(_is_int(e) for e in history["epoch"])
+          and isinstance(meta.get("optimizer"), dict) and isinstance(meta.get("callbacks"), list))
+    if not ok:
+        raise ValueError(f"{where}: the checkpoint's trainer entry is malformed.")
+
+
+def load(path, model: Layer, optimizer) -> dict:
+    """Restore model and optimizer state from ``path``; return the rest of the state.
+
+    Everything is checked before anything changes; on a mismatch a ValueError
+    is raised and model and optimizer are as they were.
+    """
+    where = f"Trainer.load_checkpoint({str(path)!r})"
+    file = io.read(path, custom_layers={k: v for k, v in _classes(model).items()
+                                        if k not in ("Sequential", "Graph")})
+    meta = file.extra_meta.get("trainer")
+    _check_meta(meta, where)
+    try:
+        same = spec_of(file.model) == spec_of(model)
+    except ValueError:  # an unregistered layer: compare the parameters alone
+        same = True
+    if not same:
+        raise ValueError(f"{where}: the checkpoint holds another architecture than this Trainer's model. "
+                         "Build the Trainer with the model the checkpoint was written from.")
+    if meta["optimizer"].get("class") != type(optimizer).__name__:
+        raise ValueError(f"{where}: the checkpoint's optimizer is {meta['optimizer'].get('class')!r}, "
+                         f"this Trainer's is {type(optimizer).__name__!r}.")
+    opt_state = _unflatten(meta["optimizer"].get("state"), file.extra_arrays)
+    callbacks = [None if c is None else {"class": c.get("class"),
+                                         "state": _unflatten(c.get("state"), file.extra_arrays)}
+                 for c in meta["callbacks"]]
+    old_model, old_opt = model.state_dict(), optimizer.state_dict()
+    try:
+        model.load_state_dict(file.model.state_dict())
+        optimizer.load_state_dict(opt_state)
+    except (ValueError, TypeError, KeyError) as exc:
+        model.load_state_dict(old_model)
+        optimizer.load_state_dict(old_opt)
+        raise ValueError(f"{where}: {exc}") from exc
+    return {"epochs_done": meta["epochs_done"], "seed": meta["seed"], "history": meta["history"],
+            "callbacks": callbacks}
+
+
+def restore_callbacks(callbacks, resumed: dict) -> None:
+    """Give the callbacks of a resumed ``fit`` the state saved for those at the same
+    position with the same class (others start fresh)."""
+    for cb, saved in zip(callbacks, resumed.get("callbacks", [])):
+        if saved is not None and saved["class"] == type(cb).__name__ \
+                and callable(getattr(cb, "load_state_dict", None)):
+            cb.load_state_dict(saved["state"])
