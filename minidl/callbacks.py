@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import string
 
 import numpy as np
+
+from ._validation import nonnegative_int
+from .optim import all_finite
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler"]
 
@@ -16,10 +21,16 @@ class Callback:
     ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``,
     ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. ``epoch`` and
     ``batch`` count from 0; ``logs`` is a dict of the current metrics. Set
-    ``self.trainer.stop_training = True`` to stop after the current epoch.
+    ``self.trainer.stop_training = True`` to stop after the current epoch. A
+    callback that adds entries to the epoch logs lists their names in
+    ``logged_keys``. Callbacks with ``state_dict()`` / ``load_state_dict()``
+    have that state saved in Trainer checkpoints.
     """
 
     trainer = None
+    #: Names this callback adds to the epoch logs (declare them so that monitors and
+    #: checkpoint paths naming them are accepted before training starts).
+    logged_keys: tuple = ()
 
     def set_trainer(self, trainer) -> None:
         self.trainer = trainer
@@ -42,6 +53,16 @@ class _Monitor(Callback):
             mode = "min" if "loss" in monitor else "max"
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
         self.best = math.inf if mode == "min" else -math.inf
+
+    def _check_monitor(self) -> None:
+        """Before the first batch: the monitored metric will be logged (Trainer.log_keys)."""
+        keys = getattr(self.trainer, "log_keys", None)
+        if keys and self.monitor not in keys:
+            raise ValueError(
+                f"{type(self).__name__}: monitored metric {self.monitor!r} will not be in the logs "
+                f"{sorted(keys)}. Pass validation_data to fit() to get 'val_*' metrics, or monitor "
+                "one of the listed names."
+            )
 
     def _current(self, logs):
         if self.monitor not in (logs or {}):
@@ -73,11 +94,14 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor="val_loss", patience=0, restore_best_weights=False, mode="auto", min_delta=0.0):
         super().__init__(monitor, mode, min_delta)
-        if not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0. Received: patience={patience!r}")
+        try:
+            patience = nonnegative_int(patience, "patience", "EarlyStopping")
+        except TypeError as exc:  # a ValueError, as before, for every bad patience
+            raise ValueError(str(exc)) from None
         self.patience, self.restore_best_weights = patience, restore_best_weights
 
     def on_train_begin(self, logs=None):
+        self._check_monitor()
         self.best = math.inf if self.mode == "min" else -math.inf
         self.wait, self.best_epoch, self.best_weights, self.stopped_epoch = 0, None, None, None
 
@@ -114,10 +138,41 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
         super().__init__(monitor, mode)
-        self.path, self.save_best_only = str(path), bool(save_best_only)
+        self.path, self.save_best_only = os.fspath(path), bool(save_best_only)
+        if not isinstance(self.path, str):
+            raise TypeError(f"ModelCheckpoint: path must be a str or os.PathLike. Received: {path!r}")
         self.saved = []
 
+    def _check_template(self) -> None:
+        """Before the first batch: every ``{field}`` of the path is ``epoch`` or a metric that
+        will be logged, the template formats, and the folder it names exists."""
+        keys = ("epoch", *getattr(self.trainer, "log_keys", ()))
+        where = f"ModelCheckpoint({self.path!r})"
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.path) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{where}: malformed path template: {exc}. Write literal braces as "
+                             "'{{' and '}}'.") from None
+        for field in fields:
+            if field == "" or field.isdigit() or field not in keys:
+                raise ValueError(
+                    f"{where}: the path names {{{field}}}, which will not be logged. Use "
+                    f"{{epoch}} or one of {sorted(keys[1:])} (e.g. 'ckpt-{{epoch:02d}}.npz'); "
+                    "'val_*' metrics need validation_data."
+                )
+        try:
+            example = self.path.format(epoch=1, **dict.fromkeys(keys[1:], 0.5))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"{where}: the path template does not format: {exc}.") from None
+        folder = os.path.dirname(os.path.abspath(example))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise ValueError(f"{where}: the folder {folder!r} does not exist or is not writable. "
+                             "Create it first (os.makedirs(folder, exist_ok=True)).")
+
     def on_train_begin(self, logs=None):
+        self._check_template()
+        if self.save_best_only:
+            self._check_monitor()
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
@@ -126,10 +181,25 @@ class ModelCheckpoint(_Monitor):
             value = self._current(logs)
             if not self._improved(value):
                 return
-            self.best = value
+        model = self.trainer.model
+        bad = [name for name, p in model.named_parameters() if not all_finite(p.data)]
+        if bad:
+            raise FloatingPointError(
+                f"ModelCheckpoint: after epoch {epoch + 1} the weights {bad[:5]} hold nan or inf; "
+                "nothing was written (an existing checkpoint is kept)."
+            )
         path = self.path.format(epoch=epoch + 1, **logs)
-        self.trainer.model.save(path)
+        model.save(path)
+        if self.save_best_only:
+            self.best = value
         self.saved.append(path)
+
+    def state_dict(self) -> dict:
+        """The best monitored value so far (what a resumed run must beat)."""
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
 
 
 class LearningRateScheduler(Callback):
@@ -142,6 +212,8 @@ class LearningRateScheduler(Callback):
     --------
     >>> halve_every_5 = LearningRateScheduler(lambda epoch, lr: 0.05 * 0.5 ** (epoch // 5))
     """
+
+    logged_keys = ("lr",)
 
     def __init__(self, schedule):
         if not callable(schedule) and not hasattr(schedule, "step"):
@@ -160,3 +232,12 @@ class LearningRateScheduler(Callback):
             logs["lr"] = self.trainer.optimizer.lr
         if hasattr(self.schedule, "step"):
             self.schedule.step()
+
+    def state_dict(self) -> dict:
+        """The schedule's own state, when it has one (e.g. StepLR's epoch count)."""
+        inner = getattr(self.schedule, "state_dict", None)
+        return {"schedule": inner()} if callable(inner) else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "schedule" in state and callable(getattr(self.schedule, "load_state_dict", None)):
+            self.schedule.load_state_dict(state["schedule"])

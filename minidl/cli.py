@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import math
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -54,8 +56,24 @@ def plot_history(history: dict, path: str) -> bool:
     return True
 
 
+def _writable_folder(path: str) -> str | None:
+    """Create ``path`` if needed and prove it writable; return an error message or None."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"cannot write to --out {path!r}: {exc.strerror or exc}"
+    return None
+
+
 def _train(args) -> int:
     import minidl as mdl
+
+    problem = _writable_folder(args.out)  # before any training: nothing is lost at the end
+    if problem:
+        print(f"minidl train: error: {problem}", file=sys.stderr)
+        return 2
 
     (X, y), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=args.seed)
     model = mdl.models.reference_cnn(rng=np.random.default_rng(args.seed))
@@ -76,7 +94,6 @@ def _train(args) -> int:
     print(f"test loss {result['loss']:.4f}   test accuracy {result['accuracy']:.2%}")
     print("confusion matrix (rows: true digit, columns: predicted):")
     print(format_confusion(confusion_matrix(y_test, pred)))
-    os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, "model.npz")
     model.save(model_path)
     with open(os.path.join(args.out, "history.json"), "w") as f:
@@ -105,29 +122,44 @@ def _gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _number(kind, minimum, strict=False, maximum=None):
+    """An argparse ``type=``: a finite ``kind`` >= ``minimum`` (> when ``strict``), < ``maximum``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        bad = not math.isfinite(value) or value < minimum or (strict and value == minimum) \
+            or (maximum is not None and value >= maximum)
+        if bad:
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound += f" and < {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"expected a finite value {bound}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidl", description="minidl: train and check small CNNs on numpy.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the reference CNN on scikit-learn's digits")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.05)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=_number(int, 1), default=20)
+    t.add_argument("--batch-size", type=_number(int, 1), default=32)
+    t.add_argument("--lr", type=_number(float, 0, strict=True), default=0.05)
+    t.add_argument("--momentum", type=_number(float, 0, maximum=1), default=0.9)
+    t.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0)
     t.add_argument("--out", default=os.path.join("runs", "digits"), help="output folder (default: runs/digits)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     t.set_defaults(func=_train)
     g = sub.add_parser("gradcheck", help="check every built-in layer's gradients on a grid of configurations")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0)
     g.set_defaults(func=_gradcheck)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "epochs", 1) < 1 or getattr(args, "batch_size", 1) < 1:
-        print("minidl: --epochs and --batch-size must be >= 1", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)  # bad values: one-line usage error, exit status 2
     return args.func(args)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import checkpoint as _checkpoint
 from ._validation import positive_real
-from .callbacks import Callback, LearningRateScheduler
+from .callbacks import Callback
 from .data import iterate_batches, num_batches
 from .layers.base import Layer
 from .losses import Loss
@@ -287,8 +287,8 @@ class Trainer:
                 raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
         keys = ["loss", *self.metrics]
         keys += [f"val_{k}" for k in keys] if validation_data is not None else []
-        keys += ["lr"] if any(isinstance(cb, LearningRateScheduler) for cb in callbacks) else []
-        self.log_keys = tuple(keys)
+        keys += [k for cb in callbacks for k in cb.logged_keys if k not in keys]
+        self.log_keys = tuple(dict.fromkeys(keys))
         for cb in callbacks:
             cb.set_trainer(self)
         return callbacks, start

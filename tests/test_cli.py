@@ -113,13 +113,39 @@ def test_train_without_quiet_prints_summary_and_progress(tmp_path, capfd):
     assert (tmp_path / "x" / "model.npz").exists()  # the folder was created
 
 
-@pytest.mark.parametrize("argv", [["train", "--epochs", "0"], ["train", "--batch-size", "0"],
-                                  ["train", "--epochs", "-3"]])
-def test_train_rejects_non_positive_numbers(argv, tmp_path, capsys):
-    assert cli.main(argv + ["--out", str(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert ">= 1" in err
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], ">= 1"), (["train", "--batch-size", "0"], ">= 1"),
+    (["train", "--epochs", "-3"], ">= 1"), (["train", "--lr", "abc"], "expected a number, got 'abc'"),
+    (["train", "--lr", "nan"], "> 0"), (["train", "--lr", "-0.1"], "> 0"), (["train", "--lr", "0"], "> 0"),
+    (["train", "--seed", "-1"], ">= 0"), (["train", "--seed", "1.5"], "expected an integer"),
+    (["train", "--momentum", "1.5"], "< 1"), (["train", "--momentum", "inf"], "finite"),
+    (["gradcheck", "--seed", "-1"], ">= 0"),
+])
+def test_bad_values_are_one_line_usage_errors_before_any_work(argv, message, tmp_path, capsys):
+    """Issue 6: argparse errors (exit status 2, one line after the usage), never tracebacks."""
+    extra = ["--out", str(tmp_path)] if argv[0] == "train" else []
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv + extra)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (unwritable even for root)")
+def test_unwritable_out_folder_fails_before_training(capsys):
+    assert cli.main(["train", "--epochs", "50", "--out", "/proc/self/minidl-run", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot write to --out '/proc/self/minidl-run'" in err and "trained" not in out
+
+
+def test_out_path_that_is_a_file_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli.main(["train", "--epochs", "50", "--out", str(blocker), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot write to --out" in err and "Epoch" not in err and "trained" not in out
 
 
 @pytest.mark.parametrize("argv", [[], ["fly"], ["train", "--epochs", "two"], ["train", "--nope"]])

@@ -325,6 +325,7 @@ class ScriptedLogs(Callback):
 
     def __init__(self, key, values):
         self.key, self.values = key, values
+        self.logged_keys = (key,)  # declared, so EarlyStopping may monitor it
 
     def on_epoch_end(self, epoch, logs=None):
         logs[self.key] = self.values[epoch]
