@@ -19,15 +19,19 @@ def log_softmax(x, axis=-1):
     >>> np.exp(log_softmax(np.array([[-1000.0, 1.0]]))).round(3)
     array([[0., 1.]])
     """
-    shifted = x - x.max(axis=axis, keepdims=True)
-    with np.errstate(under="ignore"):  # exp of very negative values underflows to 0: harmless
+    x = np.asarray(x)
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        # x - max may overflow to -inf (float32 logits of +-3e38) and exp underflow to 0:
+        # both are the right limits; +inf logits give nan, as in torch
+        shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x, axis=-1):
     """``exp(log_softmax(x))``; rows sum to 1."""
-    shifted = x - x.max(axis=axis, keepdims=True)
-    with np.errstate(under="ignore"):
+    x = np.asarray(x)
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        shifted = x - x.max(axis=axis, keepdims=True)
         e = np.exp(shifted)
         return e / e.sum(axis=axis, keepdims=True)
 
@@ -106,8 +110,19 @@ def cross_entropy(logits, targets, label_smoothing=0.0):
     10000.0
     """
     dist = smoothed_targets(logits, targets, label_smoothing)
-    n = logits.shape[0]
-    return float(-(dist * log_softmax(logits)).sum() / n) + 0.0  # + 0.0: no -0.0 (torch gives 0.0)
+    n, k = logits.shape
+    ls = log_softmax(logits)
+    targets = np.asarray(targets)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.issubdtype(targets.dtype, np.integer):
+            # torch's formula: pick the target's log-probability (a masked -inf logit elsewhere
+            # does not turn the loss into 0 * -inf = nan), plus the smoothing term over all classes
+            total = -(1.0 - label_smoothing) * ls[np.arange(n), targets].sum()
+            if label_smoothing:
+                total -= label_smoothing / k * ls.sum()
+        else:  # probabilities: -sum T log p, as torch (0 * -inf is nan there too)
+            total = -(dist * ls).sum()
+    return float(total / n) + 0.0  # + 0.0: no -0.0 (torch gives 0.0)
 
 
 def cross_entropy_backward(logits, targets, label_smoothing=0.0):
@@ -119,4 +134,5 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0):
     dist = smoothed_targets(logits, targets, label_smoothing)
     n = logits.shape[0]
     mass = dist.sum(axis=1, keepdims=True)
-    return ((softmax(logits) * mass - dist) / n).astype(logits.dtype, copy=False)
+    with np.errstate(invalid="ignore"):  # a row of +inf or all -inf logits: nan, as torch
+        return ((softmax(logits) * mass - dist) / n).astype(logits.dtype, copy=False)

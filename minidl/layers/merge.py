@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .._validation import check_array
@@ -25,7 +27,7 @@ class Add(Layer):
 
     def __init__(self):
         super().__init__()
-        self._n = None
+        self._cache = None  # (number of inputs, shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 2:
@@ -42,14 +44,15 @@ class Add(Layer):
                     f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
                     f"input {i} has shape {x.shape}."
                 )
-        self._n = len(inputs)
+        self._cache = (len(inputs), inputs[0].shape, inputs[0].dtype)
         out = inputs[0].copy()
         for x in inputs[1:]:
             out += x
         return out
 
     def backward(self, grad_output):
-        n = self._require_cache(self._n)
+        n, shape, dtype = self._require_cache(self._cache)
+        grad_output = self._check_grad(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
 
 
@@ -68,8 +71,10 @@ class Concat(Layer):
 
     def __init__(self, axis=1):
         super().__init__()
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, (bool, np.bool_)):
+            raise TypeError(f"Concat: axis must be an int. Received: axis={axis!r}")
         self.axis = int(axis)
-        self._sizes = None
+        self._cache = None  # (sizes along axis, output shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 1:
@@ -94,11 +99,12 @@ class Concat(Layer):
                 f"{self!r}: inputs must match on every axis except {self.axis}; "
                 f"got shapes {shapes}."
             ) from exc
-        self._sizes = [x.shape[self.axis] for x in inputs]
+        self._cache = ([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
         return out
 
     def backward(self, grad_output):
-        sizes = self._require_cache(self._sizes)
+        sizes, shape, dtype = self._require_cache(self._cache)
+        grad_output = self._check_grad(grad_output, shape, dtype)
         return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
 
     def get_config(self):
