@@ -1,0 +1,139 @@
+"""Memory is part of correctness: peaks measured with tracemalloc against tensor sizes.
+
+numpy reports its array allocations to :mod:`tracemalloc`, so the peak
+measured around a call is what that call allocated on top of what existed
+before (the input, the weights). Each bound below is a sum of the sizes of the
+tensors the call must produce or hold, plus the documented im2col budget
+``minidl.functional.MAX_COLUMN_BYTES`` (lowered here, through the public module
+constant, so that the tests stay small and fast), plus a small slack for
+Python objects.
+
+* conv2d and its three backward paths (dL/dW, the stride-1 full-correlation
+  dL/dX, the col2im dL/dX) keep their unfolded columns under the budget even
+  for ONE sample whose columns are many times the budget (split over output
+  rows, and over columns when a single row is too large);
+* max pooling does not copy the input once per kernel offset, and keeps its
+  argmax in the smallest unsigned integer type that fits the window;
+* in eval mode (``model.eval()``, ``Trainer.predict``/``evaluate``) layers keep
+  no backward caches, and an eval-mode forward drops the caches of an earlier
+  training-mode forward.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+import minidl.functional.conv as conv_mod
+from minidl import functional as F
+from minidl import layers as L
+
+KIB = 2**10
+SLACK = 64 * KIB  # Python objects, small temporaries (shapes, geometry, bias broadcasts)
+
+
+def measure(fn):
+    """``(result, peak_bytes)``: the tracemalloc peak of ``fn()`` above what existed before."""
+    gc.collect()
+    started = tracemalloc.is_tracing()
+    if not started:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not started:
+            tracemalloc.stop()
+    return result, peak
+
+
+def held_by(fn):
+    """Bytes still allocated after ``fn()`` returned and its result was dropped."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+
+
+# --------------------------------------------------------------------------
+# im2col budget for one large sample
+# --------------------------------------------------------------------------
+CAP = 128 * KIB
+
+
+@pytest.fixture
+def small_cap(monkeypatch):
+    monkeypatch.setattr(conv_mod, "MAX_COLUMN_BYTES", CAP)
+    return CAP
+
+
+def _big_sample(c=16, hw=64, o=8, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, c, hw, hw)).astype(dtype)
+    w = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    return x, w
+
+
+def test_conv2d_forward_one_sample_stays_under_the_column_budget(small_cap):
+    x, w = _big_sample()  # input 256 KiB; its columns (9 x input = 2.25 MiB) are 18x the budget
+    b = np.ones(w.shape[0], x.dtype)
+    y, peak = measure(lambda: F.conv2d(x, w, b, padding=1))
+    columns = 64 * 64 * 9 * 16 * x.itemsize
+    assert columns > 16 * small_cap
+    # the output and one piece of columns (with the few padded input rows it reads)
+    bound = y.nbytes + small_cap + SLACK
+    assert peak < bound, (peak, bound)
+
+
+@pytest.mark.parametrize("stride, path", [(1, "full correlation"), (2, "col2im")])
+def test_conv2d_backward_one_sample_stays_under_the_column_budget(small_cap, stride, path):
+    x, w = _big_sample()
+    g = np.random.default_rng(1).standard_normal(
+        F.conv2d(x, w, stride=stride, padding=1).shape).astype(x.dtype)
+    _, peak = measure(lambda: mdl.functional.conv.conv2d_backward(x, w, g, stride=stride, padding=1))
+    # dX, the upstream gradient re-laid out, one piece of columns (with its
+    # padded band); col2im also scatters into a zero-padded dX before cropping
+    padded = 66 * 66 * 16 * x.itemsize if path == "col2im" else 0
+    bound = padded + x.nbytes + g.nbytes + small_cap + SLACK
+    assert peak < bound, (path, peak, bound)
+
+
+@pytest.mark.parametrize("cap", [4 * KIB, 700, 1], ids=["rows", "columns_of_a_row", "one_pixel"])
+@pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding=(1, 2)),
+                                dict(stride=(1, 2), padding="same", dilation=2),
+                                dict(stride=1, padding=((2, 0), (1, 2)), dilation=(1, 2))])
+def test_split_over_rows_and_columns_matches_unsplit(monkeypatch, cap, kw):
+    """A single sample split over output rows (or columns of a row) gives the same numbers."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 9, 11))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    y = F.conv2d(x, w, b, **kw)
+    g = rng.standard_normal(y.shape)
+    whole = (y, *conv_mod.conv2d_backward(x, w, g, **kw))
+    monkeypatch.setattr(conv_mod, "MAX_COLUMN_BYTES", cap)
+    split = (F.conv2d(x, w, b, **kw), *conv_mod.conv2d_backward(x, w, g, **kw),
+             F.conv2d_input(x.shape, w, g, **kw), F.conv2d_weight(x, w.shape, g, **kw))
+    for name, a, e in zip(["y", "dx", "dw", "db", "dx (conv2d_input)", "dw (conv2d_weight)"],
+                          split, whole + whole[1:3]):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_conv2d_layer_keeps_no_columns_beyond_the_cache_budget(small_cap):
+    x, _ = _big_sample()
+    layer = L.Conv2D(16, 8, 3, padding=1, rng=0)
+    held = held_by(lambda: layer(x))
+    assert held < 64 * 64 * 8 * 4 + SLACK  # the output is dropped; only small bookkeeping stays
+
+
