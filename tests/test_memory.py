@@ -137,3 +137,37 @@ def test_conv2d_layer_keeps_no_columns_beyond_the_cache_budget(small_cap):
     assert held < 64 * 64 * 8 * 4 + SLACK  # the output is dropped; only small bookkeeping stays
 
 
+# --------------------------------------------------------------------------
+# Max pooling
+# --------------------------------------------------------------------------
+def test_max_pool_does_not_copy_the_input_per_kernel_offset():
+    x = np.random.default_rng(0).standard_normal((2, 8, 128, 128)).astype(np.float32)  # 1 MiB
+    # a copy of the input per kernel offset would be 25 x input
+    (out, idx), peak = measure(lambda: F.max_pool2d(x, 5, 1, 2, return_indices=True))
+    assert out.shape == x.shape and idx.dtype == np.uint8
+    # output (1 x input), uint8 argmax (1/4), one uint8 buffer (1/4), numpy's small loop buffers
+    assert peak < 1.75 * x.nbytes, peak / x.nbytes
+    _, peak = measure(lambda: F.max_pool2d(x, 5, 1, 2))
+    assert peak < 1.25 * x.nbytes, peak / x.nbytes  # the output only
+    # layer forward + backward in training mode: the argmax kept, the upstream
+    # gradient, dL/dx with its padding, one product buffer and one mask for backward
+    layer = L.MaxPool2D(5, 1, 2)
+    _, peak = measure(lambda: layer.backward(np.ones_like(layer(x))))
+    assert peak < 4 * x.nbytes, peak / x.nbytes
+
+
+@pytest.mark.parametrize("kernel, dtype", [(2, np.uint8), (16, np.uint8), ((16, 17), np.uint16),
+                                           ((1, 256), np.uint8), ((1, 257), np.uint16)])
+def test_max_pool_argmax_in_the_smallest_unsigned_type(kernel, dtype):
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    x = np.random.default_rng(0).standard_normal((1, 2, kh, kw)).astype(np.float32)
+    out, idx = F.max_pool2d(x, kernel, return_indices=True)
+    assert idx.dtype == dtype
+    flat = x.reshape(1, 2, -1)
+    np.testing.assert_array_equal(idx.reshape(1, 2), flat.argmax(axis=-1))
+    dx = F.max_pool2d_backward(x.shape, np.ones_like(out), idx, kernel)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx.reshape(1, 2, -1).argmax(axis=-1), flat.argmax(axis=-1))
+    assert dx.sum() == 2
+
+
