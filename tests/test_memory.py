@@ -171,3 +171,74 @@ def test_max_pool_argmax_in_the_smallest_unsigned_type(kernel, dtype):
     assert dx.sum() == 2
 
 
+# --------------------------------------------------------------------------
+# Eval mode keeps no backward caches
+# --------------------------------------------------------------------------
+def _deep_convnet(depth=20, c=8):
+    rng = np.random.default_rng(0)
+    stack = []
+    for _ in range(depth):
+        stack += [L.Conv2D(c, c, 3, padding=1, rng=rng), L.ReLU()]
+    return mdl.Sequential(*stack, L.MaxPool2D(2), L.Flatten(), L.Dense(c * 8 * 8, 10, rng=rng))
+
+
+def _trainer(model):
+    return mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+                       mdl.optim.SGD(model.parameters(), lr=0.01))
+
+
+def test_predict_keeps_no_caches_in_a_20_conv_model():
+    model = _deep_convnet()
+    X = np.random.default_rng(1).standard_normal((64, 8, 16, 16)).astype(np.float32)  # 512 KiB
+    trainer = _trainer(model)
+    trainer.predict(X[:2])  # warm-up: caches of first calls (geometry) are not the point
+    held = held_by(lambda: trainer.predict(X, batch_size=32))
+    # before: every conv kept its input and its columns (20 x 2.5 MiB)
+    assert held < 64 * KIB, held
+    held = held_by(lambda: trainer.evaluate(X, np.zeros(64, np.int64), batch_size=32))
+    assert held < 64 * KIB, held
+
+
+def test_eval_forward_drops_the_caches_of_an_earlier_training_forward():
+    model = _deep_convnet(depth=4)
+    X = np.random.default_rng(1).standard_normal((32, 8, 16, 16)).astype(np.float32)
+    model(X[:1])  # warm-up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        model(X)  # training mode: caches held, as backward needs them
+        gc.collect()
+        after_train = tracemalloc.get_traced_memory()[0]
+        model.eval()
+        model(X[:1])  # predict-like call: must release what the training step kept
+        gc.collect()
+        after_eval = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_train > 4 * X.nbytes  # each conv kept its input (and columns)
+    assert after_eval < 64 * KIB, (after_train, after_eval)
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: L.Conv2D(2, 3, 3, rng=0), np.ones((2, 2, 5, 5), np.float32)),
+    (lambda: L.ReLU(), np.ones((2, 3), np.float32)),
+    (lambda: L.MaxPool2D(2), np.ones((2, 2, 4, 4), np.float32)),
+    (lambda: L.Dense(3, 2, rng=0), np.ones((2, 3), np.float32)),
+    (lambda: L.Flatten(), np.ones((2, 3, 2), np.float32)),
+], ids=["Conv2D", "ReLU", "MaxPool2D", "Dense", "Flatten"])
+def test_backward_after_an_eval_forward_names_the_cause(make, x):
+    layer = make()
+    y = layer(x)
+    layer.backward(np.ones_like(y))  # training mode: fine
+    layer.eval()
+    y = layer(x)
+    with pytest.raises(RuntimeError, match=r"eval mode.*train\(\)"):
+        layer.backward(np.ones_like(y))
+    with pytest.raises(RuntimeError, match="eval mode"):
+        layer.backward_params(np.ones_like(y))
+    layer.train()
+    layer(x)
+    layer.backward(np.ones_like(y))  # training again: caches are kept again
+    fresh = make()
+    with pytest.raises(RuntimeError, match="before forward"):
+        fresh.backward(np.ones_like(y))
