@@ -715,3 +715,57 @@ def test_outputs_are_nchw_with_channels_last_memory_and_layout_does_not_change_v
     np.testing.assert_array_equal(conv2d_weight(x_cl, w.shape, g_cl, **kw), conv2d_weight(x, w.shape, g, **kw))
     np.testing.assert_allclose(y, _reference(cfg, x, w, b, g)[0], rtol=1e-12, atol=1e-12)
 
+
+# --------------------------------------------------------------------------
+# Empty batches flow through (as in torch); zero channels are refused
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding="same"),
+                                dict(stride=(2, 1), padding=((2, 0), (1, 2)), dilation=2)])
+def test_empty_batch_gives_empty_outputs_like_torch(kw):
+    w = np.ones((4, 3, 3, 3), np.float32)
+    b = np.ones(4, np.float32)
+    x = np.zeros((0, 3, 9, 8), np.float32)
+    y = conv2d(x, w, b, **kw)
+    g = np.zeros(y.shape, np.float32)
+    dx, dw, db = conv_mod.conv2d_backward(x, w, g, **kw)
+    assert y.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (4,)
+    assert not dw.any() and not db.any()
+    assert conv2d_input(x.shape, w, g, **kw).shape == x.shape
+    assert conv2d_weight(x, w.shape, g, **kw).shape == w.shape
+    layer = Conv2D(3, 4, 3, **kw, rng=0)
+    out = layer(x)
+    assert out.shape == y.shape
+    assert layer.backward(g).shape == x.shape and not layer.weight.grad.any()
+    if torch is not None:
+        padding = kw["padding"]
+        if isinstance(padding, tuple) or kw.get("stride", 1) != 1 and padding == "same":
+            return  # torch has no asymmetric padding nor strided 'same'; shapes checked above
+        yt = torch.nn.functional.conv2d(torch.zeros(0, 3, 9, 8), torch.ones(4, 3, 3, 3),
+                                        torch.ones(4), stride=kw.get("stride", 1), padding=padding)
+        assert tuple(yt.shape) == y.shape
+
+
+def test_empty_batch_through_a_model_and_flatten():
+    model = minidl.Sequential(Conv2D(1, 2, 3, padding=1, rng=0), minidl.layers.ReLU(),
+                              minidl.layers.MaxPool2D(2), minidl.layers.Flatten(),
+                              minidl.layers.Dense(2 * 4 * 4, 3, rng=0))
+    x = np.zeros((0, 1, 8, 8), np.float32)
+    out = model(x)
+    assert out.shape == (0, 3) and out.dtype == np.float32
+    assert model.backward(np.zeros((0, 3), np.float32)).shape == x.shape
+    assert minidl.layers.Flatten()(np.zeros((0, 3, 4, 4))).shape == (0, 48)  # torch: (0, 48)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((2, 0, 5, 5), (4, 0, 3, 3)),
+                                              ((2, 3, 5, 5), (0, 3, 3, 3))],
+                         ids=["in_channels=0", "out_channels=0"])
+def test_zero_channels_raise_value_error(x_shape, w_shape):
+    x, w = np.zeros(x_shape), np.zeros(w_shape)
+    g = np.zeros((2, w_shape[0], 3, 3))
+    for call in (lambda: conv2d(x, w), lambda: conv2d_input(x.shape, w, g),
+                 lambda: conv2d_weight(x, w.shape, g), lambda: conv_mod.conv2d_backward(x, w, g)):
+        with pytest.raises(ValueError, match="at least one input and one output channel"):
+            call()
+    with pytest.raises(ValueError, match="must be >= 1"):
+        Conv2D(w_shape[1], w_shape[0], 3)
