@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
@@ -42,5 +44,9 @@ def linear_bias(grad_output):
 
 
 def flatten(x, start_dim=1):
-    """Merge every axis from ``start_dim`` on, as :func:`torch.flatten` (C-order)."""
-    return x.reshape(x.shape[:start_dim] + (-1,))
+    """Merge every axis from ``start_dim`` on, as :func:`torch.flatten` (C-order).
+
+    The merged size is computed, not inferred (``-1``), so an empty batch
+    ``(0, C, H, W)`` flattens to ``(0, C * H * W)`` as in PyTorch.
+    """
+    return x.reshape(x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),))

@@ -151,6 +151,12 @@ def _check_conv_args(x_shape, w_shape, where):
             f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "
             f"got shape {tuple(w_shape)}."
         )
+    if w_shape[0] == 0 or w_shape[1] == 0 or x_shape[1] == 0:
+        raise ValueError(
+            f"{where}: a convolution needs at least one input and one output channel "
+            f"(a batch of N = 0 samples is fine). Received: input of shape {tuple(x_shape)}, "
+            f"weight of shape {tuple(w_shape)} (out_channels, in_channels, kh, kw)."
+        )
     if x_shape[1] != w_shape[1]:
         raise ValueError(
             f"{where}: expected input with {w_shape[1]} channels (weight shape {tuple(w_shape)}), "

@@ -31,7 +31,7 @@ class ReLU(Layer):
     def forward(self, x):
         check_array(x, "input", "ReLU")
         check_float_dtype(x, "input", "ReLU")
-        self._x = x
+        self._x = self._keep(x)
         return F.relu(x)
 
     def backward(self, grad_output):
