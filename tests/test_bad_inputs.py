@@ -130,6 +130,12 @@ ROWS = [
      ValueError, "expected grad_output of shape"),
     ("backward before forward", lambda tmp: layers.Dense(2, 2).backward(np.ones((1, 2))), RuntimeError,
      "before forward"),
+    ("Conv2D with 0 input channels", lambda tmp: layers.Conv2D(0, 4, 3), ValueError, "in_channels"),
+    ("conv2d with 0 channels", lambda tmp: F.conv2d(np.ones((1, 0, 4, 4)), np.ones((2, 0, 3, 3))),
+     ValueError, "channel"),
+    ("backward after a forward in eval mode", lambda tmp: (lambda d: (d.eval(), d(np.ones((1, 2), np.float32)),
+                                                                     d.backward(np.ones((1, 2), np.float32))))(
+        layers.Dense(2, 2, rng=RNG(0))), RuntimeError, "eval mode"),
     ("conv2d given a list", lambda tmp: F.conv2d([[[[1.0]]]], np.ones((1, 1, 1, 1))), TypeError, "numpy.ndarray"),
     ("minidl train --lr abc", _cli("train", "--lr", "abc"), SystemExit, "2"),
     ("minidl train --seed -1", _cli("train", "--seed", "-1"), SystemExit, "2"),

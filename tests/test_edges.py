@@ -121,6 +121,8 @@ def _kernel_calls():
     w = rng.standard_normal((3, 2, 3, 3))
     b = rng.standard_normal(3)
     g = rng.standard_normal((2, 3, 3, 3))
+    pooled, idx = F.max_pool2d(x, 2, return_indices=True)
+    gp = rng.standard_normal(pooled.shape)
     z = rng.standard_normal((4, 3))
     y = np.array([0, 1, 2, 0])
     d = rng.standard_normal((4, 6))
@@ -132,12 +134,18 @@ def _kernel_calls():
         ("conv2d_bias", F.conv2d_bias, (g,)),
         ("conv2d_backward", F.conv2d_backward, (x, w, g)),
         ("max_pool2d", lambda x: F.max_pool2d(x, 2), (x,)),
+        ("max_pool2d_backward", lambda g, i: F.max_pool2d_backward(x.shape, g, i, 2), (gp, idx)),
         ("relu", F.relu, (x,)),
         ("relu_backward", F.relu_backward, (g, g)),
         ("log_softmax", F.log_softmax, (z,)),
         ("softmax", F.softmax, (z,)),
         ("cross_entropy", F.cross_entropy, (z, y)),
         ("cross_entropy_backward", F.cross_entropy_backward, (z, y)),
+        ("linear", F.linear, (d, dw, b)),
+        ("linear_input", F.linear_input, (z, dw)),
+        ("linear_weight", F.linear_weight, (d, z)),
+        ("linear_bias", F.linear_bias, (z,)),
+        ("flatten", F.flatten, (x,)),
     ]
 
 

@@ -22,25 +22,26 @@ def linear(x, weight, bias=None):
     >>> linear(np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)).shape
     (2, 4)
     """
+    x, weight = np.asarray(x), np.asarray(weight)  # lists work, as everywhere in functional
     out = x @ weight.T
     if bias is not None:
-        out += bias
+        out += np.asarray(bias)
     return out
 
 
 def linear_input(grad_output, weight):
     r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
-    return grad_output @ weight
+    return np.asarray(grad_output) @ np.asarray(weight)
 
 
 def linear_weight(x, grad_output):
     r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
-    return grad_output.T @ x
+    return np.asarray(grad_output).T @ np.asarray(x)
 
 
 def linear_bias(grad_output):
     r"""dL/db = ``grad_output.sum(0)``, shape (out_features,)."""
-    return grad_output.sum(axis=0)
+    return np.asarray(grad_output).sum(axis=0)
 
 
 def flatten(x, start_dim=1):
@@ -49,4 +50,5 @@ def flatten(x, start_dim=1):
     The merged size is computed, not inferred (``-1``), so an empty batch
     ``(0, C, H, W)`` flattens to ``(0, C * H * W)`` as in PyTorch.
     """
+    x = np.asarray(x)
     return x.reshape(x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),))
