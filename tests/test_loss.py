@@ -238,3 +238,72 @@ def test_label_smoothing_rejected_out_of_range():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match=r"label_smoothing must be a float in \[0, 1\]"):
             SoftmaxCrossEntropy(bad)
+
+
+# ------------------------------------------------- -inf (masking) and +-3e38
+INF = np.inf
+EXTREME_CASES = [
+    # (id, logits, targets, label_smoothing, dtype)
+    ("one_minus_inf", [[1.0, -INF, 2.0], [0.5, 0.0, -INF]], [0, 1], 0.0, np.float64),
+    ("several_minus_inf", [[1.0, -INF, -INF, 2.0], [-INF, -INF, 3.0, -INF]], [3, 2], 0.0, np.float64),
+    ("target_at_minus_inf", [[1.0, -INF, 2.0], [1.0, 2.0, 3.0]], [1, 0], 0.0, np.float64),  # inf
+    ("smoothing_minus_inf", [[1.0, -INF, 2.0]], [0], 0.1, np.float64),  # inf: eps/K * inf
+    ("smoothing_target_minus_inf", [[1.0, -INF, 2.0]], [1], 0.1, np.float64),
+    ("smoothing_1_target_minus_inf", [[1.0, -INF, 2.0]], [1], 1.0, np.float64),  # torch: 0 * inf = nan
+    ("smoothing_1_minus_inf", [[1.0, -INF, 2.0]], [0], 1.0, np.float64),
+    ("probs_zero_at_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.0, 0.75]], 0.0, np.float64),  # torch: nan
+    ("probs_nonzero_at_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.25, 0.5]], 0.0, np.float64),
+    ("probs_smoothing_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.0, 0.75]], 0.1, np.float64),
+    ("all_minus_inf", [[-INF, -INF], [0.0, 1.0]], [0, 1], 0.0, np.float64),  # nan, as torch
+    ("plus_inf", [[INF, 1.0], [0.0, 1.0]], [0, 1], 0.0, np.float64),  # nan, as torch
+    ("f32_3e38", [[3e38, -3e38, 0.0], [3e38, 3e38, -3e38]], [0, 0], 0.0, np.float32),
+    ("f32_3e38_target_low", [[3e38, -3e38, 0.0]], [1], 0.0, np.float32),  # inf
+    ("f32_3e38_rows_overflow_sum", [[2e38, 0.0], [2e38, 0.0]], [1, 1], 0.0, np.float32),  # inf
+    ("f32_3e38_smoothing", [[3e38, -3e38, 0.0]], [0], 0.1, np.float32),
+    ("f32_3e38_smoothing_half", [[3e38, 0.0]], [0], 0.5, np.float32),  # 7.5e37
+    ("f32_3e38_probs", [[3e38, 0.0, -3e38]], [[0.5, 0.5, 0.0]], 0.0, np.float32),
+    ("f32_3e38_probs_zero_at_overflow", [[3e38, -3e38, 0.0]], [[0.5, 0.0, 0.5]], 0.0, np.float32),
+    ("f32_minus_inf_and_3e38", [[3e38, -INF, -3e38]], [0], 0.0, np.float32),
+    ("f64_1e308", [[1.7e308, -1.7e308, 0.0], [1e308, 1e308, -1e308]], [0, 1], 0.0, np.float64),
+    ("f64_1e308_target_low", [[1.7e308, -1.7e308, 0.0]], [1], 0.0, np.float64),
+    ("f64_1e308_smoothing", [[1.7e308, 0.0, -1e308]], [0], 0.1, np.float64),
+]
+
+
+@pytest.mark.parametrize("logits, targets, ls, dtype",
+                         [pytest.param(*c[1:], id=c[0]) for c in EXTREME_CASES])
+def test_extreme_logits_torch_parity(logits, targets, ls, dtype):
+    """-inf (masked) logits and logits near the dtype's maximum give torch's loss and gradient
+    (finite where torch's is, inf/nan where torch's is), without any numpy warning."""
+    torch = pytest.importorskip("torch")
+    logits = np.array(logits, dtype)
+    targets = np.array(targets, dtype if isinstance(targets[0], list) else np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = loss_and_grad(logits, targets, ls)
+        value_f = F.cross_entropy(logits, targets, ls)
+        grad_f = F.cross_entropy_backward(logits, targets, ls)
+    zt = torch.tensor(logits, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(zt, torch.tensor(targets), label_smoothing=ls)
+    lt.backward()
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    assert value == pytest.approx(lt.item(), rel=rtol, nan_ok=True)
+    assert np.isnan(value) == np.isnan(lt.item()) and np.isinf(value) == np.isinf(lt.item())
+    assert grad.dtype == dtype and grad.shape == logits.shape
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+    assert np.array_equal(grad, zt.grad.numpy(), equal_nan=True) or np.isfinite(grad).all()
+    assert value_f == value or (np.isnan(value_f) and np.isnan(value))
+    np.testing.assert_array_equal(grad_f, grad)
+
+
+def test_masked_logits_give_the_unmasked_answer():
+    """Masking a class with -inf is the same as dropping its column (labels elsewhere)."""
+    rng = np.random.default_rng(21)
+    logits = rng.standard_normal((6, 5))
+    labels = rng.integers(0, 4, 6)
+    masked = np.concatenate([logits[:, :4], np.full((6, 1), -np.inf)], axis=1)
+    value, grad = loss_and_grad(masked, labels)
+    value4, grad4 = loss_and_grad(logits[:, :4], labels)
+    assert value == pytest.approx(value4, rel=1e-14)
+    np.testing.assert_allclose(grad[:, :4], grad4, rtol=1e-14, atol=1e-17)
+    assert np.all(grad[:, 4] == 0.0)
