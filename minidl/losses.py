@@ -54,12 +54,52 @@ class SoftmaxCrossEntropy(Layer):
         return loss
 
     def backward(self, grad_output=1.0):
-        """dL/dlogits, scaled by ``grad_output`` (the upstream gradient of the scalar loss)."""
+        """dL/dlogits of the last :meth:`forward`, scaled by ``grad_output``.
+
+        Parameters
+        ----------
+        grad_output : real scalar, default 1.0
+            The upstream gradient of the scalar loss (finite). Not the logits:
+            ``backward`` takes no array, it uses what ``forward`` kept.
+
+        Returns
+        -------
+        ndarray, shape (N, K), the logits' dtype
+        """
         logits, targets = self._require_cache(self._cache)
+        scale = self._check_scale(grad_output, logits.dtype)
         grad = F.cross_entropy_backward(logits, targets, self.label_smoothing)
-        if grad_output != 1.0:
-            grad = grad * np.asarray(grad_output, dtype=grad.dtype)
+        if scale != 1.0:
+            grad *= np.asarray(scale, dtype=grad.dtype)
         return grad
+
+    def _check_scale(self, grad_output, dtype):
+        """``grad_output`` as a finite Python float, or a clear error."""
+        usage = ("Call loss.backward() after loss(logits, targets) to get dL/dlogits "
+                 "(optionally loss.backward(s) with a scalar s to scale it).")
+        if isinstance(grad_output, (np.ndarray, list, tuple)):
+            arr = np.asarray(grad_output, dtype=None if isinstance(grad_output, np.ndarray) else object)
+            if arr.ndim:
+                raise ValueError(
+                    f"{self!r}: backward takes no array: the loss is a scalar, so its upstream "
+                    f"gradient is a scalar. Received: an array of shape {arr.shape}. {usage}"
+                )
+            grad_output = arr[()]  # 0-d array -> its scalar
+        if not isinstance(grad_output, numbers.Real) or isinstance(grad_output, (bool, np.bool_)):
+            raise TypeError(
+                f"{self!r}: backward's grad_output must be a real number (the upstream gradient "
+                f"of the scalar loss). Received: grad_output={grad_output!r}. {usage}"
+            )
+        try:
+            scale = float(grad_output)
+        except OverflowError:  # an int beyond float64
+            scale = float("inf")
+        if not abs(scale) <= float(np.finfo(dtype).max):
+            raise ValueError(
+                f"{self!r}: backward's grad_output must be finite in the logits' dtype ({dtype}). "
+                f"Received: grad_output={grad_output!r}. {usage}"
+            )
+        return scale
 
     def get_config(self):
         return dict(label_smoothing=self.label_smoothing)

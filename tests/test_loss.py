@@ -307,3 +307,64 @@ def test_masked_logits_give_the_unmasked_answer():
     assert value == pytest.approx(value4, rel=1e-14)
     np.testing.assert_allclose(grad[:, :4], grad4, rtol=1e-14, atol=1e-17)
     assert np.all(grad[:, 4] == 0.0)
+
+
+@pytest.mark.parametrize("kind", ["labels", "probs"])
+def test_memory_peak_within_two_logits(kind):
+    """Forward holds log_softmax and one temporary; backward only its result (labels)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(22)
+    logits = rng.standard_normal((512, 200)).astype(np.float32)
+    targets = make_targets(kind, 512, 200, rng).astype(np.float32 if kind == "probs" else np.int64)
+    peaks = []
+    for f in (F.cross_entropy, F.cross_entropy_backward):
+        tracemalloc.start()
+        try:
+            f(logits, targets, 0.1)
+            peaks.append(tracemalloc.get_traced_memory()[1] / logits.nbytes)
+        finally:
+            tracemalloc.stop()
+    assert peaks[0] < 2.1, peaks  # was 3.0 (a one-hot T, the product, log_softmax)
+    assert peaks[1] < (1.1 if kind == "labels" else 2.1), peaks  # was 4.0
+
+
+# ------------------------------------------------- backward's grad_output
+@pytest.mark.parametrize("bad, exc, match", [
+    (np.zeros((3, 4)), ValueError, r"scalar.*Received: an array of shape \(3, 4\)"),
+    (np.ones(1), ValueError, r"scalar.*Received: an array of shape \(1,\)"),
+    ([1.0, 2.0], ValueError, r"scalar.*Received: .*shape \(2,\)"),
+    (np.nan, ValueError, r"finite.*Received: grad_output=nan"),
+    (np.float32(np.inf), ValueError, r"finite.*Received: grad_output=np.float32\(inf\)"),
+    (10**400, ValueError, r"finite in the logits. dtype \(float64\).*Received: grad_output=1000"),
+    ("2", TypeError, r"real number.*Received: grad_output='2'"),
+    (None, TypeError, r"real number.*Received: grad_output=None"),
+    (True, TypeError, r"real number.*Received: grad_output=True"),
+    (1j, TypeError, r"real number.*Received: grad_output=1j"),
+])
+def test_backward_refuses_an_array_or_a_bad_scalar(bad, exc, match):
+    loss = SoftmaxCrossEntropy()
+    logits = np.zeros((3, 4))
+    loss(logits, np.array([0, 1, 2]))
+    with pytest.raises(exc, match=match) as info:
+        loss.backward(bad)
+    assert "SoftmaxCrossEntropy" in str(info.value)
+    if isinstance(bad, np.ndarray) and bad.ndim:
+        assert "loss.backward()" in str(info.value)  # says how to use it
+
+
+@pytest.mark.parametrize("good", [2, 2.0, np.float32(2.0), np.int64(2), np.array(2.0), np.array(2, np.int8)])
+def test_backward_accepts_any_real_scalar(good):
+    loss = SoftmaxCrossEntropy()
+    loss(np.random.default_rng(23).standard_normal((3, 4)), np.array([0, 1, 2]))
+    g = loss.backward(good)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, loss.backward() * 2.0)
+
+
+def test_backward_scale_must_be_finite_in_the_logits_dtype():
+    loss = SoftmaxCrossEntropy()
+    loss(np.zeros((2, 3), np.float32), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"finite in the logits' dtype \(float32\).*Received: grad_output=1e\+39"):
+        loss.backward(1e39)
+    assert np.isfinite(loss.backward(3e38)).all()
