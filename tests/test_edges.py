@@ -73,3 +73,65 @@ def test_relu_backward_memory_is_output_plus_a_byte_mask():
     finally:
         tracemalloc.stop()
     assert peak < 1.3 * g.nbytes, peak / g.nbytes  # output (4 bytes) + int8 mask (1 byte)
+
+
+# ---------------------------------------------- Add / Concat upstream gradient
+def _merge_cases():
+    f32 = np.float32
+    return [
+        pytest.param(L.Add(), (np.ones((2, 3, 4), f32), np.ones((2, 3, 4), f32)), id="Add"),
+        pytest.param(L.Add(), (np.ones((2, 3), f32),) * 3, id="Add3"),
+        pytest.param(L.Concat(), (np.ones((2, 1, 3), f32), np.ones((2, 2, 3), f32)), id="Concat"),
+        pytest.param(L.Concat(axis=-1), (np.ones((2, 3, 1), f32), np.ones((2, 3, 4), f32)),
+                     id="Concat-1"),
+    ]
+
+
+@pytest.mark.parametrize("layer, inputs", _merge_cases())
+@pytest.mark.parametrize("change", ["drop_axis", "longer", "extra_axis", "transposed"])
+def test_merge_backward_rejects_wrong_shaped_gradient(layer, inputs, change):
+    out = layer(*inputs)
+    bad = {
+        "drop_axis": np.ones(out.shape[:-1], out.dtype),
+        "longer": np.ones(out.shape[:-1] + (out.shape[-1] + 1,), out.dtype),
+        "extra_axis": np.ones(out.shape + (1,), out.dtype),
+        "transposed": np.ones(out.shape[::-1], out.dtype),
+    }[change]
+    if bad.shape == out.shape:
+        bad = np.ones(out.shape + (2,), out.dtype)
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"{name}\(.*\).*{re.escape(str(out.shape))}.*{re.escape(str(bad.shape))}"):
+        layer.backward(bad)
+
+
+@pytest.mark.parametrize("layer, inputs", _merge_cases())
+def test_merge_backward_casts_gradient_to_the_inputs_dtype(layer, inputs):
+    """As every other layer (Layer._check_grad): the upstream gradient is cast to the dtype
+    of the forward inputs, and a nested list is accepted as an array."""
+    out = layer(*inputs)
+    g = np.arange(out.size, dtype=np.float64).reshape(out.shape)
+    for upstream in (g, g.tolist()):
+        grads = layer.backward(upstream)
+        assert len(grads) == len(inputs)
+        for gi, x in zip(grads, inputs):
+            assert gi.dtype == x.dtype and gi.shape == x.shape
+        np.testing.assert_array_equal(
+            np.concatenate(grads, axis=layer.axis) if isinstance(layer, L.Concat) else grads[0],
+            g.astype(np.float32))
+
+
+@pytest.mark.parametrize("axis", [1.7, 1.0, True, False, np.bool_(True), "1", None, (1,), np.float64(1)])
+def test_concat_axis_must_be_an_int(axis):
+    with pytest.raises(TypeError, match=rf"Concat: axis must be an int.*Received: axis={re.escape(repr(axis))}"):
+        L.Concat(axis=axis)
+
+
+@pytest.mark.parametrize("axis", [np.int64(2), np.int8(-1), np.uint16(0), 2])
+def test_concat_numpy_integer_axis(axis):
+    import json
+
+    layer = L.Concat(axis=axis)
+    assert type(layer.axis) is int and layer.axis == int(axis)
+    json.dumps(layer.get_config())
+    x = np.ones((2, 3, 4), np.float32)
+    assert layer(x, x).shape == tuple(s * 2 if i == int(axis) % 3 else s for i, s in enumerate(x.shape))

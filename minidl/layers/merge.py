@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_array
+from .._validation import _is_int, check_array
 from .base import Layer
 
 __all__ = ["Add", "Concat"]
@@ -15,7 +15,8 @@ class Add(Layer):
 
     Notes
     -----
-    Each input receives the upstream gradient unchanged.
+    Each input receives the upstream gradient unchanged (cast to the inputs'
+    dtype; a gradient of another shape than the output is refused).
 
     Examples
     --------
@@ -25,7 +26,7 @@ class Add(Layer):
 
     def __init__(self):
         super().__init__()
-        self._n = None
+        self._cache = None  # (number of inputs, output shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 2:
@@ -42,23 +43,30 @@ class Add(Layer):
                     f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
                     f"input {i} has shape {x.shape}."
                 )
-        self._n = len(inputs)
+        self._cache = (len(inputs), inputs[0].shape, inputs[0].dtype)
         out = inputs[0].copy()
         for x in inputs[1:]:
             out += x
         return out
 
     def backward(self, grad_output):
-        n = self._require_cache(self._n)
+        n, shape, dtype = self._require_cache(self._cache)
+        grad_output = self._check_grad(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
 
 
 class Concat(Layer):
     r"""Concatenate inputs along ``axis`` (default 1: channels in NCHW).
 
+    Parameters
+    ----------
+    axis : int, default 1
+        May be negative; a numpy integer is accepted, a float or a bool is not.
+
     Notes
     -----
-    The upstream gradient is split back into the inputs' slices.
+    The upstream gradient (of the output's shape, cast to the inputs' dtype) is
+    split back into the inputs' slices.
 
     Examples
     --------
@@ -68,8 +76,10 @@ class Concat(Layer):
 
     def __init__(self, axis=1):
         super().__init__()
+        if not _is_int(axis):
+            raise TypeError(f"Concat: axis must be an int. Received: axis={axis!r}")
         self.axis = int(axis)
-        self._sizes = None
+        self._cache = None  # (sizes along axis, output shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 1:
@@ -94,11 +104,12 @@ class Concat(Layer):
                 f"{self!r}: inputs must match on every axis except {self.axis}; "
                 f"got shapes {shapes}."
             ) from exc
-        self._sizes = [x.shape[self.axis] for x in inputs]
+        self._cache = ([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
         return out
 
     def backward(self, grad_output):
-        sizes = self._require_cache(self._sizes)
+        sizes, shape, dtype = self._require_cache(self._cache)
+        grad_output = self._check_grad(grad_output, shape, dtype)
         return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
 
     def get_config(self):
