@@ -368,3 +368,16 @@ def test_backward_scale_must_be_finite_in_the_logits_dtype():
     with pytest.raises(ValueError, match=r"finite in the logits' dtype \(float32\).*Received: grad_output=1e\+39"):
         loss.backward(1e39)
     assert np.isfinite(loss.backward(3e38)).all()
+
+
+def test_empty_batch_is_nan_as_torch_and_no_classes_is_refused():
+    torch = pytest.importorskip("torch")
+    z = np.zeros((0, 3))
+    lt = torch.nn.functional.cross_entropy(torch.tensor(z), torch.zeros(0, dtype=torch.long))
+    assert np.isnan(lt.item())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(F.cross_entropy(z, np.zeros(0, np.int64)))
+        assert F.cross_entropy_backward(z, np.zeros(0, np.int64)).shape == (0, 3)
+    with pytest.raises(ValueError, match=r"at least one class. Received: shape \(2, 0\)"):
+        F.cross_entropy(np.zeros((2, 0)), np.array([0, 0]))
