@@ -142,6 +142,10 @@ def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -
                 f"(input {tuple(input_hw)}, padding {pads}). Use a smaller kernel or more padding."
             )
         out.append((padded - span) // s + 1)
+    # A stride with one output position, or a dilation with a one-tap kernel, never steps:
+    # use 1, so that no offset arithmetic overflows for huge values (stride=2**63 is legal)
+    st = tuple(s if o > 1 else 1 for s, o in zip(st, out))
+    dl = tuple(d if k > 1 else 1 for d, k in zip(dl, ks))
     return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
 
 

@@ -75,6 +75,9 @@ def windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
     s_n, s_h, s_w, s_c = xp.strides
     shape = (n, ho, wo, kh, kw, c)
     strides = (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+    # an axis of length 1 never steps: its stride is irrelevant (and stride * step
+    # could exceed the address space for huge strides or dilations, e.g. stride 2**63)
+    strides = tuple(st if size > 1 else 0 for st, size in zip(strides, shape))
     if xp.flags.c_contiguous:  # always, here; np.ndarray is much cheaper than as_strided
         view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
         view.flags.writeable = False
