@@ -5,108 +5,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Mapping
 
 import numpy as np
 
 from . import checkpoint as _checkpoint
-from ._validation import positive_real
 from .callbacks import Callback
 from .data import iterate_batches, num_batches
-from .layers.base import Layer
-from .losses import Loss
+from .fit_checks import check_components, check_fit_args, check_xy
+from .history import History
+from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
 
 __all__ = ["Trainer", "History"]
-
-
-class History(Mapping):
-    """Per-epoch metrics: ``history["loss"]`` is a list with one value per epoch.
-
-    A read-only mapping; ``.history`` is the underlying dict (as in Keras) and
-    ``.epoch`` the list of epoch indices run.
-    """
-
-    def __init__(self):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-
-    def _append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __iter__(self):
-        return iter(self.history)
-
-    def __len__(self):
-        return len(self.history)
-
-    def __repr__(self):
-        return f"History({self.history!r})"
-
-
-def _accuracy(y_true, outputs):
-    y_true = np.asarray(y_true)
-    if y_true.ndim == 2:  # class-probability targets
-        y_true = y_true.argmax(axis=1)
-    return float(np.mean(np.argmax(outputs, axis=1) == y_true))
-
-
-_METRICS = {"accuracy": _accuracy, "acc": _accuracy}
-
-
-def _resolve_metrics(metrics):
-    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-        raise TypeError(
-            f"Trainer: metrics must be a list or tuple of metric names or callables, e.g. "
-            f"metrics=['accuracy']. Received: metrics={metrics!r}"
-        )
-    resolved = {}
-    for m in metrics:
-        if isinstance(m, str):
-            if m not in _METRICS:
-                raise ValueError(f"Trainer: unknown metric {m!r}. Known: {sorted(_METRICS)}, or pass a callable(y_true, outputs).")
-            resolved["accuracy" if m == "acc" else m] = _METRICS[m]
-        elif callable(m):
-            resolved[getattr(m, "__name__", "metric")] = m
-        else:
-            raise TypeError(f"Trainer: metrics must be names or callables. Received: {m!r}")
-    return resolved
-
-
-def _check_components(model, loss, optimizer):
-    """Refuse a model, loss or optimizer of the wrong kind, before any work."""
-    def what(obj):
-        return f"the class {obj.__name__} (an instance is needed: {obj.__name__}(...))" \
-            if isinstance(obj, type) else f"{type(obj).__name__} {obj!r}"[:200]
-
-    if not isinstance(model, Layer):
-        raise TypeError(f"Trainer: model must be a minidl Layer (a Sequential, a Graph, ...). "
-                        f"Received: {what(model)}.")
-    if not isinstance(loss, Loss):
-        raise TypeError(
-            "Trainer: loss must be a loss instance such as minidl.losses.SoftmaxCrossEntropy() "
-            f"(a subclass of minidl.losses.Loss). Received: {what(loss)}."
-        )
-    if isinstance(optimizer, type) or not all(callable(getattr(optimizer, m, None))
-                                               for m in ("step", "zero_grad")):
-        raise TypeError(
-            "Trainer: optimizer must have step() and zero_grad(), e.g. "
-            f"minidl.optim.SGD(model.parameters(), lr=0.05). Received: {what(optimizer)}."
-        )
-
-
-def _check_finite_data(X, where, name):
-    if X.dtype.kind in "fc" and not all_finite(X):
-        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
-        raise ValueError(
-            f"Trainer.{where}: {name} contains nan or inf in {bad.size} sample(s), e.g. sample "
-            f"{int(bad[0])}. Clean or drop them (np.isfinite({name}).all(axis=...)) before training."
-        )
 
 
 def _limited_blas(method):
@@ -165,9 +75,9 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), blas_threads=1):
-        _check_components(model, loss, optimizer)
+        check_components(model, loss, optimizer)
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.metrics = _resolve_metrics(metrics)
+        self.metrics = resolve_metrics(metrics)
         if blas_threads is not None and (
             not isinstance(blas_threads, (int, np.integer)) or isinstance(blas_threads, bool) or blas_threads < 1
         ):
@@ -193,21 +103,6 @@ class Trainer:
         except ImportError:  # pragma: no cover - installed with scikit-learn
             return contextlib.nullcontext()
         return threadpool_limits(int(self.blas_threads), user_api="blas")
-
-    def _check_xy(self, X, y, where, need_y=True):
-        if not isinstance(X, np.ndarray):
-            raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}. "
-                            "Convert it with np.asarray(X, dtype=np.float32).")
-        if need_y and not isinstance(y, np.ndarray):
-            raise TypeError(f"Trainer.{where}: y must be a numpy.ndarray of targets (int labels or "
-                            f"class probabilities). Received: {type(y).__name__}. Convert it with "
-                            "np.asarray(y).")
-        if need_y and len(X) != len(y):
-            raise ValueError(
-                f"Trainer.{where}: X and y must have the same number of samples; got {len(X)} and {len(y)}."
-            )
-        if len(X) == 0:
-            raise ValueError(f"Trainer.{where}: X is empty.")
 
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
@@ -252,35 +147,9 @@ class Trainer:
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, seed, callbacks, clip,
                      initial_epoch):
         """Every check that can run before the first batch; returns (callbacks, start epoch)."""
-        self._check_xy(X, y, "fit")
-        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(
-                    "Trainer.fit: validation_data must be a pair (X_val, y_val). "
-                    f"Received: {type(validation_data).__name__}"
-                    + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
-                    + "."
-                )
-            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
-            _check_finite_data(validation_data[0], "fit", "validation_data[0]")
-        _check_finite_data(X, "fit", "X")
-        if clip is not None:
-            positive_real(clip, "clip_grad_norm", "Trainer.fit")
-        if seed is not None and not isinstance(seed, np.random.Generator) and (
-                not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
-        start = 0
-        if initial_epoch is not None:
-            if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
-                    or not 0 <= initial_epoch:
-                raise ValueError(f"Trainer.fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}")
-            start = int(initial_epoch)
-        elif self._resume is not None:
-            start = self.epochs_done
+        start = check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch)
+        if start is None:
+            start = self.epochs_done if self._resume is not None else 0
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -406,7 +275,7 @@ class Trainer:
     @_limited_blas
     def evaluate(self, X, y, batch_size=256) -> dict:
         """Loss and metrics over ``(X, y)``, each batch weighted by its size."""
-        self._check_xy(X, y, "evaluate")
+        check_xy(X, y, "evaluate")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -424,7 +293,7 @@ class Trainer:
     @_limited_blas
     def predict(self, X, batch_size=256) -> np.ndarray:
         """The model's outputs (logits for a classifier), computed in batches."""
-        self._check_xy(X, None, "predict", need_y=False)
+        check_xy(X, None, "predict", need_y=False)
         was_training = self.model.training
         self.model.eval()
         try:
