@@ -36,6 +36,16 @@ class History(Mapping):
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
 
+    def _update_last(self, logs):
+        """Make the last epoch's entries those of ``logs`` (which callbacks may have changed)."""
+        n = len(self.epoch)
+        for key, value in logs.items():
+            values = self.history.setdefault(key, [])
+            if len(values) == n:
+                values[-1] = float(value)
+            else:
+                values.append(float(value))
+
     def __getitem__(self, key):
         return self.history[key]
 
@@ -183,6 +193,7 @@ class Trainer:
         self._seed = None  # the base shuffling seed of the current run
         self._resume = None  # set by load_checkpoint, used by the next fit
         self._callbacks: list = []
+        self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
 
     # --------------------------------------------------------------- helpers
     def _blas_limit(self):
@@ -372,10 +383,9 @@ class Trainer:
         callbacks, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, seed,
                                              callbacks, clip_grad_norm, initial_epoch)
         resumed, self._resume = self._resume, None
-        if resumed is not None:
-            _checkpoint.restore_callbacks(callbacks, resumed)
-        else:
+        if resumed is None:
             self.history = History()
+        self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
         self._seed = _base_seed(seed) if seed is not None or resumed is None or resumed.get("seed") is None \
             else resumed["seed"]
         self._callbacks, self.stop_training = callbacks, False
@@ -383,17 +393,24 @@ class Trainer:
         try:
             for cb in callbacks:
                 cb.on_train_begin(logs)
+            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
+                _checkpoint.restore_callbacks(callbacks, resumed)
             for epoch in range(start, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, logs)
                 logs = self._run_epoch(epoch, epochs, X, y, batch_size, shuffle, validation_data,
                                        callbacks, progress, clip_grad_norm)
+                # the epoch is in the History before the callbacks run, so that a checkpoint
+                # written by one of them (trainer.save_checkpoint) includes it
                 self.epochs_done = epoch + 1
+                self.history._append(epoch, logs)
+                self._epoch_logs = logs
                 try:
                     for cb in callbacks:
                         cb.on_epoch_end(epoch, logs)
                 finally:
-                    self.history._append(epoch, logs)
+                    self._epoch_logs = None
+                    self.history._update_last(logs)  # entries the callbacks added (lr)
                 if self.stop_training:
                     break
             for cb in callbacks:
@@ -441,8 +458,23 @@ class Trainer:
         optimizer state (momentum buffers included), the epochs done, the
         History, the shuffling seed and the state of the last ``fit``'s
         callbacks that have one (a :class:`LearningRateScheduler` over
-        ``StepLR``, ``ModelCheckpoint``'s best value). Written atomically.
+        ``StepLR``, ``ModelCheckpoint``'s best value, ``EarlyStopping``'s best
+        value, patience count and best weights). Written atomically.
+
+        Call it after ``fit`` returns, or from a callback's ``on_epoch_end``
+        (put that callback last: it stores the state the callbacks before it
+        left, and the History including that epoch). The state is restored into
+        the callbacks of the next ``fit`` after their ``on_train_begin``.
+
+        Notes
+        -----
+        ``EarlyStopping(restore_best_weights=True)`` loads the best weights when
+        ``fit`` ends, so a checkpoint written after that ``fit`` holds the best
+        epoch's weights with the last epoch's optimizer state; to resume such a
+        run bit for bit, save from a callback during training instead.
         """
+        if self._epoch_logs is not None:  # called from on_epoch_end: what earlier callbacks logged
+            self.history._update_last(self._epoch_logs)
         _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
                          self.history, self._callbacks)
 
