@@ -103,6 +103,19 @@ def _check_components(model, loss, optimizer):
         )
 
 
+def _check_optimizer_params(model, optimizer):
+    """After the kinds are checked: an optimizer of another model would train nothing."""
+    params = getattr(optimizer, "params", None)
+    if isinstance(params, list) and params:
+        mine = {id(p) for p in model.parameters()}
+        if not any(id(p) in mine for p in params):
+            raise ValueError(
+                f"Trainer: none of the optimizer's {len(params)} parameters is a parameter of the "
+                "model, so training would change nothing. Build the optimizer on this model: "
+                "SGD(model.parameters(), ...) after the model (not on a copy or an earlier build)."
+            )
+
+
 def _check_finite_data(X, where, name):
     if X.dtype.kind in "fc" and not all_finite(X):
         bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))

@@ -14,6 +14,7 @@ from ._fit_support import (
     _base_seed,
     _check_components,
     _check_finite_data,
+    _check_optimizer_params,
     _resolve_metrics,
 )
 from ._validation import positive_real
@@ -91,6 +92,7 @@ class Trainer:
                 f"Received: blas_threads={blas_threads!r}"
             )
         self.blas_threads = blas_threads
+        _check_optimizer_params(model, optimizer)
         self.stop_training = False
         self.history = History()
         self.epochs_done = 0
