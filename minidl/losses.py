@@ -21,27 +21,6 @@ class Loss(Layer):
     def forward(self, outputs, targets):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(outputs, targets)")
 
-    def _upstream(self, grad_output) -> float:
-        """Check the upstream gradient of the scalar loss: a finite real number (1.0 by default)."""
-        where = f"{type(self).__name__}.backward"
-        if isinstance(grad_output, np.ndarray) and grad_output.ndim == 0:
-            grad_output = grad_output.item()
-        if isinstance(grad_output, (np.ndarray, list, tuple)):
-            raise TypeError(
-                f"{where}: takes no array argument: the loss is a scalar, so backward() needs only "
-                "its upstream gradient, a number (default 1.0). It returns dL/doutputs for the "
-                "outputs and targets of the last forward() call. Received: an array of shape "
-                f"{np.shape(grad_output)}. Call loss.backward() without the logits."
-            )
-        if not isinstance(grad_output, numbers.Real) or isinstance(grad_output, bool) \
-                or not np.isfinite(grad_output):
-            raise ValueError(
-                f"{where}: grad_output must be a finite real number (the upstream gradient of the "
-                f"scalar loss). Received: grad_output={grad_output!r}"
-            )
-        return float(grad_output)
-
-
 
 class SoftmaxCrossEntropy(Loss):
     r"""Softmax cross-entropy from logits, as :func:`torch.nn.functional.cross_entropy`.
@@ -85,13 +64,52 @@ class SoftmaxCrossEntropy(Loss):
         return loss
 
     def backward(self, grad_output=1.0):
-        """dL/dlogits, scaled by ``grad_output`` (the upstream gradient of the scalar loss)."""
-        grad_output = self._upstream(grad_output)
+        """dL/dlogits of the last :meth:`forward`, scaled by ``grad_output``.
+
+        Parameters
+        ----------
+        grad_output : real scalar, default 1.0
+            The upstream gradient of the scalar loss (finite). Not the logits:
+            ``backward`` takes no array, it uses what ``forward`` kept.
+
+        Returns
+        -------
+        ndarray, shape (N, K), the logits' dtype
+        """
         logits, targets = self._require_cache(self._cache)
+        scale = self._check_scale(grad_output, logits.dtype)
         grad = F.cross_entropy_backward(logits, targets, self.label_smoothing)
-        if grad_output != 1.0:
-            grad = grad * np.asarray(grad_output, dtype=grad.dtype)
+        if scale != 1.0:
+            grad *= np.asarray(scale, dtype=grad.dtype)
         return grad
+
+    def _check_scale(self, grad_output, dtype):
+        """``grad_output`` as a finite Python float, or a clear error."""
+        usage = ("Call loss.backward() after loss(logits, targets) to get dL/dlogits "
+                 "(optionally loss.backward(s) with a scalar s to scale it).")
+        if isinstance(grad_output, (np.ndarray, list, tuple)):
+            arr = np.asarray(grad_output, dtype=None if isinstance(grad_output, np.ndarray) else object)
+            if arr.ndim:
+                raise ValueError(
+                    f"{self!r}: backward takes no array: the loss is a scalar, so its upstream "
+                    f"gradient is a scalar. Received: an array of shape {arr.shape}. {usage}"
+                )
+            grad_output = arr[()]  # 0-d array -> its scalar
+        if not isinstance(grad_output, numbers.Real) or isinstance(grad_output, (bool, np.bool_)):
+            raise TypeError(
+                f"{self!r}: backward's grad_output must be a real number (the upstream gradient "
+                f"of the scalar loss). Received: grad_output={grad_output!r}. {usage}"
+            )
+        try:
+            scale = float(grad_output)
+        except OverflowError:  # an int beyond float64
+            scale = float("inf")
+        if not abs(scale) <= float(np.finfo(dtype).max):
+            raise ValueError(
+                f"{self!r}: backward's grad_output must be finite in the logits' dtype ({dtype}). "
+                f"Received: grad_output={grad_output!r}. {usage}"
+            )
+        return scale
 
     def get_config(self):
         return dict(label_smoothing=self.label_smoothing)

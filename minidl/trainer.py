@@ -9,17 +9,16 @@ import math
 import numpy as np
 
 from . import checkpoint as _checkpoint
-from ._fit_support import (
-    History,
-    _base_seed,
-    _check_components,
-    _check_finite_data,
-    _check_optimizer_params,
-    _resolve_metrics,
-)
-from ._validation import positive_real
 from .callbacks import Callback
 from .data import iterate_batches, num_batches
+from .fit_checks import (
+    check_components,
+    check_fit_args,
+    check_optimizer_params,
+    check_xy,
+)
+from .history import History
+from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
 
 __all__ = ["Trainer", "History"]
@@ -81,9 +80,9 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, metrics=("accuracy",), blas_threads=1):
-        _check_components(model, loss, optimizer)
+        check_components(model, loss, optimizer)
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.metrics = _resolve_metrics(metrics)
+        self.metrics = resolve_metrics(metrics)
         if blas_threads is not None and (
             not isinstance(blas_threads, (int, np.integer)) or isinstance(blas_threads, bool) or blas_threads < 1
         ):
@@ -92,7 +91,7 @@ class Trainer:
                 f"Received: blas_threads={blas_threads!r}"
             )
         self.blas_threads = blas_threads
-        _check_optimizer_params(model, optimizer)
+        check_optimizer_params(model, optimizer)
         self.stop_training = False
         self.history = History()
         self.epochs_done = 0
@@ -112,23 +111,9 @@ class Trainer:
             return contextlib.nullcontext()
         return threadpool_limits(int(self.blas_threads), user_api="blas")
 
-    def _check_xy(self, X, y, where, need_y=True):
-        if not isinstance(X, np.ndarray):
-            raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}. "
-                            "Convert it with np.asarray(X, dtype=np.float32).")
-        if need_y and not isinstance(y, np.ndarray):
-            raise TypeError(f"Trainer.{where}: y must be a numpy.ndarray of targets (int labels or "
-                            f"class probabilities). Received: {type(y).__name__}. Convert it with "
-                            "np.asarray(y).")
-        if need_y and len(X) != len(y):
-            raise ValueError(
-                f"Trainer.{where}: X and y must have the same number of samples; got {len(X)} and {len(y)}."
-            )
-        if len(X) == 0:
-            raise ValueError(f"Trainer.{where}: X is empty.")
-
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
+        where = f"epoch {epoch + 1}, batch {batch + 1}"
         atomic = getattr(self.optimizer, "atomic_step", False)
         # the parameter list only when needed: walking the model costs as much as an SGD step
         params = self.model.parameters() if clip is not None or not atomic else None
@@ -147,7 +132,7 @@ class Trainer:
                 if saved[1] is not None:
                     self.optimizer.load_state_dict(saved[1])
             raise FloatingPointError(
-                f"Trainer.fit: non-finite update at epoch {epoch + 1}, batch {batch + 1}: {exc}. Training stopped; the weights "
+                f"Trainer.fit: non-finite update at {where}: {exc}. Training stopped; the weights "
                 "and optimizer state are those before this batch. Lower the learning rate or "
                 "clip the gradients (fit(..., clip_grad_norm=1.0))."
             ) from exc
@@ -170,35 +155,9 @@ class Trainer:
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, seed, callbacks, clip,
                      initial_epoch):
         """Every check that can run before the first batch; returns (callbacks, start epoch)."""
-        self._check_xy(X, y, "fit")
-        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(
-                    "Trainer.fit: validation_data must be a pair (X_val, y_val). "
-                    f"Received: {type(validation_data).__name__}"
-                    + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
-                    + "."
-                )
-            self._check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
-            _check_finite_data(validation_data[0], "fit", "validation_data[0]")
-        _check_finite_data(X, "fit", "X")
-        if clip is not None:
-            positive_real(clip, "clip_grad_norm", "Trainer.fit")
-        if seed is not None and not isinstance(seed, np.random.Generator) and (
-                not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
-        start = 0
-        if initial_epoch is not None:
-            if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
-                    or not 0 <= initial_epoch:
-                raise ValueError(f"Trainer.fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}")
-            start = int(initial_epoch)
-        elif self._resume is not None:
-            start = self.epochs_done
+        start = check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch)
+        if start is None:
+            start = self.epochs_done if self._resume is not None else 0
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -335,7 +294,7 @@ class Trainer:
     @_limited_blas
     def evaluate(self, X, y, batch_size=256) -> dict:
         """Loss and metrics over ``(X, y)``, each batch weighted by its size."""
-        self._check_xy(X, y, "evaluate")
+        check_xy(X, y, "evaluate")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -353,7 +312,7 @@ class Trainer:
     @_limited_blas
     def predict(self, X, batch_size=256) -> np.ndarray:
         """The model's outputs (logits for a classifier), computed in batches."""
-        self._check_xy(X, None, "predict", need_y=False)
+        check_xy(X, None, "predict", need_y=False)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -404,6 +363,15 @@ class Trainer:
         history.epoch = [int(e) for e in resumed["history"]["epoch"]]
         self.history, self.epochs_done, self._seed = history, resumed["epochs_done"], resumed["seed"]
         self._resume = resumed
+
+
+def _base_seed(seed) -> int:
+    """The int that, with the epoch index, seeds each epoch's shuffling."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**63))
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    return int(seed)
 
 
 def _progress_bar(total, desc, enabled):

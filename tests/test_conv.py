@@ -480,33 +480,19 @@ def test_non_contiguous_inputs_match_reference():
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("budget", ["one_sample_per_chunk", "two_samples_uneven_last_chunk"])
 def test_chunking_matches_unchunked(monkeypatch, budget):
+    """The results under a small MAX_COLUMN_BYTES (the public knob) equal the
+    unchunked ones. The memory bounds themselves are in tests/test_memory.py."""
     cfg = Cfg("chunk", 5, 2, 3, (7, 6), 3, stride=2, padding="same", dilation=1)
     x, w, b, g = _data(cfg)
     kw = cfg.conv_kwargs
     full = (conv2d(x, w, b, **kw), conv2d_input(x.shape, w, g, **kw), conv2d_weight(x, w.shape, g, **kw))
 
-    steps, windows = [], []
-    real_chunk, real_windows = conv_mod._chunk, conv_mod._windows
-
-    def spy_chunk(n, per_sample_bytes):
-        steps.append(real_chunk(n, per_sample_bytes))
-        return steps[-1]
-
-    def spy_windows(xp, geo):
-        windows.append(xp.shape[0])
-        return real_windows(xp, geo)
-
     ho, wo = g.shape[2:]
     per_sample = ho * wo * cfg.c * 9 * x.itemsize
-    limit = 1 if budget == "one_sample_per_chunk" else 2 * per_sample + 1
+    limit = per_sample if budget == "one_sample_per_chunk" else 2 * per_sample + 1
     monkeypatch.setattr(conv_mod, "MAX_COLUMN_BYTES", limit)
-    monkeypatch.setattr(conv_mod, "_chunk", spy_chunk)
-    monkeypatch.setattr(conv_mod, "_windows", spy_windows)
-    chunked = (conv2d(x, w, b, **kw), conv2d_input(x.shape, w, g, **kw), conv2d_weight(x, w.shape, g, **kw))
-
-    step = 1 if budget == "one_sample_per_chunk" else 2
-    assert steps == [step, step, step]  # forward, dX, dW all chunked
-    assert windows == ([1] * 5 if step == 1 else [2, 2, 1]) * 2  # forward and dW
+    chunked = (conv2d(x, w, b, **kw), conv2d_input(x.shape, w, g, **kw),
+               conv2d_weight(x, w.shape, g, **kw))
     for name, a, e in zip(NAMES, chunked, full):
         assert a.shape == e.shape, name
         np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13, err_msg=name)
@@ -516,17 +502,14 @@ def test_chunking_matches_unchunked(monkeypatch, budget):
 
 @pytest.mark.parametrize("padding", ["same", 0, ((2, 0), (1, 2))])
 def test_chunking_stride_one_input_grad_full_correlation(monkeypatch, padding):
-    """Stride 1 takes the im2col full-correlation path for dX; it chunks too."""
+    """Stride 1 takes the im2col full-correlation path for dX; it is split too
+    (here down to one output pixel per piece) and gives the same numbers."""
     cfg = Cfg("chunk1", 5, 2, 3, (7, 6), 3, stride=1, padding=padding, dilation=(1, 2))
     x, w, b, g = _data(cfg)
     kw = cfg.conv_kwargs
     full = conv2d_input(x.shape, w, g, **kw)
-    calls = []
-    real_windows = conv_mod._windows
-    monkeypatch.setattr(conv_mod, "_windows", lambda xp, geo: calls.append(xp.shape[0]) or real_windows(xp, geo))
     monkeypatch.setattr(conv_mod, "MAX_COLUMN_BYTES", 1)
     chunked = conv2d_input(x.shape, w, g, **kw)
-    assert calls == [1] * 5  # one sample per chunk, through the im2col path
     np.testing.assert_allclose(chunked, full, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(chunked, _reference(cfg, x, w, b, g)[1], rtol=1e-12, atol=1e-12)
 
@@ -731,3 +714,58 @@ def test_outputs_are_nchw_with_channels_last_memory_and_layout_does_not_change_v
     np.testing.assert_array_equal(conv2d_input(x.shape, w, g_cl, **kw), dx)
     np.testing.assert_array_equal(conv2d_weight(x_cl, w.shape, g_cl, **kw), conv2d_weight(x, w.shape, g, **kw))
     np.testing.assert_allclose(y, _reference(cfg, x, w, b, g)[0], rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# Empty batches flow through (as in torch); zero channels are refused
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding="same"),
+                                dict(stride=(2, 1), padding=((2, 0), (1, 2)), dilation=2)])
+def test_empty_batch_gives_empty_outputs_like_torch(kw):
+    w = np.ones((4, 3, 3, 3), np.float32)
+    b = np.ones(4, np.float32)
+    x = np.zeros((0, 3, 9, 8), np.float32)
+    y = conv2d(x, w, b, **kw)
+    g = np.zeros(y.shape, np.float32)
+    dx, dw, db = conv_mod.conv2d_backward(x, w, g, **kw)
+    assert y.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (4,)
+    assert not dw.any() and not db.any()
+    assert conv2d_input(x.shape, w, g, **kw).shape == x.shape
+    assert conv2d_weight(x, w.shape, g, **kw).shape == w.shape
+    layer = Conv2D(3, 4, 3, **kw, rng=0)
+    out = layer(x)
+    assert out.shape == y.shape
+    assert layer.backward(g).shape == x.shape and not layer.weight.grad.any()
+    if torch is not None:
+        padding = kw["padding"]
+        if isinstance(padding, tuple) or kw.get("stride", 1) != 1 and padding == "same":
+            return  # torch has no asymmetric padding nor strided 'same'; shapes checked above
+        yt = torch.nn.functional.conv2d(torch.zeros(0, 3, 9, 8), torch.ones(4, 3, 3, 3),
+                                        torch.ones(4), stride=kw.get("stride", 1), padding=padding)
+        assert tuple(yt.shape) == y.shape
+
+
+def test_empty_batch_through_a_model_and_flatten():
+    model = minidl.Sequential(Conv2D(1, 2, 3, padding=1, rng=0), minidl.layers.ReLU(),
+                              minidl.layers.MaxPool2D(2), minidl.layers.Flatten(),
+                              minidl.layers.Dense(2 * 4 * 4, 3, rng=0))
+    x = np.zeros((0, 1, 8, 8), np.float32)
+    out = model(x)
+    assert out.shape == (0, 3) and out.dtype == np.float32
+    assert model.backward(np.zeros((0, 3), np.float32)).shape == x.shape
+    assert minidl.layers.Flatten()(np.zeros((0, 3, 4, 4))).shape == (0, 48)  # torch: (0, 48)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((2, 0, 5, 5), (4, 0, 3, 3)),
+                                              ((2, 3, 5, 5), (0, 3, 3, 3))],
+                         ids=["in_channels=0", "out_channels=0"])
+def test_zero_channels_raise_value_error(x_shape, w_shape):
+    x, w = np.zeros(x_shape), np.zeros(w_shape)
+    g = np.zeros((2, w_shape[0], 3, 3))
+    for call in (lambda: conv2d(x, w), lambda: conv2d_input(x.shape, w, g),
+                 lambda: conv2d_weight(x, w.shape, g), lambda: conv_mod.conv2d_backward(x, w, g)):
+        with pytest.raises(ValueError, match="at least one input and one output channel"):
+            call()
+    with pytest.raises(ValueError, match="must be >= 1"):
+        Conv2D(w_shape[1], w_shape[0], 3)

@@ -238,3 +238,146 @@ def test_label_smoothing_rejected_out_of_range():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match=r"label_smoothing must be a float in \[0, 1\]"):
             SoftmaxCrossEntropy(bad)
+
+
+# ------------------------------------------------- -inf (masking) and +-3e38
+INF = np.inf
+EXTREME_CASES = [
+    # (id, logits, targets, label_smoothing, dtype)
+    ("one_minus_inf", [[1.0, -INF, 2.0], [0.5, 0.0, -INF]], [0, 1], 0.0, np.float64),
+    ("several_minus_inf", [[1.0, -INF, -INF, 2.0], [-INF, -INF, 3.0, -INF]], [3, 2], 0.0, np.float64),
+    ("target_at_minus_inf", [[1.0, -INF, 2.0], [1.0, 2.0, 3.0]], [1, 0], 0.0, np.float64),  # inf
+    ("smoothing_minus_inf", [[1.0, -INF, 2.0]], [0], 0.1, np.float64),  # inf: eps/K * inf
+    ("smoothing_target_minus_inf", [[1.0, -INF, 2.0]], [1], 0.1, np.float64),
+    ("smoothing_1_target_minus_inf", [[1.0, -INF, 2.0]], [1], 1.0, np.float64),  # torch: 0 * inf = nan
+    ("smoothing_1_minus_inf", [[1.0, -INF, 2.0]], [0], 1.0, np.float64),
+    ("probs_zero_at_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.0, 0.75]], 0.0, np.float64),  # torch: nan
+    ("probs_nonzero_at_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.25, 0.5]], 0.0, np.float64),
+    ("probs_smoothing_minus_inf", [[1.0, -INF, 2.0]], [[0.25, 0.0, 0.75]], 0.1, np.float64),
+    ("all_minus_inf", [[-INF, -INF], [0.0, 1.0]], [0, 1], 0.0, np.float64),  # nan, as torch
+    ("plus_inf", [[INF, 1.0], [0.0, 1.0]], [0, 1], 0.0, np.float64),  # nan, as torch
+    ("f32_3e38", [[3e38, -3e38, 0.0], [3e38, 3e38, -3e38]], [0, 0], 0.0, np.float32),
+    ("f32_3e38_target_low", [[3e38, -3e38, 0.0]], [1], 0.0, np.float32),  # inf
+    ("f32_3e38_rows_overflow_sum", [[2e38, 0.0], [2e38, 0.0]], [1, 1], 0.0, np.float32),  # inf
+    ("f32_3e38_smoothing", [[3e38, -3e38, 0.0]], [0], 0.1, np.float32),
+    ("f32_3e38_smoothing_half", [[3e38, 0.0]], [0], 0.5, np.float32),  # 7.5e37
+    ("f32_3e38_probs", [[3e38, 0.0, -3e38]], [[0.5, 0.5, 0.0]], 0.0, np.float32),
+    ("f32_3e38_probs_zero_at_overflow", [[3e38, -3e38, 0.0]], [[0.5, 0.0, 0.5]], 0.0, np.float32),
+    ("f32_minus_inf_and_3e38", [[3e38, -INF, -3e38]], [0], 0.0, np.float32),
+    ("f64_1e308", [[1.7e308, -1.7e308, 0.0], [1e308, 1e308, -1e308]], [0, 1], 0.0, np.float64),
+    ("f64_1e308_target_low", [[1.7e308, -1.7e308, 0.0]], [1], 0.0, np.float64),
+    ("f64_1e308_smoothing", [[1.7e308, 0.0, -1e308]], [0], 0.1, np.float64),
+]
+
+
+@pytest.mark.parametrize("logits, targets, ls, dtype",
+                         [pytest.param(*c[1:], id=c[0]) for c in EXTREME_CASES])
+def test_extreme_logits_torch_parity(logits, targets, ls, dtype):
+    """-inf (masked) logits and logits near the dtype's maximum give torch's loss and gradient
+    (finite where torch's is, inf/nan where torch's is), without any numpy warning."""
+    torch = pytest.importorskip("torch")
+    logits = np.array(logits, dtype)
+    targets = np.array(targets, dtype if isinstance(targets[0], list) else np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = loss_and_grad(logits, targets, ls)
+        value_f = F.cross_entropy(logits, targets, ls)
+        grad_f = F.cross_entropy_backward(logits, targets, ls)
+    zt = torch.tensor(logits, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(zt, torch.tensor(targets), label_smoothing=ls)
+    lt.backward()
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    assert value == pytest.approx(lt.item(), rel=rtol, nan_ok=True)
+    assert np.isnan(value) == np.isnan(lt.item()) and np.isinf(value) == np.isinf(lt.item())
+    assert grad.dtype == dtype and grad.shape == logits.shape
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+    assert np.array_equal(grad, zt.grad.numpy(), equal_nan=True) or np.isfinite(grad).all()
+    assert value_f == value or (np.isnan(value_f) and np.isnan(value))
+    np.testing.assert_array_equal(grad_f, grad)
+
+
+def test_masked_logits_give_the_unmasked_answer():
+    """Masking a class with -inf is the same as dropping its column (labels elsewhere)."""
+    rng = np.random.default_rng(21)
+    logits = rng.standard_normal((6, 5))
+    labels = rng.integers(0, 4, 6)
+    masked = np.concatenate([logits[:, :4], np.full((6, 1), -np.inf)], axis=1)
+    value, grad = loss_and_grad(masked, labels)
+    value4, grad4 = loss_and_grad(logits[:, :4], labels)
+    assert value == pytest.approx(value4, rel=1e-14)
+    np.testing.assert_allclose(grad[:, :4], grad4, rtol=1e-14, atol=1e-17)
+    assert np.all(grad[:, 4] == 0.0)
+
+
+@pytest.mark.parametrize("kind", ["labels", "probs"])
+def test_memory_peak_within_two_logits(kind):
+    """Forward holds log_softmax and one temporary; backward only its result (labels)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(22)
+    logits = rng.standard_normal((512, 200)).astype(np.float32)
+    targets = make_targets(kind, 512, 200, rng).astype(np.float32 if kind == "probs" else np.int64)
+    peaks = []
+    for f in (F.cross_entropy, F.cross_entropy_backward):
+        tracemalloc.start()
+        try:
+            f(logits, targets, 0.1)
+            peaks.append(tracemalloc.get_traced_memory()[1] / logits.nbytes)
+        finally:
+            tracemalloc.stop()
+    assert peaks[0] < 2.1, peaks  # was 3.0 (a one-hot T, the product, log_softmax)
+    assert peaks[1] < (1.1 if kind == "labels" else 2.1), peaks  # was 4.0
+
+
+# ------------------------------------------------- backward's grad_output
+@pytest.mark.parametrize("bad, exc, match", [
+    (np.zeros((3, 4)), ValueError, r"scalar.*Received: an array of shape \(3, 4\)"),
+    (np.ones(1), ValueError, r"scalar.*Received: an array of shape \(1,\)"),
+    ([1.0, 2.0], ValueError, r"scalar.*Received: .*shape \(2,\)"),
+    (np.nan, ValueError, r"finite.*Received: grad_output=nan"),
+    (np.float32(np.inf), ValueError, r"finite.*Received: grad_output=np.float32\(inf\)"),
+    (10**400, ValueError, r"finite in the logits. dtype \(float64\).*Received: grad_output=1000"),
+    ("2", TypeError, r"real number.*Received: grad_output='2'"),
+    (None, TypeError, r"real number.*Received: grad_output=None"),
+    (True, TypeError, r"real number.*Received: grad_output=True"),
+    (1j, TypeError, r"real number.*Received: grad_output=1j"),
+])
+def test_backward_refuses_an_array_or_a_bad_scalar(bad, exc, match):
+    loss = SoftmaxCrossEntropy()
+    logits = np.zeros((3, 4))
+    loss(logits, np.array([0, 1, 2]))
+    with pytest.raises(exc, match=match) as info:
+        loss.backward(bad)
+    assert "SoftmaxCrossEntropy" in str(info.value)
+    if isinstance(bad, np.ndarray) and bad.ndim:
+        assert "loss.backward()" in str(info.value)  # says how to use it
+
+
+@pytest.mark.parametrize("good", [2, 2.0, np.float32(2.0), np.int64(2), np.array(2.0), np.array(2, np.int8)])
+def test_backward_accepts_any_real_scalar(good):
+    loss = SoftmaxCrossEntropy()
+    loss(np.random.default_rng(23).standard_normal((3, 4)), np.array([0, 1, 2]))
+    g = loss.backward(good)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, loss.backward() * 2.0)
+
+
+def test_backward_scale_must_be_finite_in_the_logits_dtype():
+    loss = SoftmaxCrossEntropy()
+    loss(np.zeros((2, 3), np.float32), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"finite in the logits' dtype \(float32\).*Received: grad_output=1e\+39"):
+        loss.backward(1e39)
+    assert np.isfinite(loss.backward(3e38)).all()
+
+
+def test_empty_batch_is_nan_as_torch_and_no_classes_is_refused():
+    torch = pytest.importorskip("torch")
+    z = np.zeros((0, 3))
+    lt = torch.nn.functional.cross_entropy(torch.tensor(z), torch.zeros(0, dtype=torch.long))
+    assert np.isnan(lt.item())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(F.cross_entropy(z, np.zeros(0, np.int64)))
+        assert F.cross_entropy_backward(z, np.zeros(0, np.int64)).shape == (0, 3)
+    with pytest.raises(ValueError, match=r"at least one class. Received: shape \(2, 0\)"):
+        F.cross_entropy(np.zeros((2, 0)), np.array([0, 0]))

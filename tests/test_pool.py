@@ -335,3 +335,27 @@ def test_layer_rejects_too_much_padding_at_construction():
     with pytest.raises(ValueError, match="at most half the kernel size"):
         MaxPool2D(2, padding=2)
     MaxPool2D(3, padding=1)  # k // 2 is fine
+
+
+def test_empty_batch_gives_empty_outputs_and_zero_channels_raise():
+    x = np.zeros((0, 3, 7, 7), np.float32)
+    out, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    assert out.shape == (0, 3, 4, 4) and idx.shape == out.shape  # torch: (0, 3, 4, 4)
+    dx = F.max_pool2d_backward(x.shape, out, idx, 3, 2, 1)
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    layer = MaxPool2D(3, 2, 1)
+    assert layer.backward(layer(x)).shape == x.shape
+    with pytest.raises(ValueError, match="at least one channel"):
+        F.max_pool2d(np.zeros((2, 0, 4, 4), np.float32), 2)  # torch raises too
+
+
+def test_backward_accepts_small_indices_and_rejects_float_ones():
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    out, idx = F.max_pool2d(x, 3, 1, 1, return_indices=True)
+    assert idx.dtype == np.uint8
+    g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dx = F.max_pool2d_backward(x.shape, g, idx, 3, 1, 1)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, F.max_pool2d_backward(x.shape, g, idx.astype(np.int64), 3, 1, 1))
+    with pytest.raises(TypeError, match="indices must be integers"):
+        F.max_pool2d_backward(x.shape, g, idx.astype(np.float32), 3, 1, 1)

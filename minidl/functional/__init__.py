@@ -2,6 +2,11 @@
 
 Backward kernels are told the shape of the gradient they produce, like
 :func:`torch.nn.grad.conv2d_input` and :func:`torch.nn.grad.conv2d_weight`.
+
+Array arguments must be numpy arrays: a list raises a TypeError that says how
+to convert it (``np.asarray(x, dtype=np.float32)``), as :func:`torch.nn.functional`
+refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
+(``targets``) may be any sequence.
 """
 
 from .activation import relu, relu_backward

@@ -1,7 +1,9 @@
 """2-D convolution (cross-correlation) and its hand-derived backward.
 
 The forward pass unfolds the padded input into columns (im2col, a strided
-view copied chunk by chunk) and multiplies by the flattened kernel: one GEMM.
+view copied piece by piece, at most ``MAX_COLUMN_BYTES`` at a time, even
+within one sample: see :mod:`minidl.functional.im2col`) and multiplies by
+the flattened kernel: one GEMM per piece.
 The backward pass is split, as in :mod:`torch.nn.grad`, into
 
 * :func:`conv2d_input`  -- dL/dX, a transposed convolution (for stride 1 a
@@ -28,7 +30,6 @@ The derivation is written out in ``docs/conv_backprop.md``.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .._validation import (
     check_array,
@@ -36,8 +37,8 @@ from .._validation import (
     check_ndim,
     check_same_dtype,
 )
+from . import im2col
 from .geometry import (
-    Padding,
     _check_conv_args,
     _Geometry,
     _geometry,
@@ -57,51 +58,17 @@ __all__ = [
     "MAX_CACHED_COLUMN_BYTES",
 ]
 
-#: Upper bound, in bytes, for the unfolded input (im2col columns) held at once.
-#: Larger batches are processed in chunks of samples.
+#: Upper bound, in bytes, for the unfolded input (im2col columns) held at once,
+#: in the forward pass and in both backward paths. A batch is processed in
+#: chunks of whole samples; a single sample whose columns exceed it is split
+#: over output rows (and a single row over output columns). Lower it (it is
+#: read at every call) to trade speed for memory.
 MAX_COLUMN_BYTES = 256 * 2**20
 
 
 #: Largest unfolded input that ``conv2d(..., return_columns=True)`` hands back
 #: for reuse in backward (a layer keeps it until its backward runs).
 MAX_CACHED_COLUMN_BYTES = 32 * 2**20
-
-def _pad_nhwc(x: np.ndarray, pads: Padding) -> np.ndarray:
-    """NCHW ``x`` -> zero-padded, C-contiguous NHWC copy ``(N, H + pt + pb, W + pl + pr, C)``.
-
-    Channels-last makes every receptive field a run of ``kw * C`` contiguous
-    values (for dilation 1), so the im2col copy below is fast.
-    """
-    (pt, pb), (pl, pr) = pads
-    n, c, h, w = x.shape
-    if pt == pb == pl == pr == 0:
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=x.dtype)
-    xp[:, pt : pt + h, pl : pl + w, :] = x.transpose(0, 2, 3, 1)
-    return xp
-
-
-def _windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """Read-only view ``(N, H_out, W_out, kh, kw, C)`` of every receptive field of NHWC ``xp``."""
-    n, _, _, c = xp.shape
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
-    s_n, s_h, s_w, s_c = xp.strides
-    shape = (n, ho, wo, kh, kw, c)
-    strides = (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
-    if xp.flags.c_contiguous:  # always, here; np.ndarray is much cheaper than as_strided
-        view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
-        view.flags.writeable = False
-        return view
-    return as_strided(xp, shape=shape, strides=strides, writeable=False)
-
-
-def _weight_matrix(weight: np.ndarray) -> np.ndarray:
-    """``(O, C, kh, kw) -> (O, kh * kw * C)``: the column order of :func:`_windows`."""
-    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
-
-
-def _chunk(n: int, per_sample_bytes: int) -> int:
-    return max(1, min(n, MAX_COLUMN_BYTES // max(per_sample_bytes, 1)))
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False):
@@ -157,21 +124,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
     ho, wo = geo.out
-    xp = _pad_nhwc(x, geo.pads)
-    wmat_t = np.ascontiguousarray(_weight_matrix(weight).T)  # (kh * kw * C, O)
-    k = wmat_t.shape[0]
+    wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight).T)  # (kh * kw * C, O)
     out = np.empty((n, ho, wo, o), dtype=x.dtype)
-    step = _chunk(n, ho * wo * k * x.itemsize)
-    for start in range(0, n, step):
-        cols = None  # free the previous chunk before building the next
-        cols = _windows(xp[start : start + step], geo).reshape(-1, k)
-        np.matmul(cols, wmat_t, out=out[start : start + step].reshape(-1, o))
+    cols = im2col.correlate(x.transpose(0, 2, 3, 1), geo.pads, geo, wmat_t, out, MAX_COLUMN_BYTES)
     if bias is not None:
         out += bias
     out = out.transpose(0, 3, 1, 2)  # NCHW shape, channels-last memory (module docstring)
     if not return_columns:
         return out
-    keep = step == n and cols.nbytes <= MAX_CACHED_COLUMN_BYTES
+    keep = cols is not None and cols.nbytes <= MAX_CACHED_COLUMN_BYTES
     return out, (cols if keep else None)
 
 
@@ -200,17 +161,21 @@ def _input_grad(rows, weight, input_size, geo):
     n, _, h, w = input_size
     (sh, sw), (ho, wo) = geo.stride, geo.out
     dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
-    wmat = _weight_matrix(weight)  # (O, kh * kw * C)
-    step = _chunk(n, ho * wo * wmat.shape[1] * weight.itemsize)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        dcols = None  # free the previous chunk before building the next
-        dcols = (rows[start * ho * wo : stop * ho * wo] @ wmat).reshape(stop - start, ho, wo, kh, kw, c)
-        target = dxp[start:stop]
+    wmat = im2col.weight_matrix(weight)  # (O, kh * kw * C)
+    g = rows.reshape(n, ho, wo, o)
+    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, wmat.shape[1] * weight.itemsize,
+                                                  MAX_COLUMN_BYTES):
+        dcols = None  # free the previous piece before building the next
+        dcols = (g[n0:n1, i0:i1, j0:j1].reshape(-1, o) @ wmat).reshape(
+            n1 - n0, i1 - i0, j1 - j0, kh, kw, c)
+        target = dxp[n0:n1]
+        rows_span, cols_span = sh * (i1 - i0 - 1) + 1, sw * (j1 - j0 - 1) + 1
         for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
+            r = i0 * sh + p * dh
             for q in range(kw):
-                target[:, p * dh : p * dh + sh * (ho - 1) + 1 : sh,
-                       q * dw : q * dw + sw * (wo - 1) + 1 : sw, :] += dcols[:, :, :, p, q, :]
+                s = j0 * sw + q * dw
+                target[:, r : r + rows_span : sh, s : s + cols_span : sw, :] += dcols[:, :, :, p, q, :]
+    dcols = None
     if pt or pb or pl or pr:
         dxp = np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :])
     return dxp.transpose(0, 3, 1, 2)
@@ -224,17 +189,14 @@ def _input_grad_full_correlation(rows, weight, input_size, geo):
     (pt, pb), (pl, pr) = geo.pads
     (dh, dw), (ho, wo) = geo.dilation, geo.out
     top, left = dh * (kh - 1) - pt, dw * (kw - 1) - pl
-    gp = np.zeros((n, h + dh * (kh - 1), w + dw * (kw - 1), o), dtype=weight.dtype)
-    gp[:, top : top + ho, left : left + wo, :] = rows.reshape(n, ho, wo, o)
-    full = _Geometry((kh, kw), (1, 1), (dh, dw), ((0, 0), (0, 0)), (h, w))
-    # rotated kernel as a (kh * kw * O, C) matrix in the column order of _windows
+    # G zero-padded to (h + dh * (kh - 1), w + dw * (kw - 1)); the padding is
+    # applied band by band as the pieces are built
+    gpads = ((top, h + dh * (kh - 1) - top - ho), (left, w + dw * (kw - 1) - left - wo))
+    full = _Geometry((kh, kw), (1, 1), (dh, dw), gpads, (h, w))
+    # rotated kernel as a (kh * kw * O, C) matrix in the column order of im2col.windows
     wrot = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, c)
     out = np.empty((n, h, w, c), dtype=weight.dtype)
-    step = _chunk(n, h * w * wrot.shape[0] * weight.itemsize)
-    for start in range(0, n, step):
-        cols = None  # free the previous chunk before building the next
-        cols = _windows(gp[start : start + step], full).reshape(-1, wrot.shape[0])
-        np.matmul(cols, wrot, out=out[start : start + step].reshape(-1, c))
+    im2col.correlate(rows.reshape(n, ho, wo, o), gpads, full, wrot, out, MAX_COLUMN_BYTES)
     return out.transpose(0, 3, 1, 2)
 
 
@@ -247,14 +209,16 @@ def _weight_grad(rows, x, weight_size, geo, columns=None):
     if columns is not None:  # the forward pass's im2col, reused
         dw = rows.T @ columns
         return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
-    xp = _pad_nhwc(x, geo.pads)
+    src = x.transpose(0, 2, 3, 1)
+    cols = im2col.one_piece(src, geo.pads, geo, k, MAX_COLUMN_BYTES)
+    if cols is not None:  # the usual case
+        dw = rows.T @ cols
+        return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    g = rows.reshape(n, ho, wo, o)
     dw = np.zeros((o, k), dtype=x.dtype)
-    step = _chunk(n, ho * wo * k * x.itemsize)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        cols = None  # free the previous chunk before building the next
-        cols = _windows(xp[start:stop], geo).reshape(-1, k)
-        dw += rows[start * ho * wo : stop * ho * wo].T @ cols
+    for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(src, geo.pads, geo, k, MAX_COLUMN_BYTES):
+        dw += g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T @ cols
+        del cols
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 

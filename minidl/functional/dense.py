@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from .._validation import check_array
 
 __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
 
@@ -20,6 +24,10 @@ def linear(x, weight, bias=None):
     >>> linear(np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)).shape
     (2, 4)
     """
+    check_array(x, "x", "linear")
+    check_array(weight, "weight", "linear")
+    if bias is not None:
+        check_array(bias, "bias", "linear")
     out = x @ weight.T
     if bias is not None:
         out += bias
@@ -28,19 +36,29 @@ def linear(x, weight, bias=None):
 
 def linear_input(grad_output, weight):
     r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
+    check_array(grad_output, "grad_output", "linear_input")
+    check_array(weight, "weight", "linear_input")
     return grad_output @ weight
 
 
 def linear_weight(x, grad_output):
     r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
+    check_array(x, "x", "linear_weight")
+    check_array(grad_output, "grad_output", "linear_weight")
     return grad_output.T @ x
 
 
 def linear_bias(grad_output):
     r"""dL/db = ``grad_output.sum(0)``, shape (out_features,)."""
+    check_array(grad_output, "grad_output", "linear_bias")
     return grad_output.sum(axis=0)
 
 
 def flatten(x, start_dim=1):
-    """Merge every axis from ``start_dim`` on, as :func:`torch.flatten` (C-order)."""
-    return x.reshape(x.shape[:start_dim] + (-1,))
+    """Merge every axis from ``start_dim`` on, as :func:`torch.flatten` (C-order).
+
+    The merged size is computed, not inferred (``-1``), so an empty batch
+    ``(0, C, H, W)`` flattens to ``(0, C * H * W)`` as in PyTorch.
+    """
+    check_array(x, "x", "flatten")
+    return x.reshape(x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),))

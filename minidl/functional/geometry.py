@@ -142,6 +142,10 @@ def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -
                 f"(input {tuple(input_hw)}, padding {pads}). Use a smaller kernel or more padding."
             )
         out.append((padded - span) // s + 1)
+    # A stride with one output position, or a dilation with a one-tap kernel, never steps:
+    # use 1, so that no offset arithmetic overflows for huge values (stride=2**63 is legal)
+    st = tuple(s if o > 1 else 1 for s, o in zip(st, out))
+    dl = tuple(d if k > 1 else 1 for d, k in zip(dl, ks))
     return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
 
 
@@ -150,6 +154,12 @@ def _check_conv_args(x_shape, w_shape, where):
         raise ValueError(
             f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "
             f"got shape {tuple(w_shape)}."
+        )
+    if w_shape[0] == 0 or w_shape[1] == 0 or x_shape[1] == 0:
+        raise ValueError(
+            f"{where}: a convolution needs at least one input and one output channel "
+            f"(a batch of N = 0 samples is fine). Received: input of shape {tuple(x_shape)}, "
+            f"weight of shape {tuple(w_shape)} (out_channels, in_channels, kh, kw)."
         )
     if x_shape[1] != w_shape[1]:
         raise ValueError(

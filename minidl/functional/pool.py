@@ -9,7 +9,6 @@ maximum, so NaNs propagate; within a window the last NaN wins (PyTorch's CPU ker
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .geometry import _geometry
@@ -42,26 +41,61 @@ def _channels_last(a) -> bool:
 
 
 def _full(shape, fill, dtype, channels_last):
-    """``np.full`` of NCHW ``shape``, in channels-last memory when asked."""
-    if not channels_last:
-        return np.full(shape, fill, dtype=dtype)
+    """``np.full`` of NCHW ``shape`` (``np.empty`` for ``fill=None``), in channels-last
+    memory when asked."""
     n, c, h, w = shape
-    return np.full((n, h, w, c), fill, dtype=dtype).transpose(0, 3, 1, 2)
+    alloc_shape = (n, h, w, c) if channels_last else shape
+    a = np.empty(alloc_shape, dtype=dtype) if fill is None else np.full(alloc_shape, fill, dtype=dtype)
+    return a.transpose(0, 3, 1, 2) if channels_last else a
 
 
-def _offset_view(a, geo):
-    """View ``(kh, kw, N, C, H_out, W_out)`` of NCHW ``a``: element ``[p, q, n, c, i, j]``
-    is ``a[n, c, s_h * i + p, s_w * j + q]`` (writeable when ``a`` is)."""
+def _index_dtype(window: int):
+    """The smallest unsigned integer type that holds ``0 .. window - 1``."""
+    if window <= 256:
+        return np.uint8
+    return np.uint16 if window <= 65536 else np.uint32
+
+
+def _in_bounds(offset, pad, stride, n_out, size):
+    """Output positions ``i0:i1`` whose input position ``stride * i + offset - pad`` is in ``[0, size)``."""
+    i0 = max(0, -(-(pad - offset) // stride))
+    i1 = min(n_out, (size - 1 - offset + pad) // stride + 1)
+    return i0, max(i0, i1)
+
+
+def _offsets(xm, geo, channels_last):
+    """Yield ``(k, src, sel)`` for each kernel offset ``k = p * kw + q``.
+
+    ``xm`` is ``x`` in its memory order: NCHW, or NHWC (``channels_last``).
+    ``src`` is the view of ``xm`` that the offset reads for the windows where
+    it falls inside the input (not in the padding); ``sel`` indexes those
+    windows in a memory-order output, or is None when that is every window.
+    """
+    ha = 1 if channels_last else 2  # the height axis; width follows it
+    h, w = xm.shape[ha : ha + 2]
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    n, c = a.shape[:2]
-    s = a.strides
-    shape = (kh, kw, n, c, ho, wo)
-    strides = (s[2], s[3], s[0], s[1], s[2] * sh, s[3] * sw)
-    # np.ndarray on a contiguous buffer (with the same start) is far cheaper than as_strided
-    for buffer in (a, a.transpose(0, 2, 3, 1)):
-        if buffer.flags.c_contiguous:
-            return np.ndarray(shape, a.dtype, buffer=buffer, strides=strides)
-    return as_strided(a, shape=shape, strides=strides, writeable=False)
+    (pt, pb), (pl, pr) = geo.pads
+    lead = (slice(None),) * ha
+    tail = (slice(None),) * (2 - ha)
+    if not (pt or pb or pl or pr):  # every offset of every window is inside the input
+        for p in range(kh):
+            rows = slice(p, p + sh * (ho - 1) + 1, sh)
+            for q in range(kw):
+                yield p * kw + q, xm[lead + (rows, slice(q, q + sw * (wo - 1) + 1, sw)) + tail], None
+        return
+    cols = [_in_bounds(q, pl, sw, wo, w) for q in range(kw)]
+    for p in range(kh):
+        i0, i1 = _in_bounds(p, pt, sh, ho, h)
+        r = i0 * sh + p - pt
+        rows = slice(r, r + sh * (i1 - i0 - 1) + 1, sh)
+        for q in range(kw):
+            j0, j1 = cols[q]
+            if i0 == i1 or j0 == j1:
+                continue
+            c = j0 * sw + q - pl
+            src = xm[lead + (rows, slice(c, c + sw * (j1 - j0 - 1) + 1, sw)) + tail]
+            full = i0 == 0 and j0 == 0 and i1 == ho and j1 == wo
+            yield p * kw + q, src, None if full else lead + (slice(i0, i1), slice(j0, j1)) + tail
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
@@ -82,7 +116,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
-    indices : ndarray of intp, same shape (only with ``return_indices``)
+    indices : ndarray, same shape (only with ``return_indices``)
+        In the smallest unsigned integer type that holds ``kh * kw - 1``
+        (uint8 for windows of up to 256 elements, then uint16, uint32).
 
     Shape
     -----
@@ -106,46 +142,62 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     check_float_dtype(x, "x", where)
     n, c, h, w = x.shape
     geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
+    if c == 0:
+        raise ValueError(
+            f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
+            f"samples is fine). Received: x of shape {x.shape}."
+        )
     (pt, pb), (pl, pr) = geo.pads
-    cl = _channels_last(x)  # work, and answer, in the layout x comes in
-    if pt or pb or pl or pr:
-        xp = _full((n, c, h + pt + pb, w + pl + pr), -np.inf, x.dtype, cl)
-        xp[:, :, pt : pt + h, pl : pl + w] = x
-    else:
-        xp = x
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    # One copy gathers the kh * kw kernel offsets into a contiguous stack
-    # (kh * kw, N, C, H_out, W_out) -- or (kh * kw, N, H_out, W_out, C) for
-    # channels-last input; the reductions over its first axis are then fast
-    # contiguous passes.
-    view = _offset_view(xp, geo)
-    if cl:
-        view = view.transpose(0, 1, 2, 4, 5, 3)
-    stack = np.ascontiguousarray(view).reshape(kh * kw, *view.shape[2:])
-    out = stack.max(axis=0)
-    nchw = (lambda a: a.transpose(0, 3, 1, 2)) if cl else (lambda a: a)  # noqa: E731
-    if not return_indices:
-        return nchw(out)
-    # Descending over offsets, so the first maximum wins ties; branch-free
-    # update idx <- k where stack[k] == out (wrap-around arithmetic on uint8).
-    small = np.uint8 if kh * kw <= 256 else np.int32
-    idx = np.zeros(out.shape, dtype=small)
-    for k in range(kh * kw - 1, -1, -1):
-        hit = np.equal(stack[k], out).view(np.uint8).astype(small, copy=False)
-        idx -= (idx - small(k)) * hit
-    idx = idx.astype(np.intp)
-    if np.isnan(out).any():
+    cl = _channels_last(x)  # work, and answer, in the layout x comes in
+    # A running maximum over the kernel offsets, each a strided view of x: the
+    # peak is the output (+ the argmax and one buffer), never a copy of the
+    # input per offset. Padding is never read: an offset only updates the
+    # windows where it falls inside the input.
+    # Everything below runs on memory-order views (NHWC for channels-last x),
+    # where numpy's element-wise loops are fastest.
+    xm = x.transpose(0, 2, 3, 1) if cl else x
+    shape = (n, ho, wo, c) if cl else (n, c, ho, wo)
+    padded = bool(pt or pb or pl or pr)
+    out = np.full(shape, -np.inf, dtype=x.dtype) if padded else None
+    idx = hit = None
+    if return_indices:
+        small = _index_dtype(kh * kw)
+        idx = np.zeros(shape, dtype=small)
+        if pt or pl:  # start at the first in-bounds element (padding never wins, even over -inf)
+            p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
+            q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
+            idx[...] = (p0 * kw + q0)[..., None] if cl else p0 * kw + q0
+        hit = np.empty(shape, dtype=small)
+    # The offsets k = p * kw + q come in increasing order, and a window only
+    # meets offsets >= its starting index, so "idx <- k where x_k > out" is
+    # idx <- max(idx, k * (x_k > out)): branch-free, no masked assignment.
+    # Strictly greater: the first maximum keeps ties.
+    for k, src, sel in _offsets(xm, geo, cl):
+        if out is None:  # offset (0, 0) without padding covers every window
+            out = np.empty(shape, dtype=x.dtype)
+            np.copyto(out, src)
+            continue
+        dst = out if sel is None else out[sel]
+        if return_indices:
+            h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
+            np.greater(src, dst, out=h_k)
+            np.multiply(h_k, k, out=h_k)
+            np.maximum(i_k, h_k, out=i_k)
+        np.maximum(dst, src, out=dst)  # NaN propagates
+    if return_indices and out.size and np.isnan(out.max()):  # max propagates NaN, allocates nothing
         # NaN counts as the maximum; as in PyTorch's CPU kernel (which updates
-        # on every NaN it meets) the LAST NaN of a window wins.
-        last_nan = kh * kw - 1 - np.isnan(stack[::-1]).argmax(axis=0)
-        idx = np.where(np.isnan(out), last_nan, idx)
-    out, idx = nchw(out), nchw(idx)
-    if (pt or pl) and np.isneginf(out).any():
-        # A window whose real elements are all -inf: the padding must not win,
-        # the first in-bounds element does (PyTorch's rule).
-        p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
-        q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
-        idx = np.where(np.isneginf(out), p0 * kw + q0, idx)
+        # on every NaN it meets) the LAST NaN of a window wins. NaN never
+        # compared greater above, so every NaN offset is larger than idx there.
+        for k, src, sel in _offsets(xm, geo, cl):
+            h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
+            np.isnan(src, out=h_k)
+            np.multiply(h_k, k, out=h_k)
+            np.maximum(i_k, h_k, out=i_k)
+    hit = None
+    if cl:
+        out = out.transpose(0, 3, 1, 2)
+        idx = None if idx is None else idx.transpose(0, 3, 1, 2)
     return (out, idx) if return_indices else out
 
 
@@ -156,7 +208,7 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     ----------
     input_size : tuple (N, C, H, W)
     grad_output : ndarray, shape (N, C, H_out, W_out)
-    indices : ndarray, from ``max_pool2d(..., return_indices=True)``
+    indices : ndarray of integers, from ``max_pool2d(..., return_indices=True)``
     kernel_size, stride, padding : as in the forward call
 
     Returns
@@ -174,6 +226,12 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     """
     where = "max_pool2d_backward"
     check_array(grad_output, "grad_output", where)
+    check_array(indices, "indices", where)
+    if indices.dtype.kind not in "ui":
+        raise TypeError(
+            f"{where}: indices must be integers, as max_pool2d(..., return_indices=True) "
+            f"returns them. Received: indices of dtype {indices.dtype}."
+        )
     n, c, h, w = (int(v) for v in input_size)
     geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
@@ -193,13 +251,16 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     dxp = _full((n, c, hp, wp), 0, g.dtype, cl)
     overlap = sh < kh or sw < kw
+    hit = np.empty_like(indices, dtype=bool)  # buffers reused for every offset, in their layout
+    part = np.empty_like(g) if overlap else None
     for p in range(kh):
         for q in range(kw):
             view = dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
+            np.equal(indices, p * kw + q, out=hit)
             if overlap:
-                view += g * (indices == p * kw + q)
+                view += np.multiply(g, hit, out=part)
             else:
-                np.multiply(g, indices == p * kw + q, out=view)
+                np.multiply(g, hit, out=view)
     if pt or pb or pl or pr:
         dxp = dxp[:, :, pt : pt + h, pl : pl + w]
     return dxp

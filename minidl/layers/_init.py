@@ -15,7 +15,9 @@ def as_generator(rng, where: str) -> np.random.Generator:
         return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"{where}: an int rng seed must be >= 0. Received: rng={rng!r}")
         return np.random.default_rng(int(rng))
     raise TypeError(
         f"{where}: rng must be a numpy.random.Generator, an int seed or None. "
@@ -26,7 +28,7 @@ def as_generator(rng, where: str) -> np.random.Generator:
 def float_dtype(dtype, where: str) -> np.dtype:
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # numpy raises either for nonsense specs
         raise TypeError(f"{where}: dtype must be a numpy floating dtype. Received: dtype={dtype!r}") from exc
     if not np.issubdtype(dt, np.floating):
         raise TypeError(

@@ -16,7 +16,8 @@ class ReLU(Layer):
 
     Notes
     -----
-    dL/dx = ``grad_output * (x > 0)``; the gradient at exactly 0 is 0 (PyTorch's choice).
+    dL/dx is ``grad_output`` where ``x > 0`` (or ``x`` is nan) and 0 where ``x <= 0``, even
+    for a nan/inf ``grad_output`` there; at exactly 0 it is 0 (PyTorch's rules).
 
     Examples
     --------
@@ -31,7 +32,7 @@ class ReLU(Layer):
     def forward(self, x):
         check_array(x, "input", "ReLU")
         check_float_dtype(x, "input", "ReLU")
-        self._x = x
+        self._x = self._keep(x)
         return F.relu(x)
 
     def backward(self, grad_output):

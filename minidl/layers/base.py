@@ -63,8 +63,25 @@ class Layer:
     def __call__(self, *inputs):
         return self.forward(*inputs)
 
+    def _keep(self, value):
+        """What ``forward`` keeps for ``backward``: ``value`` in training mode.
+
+        In eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
+        kept (None), so a forward pass holds no memory after it returns, and a
+        cache left by an earlier training-mode forward is dropped;
+        :meth:`_require_cache` then names the cause.
+        """
+        self._forward_in_eval = not self.training
+        return value if self.training else None
+
     def _require_cache(self, cache):
         """Return ``cache`` or raise the RuntimeError for backward-before-forward."""
+        if cache is None and getattr(self, "_forward_in_eval", False):
+            raise RuntimeError(
+                f"{self!r}: backward() after a forward() in eval mode, which keeps no backward "
+                "caches (to save memory). Call model.train() (or layer.train()) before the "
+                "forward pass whose gradients you need."
+            )
         if cache is None:
             raise RuntimeError(
                 f"{self!r}: backward() was called before forward(). "
@@ -130,7 +147,13 @@ class Layer:
         return self
 
     def eval(self) -> "Layer":
-        """Set evaluation mode (recursively); returns ``self``."""
+        """Set evaluation mode (recursively); returns ``self``.
+
+        In eval mode the built-in layers keep no backward caches (inputs,
+        im2col columns, argmax indices), so a forward pass holds no memory
+        once it returns; ``backward`` after an eval-mode forward raises a
+        RuntimeError. ``Trainer.predict`` and ``Trainer.evaluate`` run in eval mode.
+        """
         return self.train(False)
 
     # ------------------------------------------------------------ state dict

@@ -111,9 +111,14 @@ class Conv2D(Layer):
                 f"{x.shape[1]} channels in input of shape {x.shape} (layout is NCHW)."
             )
         check_same_dtype(x, self.weight.data, "input", "weight", where)
-        self._x = x
         bias = None if self.bias is None else self.bias.data
-        out, self._columns = F.conv2d(x, self.weight.data, bias, **self._kw(), return_columns=True)
+        if self.training:  # the previous call's cache is replaced once the new one exists:
+            # freeing it first can make malloc return the memory to the OS and fault it back in
+            out, self._columns = F.conv2d(x, self.weight.data, bias, **self._kw(), return_columns=True)
+        else:  # eval mode: no backward cache (nor columns); drop a training call's cache first
+            self._x = self._columns = None
+            out = F.conv2d(x, self.weight.data, bias, **self._kw())
+        self._x = self._keep(x)
         self._out_shape = out.shape
         return out
 

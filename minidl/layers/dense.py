@@ -65,7 +65,7 @@ class Dense(Layer):
                 "Put a Flatten() before Dense, or set in_features to match."
             )
         check_same_dtype(x, self.weight.data, "input", "weight", where)
-        self._x = x
+        self._x = self._keep(x)
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad_output):
@@ -122,7 +122,7 @@ class Flatten(Layer):
                 f"{self!r}: expected input with more than {self.start_dim} dimensions, "
                 f"got shape {x.shape}."
             )
-        self._shape = x.shape
+        self._shape = self._keep(x.shape)
         return F.flatten(x, self.start_dim)
 
     def backward(self, grad_output):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._validation import check_array
+from .._validation import _is_int, check_array
 from .base import Layer
 
 __all__ = ["Add", "Concat"]
@@ -17,7 +15,8 @@ class Add(Layer):
 
     Notes
     -----
-    Each input receives the upstream gradient unchanged.
+    Each input receives the upstream gradient unchanged (cast to the inputs'
+    dtype; a gradient of another shape than the output is refused).
 
     Examples
     --------
@@ -27,7 +26,7 @@ class Add(Layer):
 
     def __init__(self):
         super().__init__()
-        self._cache = None  # (number of inputs, shape, dtype)
+        self._cache = None  # (number of inputs, output shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 2:
@@ -59,9 +58,15 @@ class Add(Layer):
 class Concat(Layer):
     r"""Concatenate inputs along ``axis`` (default 1: channels in NCHW).
 
+    Parameters
+    ----------
+    axis : int, default 1
+        May be negative; a numpy integer is accepted, a float or a bool is not.
+
     Notes
     -----
-    The upstream gradient is split back into the inputs' slices.
+    The upstream gradient (of the output's shape, cast to the inputs' dtype) is
+    split back into the inputs' slices.
 
     Examples
     --------
@@ -71,7 +76,7 @@ class Concat(Layer):
 
     def __init__(self, axis=1):
         super().__init__()
-        if not isinstance(axis, numbers.Integral) or isinstance(axis, (bool, np.bool_)):
+        if not _is_int(axis):
             raise TypeError(f"Concat: axis must be an int. Received: axis={axis!r}")
         self.axis = int(axis)
         self._cache = None  # (sizes along axis, output shape, dtype)

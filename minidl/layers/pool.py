@@ -55,8 +55,11 @@ class MaxPool2D(Layer):
         check_array(x, "input", where)
         check_ndim(x, 4, "input", where, "(N, C, H, W)")
         check_float_dtype(x, "input", where)
+        if not self.training:  # eval mode: no argmax, no backward cache; drop a training call's
+            self._cache = self._keep(None)
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
         out, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=True)
-        self._cache = (x.shape, idx)
+        self._cache = self._keep((x.shape, idx))
         return out
 
     def backward(self, grad_output):

@@ -1,0 +1,106 @@
+"""The checks ``Trainer`` runs before any work: components, data and ``fit``'s arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import positive_real
+from .layers.base import Layer
+from .losses import Loss
+from .optim import all_finite
+
+__all__ = ["check_components", "check_optimizer_params", "check_xy", "check_finite_samples",
+           "check_fit_args"]
+
+
+def check_components(model, loss, optimizer):
+    """Refuse a model, loss or optimizer of the wrong kind, before any work."""
+    def what(obj):
+        return f"the class {obj.__name__} (an instance is needed: {obj.__name__}(...))" \
+            if isinstance(obj, type) else f"{type(obj).__name__} {obj!r}"[:200]
+
+    if not isinstance(model, Layer):
+        raise TypeError(f"Trainer: model must be a minidl Layer (a Sequential, a Graph, ...). "
+                        f"Received: {what(model)}.")
+    if not isinstance(loss, Loss):
+        raise TypeError(
+            "Trainer: loss must be a loss instance such as minidl.losses.SoftmaxCrossEntropy() "
+            f"(a subclass of minidl.losses.Loss). Received: {what(loss)}."
+        )
+    if isinstance(optimizer, type) or not all(callable(getattr(optimizer, m, None))
+                                               for m in ("step", "zero_grad")):
+        raise TypeError(
+            "Trainer: optimizer must have step() and zero_grad(), e.g. "
+            f"minidl.optim.SGD(model.parameters(), lr=0.05). Received: {what(optimizer)}."
+        )
+
+
+def check_optimizer_params(model, optimizer) -> None:
+    """After the kinds are checked: an optimizer of another model would train nothing."""
+    params = getattr(optimizer, "params", None)
+    if isinstance(params, list) and params:
+        mine = {id(p) for p in model.parameters()}
+        if not any(id(p) in mine for p in params):
+            raise ValueError(
+                f"Trainer: none of the optimizer's {len(params)} parameters is a parameter of the "
+                "model, so training would change nothing. Build the optimizer on this model: "
+                "SGD(model.parameters(), ...) after the model (not on a copy or an earlier build)."
+            )
+
+
+def check_finite_samples(X, where, name) -> None:
+    """Refuse float inputs holding nan/inf, naming how many samples and the first one."""
+    if X.dtype.kind in "fc" and not all_finite(X):
+        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+        raise ValueError(
+            f"Trainer.{where}: {name} contains nan or inf in {bad.size} sample(s), e.g. sample "
+            f"{int(bad[0])}. Clean or drop them (np.isfinite({name}).all(axis=...)) before training."
+        )
+
+
+def check_xy(X, y, where, need_y=True) -> None:
+    """X (and y) are numpy arrays with as many samples, and not empty."""
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}. "
+                        "Convert it with np.asarray(X, dtype=np.float32).")
+    if need_y and not isinstance(y, np.ndarray):
+        raise TypeError(f"Trainer.{where}: y must be a numpy.ndarray of targets (int labels or "
+                        f"class probabilities). Received: {type(y).__name__}. Convert it with "
+                        "np.asarray(y).")
+    if need_y and len(X) != len(y):
+        raise ValueError(
+            f"Trainer.{where}: X and y must have the same number of samples; got {len(X)} and {len(y)}."
+        )
+    if len(X) == 0:
+        raise ValueError(f"Trainer.{where}: X is empty.")
+
+
+def check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch):
+    """Every check of ``fit``'s data and scalar arguments; returns ``initial_epoch`` or None."""
+    check_xy(X, y, "fit")
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(
+                "Trainer.fit: validation_data must be a pair (X_val, y_val). "
+                f"Received: {type(validation_data).__name__}"
+                + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                + "."
+            )
+        check_xy(validation_data[0], validation_data[1], "fit (validation_data)")
+        check_finite_samples(validation_data[0], "fit", "validation_data[0]")
+    check_finite_samples(X, "fit", "X")
+    if clip is not None:
+        positive_real(clip, "clip_grad_norm", "Trainer.fit")
+    if seed is not None and not isinstance(seed, np.random.Generator) and (
+            not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
+    if initial_epoch is None:
+        return None
+    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
+            or not 0 <= initial_epoch:
+        raise ValueError(f"Trainer.fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}")
+    return int(initial_epoch)

@@ -1,0 +1,138 @@
+"""im2col machinery shared by the convolution kernels (internal).
+
+The input (or, for dL/dX by full correlation, the upstream gradient) is
+zero-padded channels-last, unfolded into columns (a strided view of every
+receptive field, copied) and multiplied by a kernel matrix. The columns are
+built piece by piece under a byte budget: whole samples at a time, or, for a
+sample whose columns alone exceed the budget, bands of output rows, or runs
+of one row's output columns -- only the padded rows a piece reads are copied.
+The budget is :data:`minidl.functional.conv.MAX_COLUMN_BYTES`, passed in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .geometry import Padding, _Geometry
+
+__all__: list[str] = []
+
+
+def tiles(n: int, out_hw, pixel_bytes: int, cap: int):
+    """Split ``n`` samples x ``out_hw`` output pixels into pieces whose columns
+    (``pixel_bytes`` per output pixel) fit in ``cap`` bytes.
+
+    Yields ``(n0, n1, i0, i1, j0, j1)``: samples ``n0:n1``, output rows
+    ``i0:i1``, output columns ``j0:j1``. Whole samples when one sample fits
+    (the usual case: a typical batch is one piece); otherwise one sample at a
+    time over bands of output rows; when a single row does not fit, over runs
+    of one row's columns. Every piece is a C-contiguous block of an NHWC output.
+    """
+    ho, wo = out_hw
+    row = wo * pixel_bytes
+    if ho * row <= cap:
+        step = max(1, min(n, cap // max(ho * row, 1)))
+        for n0 in range(0, n, step):
+            yield n0, min(n0 + step, n), 0, ho, 0, wo
+    elif row <= cap:
+        step = cap // row
+        for n0 in range(n):
+            for i0 in range(0, ho, step):
+                yield n0, n0 + 1, i0, min(i0 + step, ho), 0, wo
+    else:
+        step = max(1, cap // pixel_bytes)
+        for n0 in range(n):
+            for i0 in range(ho):
+                for j0 in range(0, wo, step):
+                    yield n0, n0 + 1, i0, i0 + 1, j0, min(j0 + step, wo)
+
+
+def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
+    """Zero-padded, C-contiguous NHWC copy of samples ``n0:n1`` of the NHWC-shaped
+    ``src`` (any strides), restricted to rows ``r0:r1`` of the padded image.
+
+    Channels-last makes every receptive field a run of ``kw * C`` contiguous
+    values (for dilation 1), so the im2col copy in :func:`windows` is fast.
+    An unpadded channels-last ``src`` is used without a copy.
+    """
+    (pt, pb), (pl, pr) = pads
+    _, h, w, c = src.shape
+    part = src[n0:n1]
+    if not (pt or pb or pl or pr) and r0 == 0 and r1 == h:
+        return np.ascontiguousarray(part)
+    out = np.zeros((n1 - n0, r1 - r0, w + pl + pr, c), dtype=src.dtype)
+    a, b = max(r0, pt), min(r1, pt + h)  # the padded rows that hold data
+    if a < b:
+        out[:, a - r0 : b - r0, pl : pl + w, :] = part[:, a - pt : b - pt]
+    return out
+
+
+def windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """Read-only view ``(N, H_out, W_out, kh, kw, C)`` of every receptive field of NHWC ``xp``."""
+    n, _, _, c = xp.shape
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
+    s_n, s_h, s_w, s_c = xp.strides
+    shape = (n, ho, wo, kh, kw, c)
+    strides = (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+    # an axis of length 1 never steps: its stride is irrelevant (and stride * step
+    # could exceed the address space for huge strides or dilations, e.g. stride 2**63)
+    strides = tuple(st if size > 1 else 0 for st, size in zip(strides, shape))
+    if xp.flags.c_contiguous:  # always, here; np.ndarray is much cheaper than as_strided
+        view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
+        view.flags.writeable = False
+        return view
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def pieces(src: np.ndarray, pads: Padding, geo: _Geometry, k: int, cap: int):
+    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrix of each piece
+    of :func:`tiles` over the NHWC-shaped ``src`` zero-padded by ``pads``,
+    ``(pixels, kh * kw * C)`` in the column order of :func:`windows`.
+
+    Only the padded rows a piece reads are copied, and each piece is dropped
+    before the next is built, so at most one piece's columns (and its input
+    band) exist at a time.
+    """
+    (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
+    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, k * src.itemsize, cap):
+        rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
+        view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
+        if j1 - j0 != wo:
+            view = view[:, :, j0:j1]
+        columns = view.reshape(-1, k)  # the copy (windows overlap)
+        del rows, view
+        yield n0, n1, i0, i1, j0, j1, columns
+        del columns  # free this piece before the next is built
+
+
+def one_piece(src, pads, geo, k, cap):
+    """All the columns of ``src`` at once when they fit in ``cap`` bytes (the usual
+    case, without the generator's overhead), else None."""
+    if src.shape[0] * geo.out[0] * geo.out[1] * k * src.itemsize > cap:
+        return None
+    return windows(band(src, pads, 0, src.shape[0], 0, src.shape[1] + pads[0][0] + pads[0][1]),
+                   geo).reshape(-1, k)
+
+
+def correlate(src, pads, geo, wmat_t, out, cap):
+    """``out[n, i, j, :] = window(n, i, j) @ wmat_t`` piece by piece, for the NHWC
+    ``src`` zero-padded by ``pads``; ``out`` is a C-contiguous ``(N, Ho, Wo, O)``.
+
+    Returns the columns when they were built in one piece, else None.
+    """
+    k, o = wmat_t.shape
+    cols = one_piece(src, pads, geo, k, cap)
+    if cols is not None:
+        np.matmul(cols, wmat_t, out=out.reshape(-1, o))
+        return cols
+    for n0, n1, i0, i1, j0, j1, cols in pieces(src, pads, geo, k, cap):
+        # each piece is a C-contiguous block of out: the reshape is a view
+        np.matmul(cols, wmat_t, out=out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
+        del cols
+    return None
+
+
+def weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """``(O, C, kh, kw) -> (O, kh * kw * C)``: the column order of :func:`windows`."""
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
