@@ -121,6 +121,28 @@ class EarlyStopping(_Monitor):
         if self.restore_best_weights and self.best_weights is not None:
             self.trainer.model.load_state_dict(self.best_weights)
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to stop (and restore) as an uninterrupted one would:
+        the best value and epoch, the epochs waited, and the best weights when kept."""
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        def int_or_none(v):
+            return v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0)
+
+        weights = state.get("best_weights") if isinstance(state, dict) else None
+        if not (isinstance(state, dict) and isinstance(state.get("best"), (int, float))
+                and int_or_none(state.get("wait")) and state.get("wait") is not None
+                and int_or_none(state.get("best_epoch")) and int_or_none(state.get("stopped_epoch"))
+                and (weights is None or (isinstance(weights, dict) and all(
+                    isinstance(k, str) and isinstance(v, np.ndarray) for k, v in weights.items())))):
+            raise ValueError("EarlyStopping.load_state_dict: expected the dict of "
+                             f"EarlyStopping.state_dict(). Received: {state!r:.200}")
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+        self.best_epoch, self.stopped_epoch = state["best_epoch"], state["stopped_epoch"]
+        self.best_weights = None if weights is None else {k: v.copy() for k, v in weights.items()}
+
 
 class ModelCheckpoint(_Monitor):
     """Save the model (``model.save``) at the end of epochs.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import math
+import os
 import sys
 import tempfile
 import time
@@ -85,8 +85,14 @@ def _train(args) -> int:
     if not args.quiet:
         print(model.summary((1, 8, 8)))
     start = time.perf_counter()
-    history = trainer.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                          validation_data=(X_test, y_test), seed=args.seed, progress=not args.quiet)
+    try:  # the Trainer reports nan/inf itself: no numpy overflow warnings on top
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history = trainer.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                                  validation_data=(X_test, y_test), seed=args.seed,
+                                  progress=not args.quiet)
+    except FloatingPointError as exc:  # diverged: one line, no traceback, no model written
+        print(f"minidl train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - start
     result = trainer.evaluate(X_test, y_test)
     pred = trainer.predict(X_test).argmax(axis=1)
@@ -146,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the reference CNN on scikit-learn's digits")
     t.add_argument("--epochs", type=_number(int, 1), default=20)
     t.add_argument("--batch-size", type=_number(int, 1), default=32)
-    t.add_argument("--lr", type=_number(float, 0, strict=True), default=0.05)
+    # < float32's largest value: a larger lr is inf in the model's float32 weights
+    t.add_argument("--lr", type=_number(float, 0, strict=True, maximum=float(np.finfo(np.float32).max)),
+                   default=0.05)
     t.add_argument("--momentum", type=_number(float, 0, maximum=1), default=0.9)
     t.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0)
     t.add_argument("--out", default=os.path.join("runs", "digits"), help="output folder (default: runs/digits)")

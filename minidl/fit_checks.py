@@ -9,7 +9,8 @@ from .layers.base import Layer
 from .losses import Loss
 from .optim import all_finite
 
-__all__ = ["check_components", "check_xy", "check_finite_samples", "check_fit_args"]
+__all__ = ["check_components", "check_optimizer_params", "check_xy", "check_finite_samples",
+           "check_fit_args"]
 
 
 def check_components(model, loss, optimizer):
@@ -32,6 +33,19 @@ def check_components(model, loss, optimizer):
             "Trainer: optimizer must have step() and zero_grad(), e.g. "
             f"minidl.optim.SGD(model.parameters(), lr=0.05). Received: {what(optimizer)}."
         )
+
+
+def check_optimizer_params(model, optimizer) -> None:
+    """After the kinds are checked: an optimizer of another model would train nothing."""
+    params = getattr(optimizer, "params", None)
+    if isinstance(params, list) and params:
+        mine = {id(p) for p in model.parameters()}
+        if not any(id(p) in mine for p in params):
+            raise ValueError(
+                f"Trainer: none of the optimizer's {len(params)} parameters is a parameter of the "
+                "model, so training would change nothing. Build the optimizer on this model: "
+                "SGD(model.parameters(), ...) after the model (not on a copy or an earlier build)."
+            )
 
 
 def check_finite_samples(X, where, name) -> None:

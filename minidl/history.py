@@ -23,6 +23,16 @@ class History(Mapping):
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
 
+    def _update_last(self, logs):
+        """Make the last epoch's entries those of ``logs`` (which callbacks may have changed)."""
+        n = len(self.epoch)
+        for key, value in logs.items():
+            values = self.history.setdefault(key, [])
+            if len(values) == n:
+                values[-1] = float(value)
+            else:
+                values.append(float(value))
+
     def __getitem__(self, key):
         return self.history[key]
 

@@ -25,8 +25,8 @@ def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
 
 
 def all_finite(a: np.ndarray) -> bool:
-    """Every element finite: one sum (nan/inf propagate through it); the exact element-wise
-    check runs only when that sum is not finite (it may merely have overflowed)."""
+    """Every element finite: one sum in ``a``'s dtype (nan/inf propagate through it); the exact
+    element-wise check runs only when that sum is not finite (it may merely have overflowed)."""
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(a.sum()):
             return True
@@ -123,7 +123,6 @@ class SGD:
         self.momentum, self.dampening, self.weight_decay, self.nesterov = \
             self._check_hyper(momentum, dampening, weight_decay, nesterov)
         self.momentum_buffers: dict[int, np.ndarray] = {}
-        self._scratch: dict = {}  # (index, kind) -> reusable array for the out-of-place step
 
     @staticmethod
     def _check_hyper(momentum, dampening, weight_decay, nesterov, where="SGD"):
@@ -163,63 +162,64 @@ class SGD:
 
         The step is all or nothing: every new value (and momentum buffer) is
         computed first; if any is nan or inf, a FloatingPointError is raised and
-        no parameter or buffer has changed.
+        no parameter or buffer has changed. The check is one sum per parameter
+        in its own dtype (an element-wise check only when that sum is not
+        finite). The price is memory: until the commit the step holds the new
+        values of all parameters (and the new momentum buffers), one extra copy
+        of each (15.3 MiB peak for 7.6 MiB of float32 parameters with momentum,
+        against 3.8 MiB for an in-place update).
         """
-        pending = []
+        # no overflow warnings: a non-finite result is refused below with a FloatingPointError
         with np.errstate(over="ignore", invalid="ignore"):
-            for i, p in enumerate(self.params):
-                if p.grad is None:
-                    continue
-                if p.grad.shape != p.data.shape:
-                    raise ValueError(
-                        f"SGD.step: params[{i}].grad has shape {p.grad.shape} but the parameter has "
-                        f"shape {p.data.shape}. Reset it with params[{i}].zero_grad()."
-                    )
-                new, buf = self._update(i, p)
-                if not (np.isfinite(new.sum()) or np.isfinite(new).all()):  # all_finite, inlined
-                    raise FloatingPointError(
-                        f"SGD.step: the update of params[{i}] {p.data.shape} is not finite (nan or "
-                        f"inf) with lr={self.lr!r}; no parameter was changed. Lower the learning rate "
-                        "or clip the gradients (minidl.optim.clip_grad_norm)."
-                    )
-                pending.append((i, p, new, buf))
-        for i, p, new, buf in pending:  # commit: in place, so references to p.data stay valid
-            np.copyto(p.data, new)
+            pending = self._updates()
+        for i, data, new, buf in pending:  # commit: in place, so references to p.data stay valid
+            np.copyto(data, new)
             if buf is not None:
-                old = self.momentum_buffers.get(i)
                 self.momentum_buffers[i] = buf
-                if old is not None:  # the previous buffer becomes next step's scratch
-                    self._scratch[(i, "buf")] = old
 
-    def _spare(self, i, kind, like) -> np.ndarray:
-        """A scratch array shaped like ``like``, reused from step to step."""
-        arr = self._scratch.get((i, kind))
-        if arr is None or arr.shape != like.shape or arr.dtype != like.dtype:
-            arr = self._scratch[(i, kind)] = np.empty_like(like, order="C")
-        return arr
-
-    def _update(self, i, p):
-        """``(new value, new momentum buffer or None)`` of ``params[i]``, computed out of place
-        in scratch arrays with torch's arithmetic (nothing is changed yet)."""
-        dt = p.data.dtype
-        g = p.grad if p.grad.dtype == dt else p.grad.astype(dt)
-        if self.weight_decay != 0:
-            g = g + dt.type(self.weight_decay) * p.data
-        buf = None
-        if self.momentum != 0:
-            mu = dt.type(self.momentum)
-            old = self.momentum_buffers.get(i)
-            if old is None:
-                buf = np.array(g, dtype=dt, copy=True)
-            else:
-                buf = self._spare(i, "buf", old)
-                np.multiply(old, mu, out=buf)
-                buf += g if self.dampening == 0 else dt.type(1 - self.dampening) * g
-            g = g + mu * buf if self.nesterov else buf
-        new = self._spare(i, "new", p.data)
-        np.multiply(g, dt.type(self.lr), out=new)
-        np.subtract(p.data, new, out=new)
-        return new, buf
+    def _updates(self) -> list:
+        """``(index, data, new value, new momentum buffer)`` per parameter; changes nothing."""
+        pending = []
+        scalars = {}  # per dtype: -lr, momentum, 1 - dampening, weight decay (converted once)
+        for i, p in enumerate(self.params):
+            grad, data = p.grad, p.data
+            if grad is None:
+                continue
+            if grad.shape != data.shape:
+                raise ValueError(
+                    f"SGD.step: params[{i}].grad has shape {grad.shape} but the parameter has "
+                    f"shape {data.shape}. Reset it with params[{i}].zero_grad()."
+                )
+            dt = data.dtype
+            sc = scalars.get(dt)
+            if sc is None:
+                sc = scalars[dt] = (dt.type(-self._lr), dt.type(self.momentum),
+                                    dt.type(1 - self.dampening), dt.type(self.weight_decay))
+            neg_lr, mu, undamped, wd = sc
+            g = grad.astype(dt, copy=False)
+            if self.weight_decay != 0:
+                g = g + wd * data
+            buf = None
+            if self.momentum != 0:
+                old = self.momentum_buffers.get(i)
+                if old is None:
+                    buf = np.array(g, dtype=dt, copy=True)
+                else:  # out of place: the old buffer stays until the step is committed
+                    buf = old * mu
+                    buf += g if self.dampening == 0 else undamped * g
+                g = g + mu * buf if self.nesterov else buf
+            new = g * neg_lr  # p - lr * g, bit for bit (negation is exact)
+            new += data
+            # the cheap check: one sum in the parameter's dtype (nan/inf propagate); the exact
+            # element check runs only when the sum is not finite (non-finite values or overflow)
+            if not math.isfinite(np.add.reduce(new, axis=None)) and not np.isfinite(new).all():
+                raise FloatingPointError(
+                    f"SGD.step: the update of params[{i}] {data.shape} is not finite (nan or "
+                    f"inf) with lr={self.lr!r}; no parameter was changed. Lower the learning rate "
+                    "or clip the gradients (minidl.optim.clip_grad_norm)."
+                )
+            pending.append((i, data, new, buf))
+        return pending
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""

@@ -11,7 +11,12 @@ import numpy as np
 from . import checkpoint as _checkpoint
 from .callbacks import Callback
 from .data import iterate_batches, num_batches
-from .fit_checks import check_components, check_fit_args, check_xy
+from .fit_checks import (
+    check_components,
+    check_fit_args,
+    check_optimizer_params,
+    check_xy,
+)
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -86,6 +91,7 @@ class Trainer:
                 f"Received: blas_threads={blas_threads!r}"
             )
         self.blas_threads = blas_threads
+        check_optimizer_params(model, optimizer)
         self.stop_training = False
         self.history = History()
         self.epochs_done = 0
@@ -93,6 +99,7 @@ class Trainer:
         self._seed = None  # the base shuffling seed of the current run
         self._resume = None  # set by load_checkpoint, used by the next fit
         self._callbacks: list = []
+        self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
 
     # --------------------------------------------------------------- helpers
     def _blas_limit(self):
@@ -107,10 +114,11 @@ class Trainer:
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
         where = f"epoch {epoch + 1}, batch {batch + 1}"
-        params = self.model.parameters()
+        atomic = getattr(self.optimizer, "atomic_step", False)
+        # the parameter list only when needed: walking the model costs as much as an SGD step
+        params = self.model.parameters() if clip is not None or not atomic else None
         if clip is not None:
             clip_grad_norm(params, clip)
-        atomic = getattr(self.optimizer, "atomic_step", False)
         saved = None if atomic else ([p.data.copy() for p in params], self.optimizer.state_dict()
                                      if hasattr(self.optimizer, "state_dict") else None)
         try:
@@ -189,16 +197,21 @@ class Trainer:
                 cb.on_batch_end(b, batch_logs)
         logs = {"loss": loss_sum / seen, **{m: s / seen for m, s in metric_sums.items()}}
         if validation_data is not None:
-            logs.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
-            if not math.isfinite(logs["val_loss"]):
-                raise FloatingPointError(
-                    f"Trainer.fit: the validation loss is {logs['val_loss']} after epoch {epoch + 1} "
-                    "(the weights are finite): the model overflows on the validation data. Lower "
-                    "the learning rate or scale the inputs."
-                )
+            logs.update(self._validate(epoch, validation_data))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
             bar.close()
+        return logs
+
+    def _validate(self, epoch, validation_data) -> dict:
+        """``val_loss`` and ``val_<metric>``; a non-finite validation loss stops training."""
+        logs = {f"val_{k}": v for k, v in self.evaluate(*validation_data).items()}
+        if not math.isfinite(logs["val_loss"]):
+            raise FloatingPointError(
+                f"Trainer.fit: the validation loss is {logs['val_loss']} after epoch {epoch + 1} "
+                "(the weights are finite): the model overflows on the validation data. Lower "
+                "the learning rate or scale the inputs."
+            )
         return logs
 
     # ------------------------------------------------------------------- API
@@ -241,10 +254,9 @@ class Trainer:
         callbacks, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, seed,
                                              callbacks, clip_grad_norm, initial_epoch)
         resumed, self._resume = self._resume, None
-        if resumed is not None:
-            _checkpoint.restore_callbacks(callbacks, resumed)
-        else:
+        if resumed is None:
             self.history = History()
+        self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
         self._seed = _base_seed(seed) if seed is not None or resumed is None or resumed.get("seed") is None \
             else resumed["seed"]
         self._callbacks, self.stop_training = callbacks, False
@@ -252,17 +264,24 @@ class Trainer:
         try:
             for cb in callbacks:
                 cb.on_train_begin(logs)
+            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
+                _checkpoint.restore_callbacks(callbacks, resumed)
             for epoch in range(start, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, logs)
                 logs = self._run_epoch(epoch, epochs, X, y, batch_size, shuffle, validation_data,
                                        callbacks, progress, clip_grad_norm)
+                # the epoch is in the History before the callbacks run, so that a checkpoint
+                # written by one of them (trainer.save_checkpoint) includes it
                 self.epochs_done = epoch + 1
+                self.history._append(epoch, logs)
+                self._epoch_logs = logs
                 try:
                     for cb in callbacks:
                         cb.on_epoch_end(epoch, logs)
                 finally:
-                    self.history._append(epoch, logs)
+                    self._epoch_logs = None
+                    self.history._update_last(logs)  # entries the callbacks added (lr)
                 if self.stop_training:
                     break
             for cb in callbacks:
@@ -310,8 +329,23 @@ class Trainer:
         optimizer state (momentum buffers included), the epochs done, the
         History, the shuffling seed and the state of the last ``fit``'s
         callbacks that have one (a :class:`LearningRateScheduler` over
-        ``StepLR``, ``ModelCheckpoint``'s best value). Written atomically.
+        ``StepLR``, ``ModelCheckpoint``'s best value, ``EarlyStopping``'s best
+        value, patience count and best weights). Written atomically.
+
+        Call it after ``fit`` returns, or from a callback's ``on_epoch_end``
+        (put that callback last: it stores the state the callbacks before it
+        left, and the History including that epoch). The state is restored into
+        the callbacks of the next ``fit`` after their ``on_train_begin``.
+
+        Notes
+        -----
+        ``EarlyStopping(restore_best_weights=True)`` loads the best weights when
+        ``fit`` ends, so a checkpoint written after that ``fit`` holds the best
+        epoch's weights with the last epoch's optimizer state; to resume such a
+        run bit for bit, save from a callback during training instead.
         """
+        if self._epoch_logs is not None:  # called from on_epoch_end: what earlier callbacks logged
+            self.history._update_last(self._epoch_logs)
         _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
                          self.history, self._callbacks)
 

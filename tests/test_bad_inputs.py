@@ -93,13 +93,16 @@ ROWS = [
     ("Graph.add: name with '/' or '\\x00'", lambda tmp: mdl.Graph().add("a/b", layers.ReLU()),
      ValueError, "printable"),
     ("Graph.add: name with '.'", lambda tmp: mdl.Graph().add("a.b", layers.ReLU()), ValueError, "'.'"),
-    ("Trainer: a layer as the loss", lambda tmp: mdl.Trainer(_linear(), layers.ReLU(), mdl.optim.SGD(
-        _linear().parameters(), lr=0.1)), TypeError, "loss must be a loss"),
+    ("Trainer: a layer as the loss", lambda tmp: (lambda m: mdl.Trainer(m, layers.ReLU(), mdl.optim.SGD(
+        m.parameters(), lr=0.1)))(_linear()), TypeError, "loss must be a loss"),
     ("Trainer: the optimizer class, not an instance", lambda tmp: mdl.Trainer(
         _linear(), losses.SoftmaxCrossEntropy(), mdl.optim.SGD), TypeError, "an instance is needed"),
-    ("Trainer: metrics='accuracy'", lambda tmp: mdl.Trainer(
-        _linear(), losses.SoftmaxCrossEntropy(), mdl.optim.SGD(_linear().parameters(), lr=0.1),
-        metrics="accuracy"), TypeError, r"metrics=\['accuracy'\]"),
+    ("Trainer: metrics='accuracy'", lambda tmp: (lambda m: mdl.Trainer(
+        m, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(m.parameters(), lr=0.1),
+        metrics="accuracy"))(_linear()), TypeError, r"metrics=\['accuracy'\]"),
+    ("Trainer: an optimizer of another model's parameters", lambda tmp: mdl.Trainer(
+        _linear(), losses.SoftmaxCrossEntropy(), mdl.optim.SGD(_linear().parameters(), lr=0.1)),
+     ValueError, "parameters"),
     ("fit: y is a list", lambda tmp: _fit(y=[0] * 64)(tmp), TypeError, "y must be a numpy.ndarray"),
     ("fit: y is None", lambda tmp: _fit(y=None)(tmp), TypeError, "y must be a numpy.ndarray"),
     ("fit: nan in X", lambda tmp: _fit(X=_nan(_data()[0]))(tmp), ValueError, "X contains nan"),
@@ -139,6 +142,7 @@ ROWS = [
     ("conv2d given a list", lambda tmp: F.conv2d([[[[1.0]]]], np.ones((1, 1, 1, 1))), TypeError, "numpy.ndarray"),
     ("minidl train --lr abc", _cli("train", "--lr", "abc"), SystemExit, "2"),
     ("minidl train --seed -1", _cli("train", "--seed", "-1"), SystemExit, "2"),
+    ("minidl train --lr 1e39", _cli("train", "--lr", "1e39"), SystemExit, "2"),
 ]
 
 

@@ -202,3 +202,26 @@ def test_confusion_matrix_helper():
     np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [1, 0, 2]])
     text = cli.format_confusion(cm)
     assert text.splitlines()[0].split() == ["true\\pred", "0", "1", "2"]
+
+
+def test_lr_not_finite_in_float32_is_a_usage_error(tmp_path, capsys):
+    """Issue 6: 1e39 is a finite Python float but inf in the model's float32: it used to pass
+    argparse and end in a ValueError traceback from SGD."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--lr", "1e39", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--lr" in err and "3.4028" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_diverging_training_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
+    """A learning rate that makes the loss nan: exit status 1 and the Trainer's message on one
+    line (it was a FloatingPointError traceback); no model is written."""
+    code = cli.main(["train", "--lr", "1e30", "--epochs", "2", "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minidl train: error: Trainer.fit:")
+    assert "epoch 1, batch" in lines[0] and "Traceback" not in err
+    assert os.listdir(tmp_path) == []

@@ -296,3 +296,72 @@ def test_repr():
     r = repr(optim.SGD(make_params(), lr=0.1, momentum=0.9, nesterov=True))
     assert r == ("SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, "
                  "nesterov=True, num_params=3)")
+
+
+VALID_COMBOS = [c for c in COMBOS if not (c[3] and (c[0] == 0 or c[1] != 0))]  # Nesterov's rule
+
+
+@pytest.mark.parametrize("momentum,dampening,weight_decay,nesterov", VALID_COMBOS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_equals_the_textbook_in_place_update_bit_for_bit(momentum, dampening, weight_decay,
+                                                              nesterov, dtype):
+    """The all-or-nothing step (computed out of place, then committed) gives exactly the values of
+    the plain in-place rule p -= lr * g, so checkpoints and resumes stay bit-identical."""
+    hyper = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                 nesterov=nesterov)
+    params = make_params(dtype)
+    ref = [p.data.copy() for p in params]
+    bufs = [None] * len(ref)
+    opt = optim.SGD(params, **hyper)
+    for t in range(6):
+        opt.zero_grad()
+        grads = [fake_grad(p.data, t, k).astype(dtype) for k, p in enumerate(params)]
+        for p, g in zip(params, grads):
+            p.grad += g
+        opt.step()
+        for k, g in enumerate(grads):  # the reference rule, in place, in the parameters' dtype
+            d = np.dtype(dtype).type
+            if weight_decay:
+                g = g + d(weight_decay) * ref[k]
+            if momentum:
+                if bufs[k] is None:
+                    bufs[k] = g.copy()
+                else:
+                    bufs[k] *= d(momentum)
+                    bufs[k] += g if dampening == 0 else d(1 - dampening) * g
+                g = g + d(momentum) * bufs[k] if nesterov else bufs[k]
+            ref[k] -= d(0.1) * g
+        for p, r in zip(params, ref):
+            np.testing.assert_array_equal(p.data, r)
+
+
+# ------------------------------------------------------------- non-finite updates (issue 6)
+def test_step_check_is_exact_when_the_cheap_sum_overflows():
+    """The step checks one sum per parameter; finite values whose float32 sum overflows must
+    still be accepted (the exact element check decides)."""
+    big = np.full(4, 3e38, np.float32)
+    p = Parameter(big.copy())
+    optim.SGD([p], lr=0.0).step()
+    np.testing.assert_array_equal(p.data, big)
+
+
+def test_nan_gradient_is_refused_even_with_zero_lr():
+    p, q = Parameter(np.zeros(4)), Parameter(np.ones(2))
+    p.grad[2] = np.nan
+    q.grad[:] = 1.0
+    opt = optim.SGD([q, p], lr=0.0, momentum=0.9)
+    with pytest.raises(FloatingPointError, match=r"params\[1\] \(4,\) is not finite"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, 0.0)
+    assert opt.momentum_buffers == {}  # q's buffer (computed first) was not committed either
+
+
+@pytest.mark.parametrize("dtype, lr", [(np.float16, 1e5), (np.float32, 1e39)])
+def test_lr_not_finite_in_the_smallest_parameter_dtype_is_refused(dtype, lr):
+    params = [Parameter(np.zeros(2)), Parameter(np.zeros(2, dtype))]  # float64 and smaller
+    with pytest.raises(ValueError, match=f"not finite in the parameters' dtype {np.dtype(dtype)}"):
+        optim.SGD(params, lr=lr)
+    opt = optim.SGD(params, lr=0.1)
+    with pytest.raises(ValueError, match="not finite"):
+        opt.lr = lr
+    assert opt.lr == 0.1

@@ -186,3 +186,100 @@ def test_fit_after_load_continues_the_history(tmp_path):
     # a later plain fit starts a new run
     h2 = again.fit(X[:64], y[:64], epochs=1, seed=0, progress=False)
     assert h2.epoch == [0]
+
+
+# ------------------------------------------------- callbacks that keep state across a resume
+def _diverging_setup(tmp_path, patience=2):
+    """lr 0.5 for three epochs, then 50: val_loss improves, then gets worse."""
+    model = mdl.Sequential(layers.Flatten(), layers.Dense(64, 10, rng=RNG(0)))
+    trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(),
+                          mdl.optim.SGD(model.parameters(), lr=0.5, momentum=0.9))
+    sched = mdl.LearningRateScheduler(lambda epoch, lr: 0.5 if epoch < 3 else 50.0)
+    best = mdl.ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    stop = mdl.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    return trainer, [sched, best, stop]
+
+
+def _fit(trainer, callbacks, epochs):
+    (X, y), (Xt, yt) = mdl.data.load_digits()
+    return trainer.fit(X[:128], y[:128], epochs=epochs, validation_data=(Xt[:64], yt[:64]),
+                       seed=0, callbacks=callbacks, progress=False)
+
+
+def test_resumed_model_checkpoint_never_replaces_a_better_best_file(tmp_path):
+    """The restored best value used to be reset by on_train_begin: the first resumed epoch
+    (val_loss 54) overwrote the best file (val_loss 0.87)."""
+    trainer, cbs = _diverging_setup(tmp_path)
+    _fit(trainer, cbs, epochs=3)
+    trainer.save_checkpoint(tmp_path / "ckpt.npz")
+    best_before = (tmp_path / "best.npz").read_bytes()
+    assert cbs[1].best == min(trainer.history["val_loss"])
+
+    again, cbs2 = _diverging_setup(tmp_path)
+    again.load_checkpoint(tmp_path / "ckpt.npz")
+    h = _fit(again, cbs2, epochs=4)
+    assert h["val_loss"][3] > min(h["val_loss"][:3])  # the resumed epoch is worse ...
+    assert cbs2[1].saved == [] and cbs2[1].best == min(h["val_loss"][:3])
+    assert (tmp_path / "best.npz").read_bytes() == best_before  # ... so the best file stays
+
+
+class SaveCheckpoint(Callback):
+    """Writes a Trainer checkpoint at the end of one epoch (placed last among the callbacks)."""
+
+    def __init__(self, path, epoch):
+        self.path, self.epoch = path, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.trainer.save_checkpoint(self.path)
+
+
+def test_resumed_early_stopping_stops_and_restores_like_an_uninterrupted_run(tmp_path):
+    """EarlyStopping's state (best value and epoch, epochs waited, best weights) is in the
+    checkpoint, and a checkpoint written from a callback holds that epoch's History entry."""
+    (tmp_path / "straight").mkdir()
+    straight, cbs = _diverging_setup(tmp_path / "straight")
+    ckpt = tmp_path / "ckpt.npz"
+    h_straight = _fit(straight, cbs + [SaveCheckpoint(ckpt, epoch=3)], epochs=8)
+    stop = cbs[2]
+    assert (stop.best_epoch, stop.stopped_epoch) == (2, 4)  # the engineered run: best epoch 2
+    assert mdl.io.read(ckpt).extra_meta["trainer"]["history"]["epoch"] == [0, 1, 2, 3]
+
+    again, cbs2 = _diverging_setup(tmp_path)
+    again.load_checkpoint(ckpt)  # after epoch 3: one epoch of patience used
+    h = _fit(again, cbs2, epochs=8)
+    assert h.history == h_straight.history and h.epoch == h_straight.epoch == [0, 1, 2, 3, 4]
+    assert (cbs2[2].stopped_epoch, cbs2[2].best_epoch, cbs2[2].best) == \
+        (stop.stopped_epoch, stop.best_epoch, stop.best)
+    for k, v in straight.model.state_dict().items():  # epoch 2's weights, restored by both
+        np.testing.assert_array_equal(again.model.state_dict()[k], v)
+
+
+def test_early_stopping_refuses_a_malformed_state():
+    stop = mdl.EarlyStopping()
+    for bad in ({}, {"best": "x", "wait": 0, "best_epoch": None, "stopped_epoch": None,
+                     "best_weights": None},
+                {"best": 1.0, "wait": -1, "best_epoch": None, "stopped_epoch": None,
+                 "best_weights": None},
+                {"best": 1.0, "wait": 0, "best_epoch": None, "stopped_epoch": None,
+                 "best_weights": {"w": [1.0]}}):
+        with pytest.raises(ValueError, match="EarlyStopping.load_state_dict"):
+            stop.load_state_dict(bad)
+
+
+def test_a_new_run_starts_counting_epochs_from_zero_even_if_it_fails(tmp_path):
+    """epochs_done used to keep the previous run's count until the new run's first epoch ended,
+    so a checkpoint written after a failing first epoch claimed the old run's epochs."""
+    (X, y), _ = mdl.data.load_digits()
+    trainer = _tiny_trainer()
+    trainer.fit(X[:64], y[:64], epochs=3, seed=0, progress=False)
+
+    class Fail(Callback):
+        def on_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X[:64], y[:64], epochs=5, seed=0, progress=False, callbacks=[Fail()])
+    assert trainer.epochs_done == 0 and trainer.history.epoch == []
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    assert mdl.io.read(tmp_path / "c.npz").extra_meta["trainer"]["epochs_done"] == 0

@@ -630,3 +630,14 @@ def test_fit_accepts_numpy_integer_epochs(small):
     (X, y), _ = small
     h = make_trainer().fit(X[:32], y[:32], epochs=np.int64(2), progress=False)
     assert len(h["loss"]) == 2
+
+
+def test_optimizer_of_another_model_is_refused_before_training():
+    """Issue 6, item 4: an optimizer built on another model's parameters (a second
+    reference_cnn(), a model rebuilt after the optimizer) used to train nothing, silently."""
+    model, other = linear_model(0), linear_model(0)
+    opt = mdl.optim.SGD(other.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"none of the optimizer's 2 parameters .* model"):
+        mdl.Trainer(model, losses.SoftmaxCrossEntropy(), opt)
+    # some parameters (the others frozen) are fine
+    mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters()[:1], lr=0.1))
