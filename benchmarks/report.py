@@ -35,6 +35,8 @@ def summarize(name, threads, variant, ours, theirs, flops, gemm_s, reps, usage):
         ratios = [a / b for a, b in zip(ours, theirs)]
         row.update(theirs=statistics.median(theirs), theirs_spread=_spread(theirs), theirs_all=theirs,
                    ratio=statistics.median(ratios), ratio_lo=min(ratios), ratio_hi=max(ratios))
+    # the ratio a minidl spending its whole time in ideal numpy GEMMs would reach
+    row["floor"] = gemm_s / row["theirs"] if gemm_s and theirs else None
     row["gflops"] = flops / med / 1e9 if flops else None
     row["pct_gemm"] = gemm_s / med if gemm_s else None
     row["bound"] = _bound(row)
@@ -77,7 +79,11 @@ def _target(row):
     name, ratio, pct = row["case"], row.get("ratio"), row["pct_gemm"]
     if row["kind"] == "conv":
         ok = (pct is not None and pct >= 0.70) or (ratio is not None and ratio <= 1.5)
-        return ("pass" if ok else "MISS") + " (>= 70 % GEMM or <= 1.5x)"
+        if ok:
+            return "pass (>= 70 % GEMM or <= 1.5x)"
+        need = [f"{0.70 / pct:.2f}x" + " faster for 70 % GEMM"] if pct else []
+        need += [f"{ratio / 1.5:.2f}x faster for 1.5x"] if ratio else []
+        return "MISS (>= 70 % GEMM or <= 1.5x): needs " + " or ".join(need)
     if name in ("mnist_epoch", "cifar_epoch"):
         if ratio is None:
             return "- (no torch)"
@@ -104,6 +110,8 @@ def line(row):
         s += f", {row['gflops']:.1f} GFLOP/s"
     if row["pct_gemm"]:
         s += f" = {row['pct_gemm']:.0%} of same-size numpy GEMM ({fmt_s(row['gemm_s'])})"
+    if row.get("floor"):
+        s += f", GEMMs alone / torch {row['floor']:.2f}x"
     if "rss" in row:
         s += ", peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in row["rss"].items())
         s += f" (input {row['input_mib']:.0f} MiB; target minidl < 1024 MiB: " \
@@ -136,13 +144,14 @@ def _md_row(r):
     ratio = f"**{r['ratio']:.2f}x** ({r['ratio_lo']:.2f}-{r['ratio_hi']:.2f})" if "ratio" in r else "-"
     gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
     pct = f"{r['pct_gemm']:.0%}" if r["pct_gemm"] else "-"
+    floor = f"{r['floor']:.2f}x" if r.get("floor") else "-"
     target, bound = r["target"], r["bound"]
     if "rss" in r:
         target = ("pass" if r["rss"]["minidl"] < 1024 else "MISS") + " (RSS < 1 GiB)"
         bound = "peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in r["rss"].items()) + \
                 f" (input {r['input_mib']:.0f} MiB)"
     return (f"| {case} | {fmt_s(r['ours'])} ({r['ours_spread']}) | {theirs} | {ratio} | {gf} | {pct} | "
-            f"{target} | {bound} |")
+            f"{floor} | {target} | {bound} |")
 
 
 def markdown(rows, machine, args, elapsed):
@@ -166,6 +175,10 @@ def markdown(rows, machine, args, elapsed):
               "minidl worker, at the same thread setting, interleaved with the rounds. It is also "
               "minidl's GFLOP/s as a fraction of numpy's GEMM rate at exactly the case's sizes.",
               "- **GFLOP/s** counts those GEMM FLOPs only (2 M K N each).",
+              "- **GEMMs / torch** = (time of those numpy GEMMs) / torch's time: the ratio minidl would "
+              "reach if it spent all its time in ideal numpy GEMMs and nothing else. Above 1.5x, the "
+              "<= 1.5x PyTorch target cannot be met with numpy GEMMs on this machine (PyTorch's oneDNN "
+              "convolutions beat numpy's GEMMs at those sizes); the >= 70 % GEMM target still can.",
               "- The kernel share (sys CPU time / wall time) and minor page faults per call come from "
               "`getrusage` in minidl's worker around the timed calls; they are quoted under \"bound\" "
               "when the kernel takes over 10 % of the time (memory freshly mapped for large temporaries).",
@@ -188,8 +201,8 @@ def markdown(rows, machine, args, elapsed):
               "default blas_threads=1 in both columns).", ""]
     for threads in dict.fromkeys(r["threads"] for r in rows):
         lines += [f"## Threads: {threads}", "",
-                  "| case | minidl (spread) | torch (spread) | minidl / torch | GFLOP/s | % GEMM | target | "
-                  "bound (measured) |", "|---|---|---|---|---|---|---|---|"]
+                  "| case | minidl (spread) | torch (spread) | minidl / torch | GFLOP/s | % GEMM | GEMMs / torch "
+                  "| target | bound (measured) |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [_md_row(r) for r in rows if r["threads"] == threads]
         lines.append("")
     lines += ["## Cases", ""] + [f"- `{k}`: {v['title']}" for k, v in bc.CASES.items()] + [""]

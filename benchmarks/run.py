@@ -191,7 +191,7 @@ def main(argv=None):
     args.target = 0.03 if args.quick else 0.15
 
     started = time.perf_counter()
-    log = lambda s: print(s, flush=True)  # noqa: E731
+    log = lambda s: print(s, flush=True)
     mdl, tch, minfo, tinfo = start_workers(settings[0], log)
     machine = dict(cpu=cpu_model(), cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),
                    python=platform.python_version(), platform=platform.platform(), minidl=minfo,
