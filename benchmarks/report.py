@@ -177,8 +177,8 @@ def markdown(rows, machine, args, elapsed):
               "- **GFLOP/s** counts those GEMM FLOPs only (2 M K N each).",
               "- **GEMMs / torch** = (time of those numpy GEMMs) / torch's time: the ratio minidl would "
               "reach if it spent all its time in ideal numpy GEMMs and nothing else. Above 1.5x, the "
-              "<= 1.5x PyTorch target cannot be met with numpy GEMMs on this machine (PyTorch's oneDNN "
-              "convolutions beat numpy's GEMMs at those sizes); the >= 70 % GEMM target still can.",
+              "<= 1.5x PyTorch target cannot be met with numpy GEMMs on this machine (PyTorch's own "
+              "convolution kernels beat numpy's GEMMs at those sizes); the >= 70 % GEMM target still can.",
               "- The kernel share (sys CPU time / wall time) and minor page faults per call come from "
               "`getrusage` in minidl's worker around the timed calls; they are quoted under \"bound\" "
               "when the kernel takes over 10 % of the time (memory freshly mapped for large temporaries).",
