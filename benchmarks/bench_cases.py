@@ -173,9 +173,11 @@ def build_minidl(name, quick, variant):
         return run
     X, y = _data(name, quick, rng)
     model = _minidl_model(c["spec"], rng)
-    blas = {"default": 1, "blas_none": None}[variant]
+    # "default": the Trainer's default (blas_threads="auto"; under the 1-thread worker's
+    # threadpoolctl limit it stays at 1 thread); "blas_none": BLAS left alone
+    extra = {} if variant == "default" else {"blas_threads": None}
     trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
-                          mdl.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9), blas_threads=blas)
+                          mdl.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9), **extra)
 
     def run(r):
         if r < 0:  # warm-up: a few batches

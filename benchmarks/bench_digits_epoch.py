@@ -133,7 +133,7 @@ def main(argv=None):
           f"median of {len(ours)} interleaved epochs")
     print(f"minidl {mdl.__version__}: {ours_s:.4f} s/epoch; {flops / 1e9:.2f} GFLOP of GEMM per epoch "
           f"-> {rate:.1f} GFLOP/s = {rate / gflops_one:.0%} of the 1-thread GEMM rate "
-          f"(the Trainer's default blas_threads=1)")
+          f"(compared with the 1-thread GEMM rate)")
     if not theirs_fn:
         print("torch not installed: no ratio (pip install torch==2.13.0)")
         return

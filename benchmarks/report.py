@@ -182,9 +182,9 @@ def markdown(rows, machine, args, elapsed):
               "- The kernel share (sys CPU time / wall time) and minor page faults per call come from "
               "`getrusage` in minidl's worker around the timed calls; they are quoted under \"bound\" "
               "when the kernel takes over 10 % of the time (memory freshly mapped for large temporaries).",
-              "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (and `Trainer(blas_threads=1)`), "
+              "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (so the Trainer's `blas_threads=\"auto\"` stays at 1), "
               "`torch.set_num_threads(1)`. Threads \"all\": no limit; epoch and predict cases use the "
-              "Trainer's defaults (`blas_threads=1`) against PyTorch's defaults; the row marked "
+              "Trainer's defaults (`blas_threads=\"auto\"`: one BLAS thread for products under 4 MFLOP, all above) against PyTorch's defaults; the row marked "
               "`(blas_threads=None)` is minidl with BLAS left at all threads.",
               "- The stride-2 conv: minidl `padding='same'` (Keras rule, `resolve_padding` gives "
               "((0, 1), (0, 1)) for 16 -> 8 with k3 s2); torch gets the same explicit asymmetric padding "
@@ -198,7 +198,7 @@ def markdown(rows, machine, args, elapsed):
               "- `mnist_predict`: a fresh process per framework and thread setting; peak RSS is its "
               "`ru_maxrss` (includes the 180 MiB input and, for torch, the torch library itself); torch "
               "under `torch.no_grad()`, batch 256; minidl `Trainer.predict(batch_size=256)` (its "
-              "default blas_threads=1 in both columns).", ""]
+              "default blas_threads=\"auto\").", ""]
     for threads in dict.fromkeys(r["threads"] for r in rows):
         lines += [f"## Threads: {threads}", "",
                   "| case | minidl (spread) | torch (spread) | minidl / torch | GFLOP/s | % GEMM | GEMMs / torch "

@@ -618,6 +618,7 @@ def test_blas_threads_limited_inside_fit_and_restored_after(small):
 
     (X, y), _ = small
     trainer = make_trainer(linear_model(0))
+    trainer.blas_threads = 1  # an explicit limit (the default is "auto")
     trainer.fit(X[:64], y[:64], epochs=1, progress=False, callbacks=[Probe()])
     assert seen and all(t == [1] * len(before) for t in seen)
     assert blas_threads() == before  # restored
@@ -641,3 +642,38 @@ def test_optimizer_of_another_model_is_refused_before_training():
         mdl.Trainer(model, losses.SoftmaxCrossEntropy(), opt)
     # some parameters (the others frozen) are fine
     mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters()[:1], lr=0.1))
+
+
+def test_auto_blas_threads_pick_one_thread_for_small_gemms_and_all_for_large(small):
+    """blas_threads="auto" (the default): each product runs on the threads its size calls for,
+    and the BLAS setting is restored after fit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from minidl.functional import blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before or max(before) < 2:
+        pytest.skip("needs a BLAS library with 2 or more threads")
+    seen = {}
+
+    class Probe(mdl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            rng = RNG(0)
+            small_a, big_a = rng.random((8, 8), dtype=np.float32), rng.random((512, 512), dtype=np.float32)
+            blas.matmul(small_a, small_a)  # 1 kFLOP: one thread
+            seen["small"] = blas_threads()
+            blas.matmul(big_a, big_a)  # 268 MFLOP: every thread
+            seen["big"] = blas_threads()
+
+    (X, y), _ = small
+    trainer = make_trainer(linear_model(0))
+    assert trainer.blas_threads == "auto"
+    trainer.fit(X[:32], y[:32], epochs=1, progress=False, callbacks=[Probe()])
+    assert seen["small"] == [1] * len(before)
+    assert seen["big"] == before
+    assert blas_threads() == before  # restored
+    a = RNG(1).random((300, 300), dtype=np.float32)
+    np.testing.assert_array_equal(blas.matmul(a, a), a @ a)  # outside fit: np.matmul, BLAS untouched
+    assert blas_threads() == before

@@ -37,7 +37,7 @@ from .._validation import (
     check_ndim,
     check_same_dtype,
 )
-from . import im2col
+from . import blas, im2col
 from .geometry import (
     _check_conv_args,
     _Geometry,
@@ -166,7 +166,7 @@ def _input_grad(rows, weight, input_size, geo):
     for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, wmat.shape[1] * weight.itemsize,
                                                   MAX_COLUMN_BYTES):
         dcols = None  # free the previous piece before building the next
-        dcols = (g[n0:n1, i0:i1, j0:j1].reshape(-1, o) @ wmat).reshape(
+        dcols = blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o), wmat).reshape(
             n1 - n0, i1 - i0, j1 - j0, kh, kw, c)
         target = dxp[n0:n1]
         rows_span, cols_span = sh * (i1 - i0 - 1) + 1, sw * (j1 - j0 - 1) + 1
@@ -207,17 +207,17 @@ def _weight_grad(rows, x, weight_size, geo, columns=None):
     ho, wo = geo.out
     k = c * kh * kw
     if columns is not None:  # the forward pass's im2col, reused
-        dw = rows.T @ columns
+        dw = blas.matmul(rows.T, columns)
         return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
     src = x.transpose(0, 2, 3, 1)
     cols = im2col.one_piece(src, geo.pads, geo, k, MAX_COLUMN_BYTES)
     if cols is not None:  # the usual case
-        dw = rows.T @ cols
+        dw = blas.matmul(rows.T, cols)
         return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
     g = rows.reshape(n, ho, wo, o)
     dw = np.zeros((o, k), dtype=x.dtype)
     for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(src, geo.pads, geo, k, MAX_COLUMN_BYTES):
-        dw += g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T @ cols
+        dw += blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T, cols)
         del cols
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 

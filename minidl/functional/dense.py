@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .._validation import check_array
+from . import blas
 
 __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
 
@@ -28,7 +29,7 @@ def linear(x, weight, bias=None):
     check_array(weight, "weight", "linear")
     if bias is not None:
         check_array(bias, "bias", "linear")
-    out = x @ weight.T
+    out = blas.matmul(x, weight.T)
     if bias is not None:
         out += bias
     return out
@@ -38,14 +39,14 @@ def linear_input(grad_output, weight):
     r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
     check_array(grad_output, "grad_output", "linear_input")
     check_array(weight, "weight", "linear_input")
-    return grad_output @ weight
+    return blas.matmul(grad_output, weight)
 
 
 def linear_weight(x, grad_output):
     r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
     check_array(x, "x", "linear_weight")
     check_array(grad_output, "grad_output", "linear_weight")
-    return grad_output.T @ x
+    return blas.matmul(grad_output.T, x)
 
 
 def linear_bias(grad_output):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import blas
 from .geometry import Padding, _Geometry
 
 __all__: list[str] = []
@@ -124,11 +125,11 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     k, o = wmat_t.shape
     cols = one_piece(src, pads, geo, k, cap)
     if cols is not None:
-        np.matmul(cols, wmat_t, out=out.reshape(-1, o))
+        blas.matmul(cols, wmat_t, out=out.reshape(-1, o))
         return cols
     for n0, n1, i0, i1, j0, j1, cols in pieces(src, pads, geo, k, cap):
         # each piece is a C-contiguous block of out: the reshape is a view
-        np.matmul(cols, wmat_t, out=out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
+        blas.matmul(cols, wmat_t, out=out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
         del cols
     return None
 
