@@ -221,10 +221,18 @@ def main(argv=None):
     out = args.out or (None if args.quick else "docs/performance.md")
     if out and not args.no_write:
         text = report.markdown(rows, machine, args, elapsed)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text() if path.exists() else ""
+        if NOTES_MARKER in old:  # the hand-written findings below the marker are kept
+            text = text.rstrip() + "\n\n" + old[old.index(NOTES_MARKER):]
+        path.write_text(text)
         log(f"wrote {out}")
     return 0
+
+
+#: Everything after this line in the output file is written by hand and kept on every run.
+NOTES_MARKER = "<!-- findings: written by hand, kept by benchmarks/run.py -->"
 
 
 if __name__ == "__main__":
