@@ -52,7 +52,7 @@ class Trainer:
         product (:mod:`minidl.functional.blas`): one thread for products under
         ``THRESHOLD_FLOPS`` (4 MFLOP), where waking worker threads costs more than
         it saves, and all of BLAS's threads for larger ones (28x28 and 32x32
-        images train about 1.3-1.5x faster than on one thread). An int fixes the
+        images trained about 1.4x faster than on one thread, standalone on 2 cores). An int fixes the
         count for every product (with :mod:`threadpoolctl`); None leaves BLAS alone.
 
     Attributes
