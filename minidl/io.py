@@ -121,7 +121,7 @@ def _owner(model: Layer, dotted: str):
 
 def _manifest(arch, zf, model, max_bytes):
     """Check the manifest against the model, the members and ``max_bytes``; return
-    ``{member: (info, owner-or-None)}`` and the tied map. Nothing is decompressed."""
+    ``({member: ZipInfo}, tied map, {name: Parameter})``. Nothing is decompressed."""
     params = dict(model.named_parameters(remove_duplicate=False))
     tied = arch.get("tied", {})
     if not isinstance(tied, dict) or not all(isinstance(a, str) and isinstance(c, str) and a in params

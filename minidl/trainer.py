@@ -261,8 +261,8 @@ class Trainer:
         if resumed is None:
             self.history = History()
         self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
-        self._seed = _base_seed(seed) if seed is not None or resumed is None or resumed.get("seed") is None \
-            else resumed["seed"]
+        stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
+        self._seed = stored if seed is None and stored is not None else _base_seed(seed)
         self._callbacks, self.stop_training = callbacks, False
         logs: dict = {}
         try:

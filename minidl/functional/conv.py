@@ -206,19 +206,17 @@ def _weight_grad(rows, x, weight_size, geo, columns=None):
     o, c, kh, kw = weight_size
     ho, wo = geo.out
     k = c * kh * kw
-    if columns is not None:  # the forward pass's im2col, reused
-        dw = blas.matmul(rows.T, columns)
-        return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
     src = x.transpose(0, 2, 3, 1)
-    cols = im2col.one_piece(src, geo.pads, geo, k, MAX_COLUMN_BYTES)
-    if cols is not None:  # the usual case
-        dw = blas.matmul(rows.T, cols)
-        return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
-    g = rows.reshape(n, ho, wo, o)
-    dw = np.zeros((o, k), dtype=x.dtype)
-    for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(src, geo.pads, geo, k, MAX_COLUMN_BYTES):
-        dw += blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T, cols)
-        del cols
+    if columns is None:  # else the forward pass's im2col, reused
+        columns = im2col.one_piece(src, geo.pads, geo, k, MAX_COLUMN_BYTES)
+    if columns is not None:  # one GEMM: the usual case
+        dw = blas.matmul(rows.T, columns)
+    else:  # the columns exceed the cap: accumulate over pieces
+        g = rows.reshape(n, ho, wo, o)
+        dw = np.zeros((o, k), dtype=x.dtype)
+        for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(src, geo.pads, geo, k, MAX_COLUMN_BYTES):
+            dw += blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T, cols)
+            del cols
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
