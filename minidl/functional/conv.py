@@ -39,9 +39,9 @@ from .._validation import (
 )
 from . import blas, im2col
 from .geometry import (
-    _check_conv_args,
-    _Geometry,
-    _geometry,
+    check_conv_args,
+    Geometry,
+    geometry,
     conv2d_output_size,
     resolve_padding,
 )
@@ -114,10 +114,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
     check_array(weight, "weight", where)
     check_float_dtype(weight, "weight", where)
     check_same_dtype(x, weight, "x", "weight", where)
-    _check_conv_args(x.shape, weight.shape, where)
+    check_conv_args(x.shape, weight.shape, where)
     n, c, h, w = x.shape
     o = weight.shape[0]
-    geo = _geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
+    geo = geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
     if bias is not None:
         check_array(bias, "bias", where)
         check_same_dtype(bias, x, "bias", "x", where)
@@ -192,7 +192,7 @@ def _input_grad_full_correlation(rows, weight, input_size, geo):
     # G zero-padded to (h + dh * (kh - 1), w + dw * (kw - 1)); the padding is
     # applied band by band as the pieces are built
     gpads = ((top, h + dh * (kh - 1) - top - ho), (left, w + dw * (kw - 1) - left - wo))
-    full = _Geometry((kh, kw), (1, 1), (dh, dw), gpads, (h, w))
+    full = Geometry((kh, kw), (1, 1), (dh, dw), gpads, (h, w))
     # rotated kernel as a (kh * kw * O, C) matrix in the column order of im2col.windows
     wrot = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, c)
     out = np.empty((n, h, w, c), dtype=weight.dtype)
@@ -244,9 +244,9 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     check_ndim(x, 4, "x", where, "(N, C, H, W)")
     check_array(weight, "weight", where)
     check_same_dtype(weight, x, "weight", "x", where)
-    _check_conv_args(x.shape, weight.shape, where)
+    check_conv_args(x.shape, weight.shape, where)
     n, c, h, w = x.shape
-    geo = _geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
+    geo = geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
     _check_grad_output(grad_output, n, weight.shape[0], geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
     if columns is not None:
@@ -306,10 +306,10 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     if len(input_size) != 4:
         raise ValueError(f"{where}: input_size must be (N, C, H, W). Received: {input_size!r}")
     check_array(weight, "weight", where)
-    _check_conv_args(input_size, weight.shape, where)
+    check_conv_args(input_size, weight.shape, where)
     n, c, h, w = input_size
     o, _, kh, kw = weight.shape
-    geo = _geometry((h, w), (kh, kw), stride, padding, dilation, where)
+    geo = geometry((h, w), (kh, kw), stride, padding, dilation, where)
     _check_grad_output(grad_output, n, o, geo, where)
     check_same_dtype(grad_output, weight, "grad_output", "weight", where)
     return _input_grad(_grad_rows(grad_output), weight, input_size, geo)
@@ -349,10 +349,10 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
     check_array(x, "x", where)
     check_ndim(x, 4, "x", where, "(N, C, H, W)")
     weight_size = tuple(int(s) for s in weight_size)
-    _check_conv_args(x.shape, weight_size, where)
+    check_conv_args(x.shape, weight_size, where)
     n, c, h, w = x.shape
     o, _, kh, kw = weight_size
-    geo = _geometry((h, w), (kh, kw), stride, padding, dilation, where)
+    geo = geometry((h, w), (kh, kw), stride, padding, dilation, where)
     _check_grad_output(grad_output, n, o, geo, where)
     check_same_dtype(grad_output, x, "grad_output", "x", where)
     return _weight_grad(_grad_rows(grad_output), x, weight_size, geo)

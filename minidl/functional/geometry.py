@@ -9,7 +9,15 @@ from typing import NamedTuple
 
 from .._validation import pair, positive_pair
 
-__all__ = ["resolve_padding", "conv2d_output_size", "Padding"]
+__all__ = [
+    "Geometry",
+    "Padding",
+    "check_conv_args",
+    "check_padding_arg",
+    "conv2d_output_size",
+    "geometry",
+    "resolve_padding",
+]
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -74,10 +82,17 @@ def conv2d_output_size(input_hw, kernel_size, stride=1, padding=0, dilation=1, w
     >>> conv2d_output_size((8, 8), 3, stride=2)
     (3, 3)
     """
-    return _geometry(tuple(input_hw), kernel_size, stride, padding, dilation, where).out
+    return geometry(tuple(input_hw), kernel_size, stride, padding, dilation, where).out
 
 
-class _Geometry(NamedTuple):
+class Geometry(NamedTuple):
+    """A validated convolution/pooling geometry: what :func:`geometry` returns.
+
+    ``pads`` is explicit ``((top, bottom), (left, right))``; ``out`` is
+    ``(H_out, W_out)``. A stride with a single output position and a dilation
+    of a one-tap kernel are normalised to 1.
+    """
+
     kernel: tuple[int, int]
     stride: tuple[int, int]
     dilation: tuple[int, int]
@@ -85,14 +100,14 @@ class _Geometry(NamedTuple):
     out: tuple[int, int]
 
 
-def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
+def geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometry:
     """Validated geometry; cached for arguments made only of plain ints and strings.
 
     Only exact ``int``/``str`` (and tuples of them) are cached: ``1 == 1.0 == True``
     hash alike, and a cached ``1`` must not let ``1.0`` or ``True`` through.
     """
     args = (kernel_size, stride, padding, dilation)
-    cacheable = _plain(kernel_size) and _plain(stride) and _plain(padding) and _plain(dilation)
+    cacheable = _plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
     if cacheable:
         key = (tuple(input_hw), args)
         hit = _GEOMETRY_CACHE.get(key)
@@ -107,7 +122,7 @@ def _geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geome
 _GEOMETRY_CACHE: dict = {}
 
 
-def _plain(v) -> bool:
+def _plain_ints(v) -> bool:
     t = type(v)
     if t is int or t is str:
         return True
@@ -125,7 +140,7 @@ def _plain(v) -> bool:
     return True
 
 
-def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> _Geometry:
+def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometry:
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = positive_pair(stride, "stride", where)
     dl = positive_pair(dilation, "dilation", where)
@@ -146,10 +161,29 @@ def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -
     # use 1, so that no offset arithmetic overflows for huge values (stride=2**63 is legal)
     st = tuple(s if o > 1 else 1 for s, o in zip(st, out))
     dl = tuple(d if k > 1 else 1 for d, k in zip(dl, ks))
-    return _Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
+    return Geometry(ks, st, dl, pads, tuple(out))  # type: ignore[arg-type]
 
 
-def _check_conv_args(x_shape, w_shape, where):
+def check_padding_arg(padding, where):
+    """Validate a layer's ``padding`` argument at construction and return it
+    normalised (a lower-case string, an int, or a tuple); ``'same'`` is
+    resolved per input size in forward by :func:`resolve_padding`."""
+    if isinstance(padding, str):
+        if padding.lower() not in ("same", "valid"):
+            raise ValueError(
+                f"{where}: padding must be an int, a pair of ints, 'valid' or 'same'. "
+                f"Received: padding={padding!r}"
+            )
+        return padding.lower()
+    resolve_padding(padding, (1, 1), 1, where=where)  # type/sign checks
+    if isinstance(padding, (tuple, list)):
+        return tuple(tuple(p) if isinstance(p, (tuple, list)) else int(p) for p in padding)
+    return int(padding)
+
+
+def check_conv_args(x_shape, w_shape, where):
+    """Raise ValueError unless ``w_shape`` is (out, in, kh, kw) with ``in``
+    equal to the channels of ``x_shape`` and no channel count is zero."""
     if len(w_shape) != 4:
         raise ValueError(
             f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "

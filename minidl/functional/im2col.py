@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import blas
-from .geometry import Padding, _Geometry
+from .geometry import Geometry, Padding
 
 __all__: list[str] = []
 
@@ -69,7 +69,7 @@ def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int) -> 
     return out
 
 
-def windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
+def windows(xp: np.ndarray, geo: Geometry) -> np.ndarray:
     """Read-only view ``(N, H_out, W_out, kh, kw, C)`` of every receptive field of NHWC ``xp``."""
     n, _, _, c = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
@@ -86,7 +86,7 @@ def windows(xp: np.ndarray, geo: _Geometry) -> np.ndarray:
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
-def pieces(src: np.ndarray, pads: Padding, geo: _Geometry, k: int, cap: int):
+def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int):
     """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrix of each piece
     of :func:`tiles` over the NHWC-shaped ``src`` zero-padded by ``pads``,
     ``(pixels, kh * kw * C)`` in the column order of :func:`windows`.

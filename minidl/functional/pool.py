@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
-from .geometry import _geometry
+from .geometry import geometry
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
@@ -19,7 +19,7 @@ __all__ = ["max_pool2d", "max_pool2d_backward"]
 def _pool_geometry(input_hw, kernel_size, stride, padding, where):
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = ks if stride is None else positive_pair(stride, "stride", where)
-    geo = _geometry(input_hw, ks, st, padding, 1, where)
+    geo = geometry(input_hw, ks, st, padding, 1, where)
     check_pool_padding(geo.pads, ks, padding, where)
     return geo
 

@@ -13,26 +13,12 @@ from .._validation import (
     positive_int,
     positive_pair,
 )
+from ..functional.geometry import check_padding_arg
 from ..parameter import Parameter
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
 
 __all__ = ["Conv2D"]
-
-
-def _check_padding(padding, where):
-    """Validate ``padding`` now; 'same' is resolved per input size in forward."""
-    if isinstance(padding, str):
-        if padding.lower() not in ("same", "valid"):
-            raise ValueError(
-                f"{where}: padding must be an int, a pair of ints, 'valid' or 'same'. "
-                f"Received: padding={padding!r}"
-            )
-        return padding.lower()
-    F.resolve_padding(padding, (1, 1), 1, where=where)  # type/sign checks
-    if isinstance(padding, (tuple, list)):
-        return tuple(tuple(p) if isinstance(p, (tuple, list)) else int(p) for p in padding)
-    return int(padding)
 
 
 class Conv2D(Layer):
@@ -87,7 +73,7 @@ class Conv2D(Layer):
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
         self.stride = positive_pair(stride, "stride", where)
         self.dilation = positive_pair(dilation, "dilation", where)
-        self.padding = _check_padding(padding, where)
+        self.padding = check_padding_arg(padding, where)
         dtype = float_dtype(dtype, where)
         rng = as_generator(rng, where)
         kh, kw = self.kernel_size

@@ -8,7 +8,7 @@ from .. import functional as F
 from ..functional.pool import check_pool_padding
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .base import Layer
-from .conv import _check_padding
+from ..functional.geometry import check_padding_arg
 
 __all__ = ["MaxPool2D"]
 
@@ -44,7 +44,7 @@ class MaxPool2D(Layer):
         where = "MaxPool2D"
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
-        self.padding = _check_padding(padding, where)
+        self.padding = check_padding_arg(padding, where)
         if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
             pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
             check_pool_padding(pads, self.kernel_size, padding, where)
