@@ -66,6 +66,15 @@ __all__ = [
 MAX_COLUMN_BYTES = 256 * 2**20
 
 
+#: Stride-1 dL/dX takes the full-correlation path (unfold ``G``: ``kh * kw * C_out``
+#: values per input pixel, one GEMM) unless ``C_out >= 4 * C_in``, where the
+#: GEMM + col2im path (``kh * kw * C_in`` values per output pixel, then
+#: ``kh * kw`` strided adds) moves several times less memory: measured on a
+#: 1 -> 32 channel k5 layer, 2.5 ms against 17 ms; from ``C_out = 2 * C_in``
+#: upwards the two paths cost about the same.
+FULL_CORRELATION_MIN_RATIO = 4
+
+
 #: Largest unfolded input that ``conv2d(..., return_columns=True)`` hands back
 #: for reuse in backward (a layer keeps it until its backward runs).
 MAX_CACHED_COLUMN_BYTES = 32 * 2**20
@@ -156,7 +165,8 @@ def _input_grad(rows, weight, input_size, geo):
     (pt, pb), (pl, pr) = geo.pads
     o, c, kh, kw = weight.shape
     (dh, dw) = geo.dilation
-    if geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1):
+    if (geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1)
+            and o < FULL_CORRELATION_MIN_RATIO * c):
         return _input_grad_full_correlation(rows, weight, input_size, geo)
     n, _, h, w = input_size
     (sh, sw), (ho, wo) = geo.stride, geo.out
@@ -288,7 +298,8 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
 
     i.e. a full convolution of the stride-dilated ``G`` with the 180-degree
     rotated kernel. With stride 1 (and padding at most the dilated kernel
-    span) it is computed literally that way: ``G`` zero-padded by
+    span, and fewer than 4 output channels per input channel) it is computed
+    literally that way: ``G`` zero-padded by
     ``d * (k - 1) - pad`` on each side, unfolded (im2col) and multiplied by
     the rotated kernel -- one GEMM. Otherwise as ``G @ W`` followed by a
     scatter-add (col2im) over the ``kh * kw`` kernel offsets. Rows/columns of
