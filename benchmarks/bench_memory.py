@@ -5,7 +5,7 @@ Four cases, each run in a fresh Python process so that its peak RSS
 
 1. ``conv``: ONE sample ``(1, 128, 1024, 1024)`` float32 (512 MiB) through
    ``Conv2D(128, 16, 3, padding=1)``, forward in eval mode. Its unfolded input
-   (im2col columns) would be 4.5 GiB; ``MAX_COLUMN_BYTES`` (256 MiB) must hold,
+   (im2col columns) would be 4.5 GiB; ``MAX_COLUMN_BYTES`` (4 MiB) must hold,
    so the sample is split over output rows.
 2. ``maxpool``: ``MaxPool2D(5, 1, 2)`` on a 256 MiB float32 input, forward in
    training mode (output + uint8 argmax), then backward. A copy of the input

@@ -136,11 +136,11 @@ GRID = [
     Cfg("k1_p2_5x5", 2, 2, 2, (5, 5), 1, padding=2),
     Cfg("k2_p2_s3_5x7", 2, 1, 1, (5, 7), 2, stride=3, padding=2),
     # stride 1 with out_channels >= 4 * in_channels: dX by GEMM + col2im
-    # (FULL_CORRELATION_MIN_RATIO) instead of the full correlation
-    Cfg("k5_same_c1_o4_col2im", 2, 1, 4, (7, 6), 5, padding="same"),
-    Cfg("k3x2_d2_explicit_c1_o5_col2im", 2, 1, 5, (7, 8), (3, 2), dilation=2,
+    # (FULL_CORRELATION_MIN_RATIO = 16) instead of the full correlation
+    Cfg("k5_same_c1_o16_col2im", 2, 1, 16, (7, 6), 5, padding="same"),
+    Cfg("k3x2_d2_explicit_c1_o17_col2im", 2, 1, 17, (7, 8), (3, 2), dilation=2,
         padding=((1, 2), (0, 1))),
-    Cfg("k3_valid_c2_o8_col2im", 2, 2, 8, (5, 6), 3),
+    Cfg("k3_valid_c2_o32_col2im", 2, 2, 32, (5, 6), 3),
     # 'valid', single channels, larger batch
     Cfg("valid_k3_c1_o1_n3", 3, 1, 1, (6, 6), 3, padding="valid"),
 ]
@@ -331,7 +331,8 @@ def test_output_size_matches_window_count():
 def conv_configs(draw, max_n=3, max_c=3, max_hw=9):
     n = draw(st.integers(1, max_n))
     c = draw(st.integers(1, max_c))
-    o = draw(st.integers(1, 5))  # o >= 4 c: stride-1 dX by GEMM + col2im
+    # o = 16 c: stride-1 dX by GEMM + col2im (FULL_CORRELATION_MIN_RATIO)
+    o = draw(st.sampled_from([1, 2, 3, 16] if c == 1 else [1, 2, 3]))
     h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
     k = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))))
     stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))

@@ -6,7 +6,8 @@ receptive field, copied) and multiplied by a kernel matrix. The columns are
 built piece by piece under a byte budget: whole samples at a time, or, for a
 sample whose columns alone exceed the budget, bands of output rows, or runs
 of one row's output columns -- only the padded rows a piece reads are copied.
-The budget is :data:`minidl.functional.conv.MAX_COLUMN_BYTES`, passed in.
+The budget is :data:`minidl.functional.conv.MAX_COLUMN_BYTES` (4 MiB: pieces that stay
+in the CPU cache), passed in.
 """
 
 from __future__ import annotations
