@@ -278,7 +278,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     rows = _grad_rows(grad_output)
     dx = _input_grad(rows, weight, x.shape, geo) if input_grad else None
     dw = _weight_grad(rows, x, weight.shape, geo, columns)
-    return dx, dw, (rows.sum(axis=0) if bias else None)
+    return dx, dw, (blas.column_sums(rows) if bias else None)
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1):
@@ -386,5 +386,5 @@ def conv2d_bias(grad_output):
     """
     check_array(grad_output, "grad_output", "conv2d_bias")
     check_ndim(grad_output, 4, "grad_output", "conv2d_bias", "(N, C_out, H_out, W_out)")
-    return _grad_rows(grad_output).sum(axis=0)  # the summation order of conv2d_backward
+    return blas.column_sums(_grad_rows(grad_output))  # the summation order of conv2d_backward
 

@@ -52,7 +52,7 @@ def linear_weight(x, grad_output):
 def linear_bias(grad_output):
     r"""dL/db = ``grad_output.sum(0)``, shape (out_features,)."""
     check_array(grad_output, "grad_output", "linear_bias")
-    return grad_output.sum(axis=0)
+    return blas.column_sums(grad_output)
 
 
 def flatten(x, start_dim=1):
