@@ -86,7 +86,8 @@ FULL_CORRELATION_MIN_RATIO = 16
 MAX_CACHED_COLUMN_BYTES = 32 * 2**20
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False, *,
+           where="conv2d"):
     r"""2-D cross-correlation, as :func:`torch.nn.functional.conv2d` (groups=1).
 
     Parameters
@@ -101,6 +102,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
         Also return the unfolded input (im2col), ``(N * H_out * W_out,
         kh * kw * C_in)``, for :func:`conv2d_backward` to reuse; None when it
         was built in chunks or is larger than ``MAX_CACHED_COLUMN_BYTES``.
+    where : str, optional
+        Who is calling, for error messages (:class:`~minidl.layers.Conv2D`
+        passes itself: any object whose ``str()`` names the caller; it is
+        formatted only when an error is raised).
 
     Returns
     -------
@@ -123,16 +128,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
     >>> conv2d(x, w, padding='same').shape
     (1, 2, 4, 4)
     """
-    where = "conv2d"
-    check_array(x, "x", where)
-    check_ndim(x, 4, "x", where, "(N, C, H, W)")
-    check_array(weight, "weight", where)
-    check_float_dtype(weight, "weight", where)
-    check_same_dtype(x, weight, "x", "weight", where)
-    check_conv_args(x.shape, weight.shape, where)
+    geo = _check_input_and_weight(x, weight, stride, padding, dilation, where)
     n, c, h, w = x.shape
     o = weight.shape[0]
-    geo = geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
     if bias is not None:
         check_array(bias, "bias", where)
         check_same_dtype(bias, x, "bias", "x", where)
@@ -157,13 +155,34 @@ def _grad_rows(grad_output: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)).reshape(-1, o)
 
 
-def _check_grad_output(grad_output, n, o, geo, where):
+def _check_x(x, where):
+    check_array(x, "x", where)
+    check_ndim(x, 4, "x", where, "(N, C, H, W)")
+
+
+def _check_input_and_weight(x, weight, stride, padding, dilation, where):
+    """The checks of conv2d and conv2d_backward on ``x`` and ``weight``; returns the geometry."""
+    _check_x(x, where)
+    check_array(weight, "weight", where)
+    check_float_dtype(weight, "weight", where)
+    check_same_dtype(x, weight, "x", "weight", where)
+    return _geometry_of(x.shape, weight.shape, stride, padding, dilation, where)
+
+
+def _geometry_of(x_shape, w_shape, stride, padding, dilation, where):
+    check_conv_args(x_shape, w_shape, where)
+    return geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
+
+
+def _check_grad_output(grad_output, like, like_name, x_shape, w_shape, geo, where):
+    """grad_output: an array of the forward output's shape and ``like``'s dtype."""
     check_array(grad_output, "grad_output", where)
-    expected = (n, o) + tuple(geo.out)
+    expected = (x_shape[0], w_shape[0]) + tuple(geo.out)
     if grad_output.shape != expected:
         raise ValueError(
             f"{where}: expected grad_output of shape {expected}, got {grad_output.shape}."
         )
+    check_same_dtype(grad_output, like, "grad_output", like_name, where)
 
 
 def _input_grad(rows, weight, input_size, geo):
@@ -237,7 +256,7 @@ def _weight_grad(rows, x, weight_size, geo, columns=None):
 
 
 def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True,
-                    input_grad=True, columns=None):
+                    input_grad=True, columns=None, *, where="conv2d_backward"):
     r"""All gradients of :func:`conv2d` at once: ``(dx, dweight, dbias)``.
 
     The same as :func:`conv2d_input`, :func:`conv2d_weight` and
@@ -246,7 +265,8 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     ``bias`` is False, ``dx`` is None when ``input_grad`` is False. Pass the
     ``columns`` returned by ``conv2d(..., return_columns=True)`` for the same
     ``x`` to skip unfolding it again. This is what
-    :class:`minidl.layers.Conv2D` calls.
+    :class:`minidl.layers.Conv2D` calls (passing itself as ``where``, as
+    for :func:`conv2d`).
 
     Examples
     --------
@@ -255,16 +275,9 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     >>> dx.shape, dw.shape, db
     ((2, 1, 4, 4), (1, 1, 3, 3), array([8.]))
     """
-    where = "conv2d_backward"
-    check_array(x, "x", where)
-    check_ndim(x, 4, "x", where, "(N, C, H, W)")
-    check_array(weight, "weight", where)
-    check_same_dtype(weight, x, "weight", "x", where)
-    check_conv_args(x.shape, weight.shape, where)
-    n, c, h, w = x.shape
-    geo = geometry((h, w), weight.shape[2:], stride, padding, dilation, where)
-    _check_grad_output(grad_output, n, weight.shape[0], geo, where)
-    check_same_dtype(grad_output, x, "grad_output", "x", where)
+    geo = _check_input_and_weight(x, weight, stride, padding, dilation, where)
+    _check_grad_output(grad_output, x, "x", x.shape, weight.shape, geo, where)
+    n, c = x.shape[:2]
     if columns is not None:
         k = c * weight.shape[2] * weight.shape[3]
         expected = (n * geo.out[0] * geo.out[1], k)
@@ -324,12 +337,8 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     if len(input_size) != 4:
         raise ValueError(f"{where}: input_size must be (N, C, H, W). Received: {input_size!r}")
     check_array(weight, "weight", where)
-    check_conv_args(input_size, weight.shape, where)
-    n, c, h, w = input_size
-    o, _, kh, kw = weight.shape
-    geo = geometry((h, w), (kh, kw), stride, padding, dilation, where)
-    _check_grad_output(grad_output, n, o, geo, where)
-    check_same_dtype(grad_output, weight, "grad_output", "weight", where)
+    geo = _geometry_of(input_size, weight.shape, stride, padding, dilation, where)
+    _check_grad_output(grad_output, weight, "weight", input_size, weight.shape, geo, where)
     return _input_grad(_grad_rows(grad_output), weight, input_size, geo)
 
 
@@ -364,15 +373,10 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
            [8., 8., 8.]])
     """
     where = "conv2d_weight"
-    check_array(x, "x", where)
-    check_ndim(x, 4, "x", where, "(N, C, H, W)")
+    _check_x(x, where)
     weight_size = tuple(int(s) for s in weight_size)
-    check_conv_args(x.shape, weight_size, where)
-    n, c, h, w = x.shape
-    o, _, kh, kw = weight_size
-    geo = geometry((h, w), (kh, kw), stride, padding, dilation, where)
-    _check_grad_output(grad_output, n, o, geo, where)
-    check_same_dtype(grad_output, x, "grad_output", "x", where)
+    geo = _geometry_of(x.shape, weight_size, stride, padding, dilation, where)
+    _check_grad_output(grad_output, x, "x", x.shape, weight_size, geo, where)
     return _weight_grad(_grad_rows(grad_output), x, weight_size, geo)
 
 

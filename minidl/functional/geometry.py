@@ -197,6 +197,6 @@ def check_conv_args(x_shape, w_shape, where):
         )
     if x_shape[1] != w_shape[1]:
         raise ValueError(
-            f"{where}: expected input with {w_shape[1]} channels (weight shape {tuple(w_shape)}), "
-            f"got {x_shape[1]} channels in input of shape {tuple(x_shape)}."
+            f"{where}: expected input with {w_shape[1]} channels, got {x_shape[1]} channels in "
+            f"input of shape {tuple(x_shape)} (layout is NCHW; weight shape {tuple(w_shape)})."
         )
