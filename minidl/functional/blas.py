@@ -25,10 +25,11 @@ _STATE = {"libs": None, "high": 1, "current": None}
 
 
 def matmul(a, b, out=None):
-    """``np.matmul(a, b, out=out)`` for 2-D ``a`` and ``b``, on the BLAS threads its size calls for."""
+    """``np.matmul(a, b, out=out)`` for 2-D ``a`` and ``b`` (or stacks of them), on the
+    BLAS threads its size calls for."""
     libs = _STATE["libs"]
     if libs is not None:
-        want = _STATE["high"] if 2.0 * a.shape[0] * a.shape[1] * b.shape[1] >= THRESHOLD_FLOPS else 1
+        want = _STATE["high"] if 2.0 * a.size * b.shape[-1] >= THRESHOLD_FLOPS else 1
         if want != _STATE["current"]:
             for lib in libs:
                 lib.set_num_threads(want)

@@ -37,12 +37,12 @@ from .._validation import (
     check_ndim,
     check_same_dtype,
 )
-from . import blas, im2col
+from . import blas, conv_grads, im2col, padding as padding_modes
 from .geometry import (
     check_conv_args,
-    Geometry,
-    geometry,
+    check_groups,
     conv2d_output_size,
+    geometry,
     resolve_padding,
 )
 
@@ -86,22 +86,30 @@ FULL_CORRELATION_MIN_RATIO = 16
 MAX_CACHED_COLUMN_BYTES = 32 * 2**20
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns=False, *,
-           where="conv2d"):
-    r"""2-D cross-correlation, as :func:`torch.nn.functional.conv2d` (groups=1).
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, return_columns=False, *,
+           padding_mode="zeros", where="conv2d"):
+    r"""2-D cross-correlation, as :func:`torch.nn.functional.conv2d`.
 
     Parameters
     ----------
     x : ndarray, shape (N, C_in, H, W)
-    weight : ndarray, shape (C_out, C_in, kh, kw), same dtype as ``x``
+    weight : ndarray, shape (C_out, C_in / groups, kh, kw), same dtype as ``x``
     bias : ndarray, shape (C_out,), optional
     stride, dilation : int or (h, w), each >= 1
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
-        Zero padding; see :func:`resolve_padding` for ``'same'``.
+        See :func:`resolve_padding` for ``'same'``.
+    groups : int
+        Channels split into ``groups`` blocks convolved independently, as
+        :class:`torch.nn.Conv2d`'s (``groups = C_in``: depthwise).
     return_columns : bool
         Also return the unfolded input (im2col), ``(N * H_out * W_out,
-        kh * kw * C_in)``, for :func:`conv2d_backward` to reuse; None when it
-        was built in chunks or is larger than ``MAX_CACHED_COLUMN_BYTES``.
+        kh * kw * C_in)`` for one group, ``(groups, N * H_out * W_out,
+        kh * kw * C_in / groups)`` otherwise, for :func:`conv2d_backward` to
+        reuse; None when it was built in pieces or is larger than
+        ``MAX_CACHED_COLUMN_BYTES``, or the padding is not zeros.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds, as :class:`torch.nn.Conv2d`'s ``padding_mode``
+        (which torch's functional conv2d leaves to ``F.pad``).
     where : str, optional
         Who is calling, for error messages (:class:`~minidl.layers.Conv2D`
         passes itself: any object whose ``str()`` names the caller; it is
@@ -120,33 +128,47 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, return_columns
     Notes
     -----
     .. math:: Y[n, o, i, j] = b[o] + \sum_{c, p, q} W[o, c, p, q]\,
-              X_{pad}[n, c, s_h i + d_h p, s_w j + d_w q]
+              X_{pad}[n, g(o) \tfrac{C_{in}}{G} + c, s_h i + d_h p, s_w j + d_w q]
+
+    with ``g(o) = floor(o / (C_out / G))`` the group of output channel ``o``
+    and ``c`` running over one group's ``C_in / G`` channels.
 
     Examples
     --------
     >>> x = np.ones((1, 1, 4, 4), np.float32); w = np.ones((2, 1, 3, 3), np.float32)
     >>> conv2d(x, w, padding='same').shape
     (1, 2, 4, 4)
+    >>> conv2d(np.ones((1, 4, 5, 5)), np.ones((4, 1, 3, 3)), groups=4).shape  # depthwise
+    (1, 4, 3, 3)
     """
-    geo = _check_input_and_weight(x, weight, stride, padding, dilation, where)
-    n, c, h, w = x.shape
-    o = weight.shape[0]
+    geo, groups, padding_mode = _check_input_and_weight(x, weight, stride, padding, dilation, groups,
+                                                        padding_mode, where)
+    n, o = x.shape[0], weight.shape[0]
     if bias is not None:
         check_array(bias, "bias", where)
         check_same_dtype(bias, x, "bias", "x", where)
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
-    ho, wo = geo.out
-    wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight).T)  # (kh * kw * C, O)
-    out = np.empty((n, ho, wo, o), dtype=x.dtype)
-    cols = im2col.correlate(x.transpose(0, 2, 3, 1), geo.pads, geo, wmat_t, out, MAX_COLUMN_BYTES)
+    src, pads = _padded_source(x, geo, padding_mode)
+    wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight, groups).transpose(0, 2, 1))
+    out = np.empty((n,) + tuple(geo.out) + (o,), dtype=x.dtype)
+    cols = im2col.correlate(src, pads, geo._replace(pads=pads), wmat_t, out, MAX_COLUMN_BYTES)
     if bias is not None:
         out += bias
     out = out.transpose(0, 3, 1, 2)  # NCHW shape, channels-last memory (module docstring)
     if not return_columns:
         return out
-    keep = cols is not None and cols.nbytes <= MAX_CACHED_COLUMN_BYTES
-    return out, (cols if keep else None)
+    keep = cols is not None and cols.nbytes <= MAX_CACHED_COLUMN_BYTES and padding_mode == "zeros"
+    return out, ((cols[0] if groups == 1 else cols) if keep else None)
+
+
+def _padded_source(x, geo, padding_mode):
+    """The NHWC source the im2col machinery reads and the zero padding it adds: ``x``
+    itself and ``geo.pads`` for 'zeros'; else ``x`` padded in that mode and no more."""
+    src = x.transpose(0, 2, 3, 1)
+    if padding_mode == "zeros" or not any(a or b for a, b in geo.pads):
+        return src, geo.pads
+    return padding_modes.pad(src, geo.pads, padding_mode), ((0, 0), (0, 0))
 
 
 def _grad_rows(grad_output: np.ndarray) -> np.ndarray:
@@ -160,18 +182,24 @@ def _check_x(x, where):
     check_ndim(x, 4, "x", where, "(N, C, H, W)")
 
 
-def _check_input_and_weight(x, weight, stride, padding, dilation, where):
-    """The checks of conv2d and conv2d_backward on ``x`` and ``weight``; returns the geometry."""
+def _check_input_and_weight(x, weight, stride, padding, dilation, groups, padding_mode, where):
+    """The checks of conv2d and conv2d_backward on ``x`` and ``weight``; returns the
+    geometry and the validated ``groups`` and ``padding_mode``."""
     _check_x(x, where)
     check_array(weight, "weight", where)
     check_float_dtype(weight, "weight", where)
     check_same_dtype(x, weight, "x", "weight", where)
-    return _geometry_of(x.shape, weight.shape, stride, padding, dilation, where)
+    return _geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode, where)
 
 
-def _geometry_of(x_shape, w_shape, stride, padding, dilation, where):
-    check_conv_args(x_shape, w_shape, where)
-    return geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
+def _geometry_of(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, where):
+    groups = check_groups(groups, where)
+    padding_mode = padding_modes.check_padding_mode(padding_mode, where)
+    check_conv_args(x_shape, w_shape, where, groups)
+    geo = geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
+    if padding_mode != "zeros":
+        padding_modes.check_pads_fit(geo.pads, x_shape[2:], padding_mode, where)
+    return geo, groups, padding_mode
 
 
 def _check_grad_output(grad_output, like, like_name, x_shape, w_shape, geo, where):
@@ -185,78 +213,34 @@ def _check_grad_output(grad_output, like, like_name, x_shape, w_shape, geo, wher
     check_same_dtype(grad_output, like, "grad_output", like_name, where)
 
 
-def _input_grad(rows, weight, input_size, geo):
-    """dL/dX from ``rows = G`` as ``(N * Ho * Wo, O)``; see :func:`conv2d_input`."""
+def _input_grad(rows, weight, input_size, geo, groups, padding_mode):
+    """dL/dX (NCHW shape, channels-last memory) from ``rows = G`` as ``(N * Ho * Wo, O)``."""
+    n, c, h, w = input_size
     (pt, pb), (pl, pr) = geo.pads
-    o, c, kh, kw = weight.shape
-    (dh, dw) = geo.dilation
-    if (geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1)
-            and o < FULL_CORRELATION_MIN_RATIO * c):
-        return _input_grad_full_correlation(rows, weight, input_size, geo)
-    n, _, h, w = input_size
-    (sh, sw), (ho, wo) = geo.stride, geo.out
-    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
-    wmat = im2col.weight_matrix(weight)  # (O, kh * kw * C)
-    g = rows.reshape(n, ho, wo, o)
-    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, wmat.shape[1] * weight.itemsize,
-                                                  MAX_COLUMN_BYTES):
-        dcols = None  # free the previous piece before building the next
-        dcols = blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o), wmat).reshape(
-            n1 - n0, i1 - i0, j1 - j0, kh, kw, c)
-        target = dxp[n0:n1]
-        rows_span, cols_span = sh * (i1 - i0 - 1) + 1, sw * (j1 - j0 - 1) + 1
-        for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
-            r = i0 * sh + p * dh
-            for q in range(kw):
-                s = j0 * sw + q * dw
-                target[:, r : r + rows_span : sh, s : s + cols_span : sw, :] += dcols[:, :, :, p, q, :]
-    dcols = None
-    if pt or pb or pl or pr:
-        dxp = np.ascontiguousarray(dxp[:, pt : pt + h, pl : pl + w, :])
-    return dxp.transpose(0, 3, 1, 2)
+    cap, ratio = MAX_COLUMN_BYTES, FULL_CORRELATION_MIN_RATIO
+    if padding_mode != "zeros" and (pt or pb or pl or pr):
+        # the gradient of the padded input, whose padding holds copies of the input:
+        # fold their gradient back onto the positions they copy
+        padded = (n, c, h + pt + pb, w + pl + pr)
+        dxp, _ = conv_grads.input_grad(rows, weight, padded, geo._replace(pads=((0, 0), (0, 0))),
+                                       groups, cap, ratio)
+        return padding_modes.pad_adjoint(dxp, geo.pads, padding_mode).transpose(0, 3, 1, 2)
+    dx, cropped = conv_grads.input_grad(rows, weight, input_size, geo, groups, cap, ratio)
+    if not cropped and (pt or pb or pl or pr):
+        dx = np.ascontiguousarray(dx[:, pt : pt + h, pl : pl + w, :])
+    return dx.transpose(0, 3, 1, 2)
 
 
-def _input_grad_full_correlation(rows, weight, input_size, geo):
-    """Stride 1: dL/dX is a 'valid' correlation of G, padded by ``d * (k - 1) - pad``
-    on each side, with the 180-degree rotated, in/out-swapped kernel -- one im2col GEMM."""
-    n, _, h, w = input_size
-    o, c, kh, kw = weight.shape
-    (pt, pb), (pl, pr) = geo.pads
-    (dh, dw), (ho, wo) = geo.dilation, geo.out
-    top, left = dh * (kh - 1) - pt, dw * (kw - 1) - pl
-    # G zero-padded to (h + dh * (kh - 1), w + dw * (kw - 1)); the padding is
-    # applied band by band as the pieces are built
-    gpads = ((top, h + dh * (kh - 1) - top - ho), (left, w + dw * (kw - 1) - left - wo))
-    full = Geometry((kh, kw), (1, 1), (dh, dw), gpads, (h, w))
-    # rotated kernel as a (kh * kw * O, C) matrix in the column order of im2col.windows
-    wrot = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, c)
-    out = np.empty((n, h, w, c), dtype=weight.dtype)
-    im2col.correlate(rows.reshape(n, ho, wo, o), gpads, full, wrot, out, MAX_COLUMN_BYTES)
-    return out.transpose(0, 3, 1, 2)
+def _weight_grad(rows, x, weight_size, geo, groups, padding_mode, columns=None):
+    src, pads = _padded_source(x, geo, padding_mode)
+    if columns is not None and columns.ndim == 2:
+        columns = columns[None]
+    return conv_grads.weight_grad(rows, src, weight_size, geo._replace(pads=pads), groups,
+                                  MAX_COLUMN_BYTES, columns)
 
 
-def _weight_grad(rows, x, weight_size, geo, columns=None):
-    """dL/dW from ``rows = G`` as ``(N * Ho * Wo, O)``; see :func:`conv2d_weight`."""
-    n = x.shape[0]
-    o, c, kh, kw = weight_size
-    ho, wo = geo.out
-    k = c * kh * kw
-    src = x.transpose(0, 2, 3, 1)
-    if columns is None:  # else the forward pass's im2col, reused
-        columns = im2col.one_piece(src, geo.pads, geo, k, MAX_COLUMN_BYTES)
-    if columns is not None:  # one GEMM: the usual case
-        dw = blas.matmul(rows.T, columns)
-    else:  # the columns exceed the cap: accumulate over pieces
-        g = rows.reshape(n, ho, wo, o)
-        dw = np.zeros((o, k), dtype=x.dtype)
-        for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(src, geo.pads, geo, k, MAX_COLUMN_BYTES):
-            dw += blas.matmul(g[n0:n1, i0:i1, j0:j1].reshape(-1, o).T, cols)
-            del cols
-    return np.ascontiguousarray(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
-
-
-def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bias=True,
-                    input_grad=True, columns=None, *, where="conv2d_backward"):
+def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                    input_grad=True, columns=None, *, padding_mode="zeros", where="conv2d_backward"):
     r"""All gradients of :func:`conv2d` at once: ``(dx, dweight, dbias)``.
 
     The same as :func:`conv2d_input`, :func:`conv2d_weight` and
@@ -275,26 +259,28 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, bia
     >>> dx.shape, dw.shape, db
     ((2, 1, 4, 4), (1, 1, 3, 3), array([8.]))
     """
-    geo = _check_input_and_weight(x, weight, stride, padding, dilation, where)
+    geo, groups, padding_mode = _check_input_and_weight(x, weight, stride, padding, dilation, groups,
+                                                        padding_mode, where)
     _check_grad_output(grad_output, x, "x", x.shape, weight.shape, geo, where)
-    n, c = x.shape[:2]
     if columns is not None:
-        k = c * weight.shape[2] * weight.shape[3]
-        expected = (n * geo.out[0] * geo.out[1], k)
+        n, c = x.shape[:2]
+        pixels, k = n * geo.out[0] * geo.out[1], c * weight.shape[2] * weight.shape[3]
+        expected = (pixels, k) if groups == 1 else (groups, pixels, k // groups)
         check_array(columns, "columns", where)
-        if columns.shape != expected or columns.dtype != x.dtype:
+        if columns.shape != expected or columns.dtype != x.dtype or padding_mode != "zeros":
             raise ValueError(
-                f"{where}: columns must be the ({expected[0]}, {expected[1]}) {x.dtype} matrix that "
-                f"conv2d(x, ..., return_columns=True) returned for this x; got {columns.shape} "
-                f"{columns.dtype}. Pass columns=None to recompute them."
+                f"{where}: columns must be the {expected} {x.dtype} array that "
+                f"conv2d(x, ..., return_columns=True) returned for this x (zero padding); got "
+                f"{columns.shape} {columns.dtype}. Pass columns=None to recompute them."
             )
     rows = _grad_rows(grad_output)
-    dx = _input_grad(rows, weight, x.shape, geo) if input_grad else None
-    dw = _weight_grad(rows, x, weight.shape, geo, columns)
+    dx = _input_grad(rows, weight, x.shape, geo, groups, padding_mode) if input_grad else None
+    dw = _weight_grad(rows, x, weight.shape, geo, groups, padding_mode, columns)
     return dx, dw, (blas.column_sums(rows) if bias else None)
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1):
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                 padding_mode="zeros"):
     r"""Gradient of :func:`conv2d` with respect to its input.
 
     Parameters
@@ -302,9 +288,9 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     input_size : tuple (N, C_in, H, W)
         Shape of the input, hence of the result. It cannot be recovered from
         ``grad_output`` alone when the stride drops rows or columns.
-    weight : ndarray, shape (C_out, C_in, kh, kw)
+    weight : ndarray, shape (C_out, C_in / groups, kh, kw)
     grad_output : ndarray, shape (N, C_out, H_out, W_out), dtype of ``weight``
-    stride, padding, dilation : as in :func:`conv2d`
+    stride, padding, dilation, groups, padding_mode : as in :func:`conv2d`
 
     Returns
     -------
@@ -337,20 +323,22 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     if len(input_size) != 4:
         raise ValueError(f"{where}: input_size must be (N, C, H, W). Received: {input_size!r}")
     check_array(weight, "weight", where)
-    geo = _geometry_of(input_size, weight.shape, stride, padding, dilation, where)
+    geo, groups, padding_mode = _geometry_of(input_size, weight.shape, stride, padding, dilation,
+                                             groups, padding_mode, where)
     _check_grad_output(grad_output, weight, "weight", input_size, weight.shape, geo, where)
-    return _input_grad(_grad_rows(grad_output), weight, input_size, geo)
+    return _input_grad(_grad_rows(grad_output), weight, input_size, geo, groups, padding_mode)
 
 
-def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
+def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                  padding_mode="zeros"):
     r"""Gradient of :func:`conv2d` with respect to its weight.
 
     Parameters
     ----------
     x : ndarray, shape (N, C_in, H, W)
-    weight_size : tuple (C_out, C_in, kh, kw)
+    weight_size : tuple (C_out, C_in / groups, kh, kw)
     grad_output : ndarray, shape (N, C_out, H_out, W_out), dtype of ``x``
-    stride, padding, dilation : as in :func:`conv2d`
+    stride, padding, dilation, groups, padding_mode : as in :func:`conv2d`
 
     Returns
     -------
@@ -375,9 +363,10 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1):
     where = "conv2d_weight"
     _check_x(x, where)
     weight_size = tuple(int(s) for s in weight_size)
-    geo = _geometry_of(x.shape, weight_size, stride, padding, dilation, where)
+    geo, groups, padding_mode = _geometry_of(x.shape, weight_size, stride, padding, dilation, groups,
+                                             padding_mode, where)
     _check_grad_output(grad_output, x, "x", x.shape, weight_size, geo, where)
-    return _weight_grad(_grad_rows(grad_output), x, weight_size, geo)
+    return _weight_grad(_grad_rows(grad_output), x, weight_size, geo, groups, padding_mode)
 
 
 def conv2d_bias(grad_output):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import pair, positive_pair
+from .._validation import pair, positive_int, positive_pair
 
 __all__ = [
     "Geometry",
     "Padding",
     "check_conv_args",
+    "check_groups",
     "check_padding_arg",
     "conv2d_output_size",
     "geometry",
@@ -181,13 +182,21 @@ def check_padding_arg(padding, where):
     return int(padding)
 
 
-def check_conv_args(x_shape, w_shape, where):
-    """Raise ValueError unless ``w_shape`` is (out, in, kh, kw) with ``in``
-    equal to the channels of ``x_shape`` and no channel count is zero."""
+def check_groups(groups, where) -> int:
+    """``groups`` as an int >= 1 (bools and floats refused)."""
+    if type(groups) is int and groups >= 1:  # the usual case, on every call
+        return groups
+    return positive_int(groups, "groups", where)
+
+
+def check_conv_args(x_shape, w_shape, where, groups=1):
+    """Raise ValueError unless ``w_shape`` is (out, in / groups, kh, kw) for the
+    channels ``in`` of ``x_shape``, ``out`` divisible by ``groups``, and no
+    channel count is zero."""
     if len(w_shape) != 4:
         raise ValueError(
-            f"{where}: expected weight with 4 dimensions (out_channels, in_channels, kh, kw), "
-            f"got shape {tuple(w_shape)}."
+            f"{where}: expected weight with 4 dimensions (out_channels, in_channels / groups, kh, "
+            f"kw), got shape {tuple(w_shape)}."
         )
     if w_shape[0] == 0 or w_shape[1] == 0 or x_shape[1] == 0:
         raise ValueError(
@@ -195,8 +204,15 @@ def check_conv_args(x_shape, w_shape, where):
             f"(a batch of N = 0 samples is fine). Received: input of shape {tuple(x_shape)}, "
             f"weight of shape {tuple(w_shape)} (out_channels, in_channels, kh, kw)."
         )
-    if x_shape[1] != w_shape[1]:
+    if x_shape[1] != w_shape[1] * groups:
+        per_group = f" ({w_shape[1]} per group x groups={groups})" if groups != 1 else ""
         raise ValueError(
-            f"{where}: expected input with {w_shape[1]} channels, got {x_shape[1]} channels in "
-            f"input of shape {tuple(x_shape)} (layout is NCHW; weight shape {tuple(w_shape)})."
+            f"{where}: expected input with {w_shape[1] * groups} channels{per_group}, got "
+            f"{x_shape[1]} channels in input of shape {tuple(x_shape)} (layout is NCHW; weight "
+            f"shape {tuple(w_shape)})."
+        )
+    if w_shape[0] % groups:
+        raise ValueError(
+            f"{where}: out_channels ({w_shape[0]}, weight shape {tuple(w_shape)}) must be "
+            f"divisible by groups={groups}, as in torch.nn.Conv2d."
         )

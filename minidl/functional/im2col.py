@@ -87,10 +87,26 @@ def windows(xp: np.ndarray, geo: Geometry) -> np.ndarray:
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
-def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int):
-    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrix of each piece
+def unfold(view: np.ndarray, groups: int = 1) -> np.ndarray:
+    """Copy a :func:`windows` view ``(n, ho, wo, kh, kw, C)`` into the columns of
+    each group: ``(groups, n * ho * wo, kh * kw * C / groups)``.
+
+    For one group the copy is a plain reshape; with several, the channel axis is
+    split into ``(groups, C / groups)`` and the group axis moved first, so that
+    each group's columns are one C-contiguous matrix (one GEMM per group).
+    """
+    n, ho, wo, kh, kw, c = view.shape
+    if groups == 1:
+        return view.reshape(1, -1, kh * kw * c)  # the copy (windows overlap)
+    per_group = view.reshape(n, ho, wo, kh, kw, groups, c // groups).transpose(5, 0, 1, 2, 3, 4, 6)
+    return np.ascontiguousarray(per_group).reshape(groups, -1, kh * kw * (c // groups))
+
+
+def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
+    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrices of each piece
     of :func:`tiles` over the NHWC-shaped ``src`` zero-padded by ``pads``,
-    ``(pixels, kh * kw * C)`` in the column order of :func:`windows`.
+    ``(groups, pixels, kh * kw * C / groups)`` (see :func:`unfold`); ``k`` is
+    ``kh * kw * C``.
 
     Only the padded rows a piece reads are copied, and each piece is dropped
     before the next is built, so at most one piece's columns (and its input
@@ -102,39 +118,56 @@ def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int):
         view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
         if j1 - j0 != wo:
             view = view[:, :, j0:j1]
-        columns = view.reshape(-1, k)  # the copy (windows overlap)
+        columns = unfold(view, groups)
         del rows, view
         yield n0, n1, i0, i1, j0, j1, columns
         del columns  # free this piece before the next is built
 
 
-def one_piece(src, pads, geo, k, cap):
-    """All the columns of ``src`` at once when they fit in ``cap`` bytes (the usual
-    case, without the generator's overhead), else None."""
+def one_piece(src, pads, geo, k, cap, groups=1):
+    """All the columns of ``src`` at once (as :func:`pieces` yields them) when they fit
+    in ``cap`` bytes -- the usual case, without the generator's overhead -- else None."""
     if src.shape[0] * geo.out[0] * geo.out[1] * k * src.itemsize > cap:
         return None
-    return windows(band(src, pads, 0, src.shape[0], 0, src.shape[1] + pads[0][0] + pads[0][1]),
-                   geo).reshape(-1, k)
+    return unfold(windows(band(src, pads, 0, src.shape[0], 0, src.shape[1] + pads[0][0] + pads[0][1]),
+                          geo), groups)
+
+
+def group_rows(rows: np.ndarray, groups: int) -> np.ndarray:
+    """``(pixels, groups * m) -> (groups, pixels, m)`` (a view): a gradient's rows per group."""
+    return rows.reshape(rows.shape[0], groups, rows.shape[1] // groups).transpose(1, 0, 2)
 
 
 def correlate(src, pads, geo, wmat_t, out, cap):
-    """``out[n, i, j, :] = window(n, i, j) @ wmat_t`` piece by piece, for the NHWC
-    ``src`` zero-padded by ``pads``; ``out`` is a C-contiguous ``(N, Ho, Wo, O)``.
+    """``out[n, i, j, g, :] = window_g(n, i, j) @ wmat_t[g]`` piece by piece, for the
+    NHWC ``src`` zero-padded by ``pads``; ``wmat_t`` is ``(groups, kh * kw * C / groups,
+    O / groups)``, ``out`` a C-contiguous ``(N, Ho, Wo, O)``.
 
     Returns the columns when they were built in one piece, else None.
     """
-    k, o = wmat_t.shape
-    cols = one_piece(src, pads, geo, k, cap)
+    groups, k_group, o_group = wmat_t.shape
+    k, o = k_group * groups, o_group * groups
+    cols = one_piece(src, pads, geo, k, cap, groups)
     if cols is not None:
-        blas.matmul(cols, wmat_t, out=out.reshape(-1, o))
+        _product(cols, wmat_t, out.reshape(-1, o))
         return cols
-    for n0, n1, i0, i1, j0, j1, cols in pieces(src, pads, geo, k, cap):
+    for n0, n1, i0, i1, j0, j1, cols in pieces(src, pads, geo, k, cap, groups):
         # each piece is a C-contiguous block of out: the reshape is a view
-        blas.matmul(cols, wmat_t, out=out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
+        _product(cols, wmat_t, out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
         del cols
     return None
 
 
-def weight_matrix(weight: np.ndarray) -> np.ndarray:
-    """``(O, C, kh, kw) -> (O, kh * kw * C)``: the column order of :func:`windows`."""
-    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
+def _product(cols, wmat_t, out2d):
+    """``out2d[:, g-th block] = cols[g] @ wmat_t[g]`` for every group."""
+    if cols.shape[0] == 1:
+        blas.matmul(cols[0], wmat_t[0], out=out2d)
+    else:
+        out2d.reshape(out2d.shape[0], cols.shape[0], -1)[...] = blas.matmul(cols, wmat_t).transpose(1, 0, 2)
+
+
+def weight_matrix(weight: np.ndarray, groups: int = 1) -> np.ndarray:
+    """``(O, C / groups, kh, kw) -> (groups, O / groups, kh * kw * C / groups)``: each
+    group's kernel in the column order of :func:`windows`."""
+    o = weight.shape[0]
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(groups, o // groups, -1)

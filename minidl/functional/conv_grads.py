@@ -1,0 +1,111 @@
+"""The gradient computations behind :mod:`minidl.functional.conv` (internal).
+
+Every function takes the upstream gradient as ``rows``: ``G`` rearranged to
+``(N * Ho * Wo, O)``, the layout that matches the im2col columns; arrays are
+channels-last (NHWC); ``cap`` is the column budget
+(:data:`minidl.functional.conv.MAX_COLUMN_BYTES`), passed in. With ``groups``
+> 1 the channels split into ``groups`` independent blocks: input channels
+``[g C/groups, (g + 1) C/groups)`` meet only output channels
+``[g O/groups, (g + 1) O/groups)`` and weight rows of that block, so every
+product below is a stack of one GEMM per group. The derivation is
+``docs/conv_backprop.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import blas, im2col
+from .geometry import Geometry
+
+__all__ = ["input_grad", "weight_grad"]
+
+
+def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
+    """dL/dX_pad, NHWC ``(N, H + pt + pb, W + pl + pr, C)`` when the padding is kept
+    (``geo.pads``), for ``input_size`` (N, C, H, W) and ``weight`` (O, C/groups, kh, kw).
+
+    Stride 1 with padding at most the dilated kernel's reach and fewer than
+    ``min_ratio`` output channels per input channel: a full correlation of ``G``
+    with the rotated kernel (returned already cropped: NHWC ``(N, H, W, C)``).
+    Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
+    the zero-padded input; the caller crops (or folds) the padding.
+    Returns ``(dx_nhwc, cropped)``.
+    """
+    (pt, pb), (pl, pr) = geo.pads
+    o, c_group, kh, kw = weight.shape
+    (dh, dw) = geo.dilation
+    if (geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1)
+            and o < min_ratio * c_group * groups):
+        return _full_correlation(rows, weight, input_size, geo, groups, cap), True
+    return _col2im(rows, weight, input_size, geo, groups, cap), False
+
+
+def _col2im(rows, weight, input_size, geo, groups, cap):
+    n, c, h, w = input_size
+    o, _, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = geo.pads
+    (sh, sw), (dh, dw), (ho, wo) = geo.stride, geo.dilation, geo.out
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=weight.dtype)  # NHWC
+    # channel c = group * (C / groups) + c_in_group: a view with the group axis apart
+    dxp_groups = dxp.reshape(dxp.shape[:3] + (groups, c // groups))
+    wmat = im2col.weight_matrix(weight, groups)  # (groups, O / groups, kh * kw * C / groups)
+    g = rows.reshape(n, ho, wo, o)
+    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, kh * kw * c * weight.itemsize, cap):
+        dcols = None  # free the previous piece before building the next
+        piece = im2col.group_rows(g[n0:n1, i0:i1, j0:j1].reshape(-1, o), groups)
+        dcols = blas.matmul(piece, wmat).reshape(groups, n1 - n0, i1 - i0, j1 - j0, kh, kw, -1)
+        target = dxp_groups[n0:n1]
+        rows_span, cols_span = sh * (i1 - i0 - 1) + 1, sw * (j1 - j0 - 1) + 1
+        for p in range(kh):  # col2im: scatter-add each kernel offset's contribution
+            r = i0 * sh + p * dh
+            for q in range(kw):
+                s = j0 * sw + q * dw
+                block = target[:, r : r + rows_span : sh, s : s + cols_span : sw]
+                block += dcols[:, :, :, :, p, q, :].transpose(1, 2, 3, 0, 4)
+    return dxp
+
+
+def _full_correlation(rows, weight, input_size, geo, groups, cap):
+    """Stride 1: dL/dX is a 'valid' correlation of G, padded by ``d * (k - 1) - pad``
+    on each side, with the 180-degree rotated, in/out-swapped kernel -- one im2col
+    GEMM per piece (and group)."""
+    n, c, h, w = input_size
+    o, c_group, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = geo.pads
+    (dh, dw), (ho, wo) = geo.dilation, geo.out
+    top, left = dh * (kh - 1) - pt, dw * (kw - 1) - pl
+    # G zero-padded to (h + dh * (kh - 1), w + dw * (kw - 1)); the padding is
+    # applied band by band as the pieces are built
+    gpads = ((top, h + dh * (kh - 1) - top - ho), (left, w + dw * (kw - 1) - left - wo))
+    full = Geometry((kh, kw), (1, 1), (dh, dw), gpads, (h, w))
+    # rotated kernel per group, (groups, kh * kw * O / groups, C / groups), in the
+    # column order of im2col.windows
+    rot = weight[:, :, ::-1, ::-1].reshape(groups, o // groups, c_group, kh, kw)
+    wrot = np.ascontiguousarray(rot.transpose(0, 3, 4, 1, 2)).reshape(groups, -1, c_group)
+    out = np.empty((n, h, w, c), dtype=weight.dtype)
+    im2col.correlate(rows.reshape(n, ho, wo, o), gpads, full, wrot, out, cap)
+    return out
+
+
+def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
+    """dL/dW, ``weight_size`` (O, C/groups, kh, kw), from the NHWC input (zero padding
+    ``geo.pads``) or from the forward pass's ``columns`` (groups, pixels, K/groups)."""
+    n = x_nhwc.shape[0]
+    o, c_group, kh, kw = weight_size
+    ho, wo = geo.out
+    k = c_group * groups * kh * kw
+    if columns is None:
+        columns = im2col.one_piece(x_nhwc, geo.pads, geo, k, cap, groups)
+    if columns is not None and groups == 1:  # one GEMM: the usual case
+        dw = blas.matmul(rows.T, columns[0])
+    elif columns is not None:  # one GEMM per group
+        dw = blas.matmul(im2col.group_rows(rows, groups).transpose(0, 2, 1), columns)
+    else:  # the columns exceed the cap: accumulate over pieces
+        g = rows.reshape(n, ho, wo, o)
+        dw = np.zeros((groups, o // groups, k // groups), dtype=x_nhwc.dtype)
+        for n0, n1, i0, i1, j0, j1, cols in im2col.pieces(x_nhwc, geo.pads, geo, k, cap, groups):
+            piece = im2col.group_rows(g[n0:n1, i0:i1, j0:j1].reshape(-1, o), groups)
+            dw += blas.matmul(piece.transpose(0, 2, 1), cols)
+            del cols
+    return np.ascontiguousarray(dw.reshape(o, kh, kw, c_group).transpose(0, 3, 1, 2))

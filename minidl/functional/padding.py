@@ -1,0 +1,91 @@
+"""Padding modes of :class:`torch.nn.Conv2d` and their adjoints (internal to the conv kernels).
+
+``'zeros'`` is handled by the im2col machinery itself (it never builds the
+padded input). The other modes copy border values of the input into the
+padding, so their backward pass must fold the gradient that reaches the
+padding back onto the input positions it was copied from: the adjoint of
+the padding, :func:`pad_adjoint`.
+
+Along one axis of size ``n`` padded by ``(a, b)``, padded position ``u``
+holds input position ``source(u - a)`` with
+
+- ``'reflect'``:   ``i -> mirror of i about 0 and n - 1`` (the edge not repeated),
+- ``'replicate'``: ``i -> clip(i, 0, n - 1)``,
+- ``'circular'``:  ``i -> i mod n``,
+
+so ``dL/dx[i] = sum over u with source(u - a) = i of dL/dx_pad[u]``. The two
+spatial axes are padded one after the other, and the adjoint undoes them in
+the reverse order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "pad_adjoint"]
+
+#: ``padding_mode`` values, as :class:`torch.nn.Conv2d`'s.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+_NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def check_padding_mode(padding_mode, where) -> str:
+    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise ValueError."""
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{where}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))} "
+            f"(as torch.nn.Conv2d). Received: padding_mode={padding_mode!r}"
+        )
+    return padding_mode
+
+
+def check_pads_fit(pads, input_hw, padding_mode, where) -> None:
+    """torch's limits: reflect pads < the input size, circular pads <= it."""
+    for (a, b), n, axis in zip(pads, input_hw, ("height", "width")):
+        too_big = (padding_mode == "reflect" and max(a, b) >= n) or \
+                  (padding_mode == "circular" and max(a, b) > n)
+        if too_big:
+            limit = "smaller than" if padding_mode == "reflect" else "at most"
+            raise ValueError(
+                f"{where}: padding_mode={padding_mode!r} needs padding {limit} the input {axis} "
+                f"({n}); got padding {(a, b)} along the {axis}. Use a smaller padding or "
+                f"padding_mode='zeros' or 'replicate'."
+            )
+
+
+def _source(u: int, a: int, n: int, mode: str) -> int:
+    """The input index that padded position ``u`` (padding ``a`` before) copies."""
+    i = u - a
+    if mode == "replicate":
+        return min(max(i, 0), n - 1)
+    if mode == "circular":
+        return i % n
+    period = 2 * (n - 1)  # reflect
+    i %= period
+    return period - i if i >= n else i
+
+
+def pad(x_nhwc: np.ndarray, pads, mode: str) -> np.ndarray:
+    """``x`` (NHWC) padded by ``((top, bottom), (left, right))`` in ``mode`` (not 'zeros')."""
+    (pt, pb), (pl, pr) = pads
+    return np.pad(x_nhwc, ((0, 0), (pt, pb), (pl, pr), (0, 0)), mode=_NUMPY_MODE[mode])
+
+
+def _fold_axis(g: np.ndarray, axis: int, a: int, b: int, mode: str) -> np.ndarray:
+    n = g.shape[axis] - a - b
+    inner = [slice(None)] * g.ndim
+    inner[axis] = slice(a, a + n)
+    out = np.array(g[tuple(inner)])  # a copy: the interior's own gradient
+    for u in [*range(a), *range(a + n, a + n + b)]:  # a few padded rows or columns
+        src, dst = [slice(None)] * g.ndim, [slice(None)] * g.ndim
+        src[axis], dst[axis] = u, _source(u, a, n, mode)
+        out[tuple(dst)] += g[tuple(src)]
+    return out
+
+
+def pad_adjoint(grad_padded: np.ndarray, pads, mode: str) -> np.ndarray:
+    """The gradient with respect to the unpadded input of :func:`pad` (NHWC in and out)."""
+    (pt, pb), (pl, pr) = pads
+    g = _fold_axis(grad_padded, 2, pl, pr, mode) if pl or pr else grad_padded
+    return _fold_axis(g, 1, pt, pb, mode) if pt or pb else np.ascontiguousarray(g)
