@@ -106,7 +106,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         kh * kw * C_in)`` for one group, ``(groups, N * H_out * W_out,
         kh * kw * C_in / groups)`` otherwise, for :func:`conv2d_backward` to
         reuse; None when it was built in pieces or is larger than
-        ``MAX_CACHED_COLUMN_BYTES``, or the padding is not zeros.
+        ``MAX_CACHED_COLUMN_BYTES``, the padding is not zeros, or the
+        convolution is depthwise (one input channel per group: computed by
+        ``kh * kw`` multiply-adds per output, without columns).
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
         What the padding holds, as :class:`torch.nn.Conv2d`'s ``padding_mode``
         (which torch's functional conv2d leaves to ``F.pad``).

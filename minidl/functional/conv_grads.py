@@ -95,6 +95,16 @@ def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
     o, c_group, kh, kw = weight_size
     ho, wo = geo.out
     k = c_group * groups * kh * kw
+    if c_group == 1 and groups > 1:  # depthwise: one einsum per piece, no columns
+        m = o // groups
+        g = rows.reshape(n, ho, wo, groups, m) if m > 1 else rows.reshape(n, ho, wo, groups)
+        acc = np.zeros((kh, kw, groups, m), dtype=x_nhwc.dtype)
+        for n0, n1, i0, i1, j0, j1, view in im2col.depthwise_pieces(x_nhwc, geo.pads, geo, cap):
+            if m == 1:  # (einsum is several times slower with a length-1 axis)
+                acc[..., 0] += np.einsum("nijpqc,nijc->pqc", view, g[n0:n1, i0:i1, j0:j1])
+            else:
+                acc += np.einsum("nijpqc,nijcm->pqcm", view, g[n0:n1, i0:i1, j0:j1])
+        return np.ascontiguousarray(acc.transpose(2, 3, 0, 1)).reshape(o, 1, kh, kw)
     if columns is None:
         columns = im2col.one_piece(x_nhwc, geo.pads, geo, k, cap, groups)
     if columns is not None and groups == 1:  # one GEMM: the usual case

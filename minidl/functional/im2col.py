@@ -147,6 +147,9 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     """
     groups, k_group, o_group = wmat_t.shape
     k, o = k_group * groups, o_group * groups
+    if groups > 1 and k_group == geo.kernel[0] * geo.kernel[1]:  # one input channel per group
+        _depthwise(src, pads, geo, wmat_t, out, cap)
+        return None
     cols = one_piece(src, pads, geo, k, cap, groups)
     if cols is not None:
         _product(cols, wmat_t, out.reshape(-1, o))
@@ -156,6 +159,33 @@ def correlate(src, pads, geo, wmat_t, out, cap):
         _product(cols, wmat_t, out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
         del cols
     return None
+
+
+def depthwise_pieces(src, pads, geo, cap):
+    """Yield ``(n0, n1, i0, i1, j0, j1, view)``: the :func:`windows` view of each piece
+    of :func:`tiles` (no copy: a depthwise convolution needs no columns)."""
+    (kh, kw), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
+    # no columns: a piece holds its input band and its einsum result, about a pixel's channels each
+    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, 2 * src.shape[3] * src.itemsize, cap):
+        rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
+        view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
+        yield n0, n1, i0, i1, j0, j1, (view if j1 - j0 == wo else view[:, :, j0:j1])
+
+
+def _depthwise(src, pads, geo, wmat_t, out, cap):
+    """A convolution with one input channel per group (depthwise, ``O / C`` outputs per
+    channel): ``kh * kw`` multiply-adds per output, one einsum over the windows view,
+    instead of ``C`` one-column GEMMs."""
+    groups, _, per_channel = wmat_t.shape
+    kh, kw = geo.kernel
+    # (kh, kw, C, O / C), contiguous: einsum's loops follow its operands' strides
+    w = np.ascontiguousarray(wmat_t.reshape(groups, kh, kw, per_channel).transpose(1, 2, 0, 3))
+    for n0, n1, i0, i1, j0, j1, view in depthwise_pieces(src, pads, geo, cap):
+        if per_channel == 1:  # (einsum is several times slower with a length-1 axis or out=)
+            out[n0:n1, i0:i1, j0:j1] = np.einsum("nijpqc,pqc->nijc", view, w[..., 0])
+        else:
+            out[n0:n1, i0:i1, j0:j1] = np.einsum("nijpqc,pqcm->nijcm", view, w).reshape(
+                view.shape[:3] + (-1,))
 
 
 def _product(cols, wmat_t, out2d):
