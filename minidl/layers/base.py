@@ -21,6 +21,13 @@ class Layer:
     the gradient of every parameter into its ``.grad``. The gradients are
     exact gradients of ``sum(output * grad_output)``: nothing is averaged.
 
+    The backward rule, the same in every built-in layer: ``grad_output`` is
+    checked as forward checks its input, never converted. It must be a
+    numpy array of the dtype of the last forward output (else TypeError,
+    naming both dtypes and the ``astype`` fix) and of its shape (else
+    ValueError); each returned gradient has the shape and dtype of its input.
+    A refused gradient leaves every ``.grad`` untouched.
+
     Parameters and child layers assigned as attributes are found
     automatically, in assignment order, as in :class:`torch.nn.Module`.
 
@@ -89,9 +96,26 @@ class Layer:
             )
         return cache
 
-    def _check_grad(self, grad_output, shape, dtype=None) -> np.ndarray:
-        """Return ``grad_output`` as an array of ``shape`` (and ``dtype``), or raise ValueError."""
-        grad_output = np.asarray(grad_output, dtype=dtype)
+    def _check_grad(self, grad_output, shape, dtype) -> np.ndarray:
+        """Return ``grad_output`` if it is an ndarray of ``shape`` and ``dtype``, or raise.
+
+        The backward rule of every built-in layer: the upstream gradient is
+        checked as forward checks its input, never converted. Not an ndarray
+        or another dtype than the forward output's -> TypeError; another
+        shape -> ValueError.
+        """
+        if not isinstance(grad_output, np.ndarray):
+            raise TypeError(
+                f"{self!r}: backward expected grad_output as a numpy.ndarray of dtype {np.dtype(dtype)}. "
+                f"Received: {type(grad_output).__name__}. Convert it with "
+                f"np.asarray(grad_output, dtype=np.{np.dtype(dtype)})."
+            )
+        if grad_output.dtype != dtype:
+            raise TypeError(
+                f"{self!r}: backward expected grad_output of dtype {np.dtype(dtype)} (the dtype of the "
+                f"last forward output), got {grad_output.dtype}. Cast it with "
+                f"grad_output.astype(np.{np.dtype(dtype)})."
+            )
         if grad_output.shape != tuple(shape):
             raise ValueError(
                 f"{self!r}: backward expected grad_output of shape {tuple(shape)} (the shape of "

@@ -122,13 +122,13 @@ class Flatten(Layer):
                 f"{self!r}: expected input with more than {self.start_dim} dimensions, "
                 f"got shape {x.shape}."
             )
-        self._shape = self._keep(x.shape)
+        self._shape = self._keep((x.shape, x.dtype))
         return F.flatten(x, self.start_dim)
 
     def backward(self, grad_output):
-        shape = self._require_cache(self._shape)
-        grad_output = self._check_grad(grad_output, shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),))
-        return grad_output.reshape(shape)
+        shape, dtype = self._require_cache(self._shape)
+        flat = shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),)
+        return self._check_grad(grad_output, flat, dtype).reshape(shape)
 
     def get_config(self):
         return dict(start_dim=self.start_dim)

@@ -59,12 +59,13 @@ class MaxPool2D(Layer):
             self._cache = self._keep(None)
             return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
         out, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=True)
-        self._cache = self._keep((x.shape, idx))
+        self._cache = self._keep((x.shape, x.dtype, idx))
         return out
 
     def backward(self, grad_output):
-        shape, idx = self._require_cache(self._cache)
-        return F.max_pool2d_backward(shape, np.asarray(grad_output), idx,
+        shape, dtype, idx = self._require_cache(self._cache)
+        grad_output = self._check_grad(grad_output, idx.shape, dtype)
+        return F.max_pool2d_backward(shape, grad_output, idx,
                                      self.kernel_size, self.stride, self.padding)
 
     def get_config(self):
