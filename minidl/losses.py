@@ -56,11 +56,10 @@ class SoftmaxCrossEntropy(Loss):
                 f"Received: label_smoothing={label_smoothing!r}"
             )
         self.label_smoothing = float(label_smoothing)
-        self._cache = None
 
     def forward(self, logits, targets):
         loss = F.cross_entropy(logits, targets, self.label_smoothing)
-        self._cache = (logits, targets)
+        self.save_for_backward(logits, targets)
         return loss
 
     def backward(self, grad_output=1.0):
@@ -76,7 +75,7 @@ class SoftmaxCrossEntropy(Loss):
         -------
         ndarray, shape (N, K), the logits' dtype
         """
-        logits, targets = self._require_cache(self._cache)
+        logits, targets = self.saved_values
         scale = self._check_scale(grad_output, logits.dtype)
         grad = F.cross_entropy_backward(logits, targets, self.label_smoothing)
         if scale != 1.0:

@@ -398,3 +398,31 @@ def test_conv2d_bias_dtype_mismatch_is_a_type_error():
     x, w = zeros(1, 1, 3, 3), zeros(1, 1, 3, 3)
     with pytest.raises(TypeError, match=r"bias dtype float64 does not match x dtype float32"):
         conv2d(x, w, np.zeros(1))
+
+
+# ------------------------------------------------------ the layer toolkit's public names
+def test_layer_toolkit_public_names_and_the_old_aliases():
+    assert L.Layer._require_cache is L.Layer.require_cache
+    assert L.Layer._check_grad is L.Layer.check_grad_output
+
+    class Double(L.Layer):
+        def forward(self, x):
+            self.save_for_backward(x.shape, x.dtype)
+            return 2 * x
+
+        def backward(self, grad_output):
+            shape, dtype = self.saved_values
+            return 2 * self.check_grad_output(grad_output, shape, dtype)
+
+    layer = Double()
+    with pytest.raises(RuntimeError, match=r"Double\(\): backward\(\) was called before forward\(\)"):
+        layer.backward(zeros(2))
+    layer(zeros(2))
+    np.testing.assert_array_equal(layer.backward(np.ones(2, np.float32)), [2, 2])
+    with pytest.raises(TypeError, match="dtype float32 .*got float64"):
+        layer.backward(np.ones(2))
+    layer.eval()
+    layer(zeros(2))
+    assert layer._saved is None  # eval mode keeps nothing (and dropped the training call's)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        layer.backward(np.ones(2, np.float32))

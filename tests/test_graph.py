@@ -674,6 +674,38 @@ def test_summary_leaves_pending_backward_caches_alone():
         np.testing.assert_array_equal(p.grad, expected)
 
 
+def test_summary_copies_no_parameter_and_keeps_the_mode():
+    """summary() probes shapes on the model itself (in eval mode, its state put back after),
+    not on a deep copy: its peak is far below the parameters' size (a copy was all of it)."""
+    import tracemalloc
+
+    rng = RNG(0)
+    model = Sequential(layers.Dense(512, 512, rng=rng), layers.ReLU(), layers.Dense(512, 512, rng=rng))
+    nbytes = sum(p.data.nbytes + p.grad.nbytes for p in model.parameters())  # 2 MiB
+    model.summary((512,))  # warm-up: imports, first-call caches
+    tracemalloc.start()
+    try:
+        model.summary((512,))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < nbytes / 8, (peak, nbytes)
+    assert model.training and all(layer.training for layer in model)
+    model.eval()
+    model.summary((512,))
+    assert not model.training and not any(layer.training for layer in model)
+
+
+def test_summary_leaves_a_pending_eval_forward_as_it_was():
+    model = Sequential(layers.Dense(3, 2, rng=RNG(0)))
+    model.eval()
+    model(np.ones((1, 3), np.float32))
+    model.train()
+    model.summary((3,))
+    with pytest.raises(RuntimeError, match="eval mode"):  # not "before forward", not a cache
+        model.backward(np.ones((1, 2), np.float32))
+
+
 @pytest.mark.parametrize("build", ["sequential", "residual"])
 def test_backward_params_gives_the_same_parameter_grads_as_backward(build):
     rng = RNG(3)

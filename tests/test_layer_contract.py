@@ -470,7 +470,7 @@ class InPlaceReLU(layers.ReLU):
 
     def forward(self, x):
         out = super().forward(x)
-        self._x = x.copy()
+        self.save_for_backward(x.copy())
         np.maximum(x, 0, out=x)
         return out
 
@@ -479,7 +479,8 @@ class LeakyBackwardReLU(layers.ReLU):
     """Forward is ReLU, backward is 'leaky' (slope 0.01 below 0): wrong input gradient."""
 
     def backward(self, grad_output):
-        return np.where(self._x > 0, grad_output, 0.01 * grad_output)
+        (x,) = self.saved_values
+        return np.where(x > 0, grad_output, 0.01 * grad_output)
 
 
 class Float64Dense(layers.Dense):
@@ -531,7 +532,7 @@ class BiasForgottenInBackwardParams(layers.Dense):
     """backward is right; backward_params forgets the bias gradient."""
 
     def backward_params(self, grad_output):
-        x = self._require_cache(self._x)
+        (x,) = self.saved_values
         self.weight.grad += grad_output.T @ x
 
 
@@ -577,7 +578,7 @@ class CastingReLU(layers.ReLU):
     """Accepts any upstream gradient and casts it (the rule before issue 11)."""
 
     def backward(self, grad_output):
-        return super().backward(np.asarray(grad_output, dtype=self._x.dtype))
+        return super().backward(np.asarray(grad_output, dtype=self.saved_values[0].dtype))
 
 
 def test_contract_catches_a_layer_that_casts_the_upstream_gradient():

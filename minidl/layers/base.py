@@ -31,6 +31,18 @@ class Layer:
     Parameters and child layers assigned as attributes are found
     automatically, in assignment order, as in :class:`torch.nn.Module`.
 
+    The toolkit for writing a layer (every built-in layer uses it):
+
+    - :meth:`save_for_backward` in ``forward`` keeps what backward needs
+      (in training mode only; in eval mode it keeps nothing and drops the
+      previous call's values), and :attr:`saved_values` in ``backward``
+      returns it, or raises the RuntimeError that names the cause (backward
+      before forward, or after an eval-mode forward). One forward cache per
+      layer, under one name: no layer keeps backward state elsewhere.
+    - :meth:`check_grad_output` applies the backward rule below.
+    - :meth:`require_cache` gives the same RuntimeError for a cache kept
+      under an attribute of the layer's own.
+
     Examples
     --------
     >>> class Scale(Layer):
@@ -38,10 +50,12 @@ class Layer:
     ...         super().__init__()
     ...         self.alpha = Parameter(np.ones(1))
     ...     def forward(self, x):
-    ...         self._x = x
+    ...         self.save_for_backward(x)
     ...         return self.alpha.data * x
     ...     def backward(self, grad_output):
-    ...         self.alpha.grad += (grad_output * self._x).sum(keepdims=True).ravel()
+    ...         (x,) = self.saved_values
+    ...         grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+    ...         self.alpha.grad += (grad_output * x).sum(keepdims=True).ravel()
     ...         return self.alpha.data * grad_output
     >>> [name for name, _ in Scale().named_parameters()]
     ['alpha']
@@ -49,6 +63,8 @@ class Layer:
 
     def __init__(self) -> None:
         self.training = True
+        self._saved = None  # what save_for_backward kept: a tuple, or None
+        self._forward_in_eval = False
 
     # ----------------------------------------------------------- computation
     def forward(self, *inputs):  # pragma: no cover - abstract
@@ -70,20 +86,43 @@ class Layer:
     def __call__(self, *inputs):
         return self.forward(*inputs)
 
-    def _keep(self, value):
-        """What ``forward`` keeps for ``backward``: ``value`` in training mode.
+    def save_for_backward(self, *values) -> None:
+        """Keep ``values`` for :meth:`backward` (the name of :meth:`torch.autograd.Function`'s).
 
-        In eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
-        kept (None), so a forward pass holds no memory after it returns, and a
-        cache left by an earlier training-mode forward is dropped;
-        :meth:`_require_cache` then names the cause.
+        Call it in ``forward``; it replaces what the previous call kept. In
+        eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
+        kept, so a forward pass holds no memory after it returns, and what an
+        earlier training-mode forward kept is dropped: call it before the
+        computation in eval mode to free that memory first.
         """
+        self._forward_in_eval = not self.training
+        self._saved = values if self.training else None
+
+    @property
+    def saved_values(self) -> tuple:
+        """The tuple the last :meth:`save_for_backward` kept.
+
+        Raises
+        ------
+        RuntimeError
+            When nothing is kept: backward before forward, or after an
+            eval-mode forward (see :meth:`require_cache`).
+        """
+        return self.require_cache(self._saved)
+
+    def _keep(self, value):
+        """``value`` in training mode, None in eval mode (the older form of
+        :meth:`save_for_backward`, for a cache kept under the layer's own attribute)."""
         self._forward_in_eval = not self.training
         return value if self.training else None
 
-    def _require_cache(self, cache):
-        """Return ``cache`` or raise the RuntimeError for backward-before-forward."""
-        if cache is None and getattr(self, "_forward_in_eval", False):
+    def require_cache(self, cache):
+        """Return ``cache``, or raise the RuntimeError for a backward without its forward.
+
+        The message names the cause: a forward in eval mode (which keeps
+        nothing) or no forward at all.
+        """
+        if cache is None and self._forward_in_eval:
             raise RuntimeError(
                 f"{self!r}: backward() after a forward() in eval mode, which keeps no backward "
                 "caches (to save memory). Call model.train() (or layer.train()) before the "
@@ -96,13 +135,26 @@ class Layer:
             )
         return cache
 
-    def _check_grad(self, grad_output, shape, dtype) -> np.ndarray:
+    _require_cache = require_cache  # the name before issue 11
+
+    def check_grad_output(self, grad_output, shape, dtype) -> np.ndarray:
         """Return ``grad_output`` if it is an ndarray of ``shape`` and ``dtype``, or raise.
 
         The backward rule of every built-in layer: the upstream gradient is
         checked as forward checks its input, never converted. Not an ndarray
         or another dtype than the forward output's -> TypeError; another
         shape -> ValueError.
+
+        Parameters
+        ----------
+        grad_output : ndarray
+            The upstream gradient passed to ``backward``.
+        shape, dtype
+            Those of the last forward output.
+
+        Returns
+        -------
+        ndarray, ``grad_output`` itself
         """
         if not isinstance(grad_output, np.ndarray):
             raise TypeError(
@@ -122,6 +174,8 @@ class Layer:
                 f"the last forward output), got {grad_output.shape}."
             )
         return grad_output
+
+    _check_grad = check_grad_output  # the name before issue 11
 
     # ------------------------------------------------------------ parameters
     def named_children(self) -> Iterator[tuple[str, "Layer"]]:
