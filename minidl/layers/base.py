@@ -11,6 +11,8 @@ from ..parameter import Parameter
 
 __all__ = ["Layer"]
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
 
 class Layer:
     """Base class of every layer, loss and graph.
@@ -179,10 +181,20 @@ class Layer:
 
     # ------------------------------------------------------------ parameters
     def named_children(self) -> Iterator[tuple[str, "Layer"]]:
-        """Direct sub-layers, with their attribute names."""
+        """Direct sub-layers, with their attribute names.
+
+        A layer held in a list, tuple or dict attribute (at any depth) is a
+        child too, named as in a :class:`torch.nn.ModuleList` /
+        :class:`~torch.nn.ModuleDict`: ``self.parts = [Dense(..), Dense(..)]``
+        gives ``"parts.0"`` and ``"parts.1"``, so its parameters are
+        ``"parts.0.weight"``, ... A set of layers (no order, so no names) and a
+        Parameter inside a container are refused with a TypeError.
+        """
         for name, value in vars(self).items():
             if isinstance(value, Layer):
                 yield name, value
+            elif isinstance(value, _CONTAINERS):
+                yield from _held_layers(self, name, value)
 
     def named_parameters(self, prefix: str = "", remove_duplicate: bool = True
                          ) -> Iterator[tuple[str, Parameter]]:
@@ -296,3 +308,28 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _held_layers(owner: Layer, path: str, value):
+    """``(dotted path, layer)`` for each Layer inside the container ``value`` (depth first)."""
+    if isinstance(value, (set, frozenset)):
+        if any(isinstance(v, (Layer, Parameter)) for v in value):
+            raise TypeError(
+                f"{owner!r}: attribute {path.split('.')[0]!r} holds layers or parameters in a "
+                f"{type(value).__name__}, which has no order to name them by. Use a list, a "
+                "tuple or a dict (names 'parts.0.weight' or 'parts.key.weight', as torch's "
+                "ModuleList / ModuleDict)."
+            )
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, Layer):
+            yield f"{path}.{key}", item
+        elif isinstance(item, Parameter):
+            raise TypeError(
+                f"{owner!r}: attribute {path.split('.')[0]!r} holds a Parameter at {path}.{key}; "
+                "a Parameter is found only as an attribute of its own (self.name = Parameter(...)), "
+                "or inside a Layer held there."
+            )
+        elif isinstance(item, _CONTAINERS):
+            yield from _held_layers(owner, f"{path}.{key}", item)
