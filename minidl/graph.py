@@ -205,16 +205,13 @@ class Graph(Layer):
     def backward(self, grad_output):
         return self._backward(grad_output, input_grad=True)
 
-    def backward_params(self, grad_output) -> None:
-        """Fill every parameter's ``.grad`` without computing dL/dinput.
-
-        Nodes that read only the graph's input are asked for their parameter
-        gradients alone (:meth:`Layer.backward_params`): the Trainer uses this,
-        so the first convolution never computes an input gradient nobody reads.
-        """
-        self._backward(grad_output, input_grad=False)
-
     def _backward(self, grad_output, input_grad):
+        """dL/dinput (None without ``input_grad``; :meth:`Layer.backward_params` asks for that).
+
+        Without ``input_grad``, nodes that read only the graph's input are asked for their
+        parameter gradients alone: the Trainer uses this, so the first convolution never
+        computes an input gradient nobody reads.
+        """
         self.require_cache(self._saved)  # backward without its forward -> RuntimeError
         grads = {self.output_name: grad_output}
         # Every node of the plan is the output or an input of a later node of the plan, so

@@ -18,6 +18,7 @@ from .fit_checks import (
     check_optimizer_params,
     check_xy,
 )
+from ._validation import check_int
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -85,13 +86,8 @@ class Trainer:
         check_components(model, loss, optimizer)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.metrics = resolve_metrics(metrics)
-        if blas_threads is not None and blas_threads != "auto" and (
-            not isinstance(blas_threads, (int, np.integer)) or isinstance(blas_threads, bool) or blas_threads < 1
-        ):
-            raise ValueError(
-                f"Trainer: blas_threads must be 'auto', an int >= 1 or None (leave BLAS alone). "
-                f"Received: blas_threads={blas_threads!r}"
-            )
+        if blas_threads is not None and not (isinstance(blas_threads, str) and blas_threads == "auto"):
+            check_int(blas_threads, "blas_threads", "Trainer", 1, hint=" (or 'auto', or None to leave BLAS alone)")
         self.blas_threads = blas_threads
         check_optimizer_params(model, optimizer)
         self.stop_training = False
@@ -158,8 +154,10 @@ class Trainer:
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, seed, callbacks, clip,
                      initial_epoch):
-        """Every check that can run before the first batch; returns (callbacks, start epoch)."""
-        start = check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch)
+        """Every check that can run before the first batch; returns
+        (callbacks, start epoch, epochs, batch_size), the numbers as Python ints."""
+        epochs, batch_size, start = check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip,
+                                                   initial_epoch)
         if start is None:
             start = self.epochs_done if self._resume is not None else 0
         callbacks = list(callbacks)
@@ -172,7 +170,7 @@ class Trainer:
         self.log_keys = tuple(dict.fromkeys(keys))
         for cb in callbacks:
             cb.set_trainer(self)
-        return callbacks, start
+        return callbacks, start, epochs, batch_size
 
     def _run_epoch(self, epoch, epochs, X, y, batch_size, shuffle, validation_data, callbacks,
                    progress, clip):
@@ -255,8 +253,8 @@ class Trainer:
             Any exception raised during training carries ``exc.history``, the
             History of the completed epochs (also in ``trainer.history``).
         """
-        callbacks, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, seed,
-                                             callbacks, clip_grad_norm, initial_epoch)
+        callbacks, start, epochs, batch_size = self._prepare_fit(
+            X, y, epochs, batch_size, validation_data, seed, callbacks, clip_grad_norm, initial_epoch)
         resumed, self._resume = self._resume, None
         if resumed is None:
             self.history = History()

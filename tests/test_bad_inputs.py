@@ -116,7 +116,7 @@ ROWS = [
         callbacks=[ModelCheckpoint(str(tmp / "{0}.npz"))])(tmp), ValueError, "will not be logged"),
     ("EarlyStopping monitoring a metric that will not exist", lambda tmp: _fit(
         callbacks=[EarlyStopping(monitor="val_loss")])(tmp), ValueError, "will not be in the logs"),
-    ("EarlyStopping(patience=True)", lambda tmp: EarlyStopping(patience=True), ValueError, "patience"),
+    ("EarlyStopping(patience=True)", lambda tmp: EarlyStopping(patience=True), TypeError, "patience"),
     ("SGD: lr=1e39 with float32 parameters", lambda tmp: mdl.optim.SGD(_linear().parameters(), lr=1e39),
      ValueError, "not finite in the parameters' dtype"),
     ("SGD: lr=-1", lambda tmp: mdl.optim.SGD(_linear().parameters(), lr=-1), ValueError, ">= 0"),

@@ -426,3 +426,39 @@ def test_layer_toolkit_public_names_and_the_old_aliases():
     assert layer._saved is None  # eval mode keeps nothing (and dropped the training call's)
     with pytest.raises(RuntimeError, match="eval mode"):
         layer.backward(np.ones(2, np.float32))
+
+
+# ------------------------------------------------------ one integer validator (issue 11)
+from minidl import EarlyStopping, Trainer, optim  # noqa: E402
+from minidl.data import iterate_batches  # noqa: E402
+
+
+def _int_arguments():
+    X, y = np.zeros((4, 3), np.float32), np.zeros(4, np.int64)
+
+    def trainer(**kw):
+        model = L.Dense(3, 2, rng=0)
+        return Trainer(model, SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=0.1), **kw)
+
+    def fit(**kw):
+        return trainer().fit(X, y, progress=False, **{"epochs": 1, **kw})
+
+    return [
+        ("EarlyStopping", "patience", lambda v: EarlyStopping(patience=v)),
+        ("Concat", "axis", lambda v: L.Concat(axis=v)),
+        ("iterate_batches", "batch_size", lambda v: list(iterate_batches(X, y, batch_size=v))),
+        ("Trainer.fit", "epochs", lambda v: fit(epochs=v)),
+        ("Trainer.fit", "batch_size", lambda v: fit(batch_size=v)),
+        ("Trainer.fit", "seed", lambda v: fit(seed=v)),
+        ("Trainer.fit", "initial_epoch", lambda v: fit(initial_epoch=v, epochs=3)),
+        ("Trainer", "blas_threads", lambda v: trainer(blas_threads=v)),
+    ]
+
+
+@pytest.mark.parametrize("where, name, call", _int_arguments(), ids=lambda a: a if isinstance(a, str) else "")
+def test_one_integer_validator(where, name, call):
+    for bad in (True, np.bool_(False), 1.0, 1.7, np.float64(2)):
+        with pytest.raises(TypeError, match=rf"{where}: {name} must be an int.*Received: {name}={re.escape(repr(bad))}"):
+            call(bad)
+    call(np.int64(2))  # numpy integers are accepted
+    call(np.uint8(1))

@@ -38,7 +38,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from minidl import layers as L
-from minidl._validation import _is_int
+from minidl._validation import is_int as _is_int
 from minidl.losses import SoftmaxCrossEntropy
 
 EXAMPLES = int(os.environ.get("MINIDL_FUZZ_EXAMPLES", "0")) or 200

@@ -723,3 +723,18 @@ def test_backward_params_gives_the_same_parameter_grads_as_backward(build):
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_allclose(pb.grad, pa.grad, rtol=1e-12, atol=1e-14, err_msg=name)
         assert np.any(pa.grad), name
+
+
+def test_backward_params_honours_a_graph_subclass_that_overrides_backward():
+    """The guard lives in Layer.backward_params (issue 11): as for Dense and Conv2D, a
+    subclass that overrides backward only is not bypassed (Graph's was, before)."""
+    class Doubled(Sequential):
+        def backward(self, grad_output):
+            return super().backward(2 * grad_output)
+
+    x, g = np.ones((2, 3)), np.ones((2, 2))
+    plain, doubled = (cls(layers.Dense(3, 2, dtype=np.float64, rng=RNG(0))) for cls in (Sequential, Doubled))
+    for model in (plain, doubled):
+        model(x)
+        model.backward_params(g)
+    np.testing.assert_array_equal(doubled[0].weight.grad, 2 * plain[0].weight.grad)

@@ -290,7 +290,8 @@ def test_early_stopping_monitor_is_checked_before_work(small):
 
 @pytest.mark.parametrize("patience", [True, 1.0, "2"])
 def test_early_stopping_patience_must_be_an_int(patience):
-    with pytest.raises(ValueError, match="patience"):
+    # issue 11: a TypeError, from the one integer validator (a ValueError before)
+    with pytest.raises(TypeError, match=r"EarlyStopping: patience must be an int\. Received: patience="):
         EarlyStopping(patience=patience)
     assert EarlyStopping(patience=np.int64(2)).patience == 2
 

@@ -79,11 +79,20 @@ class Layer:
         """Fill the parameters' ``.grad`` as :meth:`backward` does, without dL/dinput.
 
         For the layer that reads a model's input, whose input gradient nobody
-        uses (PyTorch skips it when the input does not require grad). Layers
-        whose input gradient is costly (Conv2D, Dense) override this; the
-        default runs :meth:`backward` and drops its result.
+        uses (PyTorch skips it when the input does not require grad). A layer
+        whose input gradient is costly (Dense, Conv2D, Graph) implements
+        ``_backward(grad_output, input_grad)`` and ``backward`` as
+        ``_backward(grad_output, input_grad=True)`` in the same class; this
+        then calls ``_backward(grad_output, input_grad=False)``. Otherwise, and
+        for a subclass that overrides ``backward`` only (its backward is
+        honoured), it runs :meth:`backward` and drops the result.
         """
-        self.backward(grad_output)
+        cls = type(self)
+        owner = _defining_class(cls, "_backward")
+        if owner is not None and owner is _defining_class(cls, "backward"):
+            self._backward(grad_output, input_grad=False)
+        else:
+            self.backward(grad_output)
 
     def __call__(self, *inputs):
         return self.forward(*inputs)
@@ -308,6 +317,11 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _defining_class(cls: type, name: str):
+    """The class of ``cls``'s MRO whose body defines ``name`` (None if none does)."""
+    return next((k for k in cls.__mro__ if name in vars(k)), None)
 
 
 def _held_layers(owner: Layer, path: str, value):

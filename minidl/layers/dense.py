@@ -70,11 +70,6 @@ class Dense(Layer):
     def backward(self, grad_output):
         return self._backward(grad_output, input_grad=True)
 
-    def backward_params(self, grad_output) -> None:
-        if type(self).backward is not Dense.backward:  # a subclass changed backward: honour it
-            return super().backward_params(grad_output)
-        self._backward(grad_output, input_grad=False)
-
     def _backward(self, grad_output, input_grad):
         (x,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)

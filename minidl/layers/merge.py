@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import _is_int, check_array
+from .._validation import check_array, check_int
 from .base import Layer
 
 __all__ = ["Add", "Concat"]
@@ -75,9 +75,7 @@ class Concat(Layer):
 
     def __init__(self, axis=1):
         super().__init__()
-        if not _is_int(axis):
-            raise TypeError(f"Concat: axis must be an int. Received: axis={axis!r}")
-        self.axis = int(axis)
+        self.axis = check_int(axis, "axis", "Concat")
 
     def forward(self, *inputs):
         if len(inputs) < 1:
