@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ._validation import check_int, nonnegative_int, positive_int, positive_real
+from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
 from .optim import all_finite
 
 __all__ = ["check_components", "check_optimizer_params", "check_xy", "check_finite_samples",
-           "check_fit_args"]
+           "check_fit_args", "FitRun"]
 
 
 def check_components(model, loss, optimizer):
@@ -75,11 +78,24 @@ def check_xy(X, y, where, need_y=True) -> None:
         raise ValueError(f"Trainer.{where}: X is empty.")
 
 
-def check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch):
-    """Every check of ``fit``'s data and scalar arguments.
+@dataclasses.dataclass(frozen=True)
+class FitRun:
+    """The checked arguments of one ``Trainer.fit`` call (the numbers as Python ints)."""
 
-    Returns ``(epochs, batch_size, initial_epoch)`` as Python ints (``initial_epoch`` may be None).
-    """
+    X: np.ndarray
+    y: np.ndarray
+    epochs: int
+    batch_size: int
+    validation_data: tuple | None
+    shuffle: bool
+    callbacks: list
+    progress: bool
+    clip: float | None
+
+
+def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
+                   initial_epoch):
+    """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None)."""
     check_xy(X, y, "fit")
     epochs = positive_int(epochs, "epochs", "Trainer.fit")
     batch_size = positive_int(batch_size, "batch_size", "Trainer.fit")
@@ -100,4 +116,9 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initia
         check_int(seed, "seed", "Trainer.fit", 0, hint=" (or None, or a np.random.Generator)")
     if initial_epoch is not None:
         initial_epoch = nonnegative_int(initial_epoch, "initial_epoch", "Trainer.fit")
-    return epochs, batch_size, initial_epoch
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
+    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip)
+    return run, initial_epoch
