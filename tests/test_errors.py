@@ -423,7 +423,8 @@ def test_layer_toolkit_public_names_and_the_old_aliases():
         layer.backward(np.ones(2))
     layer.eval()
     layer(zeros(2))
-    assert layer._saved is None  # eval mode keeps nothing (and dropped the training call's)
+    with pytest.raises(RuntimeError, match="eval mode"):  # eval mode keeps nothing (and dropped
+        layer.saved_values  # noqa: B018                 # the training call's values)
     with pytest.raises(RuntimeError, match="eval mode"):
         layer.backward(np.ones(2, np.float32))
 
