@@ -21,8 +21,8 @@ import numbers
 import numpy as np
 
 from . import io
-from .architecture import spec_of
 from ._validation import is_int
+from .architecture import spec_of
 from .layers.base import Layer
 
 __all__ = ["save", "load", "restore_callbacks", "KIND"]

@@ -9,15 +9,15 @@ import math
 import numpy as np
 
 from . import checkpoint as _checkpoint
+from ._validation import check_int
 from .data import iterate_batches, num_batches
-from .functional import blas
 from .fit_checks import (
     check_components,
     check_fit_args,
     check_optimizer_params,
     check_xy,
 )
-from ._validation import check_int
+from .functional import blas
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm

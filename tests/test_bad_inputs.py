@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import cli, functional as F, layers, losses
+from minidl import cli, layers, losses
+from minidl import functional as F
 from minidl.callbacks import EarlyStopping, ModelCheckpoint
 
 RNG = np.random.default_rng
@@ -124,8 +125,9 @@ ROWS = [
      ValueError, "max_norm"),
     ("load_checkpoint: a plain model file", lambda tmp: _trainer().load_checkpoint(_saved(tmp)),
      ValueError, "not a Trainer checkpoint"),
-    ("loss.backward(logits)", lambda tmp: (lambda l: (l(np.zeros((2, 3)), np.array([0, 1])),
-                                                      l.backward(np.zeros((2, 3)))))(losses.SoftmaxCrossEntropy()),
+    ("loss.backward(logits)",
+     lambda tmp: (lambda loss: (loss(np.zeros((2, 3)), np.array([0, 1])),
+                                loss.backward(np.zeros((2, 3)))))(losses.SoftmaxCrossEntropy()),
      ValueError, "backward takes no array"),
     ("Concat(axis=1.7)", lambda tmp: layers.Concat(axis=1.7), TypeError, "axis must be an int"),
     ("Add.backward with a wrong-shaped gradient", lambda tmp: (lambda a: (a(np.ones(3), np.ones(3)),

@@ -117,7 +117,9 @@ def test_iterate_batches_keeps_last_partial_batch_and_covers_every_index_once():
 
 def test_iterate_batches_shuffles_and_is_deterministic_by_seed():
     X, y = _indices(50)
-    order = lambda seed: np.concatenate([yb for _, yb in iterate_batches(X, y, 8, seed=seed)])
+    def order(seed):
+        return np.concatenate([yb for _, yb in iterate_batches(X, y, 8, seed=seed)])
+
     a, b, c = order(0), order(0), order(1)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)

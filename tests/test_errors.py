@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import minidl
+from minidl import EarlyStopping, Trainer, optim
 from minidl import functional as F
 from minidl import layers as L
+from minidl.data import iterate_batches
 from minidl.losses import SoftmaxCrossEntropy
 
 f32 = np.float32
@@ -276,14 +278,14 @@ def test_list_logits_instead_of_ndarray():
 
 # ------------------------------------------------------- backward before forward
 EVERY_LAYER = [
-    ("Conv2D", lambda: L.Conv2D(1, 2, 3, rng=0), lambda l: l.backward(zeros(1, 2, 3, 3))),
-    ("Dense", lambda: L.Dense(3, 2, rng=0), lambda l: l.backward(zeros(1, 2))),
-    ("ReLU", L.ReLU, lambda l: l.backward(zeros(3))),
-    ("MaxPool2D", lambda: L.MaxPool2D(2), lambda l: l.backward(zeros(1, 1, 2, 2))),
-    ("Flatten", L.Flatten, lambda l: l.backward(zeros(1, 4))),
-    ("Add", L.Add, lambda l: l.backward(zeros(3))),
-    ("Concat", L.Concat, lambda l: l.backward(zeros(1, 4))),
-    ("SoftmaxCrossEntropy", SoftmaxCrossEntropy, lambda l: l.backward()),
+    ("Conv2D", lambda: L.Conv2D(1, 2, 3, rng=0), lambda layer: layer.backward(zeros(1, 2, 3, 3))),
+    ("Dense", lambda: L.Dense(3, 2, rng=0), lambda layer: layer.backward(zeros(1, 2))),
+    ("ReLU", L.ReLU, lambda layer: layer.backward(zeros(3))),
+    ("MaxPool2D", lambda: L.MaxPool2D(2), lambda layer: layer.backward(zeros(1, 1, 2, 2))),
+    ("Flatten", L.Flatten, lambda layer: layer.backward(zeros(1, 4))),
+    ("Add", L.Add, lambda layer: layer.backward(zeros(3))),
+    ("Concat", L.Concat, lambda layer: layer.backward(zeros(1, 4))),
+    ("SoftmaxCrossEntropy", SoftmaxCrossEntropy, lambda layer: layer.backward()),
 ]
 
 
@@ -430,8 +432,6 @@ def test_layer_toolkit_public_names_and_the_old_aliases():
 
 
 # ------------------------------------------------------ one integer validator (issue 11)
-from minidl import EarlyStopping, Trainer, optim  # noqa: E402
-from minidl.data import iterate_batches  # noqa: E402
 
 
 def _int_arguments():
@@ -459,7 +459,8 @@ def _int_arguments():
 @pytest.mark.parametrize("where, name, call", _int_arguments(), ids=lambda a: a if isinstance(a, str) else "")
 def test_one_integer_validator(where, name, call):
     for bad in (True, np.bool_(False), 1.0, 1.7, np.float64(2)):
-        with pytest.raises(TypeError, match=rf"{where}: {name} must be an int.*Received: {name}={re.escape(repr(bad))}"):
+        message = rf"{where}: {name} must be an int.*Received: {name}={re.escape(repr(bad))}"
+        with pytest.raises(TypeError, match=message):
             call(bad)
     call(np.int64(2))  # numpy integers are accepted
     call(np.uint8(1))

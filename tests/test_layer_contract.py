@@ -23,8 +23,7 @@ import pytest
 
 import minidl as mdl
 from minidl import layers, losses
-from minidl.testing import assert_gradients
-from minidl.testing import tie_free
+from minidl.testing import assert_gradients, tie_free
 
 DTYPES = [np.float32, np.float64]
 

@@ -205,7 +205,8 @@ def test_validation_loss_that_overflows_raises(small):
 # ------------------------------------------------------- 4. errors before work
 @pytest.mark.parametrize("make, match", [
     (lambda m: (m, layers.Dense(10, 10), mdl.optim.SGD(m.parameters(), lr=0.1)), "loss must be a loss"),
-    (lambda m: (m, losses.SoftmaxCrossEntropy, mdl.optim.SGD(m.parameters(), lr=0.1)), r"SoftmaxCrossEntropy\(\.\.\.\)"),
+    (lambda m: (m, losses.SoftmaxCrossEntropy, mdl.optim.SGD(m.parameters(), lr=0.1)),
+     r"SoftmaxCrossEntropy\(\.\.\.\)"),
     (lambda m: (m, losses.SoftmaxCrossEntropy(), object()), "optimizer must have step"),
     (lambda m: (m, losses.SoftmaxCrossEntropy(), mdl.optim.SGD), r"an instance is needed: SGD\(\.\.\.\)"),
     (lambda m: (np.zeros(3), losses.SoftmaxCrossEntropy(), mdl.optim.SGD(m.parameters(), lr=0.1)), "model must be"),

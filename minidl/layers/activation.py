@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
 from .._validation import check_array, check_float_dtype

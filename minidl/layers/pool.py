@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
-from ..functional.pool import check_pool_padding
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
-from .base import Layer
 from ..functional.geometry import check_padding_arg
+from ..functional.pool import check_pool_padding
+from .base import Layer
 
 __all__ = ["MaxPool2D"]
 
