@@ -130,6 +130,9 @@ ROWS = [
                                 loss.backward(np.zeros((2, 3)))))(losses.SoftmaxCrossEntropy()),
      ValueError, "backward takes no array"),
     ("Concat(axis=1.7)", lambda tmp: layers.Concat(axis=1.7), TypeError, "axis must be an int"),
+    ("Dense.backward with a float64 gradient after a float32 forward",
+     lambda tmp: (lambda d: (d(np.ones((1, 2), np.float32)), d.backward(np.ones((1, 2)))))(
+         layers.Dense(2, 2, rng=RNG(0))), TypeError, r"dtype float32 .*got float64\. Cast it with"),
     ("Add.backward with a wrong-shaped gradient", lambda tmp: (lambda a: (a(np.ones(3), np.ones(3)),
                                                                          a.backward(np.ones(4))))(layers.Add()),
      ValueError, "expected grad_output of shape"),
