@@ -10,8 +10,9 @@ What a subclass must do (see minidl/layers/base.py):
   attribute (parameters are found automatically, in assignment order);
 * ``forward(x)`` keeps what backward needs (here ``x`` and the sigmoid);
 * ``backward(grad_output)`` returns dL/dx and ADDS dL/dbeta into ``self.beta.grad``
-  (summed over the batch, never averaged); ``self._require_cache(...)`` gives the
-  standard error when backward is called before forward;
+  (summed over the batch, never averaged); ``self.save_for_backward(...)`` in forward and
+  ``self.saved_values`` in backward keep the cache (the standard error when backward is
+  called before forward);
 * optionally ``@mdl.register_layer`` with a ``get_config()`` returning the constructor
   arguments (so ``mdl.save`` / ``mdl.load`` can rebuild it), and ``extra_repr()`` for ``repr``.
 
@@ -42,18 +43,17 @@ class Swish(mdl.layers.Layer):
         super().__init__()
         self.channels = int(channels)
         self.beta = mdl.Parameter(np.full(self.channels, init, dtype=dtype))
-        self._cache = None
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"{self!r}: expected input (N, {self.channels}, H, W), got {x.shape}.")
         beta = self.beta.data.reshape(1, -1, 1, 1)  # broadcast over N, H, W
         s = _sigmoid(beta * x)
-        self._cache = (x, s)
+        self.save_for_backward(x, s)
         return x * s
 
     def backward(self, grad_output):
-        x, s = self._require_cache(self._cache)
+        x, s = self.saved_values
         beta = self.beta.data.reshape(1, -1, 1, 1)
         ds = s * (1.0 - s)  # sigmoid'(z) at z = beta * x
         # d/dbeta [x * s(beta x)] = x * x * ds, summed over batch and space
@@ -72,7 +72,7 @@ class BrokenSwish(Swish):
     """The same layer with a classic bug: d/dx treats s = sigmoid(beta x) as a constant."""
 
     def backward(self, grad_output):
-        x, s = self._require_cache(self._cache)
+        x, s = self.saved_values
         ds = s * (1.0 - s)
         self.beta.grad += (grad_output * x * x * ds).sum(axis=(0, 2, 3)).astype(self.beta.grad.dtype)
         return grad_output * s  # BUG: the term x * beta * ds is missing

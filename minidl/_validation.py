@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "pair",
     "positive_pair",
+    "check_int",
     "nonnegative_int",
     "positive_int",
     "positive_real",
@@ -24,7 +25,8 @@ __all__ = [
 ]
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """True for a Python or numpy integer; False for bools and floats (even ``1.0``)."""
     if type(value) is int:  # fast path: this runs on every forward/backward call
         return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -34,9 +36,9 @@ def pair(value, name: str, where: str) -> tuple[int, int]:
     """Return ``value`` as an ``(int, int)`` pair; accepts an int or a 2-sequence of ints."""
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
         return value
-    if _is_int(value):
+    if is_int(value):
         return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise TypeError(
         f"{where}: {name} must be an int or a pair of ints (h, w). Received: {name}={value!r}"
@@ -53,22 +55,28 @@ def positive_pair(value, name: str, where: str) -> tuple[int, int]:
     return result
 
 
+def check_int(value, name: str, where: str, minimum: int | None = None, hint: str = "") -> int:
+    """Return ``value`` as a Python int: the one integer check of minidl.
+
+    Python and numpy integers are accepted; bools and floats (even ``1.0``)
+    raise TypeError, a value below ``minimum`` raises ValueError. ``hint`` (what
+    else the argument may be) ends the message.
+    """
+    if not is_int(value):
+        raise TypeError(f"{where}: {name} must be an int{hint}. Received: {name}={value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where}: {name} must be >= {minimum}{hint}. Received: {name}={value!r}")
+    return int(value)
+
+
 def nonnegative_int(value, name: str, where: str) -> int:
     """Return ``value`` as an int >= 0."""
-    if not _is_int(value):
-        raise TypeError(f"{where}: {name} must be an int. Received: {name}={value!r}")
-    if value < 0:
-        raise ValueError(f"{where}: {name} must be >= 0. Received: {name}={value!r}")
-    return int(value)
+    return check_int(value, name, where, 0)
 
 
 def positive_int(value, name: str, where: str) -> int:
     """Return ``value`` as an int >= 1."""
-    if not _is_int(value):
-        raise TypeError(f"{where}: {name} must be an int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{where}: {name} must be >= 1. Received: {name}={value!r}")
-    return int(value)
+    return check_int(value, name, where, 1)
 
 
 def positive_real(value, name: str, where: str) -> float:

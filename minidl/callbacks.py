@@ -8,7 +8,7 @@ import string
 
 import numpy as np
 
-from ._validation import nonnegative_int
+from ._validation import is_int, nonnegative_int
 from .optim import all_finite
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler"]
@@ -94,10 +94,7 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor="val_loss", patience=0, restore_best_weights=False, mode="auto", min_delta=0.0):
         super().__init__(monitor, mode, min_delta)
-        try:
-            patience = nonnegative_int(patience, "patience", "EarlyStopping")
-        except TypeError as exc:  # a ValueError, as before, for every bad patience
-            raise ValueError(str(exc)) from None
+        patience = nonnegative_int(patience, "patience", "EarlyStopping")
         self.patience, self.restore_best_weights = patience, restore_best_weights
 
     def on_train_begin(self, logs=None):
@@ -129,7 +126,7 @@ class EarlyStopping(_Monitor):
 
     def load_state_dict(self, state: dict) -> None:
         def int_or_none(v):
-            return v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0)
+            return v is None or (is_int(v) and v >= 0)
 
         weights = state.get("best_weights") if isinstance(state, dict) else None
         if not (isinstance(state, dict) and isinstance(state.get("best"), (int, float))

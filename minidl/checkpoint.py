@@ -21,6 +21,7 @@ import numbers
 import numpy as np
 
 from . import io
+from ._validation import is_int
 from .architecture import spec_of
 from .layers.base import Layer
 
@@ -85,7 +86,7 @@ def _classes(layer: Layer, found=None) -> dict:
 
 
 def _is_int(v, minimum=0) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
+    return is_int(v) and v >= minimum
 
 
 def _check_meta(meta, where) -> None:

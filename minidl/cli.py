@@ -134,7 +134,8 @@ def _number(kind, minimum, strict=False, maximum=None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         bad = not math.isfinite(value) or value < minimum or (strict and value == minimum) \
             or (maximum is not None and value >= maximum)
         if bad:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import positive_int
+
 __all__ = ["load_digits", "iterate_batches", "num_batches"]
 
 
@@ -68,8 +70,7 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
     >>> [len(b) for b, _ in iterate_batches(np.zeros((10, 2)), np.zeros(10), batch_size=4, seed=0)]
     [4, 4, 2]
     """
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"iterate_batches: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size", "iterate_batches")
     n = len(X)
     if y is not None and len(y) != n:
         raise ValueError(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ._validation import positive_real
+from ._validation import check_int, nonnegative_int, positive_int, positive_real
+from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
 from .optim import all_finite
 
 __all__ = ["check_components", "check_optimizer_params", "check_xy", "check_finite_samples",
-           "check_fit_args"]
+           "check_fit_args", "FitRun"]
 
 
 def check_components(model, loss, optimizer):
@@ -75,13 +78,27 @@ def check_xy(X, y, where, need_y=True) -> None:
         raise ValueError(f"Trainer.{where}: X is empty.")
 
 
-def check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch):
-    """Every check of ``fit``'s data and scalar arguments; returns ``initial_epoch`` or None."""
+@dataclasses.dataclass(frozen=True)
+class FitRun:
+    """The checked arguments of one ``Trainer.fit`` call (the numbers as Python ints)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    epochs: int
+    batch_size: int
+    validation_data: tuple | None
+    shuffle: bool
+    callbacks: list
+    progress: bool
+    clip: float | None
+
+
+def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
+                   initial_epoch):
+    """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None)."""
     check_xy(X, y, "fit")
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"Trainer.fit: epochs must be an int >= 1. Received: epochs={epochs!r}")
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"Trainer.fit: batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    epochs = positive_int(epochs, "epochs", "Trainer.fit")
+    batch_size = positive_int(batch_size, "batch_size", "Trainer.fit")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(
@@ -95,12 +112,13 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initia
     check_finite_samples(X, "fit", "X")
     if clip is not None:
         positive_real(clip, "clip_grad_norm", "Trainer.fit")
-    if seed is not None and not isinstance(seed, np.random.Generator) and (
-            not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        raise ValueError(f"Trainer.fit: seed must be None, an int >= 0 or a np.random.Generator. Received: seed={seed!r}")
-    if initial_epoch is None:
-        return None
-    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
-            or not 0 <= initial_epoch:
-        raise ValueError(f"Trainer.fit: initial_epoch must be an int >= 0. Received: {initial_epoch!r}")
-    return int(initial_epoch)
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        check_int(seed, "seed", "Trainer.fit", 0, hint=" (or None, or a np.random.Generator)")
+    if initial_epoch is not None:
+        initial_epoch = nonnegative_int(initial_epoch, "initial_epoch", "Trainer.fit")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
+    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip)
+    return run, initial_epoch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import weakref
 
 import numpy as np
@@ -199,27 +199,25 @@ class Graph(Layer):
                 values[name] = layer.forward(*(values[i] for i in inputs))
             for inp in free:
                 del values[inp]
-        self._input_shape = np.shape(x)
+        self.save_for_backward()  # nothing to keep: a marker that forward ran (in training mode)
         return values[self.output_name]
 
     def backward(self, grad_output):
         return self._backward(grad_output, input_grad=True)
 
-    def backward_params(self, grad_output) -> None:
-        """Fill every parameter's ``.grad`` without computing dL/dinput.
-
-        Nodes that read only the graph's input are asked for their parameter
-        gradients alone (:meth:`Layer.backward_params`): the Trainer uses this,
-        so the first convolution never computes an input gradient nobody reads.
-        """
-        self._backward(grad_output, input_grad=False)
-
     def _backward(self, grad_output, input_grad):
-        shape = self._require_cache(getattr(self, "_input_shape", None))
+        """dL/dinput (None without ``input_grad``; :meth:`Layer.backward_params` asks for that).
+
+        Without ``input_grad``, nodes that read only the graph's input are asked for their
+        parameter gradients alone: the Trainer uses this, so the first convolution never
+        computes an input gradient nobody reads.
+        """
+        self.require_cache(self._saved)  # backward without its forward -> RuntimeError
         grads = {self.output_name: grad_output}
+        # Every node of the plan is the output or an input of a later node of the plan, so
+        # walking the plan backwards, each node finds its gradient in ``grads``; and every
+        # node descends from "input", so with input_grad its gradient is there at the end.
         for name in reversed(self._execution_plan()):
-            if name not in grads:
-                continue
             layer, inputs = self._nodes[name]
             if not input_grad and all(inp == INPUT for inp in inputs):
                 layer.backward_params(grads.pop(name))
@@ -235,11 +233,7 @@ class Graph(Layer):
             for inp, g in zip(inputs, grad_in):
                 # never add in place: a layer may return the same array for several inputs
                 grads[inp] = g if inp not in grads else grads[inp] + g
-        if not input_grad:
-            return None
-        if INPUT not in grads:
-            return np.zeros(shape)
-        return grads[INPUT]
+        return grads[INPUT] if input_grad else None
 
     # -------------------------------------------------------------- children
     def named_children(self):
@@ -253,6 +247,10 @@ class Graph(Layer):
         return self._nodes[name][0]
 
     # ----------------------------------------------------------------- views
+    def _sources(self, inputs) -> str | None:
+        """How :meth:`summary` and ``repr`` show a node's inputs; None: not shown (a chain)."""
+        return ", ".join(inputs)
+
     def summary(self, input_shape, dtype=None) -> str:
         """A table of nodes, output shapes and parameter counts.
 
@@ -265,23 +263,25 @@ class Graph(Layer):
         """
         params = self.parameters()
         dtype = dtype or (params[0].dtype if params else np.float32)
-        # Shapes come from a forward pass on a copy: the model's own caches (a
-        # forward waiting for its backward) are left untouched.
-        probe = copy.deepcopy(self)
+        shows_inputs = self._sources(()) is not None
         values = {INPUT: np.zeros((1, *input_shape), dtype=dtype)}
         rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
-        for name in self._execution_plan():
-            layer, inputs = probe._nodes[name]
-            values[name] = layer.forward(*(values[i] for i in inputs))
-            out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
-            src = "" if isinstance(self, Sequential) else ", ".join(inputs)
-            rows.append((f"{name} ({type(layer).__name__})", src, out, f"{layer.num_parameters():,}"))
-        head = ("node (layer)", "" if isinstance(self, Sequential) else "inputs", "output shape", "params")
-        keep = [i for i in range(4) if i != 1 or not isinstance(self, Sequential)]
+        with _layer_state_restored(self):  # a forward waiting for its backward keeps its caches
+            self.eval()  # and the probe keeps none
+            for name in self._execution_plan():
+                layer, inputs = self._nodes[name]
+                values[name] = layer.forward(*(values[i] for i in inputs))
+                out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
+                rows.append((f"{name} ({type(layer).__name__})", self._sources(inputs) or "", out,
+                             f"{layer.num_parameters():,}"))
+        head = ("node (layer)", "inputs", "output shape", "params")
+        keep = [i for i in range(4) if i != 1 or shows_inputs]
         table = [[r[i] for i in keep] for r in [head, *rows]]
         widths = [max(len(r[i]) for r in table) for i in range(len(keep))]
-        fmt = lambda r: "  ".join(c.rjust(w) if j == len(keep) - 1 else c.ljust(w)
-                                  for j, (c, w) in enumerate(zip(r, widths)))
+
+        def fmt(row):
+            return "  ".join(c.rjust(w) if j == len(keep) - 1 else c.ljust(w)
+                             for j, (c, w) in enumerate(zip(row, widths)))
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         lines = [fmt(table[0]), rule, *(fmt(r) for r in table[1:]), rule,
                  f"Total params: {self.num_parameters():,}"]
@@ -291,9 +291,9 @@ class Graph(Layer):
         lines = [f"{type(self).__name__}("]
         for name, (layer, inputs) in self._nodes.items():
             child = repr(layer).replace("\n", "\n  ")
-            src = "" if isinstance(self, Sequential) else f" <- {', '.join(inputs)}"
-            lines.append(f"  ({name}): {child}{src}")
-        if self._output is not None and not isinstance(self, Sequential):
+            src = self._sources(inputs)
+            lines.append(f"  ({name}): {child}" + ("" if src is None else f" <- {src}"))
+        if self._output is not None and self._sources(()) is not None:
             lines.append(f"  output: {self._output}")
         return "\n".join(lines) + "\n)" if self._nodes else f"{type(self).__name__}()"
 
@@ -333,6 +333,25 @@ class Sequential(Graph):
 
     def __iter__(self):
         return iter([layer for layer, _ in self._nodes.values()])
+
+    def _sources(self, inputs) -> None:
+        return None  # each node reads the one before it: summary and repr need not say so
+
+
+@contextlib.contextmanager
+def _layer_state_restored(model: Layer):
+    """Put back every attribute of ``model`` and of every layer inside it on exit.
+
+    Shallow (a dict copy per layer, no array is copied): what a forward
+    replaces (caches, mode flags) comes back as it was.
+    """
+    saved = [(layer, dict(vars(layer))) for _, layer in _walk(model, "")]
+    try:
+        yield
+    finally:
+        for layer, state in saved:
+            vars(layer).clear()
+            vars(layer).update(state)
 
 
 def _walk(layer: Layer, path: str, _seen=None):

@@ -111,11 +111,16 @@ def save(model: Layer, path) -> None:
 
 # ------------------------------------------------------------------ reading
 def _owner(model: Layer, dotted: str):
-    """``(layer, attribute)`` holding the parameter named ``dotted``."""
+    """``(layer, attribute)`` holding the parameter named ``dotted``.
+
+    A child's name may itself hold dots (a layer in a list attribute is ``"parts.0"``).
+    """
     *parts, attr = dotted.split(".")
     layer = model
-    for part in parts:
-        layer = dict(layer.named_children())[part]
+    while parts:
+        children = dict(layer.named_children())
+        n = next(n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in children)
+        layer, parts = children[".".join(parts[:n])], parts[n:]
     return layer, attr
 
 

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
+from .functional.loss import check_cross_entropy_args, check_label_smoothing
 from .layers.base import Layer
 
 __all__ = ["Loss", "SoftmaxCrossEntropy"]
@@ -49,18 +50,12 @@ class SoftmaxCrossEntropy(Loss):
 
     def __init__(self, label_smoothing=0.0):
         super().__init__()
-        if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
-                or not 0.0 <= label_smoothing <= 1.0):
-            raise ValueError(
-                "SoftmaxCrossEntropy: label_smoothing must be a float in [0, 1]. "
-                f"Received: label_smoothing={label_smoothing!r}"
-            )
-        self.label_smoothing = float(label_smoothing)
-        self._cache = None
+        self.label_smoothing = check_label_smoothing(label_smoothing, "SoftmaxCrossEntropy")
 
     def forward(self, logits, targets):
-        loss = F.cross_entropy(logits, targets, self.label_smoothing)
-        self._cache = (logits, targets)
+        targets = check_cross_entropy_args(logits, targets, self.label_smoothing, "SoftmaxCrossEntropy")
+        loss = F.cross_entropy(logits, targets, self.label_smoothing, check_args=False)
+        self.save_for_backward(logits, targets)  # checked: backward does not check them again
         return loss
 
     def backward(self, grad_output=1.0):
@@ -76,9 +71,9 @@ class SoftmaxCrossEntropy(Loss):
         -------
         ndarray, shape (N, K), the logits' dtype
         """
-        logits, targets = self._require_cache(self._cache)
+        logits, targets = self.saved_values
         scale = self._check_scale(grad_output, logits.dtype)
-        grad = F.cross_entropy_backward(logits, targets, self.label_smoothing)
+        grad = F.cross_entropy_backward(logits, targets, self.label_smoothing, check_args=False)
         if scale != 1.0:
             grad *= np.asarray(scale, dtype=grad.dtype)
         return grad

@@ -29,7 +29,8 @@ def resolve_metrics(metrics) -> dict:
     for m in metrics:
         if isinstance(m, str):
             if m not in METRICS:
-                raise ValueError(f"Trainer: unknown metric {m!r}. Known: {sorted(METRICS)}, or pass a callable(y_true, outputs).")
+                raise ValueError(f"Trainer: unknown metric {m!r}. Known: {sorted(METRICS)}, "
+                                 "or pass a callable(y_true, outputs).")
             resolved["accuracy" if m == "acc" else m] = METRICS[m]
         elif callable(m):
             resolved[getattr(m, "__name__", "metric")] = m

@@ -9,15 +9,15 @@ import math
 import numpy as np
 
 from . import checkpoint as _checkpoint
-from .callbacks import Callback
+from ._validation import check_int
 from .data import iterate_batches, num_batches
-from .functional import blas
 from .fit_checks import (
     check_components,
     check_fit_args,
     check_optimizer_params,
     check_xy,
 )
+from .functional import blas
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -85,13 +85,8 @@ class Trainer:
         check_components(model, loss, optimizer)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.metrics = resolve_metrics(metrics)
-        if blas_threads is not None and blas_threads != "auto" and (
-            not isinstance(blas_threads, (int, np.integer)) or isinstance(blas_threads, bool) or blas_threads < 1
-        ):
-            raise ValueError(
-                f"Trainer: blas_threads must be 'auto', an int >= 1 or None (leave BLAS alone). "
-                f"Received: blas_threads={blas_threads!r}"
-            )
+        if blas_threads is not None and not (isinstance(blas_threads, str) and blas_threads == "auto"):
+            check_int(blas_threads, "blas_threads", "Trainer", 1, hint=" (or 'auto', or None to leave BLAS alone)")
         self.blas_threads = blas_threads
         check_optimizer_params(model, optimizer)
         self.stop_training = False
@@ -156,56 +151,87 @@ class Trainer:
         self._step(epoch, batch, clip)
         return loss, outputs
 
-    def _prepare_fit(self, X, y, epochs, batch_size, validation_data, seed, callbacks, clip,
-                     initial_epoch):
-        """Every check that can run before the first batch; returns (callbacks, start epoch)."""
-        start = check_fit_args(X, y, epochs, batch_size, validation_data, seed, clip, initial_epoch)
+    def _prepare_fit(self, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+                     progress, clip, initial_epoch):
+        """Validate: every check that can run before the first batch; returns (run, start epoch)."""
+        run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
+                                    progress, clip, initial_epoch)
         if start is None:
             start = self.epochs_done if self._resume is not None else 0
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
         keys = ["loss", *self.metrics]
         keys += [f"val_{k}" for k in keys] if validation_data is not None else []
-        keys += [k for cb in callbacks for k in cb.logged_keys if k not in keys]
+        keys += [k for cb in run.callbacks for k in cb.logged_keys if k not in keys]
         self.log_keys = tuple(dict.fromkeys(keys))
-        for cb in callbacks:
+        for cb in run.callbacks:
             cb.set_trainer(self)
-        return callbacks, start
+        return run, start
 
-    def _run_epoch(self, epoch, epochs, X, y, batch_size, shuffle, validation_data, callbacks,
-                   progress, clip):
+    def _begin_run(self, start, seed, callbacks):
+        """Set up the History, the epoch count and the shuffling seed; return the resumed state."""
+        resumed, self._resume = self._resume, None
+        if resumed is None:
+            self.history = History()
+        self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
+        stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
+        self._seed = stored if seed is None and stored is not None else _base_seed(seed)
+        self._callbacks, self.stop_training = callbacks, False
+        return resumed
+
+    def _fit_epoch(self, epoch, run, logs):
+        """One epoch: callbacks, the batches, validation, the History; returns its logs.
+
+        ``logs`` (the previous epoch's) go to ``on_epoch_begin``, as Keras does.
+        """
+        for cb in run.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+        logs = self._run_epoch(epoch, run)
+        # the epoch is in the History before the callbacks run, so that a checkpoint
+        # written by one of them (trainer.save_checkpoint) includes it
+        self.epochs_done = epoch + 1
+        self.history._append(epoch, logs)
+        self._epoch_logs = logs
+        try:
+            for cb in run.callbacks:
+                cb.on_epoch_end(epoch, logs)
+        finally:
+            self._epoch_logs = None
+            self.history._update_last(logs)  # entries the callbacks added (lr)
+        return logs
+
+    def _run_epoch(self, epoch, run):
+        """The batch loop of one epoch (then validation); returns the epoch's logs."""
         self.model.train()
-        bar = _progress_bar(num_batches(len(X), batch_size), f"Epoch {epoch + 1}/{epochs}", progress)
-        seen, loss_sum = 0, 0.0
-        metric_sums = dict.fromkeys(self.metrics, 0.0)
-        rng = np.random.default_rng([self._seed, epoch]) if shuffle else None
-        for b, (xb, yb) in enumerate(iterate_batches(X, y, batch_size, shuffle, rng=rng)):
-            for cb in callbacks:
-                cb.on_batch_begin(b, {"batch_size": len(xb)})
-            loss, outputs = self._train_step(xb, yb, epoch, b, clip)
-            k = len(xb)
-            seen += k
-            loss_sum += loss * k
-            batch_logs = {"loss": loss, "batch_size": k}
-            for name, fn in self.metrics.items():
-                value = fn(yb, outputs)
-                metric_sums[name] += value * k
-                batch_logs[name] = value
+        bar = _progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
+                            run.progress)
+        seen, sums = 0, dict.fromkeys(["loss", *self.metrics], 0.0)
+        rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
+        for b, (xb, yb) in enumerate(iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)):
+            batch_logs = self._fit_batch(epoch, b, xb, yb, run)
+            seen += len(xb)
+            for name in sums:
+                sums[name] += batch_logs[name] * len(xb)
             if bar is not None:
-                bar.set_postfix({"loss": f"{loss_sum / seen:.4f}",
-                                 **{m: f"{s / seen:.4f}" for m, s in metric_sums.items()}}, refresh=False)
+                bar.set_postfix({m: f"{v / seen:.4f}" for m, v in sums.items()}, refresh=False)
                 bar.update(1)
-            for cb in callbacks:
-                cb.on_batch_end(b, batch_logs)
-        logs = {"loss": loss_sum / seen, **{m: s / seen for m, s in metric_sums.items()}}
-        if validation_data is not None:
-            logs.update(self._validate(epoch, validation_data))
+        logs = {m: v / seen for m, v in sums.items()}
+        if run.validation_data is not None:
+            logs.update(self._validate(epoch, run.validation_data))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
             bar.close()
         return logs
+
+    def _fit_batch(self, epoch, batch, xb, yb, run) -> dict:
+        """The batch step with its callbacks; returns the batch's logs."""
+        for cb in run.callbacks:
+            cb.on_batch_begin(batch, {"batch_size": len(xb)})
+        loss, outputs = self._train_step(xb, yb, epoch, batch, run.clip)
+        batch_logs = {"loss": loss, "batch_size": len(xb)}
+        for name, fn in self.metrics.items():
+            batch_logs[name] = fn(yb, outputs)
+        for cb in run.callbacks:
+            cb.on_batch_end(batch, batch_logs)
+        return batch_logs
 
     def _validate(self, epoch, validation_data) -> dict:
         """``val_loss`` and ``val_<metric>``; a non-finite validation loss stops training."""
@@ -255,40 +281,20 @@ class Trainer:
             Any exception raised during training carries ``exc.history``, the
             History of the completed epochs (also in ``trainer.history``).
         """
-        callbacks, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, seed,
-                                             callbacks, clip_grad_norm, initial_epoch)
-        resumed, self._resume = self._resume, None
-        if resumed is None:
-            self.history = History()
-        self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
-        stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
-        self._seed = stored if seed is None and stored is not None else _base_seed(seed)
-        self._callbacks, self.stop_training = callbacks, False
+        run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
+                                       callbacks, progress, clip_grad_norm, initial_epoch)
+        resumed = self._begin_run(start, seed, run.callbacks)
         logs: dict = {}
         try:
-            for cb in callbacks:
+            for cb in run.callbacks:
                 cb.on_train_begin(logs)
             if resumed is not None:  # after on_train_begin, which resets the callbacks' state
-                _checkpoint.restore_callbacks(callbacks, resumed)
-            for epoch in range(start, epochs):
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch, logs)
-                logs = self._run_epoch(epoch, epochs, X, y, batch_size, shuffle, validation_data,
-                                       callbacks, progress, clip_grad_norm)
-                # the epoch is in the History before the callbacks run, so that a checkpoint
-                # written by one of them (trainer.save_checkpoint) includes it
-                self.epochs_done = epoch + 1
-                self.history._append(epoch, logs)
-                self._epoch_logs = logs
-                try:
-                    for cb in callbacks:
-                        cb.on_epoch_end(epoch, logs)
-                finally:
-                    self._epoch_logs = None
-                    self.history._update_last(logs)  # entries the callbacks added (lr)
+                _checkpoint.restore_callbacks(run.callbacks, resumed)
+            for epoch in range(start, run.epochs):
+                logs = self._fit_epoch(epoch, run, logs)
                 if self.stop_training:
                     break
-            for cb in callbacks:
+            for cb in run.callbacks:
                 cb.on_train_end(logs)
         except BaseException as exc:
             exc.history = self.history  # the completed epochs are not lost with the run

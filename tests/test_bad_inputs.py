@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import cli, functional as F, layers, losses
+from minidl import cli, layers, losses
+from minidl import functional as F
 from minidl.callbacks import EarlyStopping, ModelCheckpoint
 
 RNG = np.random.default_rng
@@ -116,7 +117,7 @@ ROWS = [
         callbacks=[ModelCheckpoint(str(tmp / "{0}.npz"))])(tmp), ValueError, "will not be logged"),
     ("EarlyStopping monitoring a metric that will not exist", lambda tmp: _fit(
         callbacks=[EarlyStopping(monitor="val_loss")])(tmp), ValueError, "will not be in the logs"),
-    ("EarlyStopping(patience=True)", lambda tmp: EarlyStopping(patience=True), ValueError, "patience"),
+    ("EarlyStopping(patience=True)", lambda tmp: EarlyStopping(patience=True), TypeError, "patience"),
     ("SGD: lr=1e39 with float32 parameters", lambda tmp: mdl.optim.SGD(_linear().parameters(), lr=1e39),
      ValueError, "not finite in the parameters' dtype"),
     ("SGD: lr=-1", lambda tmp: mdl.optim.SGD(_linear().parameters(), lr=-1), ValueError, ">= 0"),
@@ -124,10 +125,14 @@ ROWS = [
      ValueError, "max_norm"),
     ("load_checkpoint: a plain model file", lambda tmp: _trainer().load_checkpoint(_saved(tmp)),
      ValueError, "not a Trainer checkpoint"),
-    ("loss.backward(logits)", lambda tmp: (lambda l: (l(np.zeros((2, 3)), np.array([0, 1])),
-                                                      l.backward(np.zeros((2, 3)))))(losses.SoftmaxCrossEntropy()),
+    ("loss.backward(logits)",
+     lambda tmp: (lambda loss: (loss(np.zeros((2, 3)), np.array([0, 1])),
+                                loss.backward(np.zeros((2, 3)))))(losses.SoftmaxCrossEntropy()),
      ValueError, "backward takes no array"),
     ("Concat(axis=1.7)", lambda tmp: layers.Concat(axis=1.7), TypeError, "axis must be an int"),
+    ("Dense.backward with a float64 gradient after a float32 forward",
+     lambda tmp: (lambda d: (d(np.ones((1, 2), np.float32)), d.backward(np.ones((1, 2)))))(
+         layers.Dense(2, 2, rng=RNG(0))), TypeError, r"dtype float32 .*got float64\. Cast it with"),
     ("Add.backward with a wrong-shaped gradient", lambda tmp: (lambda a: (a(np.ones(3), np.ones(3)),
                                                                          a.backward(np.ones(4))))(layers.Add()),
      ValueError, "expected grad_output of shape"),

@@ -105,19 +105,22 @@ def test_merge_backward_rejects_wrong_shaped_gradient(layer, inputs, change):
 
 
 @pytest.mark.parametrize("layer, inputs", _merge_cases())
-def test_merge_backward_casts_gradient_to_the_inputs_dtype(layer, inputs):
-    """As every other layer (Layer._check_grad): the upstream gradient is cast to the dtype
-    of the forward inputs, and a nested list is accepted as an array."""
+def test_merge_backward_refuses_gradient_of_another_dtype_or_a_list(layer, inputs):
+    """As every other layer (the Layer backward rule): the upstream gradient is checked as forward
+    checks its inputs (issue 11; it was cast before), and the right one still works."""
     out = layer(*inputs)
     g = np.arange(out.size, dtype=np.float64).reshape(out.shape)
-    for upstream in (g, g.tolist()):
-        grads = layer.backward(upstream)
-        assert len(grads) == len(inputs)
-        for gi, x in zip(grads, inputs):
-            assert gi.dtype == x.dtype and gi.shape == x.shape
-        np.testing.assert_array_equal(
-            np.concatenate(grads, axis=layer.axis) if isinstance(layer, L.Concat) else grads[0],
-            g.astype(np.float32))
+    with pytest.raises(TypeError, match=r"dtype float32 .*got float64.*astype\(np\.float32\)"):
+        layer.backward(g)
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        layer.backward(g.tolist())
+    grads = layer.backward(g.astype(np.float32))
+    assert len(grads) == len(inputs)
+    for gi, x in zip(grads, inputs):
+        assert gi.dtype == x.dtype and gi.shape == x.shape
+    np.testing.assert_array_equal(
+        np.concatenate(grads, axis=layer.axis) if isinstance(layer, L.Concat) else grads[0],
+        g.astype(np.float32))
 
 
 @pytest.mark.parametrize("axis", [1.7, 1.0, True, False, np.bool_(True), "1", None, (1,), np.float64(1)])

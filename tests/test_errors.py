@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import minidl
+from minidl import EarlyStopping, Trainer, optim
 from minidl import functional as F
 from minidl import layers as L
+from minidl.data import iterate_batches
 from minidl.losses import SoftmaxCrossEntropy
 
 f32 = np.float32
@@ -276,14 +278,14 @@ def test_list_logits_instead_of_ndarray():
 
 # ------------------------------------------------------- backward before forward
 EVERY_LAYER = [
-    ("Conv2D", lambda: L.Conv2D(1, 2, 3, rng=0), lambda l: l.backward(zeros(1, 2, 3, 3))),
-    ("Dense", lambda: L.Dense(3, 2, rng=0), lambda l: l.backward(zeros(1, 2))),
-    ("ReLU", L.ReLU, lambda l: l.backward(zeros(3))),
-    ("MaxPool2D", lambda: L.MaxPool2D(2), lambda l: l.backward(zeros(1, 1, 2, 2))),
-    ("Flatten", L.Flatten, lambda l: l.backward(zeros(1, 4))),
-    ("Add", L.Add, lambda l: l.backward(zeros(3))),
-    ("Concat", L.Concat, lambda l: l.backward(zeros(1, 4))),
-    ("SoftmaxCrossEntropy", SoftmaxCrossEntropy, lambda l: l.backward()),
+    ("Conv2D", lambda: L.Conv2D(1, 2, 3, rng=0), lambda layer: layer.backward(zeros(1, 2, 3, 3))),
+    ("Dense", lambda: L.Dense(3, 2, rng=0), lambda layer: layer.backward(zeros(1, 2))),
+    ("ReLU", L.ReLU, lambda layer: layer.backward(zeros(3))),
+    ("MaxPool2D", lambda: L.MaxPool2D(2), lambda layer: layer.backward(zeros(1, 1, 2, 2))),
+    ("Flatten", L.Flatten, lambda layer: layer.backward(zeros(1, 4))),
+    ("Add", L.Add, lambda layer: layer.backward(zeros(3))),
+    ("Concat", L.Concat, lambda layer: layer.backward(zeros(1, 4))),
+    ("SoftmaxCrossEntropy", SoftmaxCrossEntropy, lambda layer: layer.backward()),
 ]
 
 
@@ -398,3 +400,67 @@ def test_conv2d_bias_dtype_mismatch_is_a_type_error():
     x, w = zeros(1, 1, 3, 3), zeros(1, 1, 3, 3)
     with pytest.raises(TypeError, match=r"bias dtype float64 does not match x dtype float32"):
         conv2d(x, w, np.zeros(1))
+
+
+# ------------------------------------------------------ the layer toolkit's public names
+def test_layer_toolkit_public_names_and_the_old_aliases():
+    assert L.Layer._require_cache is L.Layer.require_cache
+    assert L.Layer._check_grad is L.Layer.check_grad_output
+
+    class Double(L.Layer):
+        def forward(self, x):
+            self.save_for_backward(x.shape, x.dtype)
+            return 2 * x
+
+        def backward(self, grad_output):
+            shape, dtype = self.saved_values
+            return 2 * self.check_grad_output(grad_output, shape, dtype)
+
+    layer = Double()
+    with pytest.raises(RuntimeError, match=r"Double\(\): backward\(\) was called before forward\(\)"):
+        layer.backward(zeros(2))
+    layer(zeros(2))
+    np.testing.assert_array_equal(layer.backward(np.ones(2, np.float32)), [2, 2])
+    with pytest.raises(TypeError, match="dtype float32 .*got float64"):
+        layer.backward(np.ones(2))
+    layer.eval()
+    layer(zeros(2))
+    with pytest.raises(RuntimeError, match="eval mode"):  # eval mode keeps nothing (and dropped
+        layer.saved_values  # noqa: B018                 # the training call's values)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        layer.backward(np.ones(2, np.float32))
+
+
+# ------------------------------------------------------ one integer validator (issue 11)
+
+
+def _int_arguments():
+    X, y = np.zeros((4, 3), np.float32), np.zeros(4, np.int64)
+
+    def trainer(**kw):
+        model = L.Dense(3, 2, rng=0)
+        return Trainer(model, SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=0.1), **kw)
+
+    def fit(**kw):
+        return trainer().fit(X, y, progress=False, **{"epochs": 1, **kw})
+
+    return [
+        ("EarlyStopping", "patience", lambda v: EarlyStopping(patience=v)),
+        ("Concat", "axis", lambda v: L.Concat(axis=v)),
+        ("iterate_batches", "batch_size", lambda v: list(iterate_batches(X, y, batch_size=v))),
+        ("Trainer.fit", "epochs", lambda v: fit(epochs=v)),
+        ("Trainer.fit", "batch_size", lambda v: fit(batch_size=v)),
+        ("Trainer.fit", "seed", lambda v: fit(seed=v)),
+        ("Trainer.fit", "initial_epoch", lambda v: fit(initial_epoch=v, epochs=3)),
+        ("Trainer", "blas_threads", lambda v: trainer(blas_threads=v)),
+    ]
+
+
+@pytest.mark.parametrize("where, name, call", _int_arguments(), ids=lambda a: a if isinstance(a, str) else "")
+def test_one_integer_validator(where, name, call):
+    for bad in (True, np.bool_(False), 1.0, 1.7, np.float64(2)):
+        message = rf"{where}: {name} must be an int.*Received: {name}={re.escape(repr(bad))}"
+        with pytest.raises(TypeError, match=message):
+            call(bad)
+    call(np.int64(2))  # numpy integers are accepted
+    call(np.uint8(1))

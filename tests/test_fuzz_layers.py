@@ -38,7 +38,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from minidl import layers as L
-from minidl._validation import _is_int
+from minidl._validation import is_int as _is_int
 from minidl.losses import SoftmaxCrossEntropy
 
 EXAMPLES = int(os.environ.get("MINIDL_FUZZ_EXAMPLES", "0")) or 200
@@ -98,7 +98,7 @@ def no_args_or(strategy, max_size=2):
         lambda none: st.just([]) if none else st.lists(strategy, min_size=1, max_size=max_size))
 
 
-small = sometimes_huge(st.integers(1, 4))
+small_or_huge = sometimes_huge(st.integers(1, 4))
 pair_of = lambda s: st.one_of(s, st.tuples(s, s), st.lists(s, min_size=2, max_size=2))  # noqa: E731
 paddings = st.one_of(sometimes_huge(st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2)),
                      st.sampled_from(["same", "valid", "SAME"]),
@@ -218,7 +218,7 @@ def image(rng, n, c, h, w, dtype=np.float32):
 
 # ---------------------------------------------------------------------- fuzz
 @FUZZ
-@given(a=arguments(in_channels=small, out_channels=small, kernel_size=pair_of(small),
+@given(a=arguments(in_channels=small_or_huge, out_channels=small_or_huge, kernel_size=pair_of(small_or_huge),
                    stride=pair_of(sometimes_huge(st.integers(1, 3))), padding=paddings,
                    dilation=pair_of(sometimes_huge(st.integers(1, 3))), bias=st.booleans(),
                    dtype=dtypes, rng=rngs),
@@ -236,7 +236,7 @@ def test_fuzz_conv2d(a, hw):
 
 
 @FUZZ
-@given(a=arguments(kernel_size=pair_of(small), stride=st.one_of(st.none(), pair_of(small)),
+@given(a=arguments(kernel_size=pair_of(small_or_huge), stride=st.one_of(st.none(), pair_of(small_or_huge)),
                    padding=paddings),
        hw=hws)
 def test_fuzz_max_pool2d(a, hw):
@@ -248,7 +248,7 @@ def test_fuzz_max_pool2d(a, hw):
 
 
 @FUZZ
-@given(a=arguments(in_features=small, out_features=small, bias=st.booleans(), dtype=dtypes, rng=rngs))
+@given(a=arguments(in_features=small_or_huge, out_features=small_or_huge, bias=st.booleans(), dtype=dtypes, rng=rngs))
 def test_fuzz_dense(a):
     if _too_many_params(a["in_features"], a["out_features"]):
         event("not built: too many parameters")

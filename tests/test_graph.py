@@ -124,14 +124,21 @@ def test_add_rejects_layer_instance_shared_through_nesting(build):
 
 
 def test_layer_shared_through_nesting_breaks_gradients():
-    """Why the rule above matters: the shared layer's cache holds only its last input."""
-    outer, _ = _share_in_nested_graph()
-    inner = Graph()
-    inner.add("d", outer.nodes["d"][0], "input")
-    # Bypass add()'s check on purpose to build the forbidden graph.
-    outer._nodes["inner"] = (inner, ("d",))
-    outer._plan = None
-    assert not mdl.gradcheck(outer, RNG(1).standard_normal((2, 3))).passed
+    """Why the rule above matters: a shared layer's cache holds only its last input. Shown on
+    the public API with a layer that applies one Dense twice (what a shared node would do)."""
+    class TwiceTheSameDense(layers.Layer):
+        def __init__(self, dense):
+            super().__init__()
+            self.dense = dense
+
+        def forward(self, x):
+            return self.dense(self.dense(x))  # the second call replaces the first one's cache
+
+        def backward(self, grad_output):
+            return self.dense.backward(self.dense.backward(grad_output))
+
+    layer = TwiceTheSameDense(layers.Dense(3, 3, dtype=np.float64, rng=RNG(0)))
+    assert not mdl.gradcheck(layer, RNG(1).standard_normal((2, 3))).passed
 
 
 def test_add_rejects_reserved_input_name_empty_name_non_layers_and_no_inputs():
@@ -273,41 +280,59 @@ def test_fanout_graph_gradcheck():
     assert_gradients(fanout_graph(rng), rng.standard_normal((4, 3)))
 
 
-def _overwriting_backward(self, grad_output):
-    """Graph.backward with the fan-out bug: a later consumer's gradient REPLACES the earlier one."""
-    grads = {self.output_name: grad_output}
-    for name in reversed(self._execution_plan()):
-        if name not in grads:
-            continue
-        layer, inputs = self._nodes[name]
-        grad_in = layer.backward(grads.pop(name))
-        if not isinstance(grad_in, tuple):
-            grad_in = (grad_in,)
-        for inp, gr in zip(inputs, grad_in):
-            grads[inp] = gr  # BUG on purpose: should be grads[inp] + gr
-    return grads[INPUT]
+class Identity(layers.Layer):
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
 
 
-def test_gradcheck_catches_a_graph_that_overwrites_fanout_gradients(monkeypatch):
+class FanOut(layers.Layer):
+    """``a(x) + b(x)``: x fans out to two branches. With ``overwrite`` it has the fan-out bug:
+    the gradient from branch b REPLACES branch a's instead of adding to it."""
+
+    def __init__(self, a, b, overwrite=False):
+        super().__init__()
+        self.a, self.b, self.overwrite = a, b, overwrite
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+    def backward(self, grad_output):
+        ga, gb = self.a.backward(grad_output), self.b.backward(grad_output)
+        return gb if self.overwrite else ga + gb  # BUG on purpose with overwrite
+
+
+def test_gradcheck_catches_a_layer_that_overwrites_fanout_gradients():
     rng = RNG(3)
-    g = fanout_graph(rng)
     x = rng.standard_normal((4, 3))
-    assert mdl.gradcheck(g, x).passed
-    monkeypatch.setattr(Graph, "backward", _overwriting_backward)
-    report = mdl.gradcheck(g, x)
+
+    def fanout(overwrite):
+        r = RNG(3)
+        return FanOut(layers.Dense(3, 2, dtype=np.float64, rng=r), layers.Dense(3, 2, dtype=np.float64, rng=r),
+                      overwrite)
+
+    assert mdl.gradcheck(fanout(False), x).passed
+    report = mdl.gradcheck(fanout(True), x)
     assert not report.passed
     failing = [t.name for t in report.tensors if not t.passed]
     assert failing == ["input"], str(report)  # the parameter gradients are still right
     assert "FAILED" in str(report)
 
 
-def test_gradcheck_catches_overwritten_fanout_in_a_residual_block(monkeypatch):
+def test_gradcheck_catches_overwritten_fanout_in_a_residual_block():
     rng = RNG(4)
-    block = residual_block(2, rng)
     x = tie_free((1, 2, 3, 3), rng)
-    assert mdl.gradcheck(block, x).passed
-    monkeypatch.setattr(Graph, "backward", _overwriting_backward)
-    assert not mdl.gradcheck(block, x).passed
+
+    def block(overwrite):
+        r = RNG(4)
+        convs = Sequential(layers.Conv2D(2, 2, 3, padding="same", dtype=np.float64, rng=r), layers.ReLU(),
+                           layers.Conv2D(2, 2, 3, padding="same", dtype=np.float64, rng=r))
+        return Sequential(FanOut(Identity(), convs, overwrite), layers.ReLU())
+
+    assert mdl.gradcheck(block(False), x).passed
+    assert not mdl.gradcheck(block(True), x).passed
 
 
 # ------------------------------------------------------- gradcheck whole graphs
@@ -674,6 +699,38 @@ def test_summary_leaves_pending_backward_caches_alone():
         np.testing.assert_array_equal(p.grad, expected)
 
 
+def test_summary_copies_no_parameter_and_keeps_the_mode():
+    """summary() probes shapes on the model itself (in eval mode, its state put back after),
+    not on a deep copy: its peak is far below the parameters' size (a copy was all of it)."""
+    import tracemalloc
+
+    rng = RNG(0)
+    model = Sequential(layers.Dense(512, 512, rng=rng), layers.ReLU(), layers.Dense(512, 512, rng=rng))
+    nbytes = sum(p.data.nbytes + p.grad.nbytes for p in model.parameters())  # 2 MiB
+    model.summary((512,))  # warm-up: imports, first-call caches
+    tracemalloc.start()
+    try:
+        model.summary((512,))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < nbytes / 8, (peak, nbytes)
+    assert model.training and all(layer.training for layer in model)
+    model.eval()
+    model.summary((512,))
+    assert not model.training and not any(layer.training for layer in model)
+
+
+def test_summary_leaves_a_pending_eval_forward_as_it_was():
+    model = Sequential(layers.Dense(3, 2, rng=RNG(0)))
+    model.eval()
+    model(np.ones((1, 3), np.float32))
+    model.train()
+    model.summary((3,))
+    with pytest.raises(RuntimeError, match="eval mode"):  # not "before forward", not a cache
+        model.backward(np.ones((1, 2), np.float32))
+
+
 @pytest.mark.parametrize("build", ["sequential", "residual"])
 def test_backward_params_gives_the_same_parameter_grads_as_backward(build):
     rng = RNG(3)
@@ -691,3 +748,18 @@ def test_backward_params_gives_the_same_parameter_grads_as_backward(build):
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_allclose(pb.grad, pa.grad, rtol=1e-12, atol=1e-14, err_msg=name)
         assert np.any(pa.grad), name
+
+
+def test_backward_params_honours_a_graph_subclass_that_overrides_backward():
+    """The guard lives in Layer.backward_params (issue 11): as for Dense and Conv2D, a
+    subclass that overrides backward only is not bypassed (Graph's was, before)."""
+    class Doubled(Sequential):
+        def backward(self, grad_output):
+            return super().backward(2 * grad_output)
+
+    x, g = np.ones((2, 3)), np.ones((2, 2))
+    plain, doubled = (cls(layers.Dense(3, 2, dtype=np.float64, rng=RNG(0))) for cls in (Sequential, Doubled))
+    for model in (plain, doubled):
+        model(x)
+        model.backward_params(g)
+    np.testing.assert_array_equal(doubled[0].weight.grad, 2 * plain[0].weight.grad)

@@ -14,6 +14,7 @@ from 0 (no ReLU input near its kink).
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,8 +23,7 @@ import pytest
 
 import minidl as mdl
 from minidl import layers, losses
-from minidl.testing import assert_gradients
-from minidl.testing import tie_free
+from minidl.testing import assert_gradients, tie_free
 
 DTYPES = [np.float32, np.float64]
 
@@ -190,9 +190,10 @@ def check_dtype_kept(case, dtype):
     layer, xs = build(case, dtype)
     for p in layer.parameters():
         assert p.data.dtype == dtype and p.grad.dtype == dtype
-    out, g, grads = forward_backward(layer, case, xs)
+    out = layer(*xs)  # the output dtype first: backward refuses a gradient of another dtype
     if not case.is_loss:
         assert out.dtype == dtype, f"output dtype {out.dtype}, input dtype {dtype}"
+    out, g, grads = forward_backward(layer, case, xs)
     for gx in grads:
         assert gx.dtype == dtype, f"input gradient dtype {gx.dtype}, input dtype {dtype}"
     for name, p in layer.named_parameters():
@@ -204,6 +205,41 @@ def check_backward_before_forward(case):
     layer, xs = build(case)
     with pytest.raises(RuntimeError, match=r"backward\(\).*before forward\(\)"):
         layer.backward() if case.is_loss else layer.backward(np.ones(case.out_shape))
+
+
+def check_upstream_gradient_refused(case, dtype):
+    """A grad_output of another dtype, another shape or not an ndarray is refused, as forward
+    refuses such an input, before any parameter gradient is touched."""
+    layer, xs = build(case, dtype)
+    out = layer(*xs)
+    if case.is_loss:  # a loss's upstream gradient is a scalar
+        with pytest.raises(ValueError, match="backward takes no array"):
+            layer.backward(np.ones(2, dtype))
+        with pytest.raises(TypeError, match="must be a real number"):
+            layer.backward("1")
+        return
+    other = np.float64 if dtype == np.float32 else np.float32
+    good = np.ones(out.shape, dtype)
+    name = re.escape(type(layer).__name__)
+    bad = [
+        (TypeError, np.ones(out.shape, other),
+         rf"{name}\(.*\): backward expected grad_output of dtype {np.dtype(dtype)} .*got "
+         rf"{np.dtype(other)}\. Cast it with grad_output\.astype\(np\.{np.dtype(dtype)}\)"),
+        (TypeError, good.tolist(), rf"{name}\(.*\): backward expected grad_output as a numpy\.ndarray"),
+        (ValueError, np.ones(out.shape + (1,), dtype),
+         rf"{name}\(.*\): backward expected grad_output of shape {re.escape(str(out.shape))}"),
+        (ValueError, np.ones(out.shape[:-1] + (out.shape[-1] + 1,), dtype), "of shape"),
+    ]
+    for error, grad_output, message in bad:
+        with pytest.raises(error, match=message):
+            layer.backward(grad_output)
+        with pytest.raises(error, match=message):
+            layer.backward_params(grad_output)
+        for pname, p in layer.named_parameters():
+            assert not np.any(p.grad), f"{pname}.grad changed by a refused backward"
+    grads = layer.backward(good)  # the layer still works after the refusals
+    grads = tuple(grads) if isinstance(grads, tuple) else (grads,)
+    assert [(g.shape, g.dtype) for g in grads] == [(x.shape, x.dtype) for x in xs]
 
 
 def check_gradcheck(case):
@@ -343,6 +379,12 @@ def test_dtype_kept(case, dtype):
     check_dtype_kept(case, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_upstream_gradient_of_wrong_dtype_or_shape_refused(case, dtype):
+    check_upstream_gradient_refused(case, dtype)
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_backward_before_forward_raises(case):
     check_backward_before_forward(case)
@@ -427,7 +469,7 @@ class InPlaceReLU(layers.ReLU):
 
     def forward(self, x):
         out = super().forward(x)
-        self._x = x.copy()
+        self.save_for_backward(x.copy())
         np.maximum(x, 0, out=x)
         return out
 
@@ -436,7 +478,8 @@ class LeakyBackwardReLU(layers.ReLU):
     """Forward is ReLU, backward is 'leaky' (slope 0.01 below 0): wrong input gradient."""
 
     def backward(self, grad_output):
-        return np.where(self._x > 0, grad_output, 0.01 * grad_output)
+        (x,) = self.saved_values
+        return np.where(x > 0, grad_output, 0.01 * grad_output)
 
 
 class Float64Dense(layers.Dense):
@@ -488,7 +531,7 @@ class BiasForgottenInBackwardParams(layers.Dense):
     """backward is right; backward_params forgets the bias gradient."""
 
     def backward_params(self, grad_output):
-        x = self._require_cache(self._x)
+        (x,) = self.saved_values
         self.weight.grad += grad_output.T @ x
 
 
@@ -528,6 +571,18 @@ def test_contract_catches_dtype_upcast():
     check_dtype_kept(broken, np.float64)
     with pytest.raises(AssertionError, match="dtype"):
         check_dtype_kept(broken, np.float32)
+
+
+class CastingReLU(layers.ReLU):
+    """Accepts any upstream gradient and casts it (the rule before issue 11)."""
+
+    def backward(self, grad_output):
+        return super().backward(np.asarray(grad_output, dtype=self.saved_values[0].dtype))
+
+
+def test_contract_catches_a_layer_that_casts_the_upstream_gradient():
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        check_upstream_gradient_refused(_broken(CastingReLU, RELU), np.float32)
 
 
 def test_contract_catches_wrong_output_shape():

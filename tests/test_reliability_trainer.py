@@ -205,7 +205,8 @@ def test_validation_loss_that_overflows_raises(small):
 # ------------------------------------------------------- 4. errors before work
 @pytest.mark.parametrize("make, match", [
     (lambda m: (m, layers.Dense(10, 10), mdl.optim.SGD(m.parameters(), lr=0.1)), "loss must be a loss"),
-    (lambda m: (m, losses.SoftmaxCrossEntropy, mdl.optim.SGD(m.parameters(), lr=0.1)), r"SoftmaxCrossEntropy\(\.\.\.\)"),
+    (lambda m: (m, losses.SoftmaxCrossEntropy, mdl.optim.SGD(m.parameters(), lr=0.1)),
+     r"SoftmaxCrossEntropy\(\.\.\.\)"),
     (lambda m: (m, losses.SoftmaxCrossEntropy(), object()), "optimizer must have step"),
     (lambda m: (m, losses.SoftmaxCrossEntropy(), mdl.optim.SGD), r"an instance is needed: SGD\(\.\.\.\)"),
     (lambda m: (np.zeros(3), losses.SoftmaxCrossEntropy(), mdl.optim.SGD(m.parameters(), lr=0.1)), "model must be"),
@@ -290,7 +291,8 @@ def test_early_stopping_monitor_is_checked_before_work(small):
 
 @pytest.mark.parametrize("patience", [True, 1.0, "2"])
 def test_early_stopping_patience_must_be_an_int(patience):
-    with pytest.raises(ValueError, match="patience"):
+    # issue 11: a TypeError, from the one integer validator (a ValueError before)
+    with pytest.raises(TypeError, match=r"EarlyStopping: patience must be an int\. Received: patience="):
         EarlyStopping(patience=patience)
     assert EarlyStopping(patience=np.int64(2)).patience == 2
 

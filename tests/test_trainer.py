@@ -544,8 +544,11 @@ def test_without_shuffle_the_fit_seed_does_not_matter(small):
 def test_fit_and_evaluate_argument_errors(small):
     (X, y), _ = small
     trainer = make_trainer()
-    for epochs in (0, -1, 1.5, None):
-        with pytest.raises(ValueError, match="epochs"):
+    for epochs in (0, -1):
+        with pytest.raises(ValueError, match="epochs must be >= 1"):
+            trainer.fit(X, y, epochs=epochs, progress=False)
+    for epochs in (1.5, 1.0, True, None):  # issue 11: a TypeError (a ValueError before)
+        with pytest.raises(TypeError, match="epochs must be an int"):
             trainer.fit(X, y, epochs=epochs, progress=False)
     with pytest.raises(TypeError, match="numpy"):
         trainer.fit(X.tolist(), y, epochs=1, progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .._validation import check_array
 from . import blas

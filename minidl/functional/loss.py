@@ -16,7 +16,8 @@ import numpy as np
 
 from .._validation import check_array, check_float_dtype, check_ndim
 
-__all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward", "smoothed_targets"]
+__all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward", "smoothed_targets",
+           "check_label_smoothing", "check_cross_entropy_args"]
 
 # inf - inf, 0 * inf, x - max overflowing to -inf: each gives PyTorch's value here.
 _QUIET = dict(over="ignore", under="ignore", invalid="ignore", divide="ignore")
@@ -82,17 +83,28 @@ def softmax(x, axis=-1):
     return e
 
 
-def _check_inputs(logits, targets, label_smoothing, where):
-    """Validate; return ``targets`` as an integer (N,) or float (N, K) array (not smoothed)."""
-    check_array(logits, "logits", where)
-    check_ndim(logits, 2, "logits", where, "(N, num_classes)")
-    check_float_dtype(logits, "logits", where)
+def check_label_smoothing(label_smoothing, where: str) -> float:
+    """Return ``label_smoothing`` as a float in [0, 1], or raise ValueError (bools refused)."""
     if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
             or not 0.0 <= label_smoothing <= 1.0):
         raise ValueError(
             f"{where}: label_smoothing must be a float in [0, 1]. "
             f"Received: label_smoothing={label_smoothing!r}"
         )
+    return float(label_smoothing)
+
+
+def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entropy"):
+    """Validate; return ``targets`` as an integer (N,) or float (N, K) array (not smoothed).
+
+    :func:`cross_entropy` and :func:`cross_entropy_backward` run it unless told
+    ``check_args=False`` by a caller that ran it on the same arguments
+    (:class:`~minidl.losses.SoftmaxCrossEntropy` checks in forward only).
+    """
+    check_array(logits, "logits", where)
+    check_ndim(logits, 2, "logits", where, "(N, num_classes)")
+    check_float_dtype(logits, "logits", where)
+    check_label_smoothing(label_smoothing, where)
     n, k = logits.shape
     if k == 0:
         raise ValueError(f"{where}: logits must have at least one class. Received: shape {logits.shape}.")
@@ -144,11 +156,11 @@ def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"
     probability targets (float, shape (N, K)) give ``T = (1 - eps) * P + eps / K``,
     PyTorch's ``label_smoothing`` rule in both cases.
     """
-    targets = _check_inputs(logits, targets, label_smoothing, where)
+    targets = check_cross_entropy_args(logits, targets, label_smoothing, where)
     return _smoothed(targets, logits, label_smoothing)
 
 
-def cross_entropy(logits, targets, label_smoothing=0.0):
+def cross_entropy(logits, targets, label_smoothing=0.0, *, check_args=True):
     r"""Mean over the batch of ``-sum_k T[n, k] * log_softmax(logits)[n, k]``.
 
     Parameters
@@ -156,6 +168,8 @@ def cross_entropy(logits, targets, label_smoothing=0.0):
     logits : ndarray, shape (N, K)
     targets : int ndarray (N,) of labels in [0, K), or float ndarray (N, K) of probabilities
     label_smoothing : float in [0, 1]
+    check_args : bool, default True
+        False skips :func:`check_cross_entropy_args` (its result must be ``targets``).
 
     Returns
     -------
@@ -181,7 +195,8 @@ def cross_entropy(logits, targets, label_smoothing=0.0):
     >>> round(cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0])), 4)  # masked class
     0.6931
     """
-    targets = _check_inputs(logits, targets, label_smoothing, "cross_entropy")
+    if check_args:
+        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy")
     n, k = logits.shape
     lsm = log_softmax(logits)
     with np.errstate(**_QUIET):
@@ -195,19 +210,21 @@ def cross_entropy(logits, targets, label_smoothing=0.0):
     return float(loss) + 0.0  # + 0.0: no -0.0 (torch gives 0.0)
 
 
-def cross_entropy_backward(logits, targets, label_smoothing=0.0):
+def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, check_args=True):
     r"""dL/dlogits of :func:`cross_entropy`: ``(softmax(z) * sum_k T[n, k] - T) / N``.
 
     For targets that sum to 1 per row this is the familiar ``(softmax(z) - T) / N``.
     The ``1 / N`` of the mean lives here and nowhere else. A ``-inf`` logit gets
     ``-T[n, k] / N`` (0 for a masked class without smoothing), as in PyTorch.
+    Arguments as in :func:`cross_entropy`.
 
     Examples
     --------
     >>> cross_entropy_backward(np.array([[0.0, -np.inf, 0.0]]), np.array([0]))
     array([[-0.5,  0. ,  0.5]])
     """
-    targets = _check_inputs(logits, targets, label_smoothing, "cross_entropy_backward")
+    if check_args:
+        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy_backward")
     n, k = logits.shape
     grad = softmax(logits)
     with np.errstate(**_QUIET):

@@ -147,58 +147,78 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
             f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
             f"samples is fine). Received: x of shape {x.shape}."
         )
-    (pt, pb), (pl, pr) = geo.pads
-    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
-    cl = _channels_last(x)  # work, and answer, in the layout x comes in
-    # A running maximum over the kernel offsets, each a strided view of x: the
-    # peak is the output (+ the argmax and one buffer), never a copy of the
-    # input per offset. Padding is never read: an offset only updates the
-    # windows where it falls inside the input.
-    # Everything below runs on memory-order views (NHWC for channels-last x),
-    # where numpy's element-wise loops are fastest.
-    xm = x.transpose(0, 2, 3, 1) if cl else x
-    shape = (n, ho, wo, c) if cl else (n, c, ho, wo)
-    padded = bool(pt or pb or pl or pr)
-    out = np.full(shape, -np.inf, dtype=x.dtype) if padded else None
-    idx = hit = None
-    if return_indices:
-        small = _index_dtype(kh * kw)
-        idx = np.zeros(shape, dtype=small)
-        if pt or pl:  # start at the first in-bounds element (padding never wins, even over -inf)
-            p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
-            q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
-            idx[...] = (p0 * kw + q0)[..., None] if cl else p0 * kw + q0
-        hit = np.empty(shape, dtype=small)
+    channels_last = _channels_last(x)  # work, and answer, in the layout x comes in
+    # Everything runs on memory-order views (NHWC for channels-last x), where numpy's
+    # element-wise loops are fastest.
+    xm = x.transpose(0, 2, 3, 1) if channels_last else x
+    out, idx = _running_max(xm, geo, channels_last, return_indices)
+    if channels_last:
+        out = out.transpose(0, 3, 1, 2)
+        idx = None if idx is None else idx.transpose(0, 3, 1, 2)
+    return (out, idx) if return_indices else out
+
+
+def _running_max(xm, geo, channels_last, with_indices):
+    """``(out, idx)`` in ``xm``'s memory order (idx None without ``with_indices``).
+
+    A running maximum over the kernel offsets, each a strided view of x: the
+    peak is the output (+ the argmax and one buffer), never a copy of the
+    input per offset. Padding is never read: an offset only updates the
+    windows where it falls inside the input.
+    """
+    n, c = (xm.shape[0], xm.shape[3]) if channels_last else xm.shape[:2]
+    (ho, wo) = geo.out
+    shape = (n, ho, wo, c) if channels_last else (n, c, ho, wo)
+    padded = any(p for pair in geo.pads for p in pair)
+    out = np.full(shape, -np.inf, dtype=xm.dtype) if padded else None
+    idx = _first_in_bounds(shape, geo, channels_last) if with_indices else None
+    hit = np.empty(shape, dtype=idx.dtype) if with_indices else None
     # The offsets k = p * kw + q come in increasing order, and a window only
     # meets offsets >= its starting index, so "idx <- k where x_k > out" is
     # idx <- max(idx, k * (x_k > out)): branch-free, no masked assignment.
     # Strictly greater: the first maximum keeps ties.
-    for k, src, sel in _offsets(xm, geo, cl):
+    for k, src, sel in _offsets(xm, geo, channels_last):
         if out is None:  # offset (0, 0) without padding covers every window
-            out = np.empty(shape, dtype=x.dtype)
+            out = np.empty(shape, dtype=xm.dtype)
             np.copyto(out, src)
             continue
         dst = out if sel is None else out[sel]
-        if return_indices:
+        if with_indices:
             h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
             np.greater(src, dst, out=h_k)
             np.multiply(h_k, k, out=h_k)
             np.maximum(i_k, h_k, out=i_k)
         np.maximum(dst, src, out=dst)  # NaN propagates
-    if return_indices and out.size and np.isnan(out.max()):  # max propagates NaN, allocates nothing
-        # NaN counts as the maximum; as in PyTorch's CPU kernel (which updates
-        # on every NaN it meets) the LAST NaN of a window wins. NaN never
-        # compared greater above, so every NaN offset is larger than idx there.
-        for k, src, sel in _offsets(xm, geo, cl):
-            h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
-            np.isnan(src, out=h_k)
-            np.multiply(h_k, k, out=h_k)
-            np.maximum(i_k, h_k, out=i_k)
-    hit = None
-    if cl:
-        out = out.transpose(0, 3, 1, 2)
-        idx = None if idx is None else idx.transpose(0, 3, 1, 2)
-    return (out, idx) if return_indices else out
+    if with_indices and out.size and np.isnan(out.max()):  # max propagates NaN, allocates nothing
+        _last_nan_wins(xm, geo, channels_last, idx, hit)
+    return out, idx
+
+
+def _first_in_bounds(shape, geo, channels_last):
+    """The argmax array, each window's index set to its first in-bounds offset (padding never
+    wins, even over -inf), in the smallest unsigned type that holds the window."""
+    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    (pt, _), (pl, _) = geo.pads
+    idx = np.zeros(shape, dtype=_index_dtype(kh * kw))
+    if pt or pl:
+        p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
+        q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
+        idx[...] = (p0 * kw + q0)[..., None] if channels_last else p0 * kw + q0
+    return idx
+
+
+def _last_nan_wins(xm, geo, channels_last, idx, hit) -> None:
+    """Point ``idx`` of every window holding a NaN at its LAST NaN, in place.
+
+    NaN counts as the maximum; as in PyTorch's CPU kernel (which updates on every
+    NaN it meets) the last NaN of a window wins. NaN never compared greater in
+    the running maximum, so every NaN offset is larger than ``idx`` there.
+    """
+    for k, src, sel in _offsets(xm, geo, channels_last):
+        h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
+        np.isnan(src, out=h_k)
+        np.multiply(h_k, k, out=h_k)
+        np.maximum(i_k, h_k, out=i_k)
 
 
 def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=None, padding=0):
@@ -246,10 +266,10 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     # Each window's gradient goes to its winner: offset by offset, the masked
     # gradient is written (non-overlapping windows) or added (overlapping ones)
     # to the input positions of that offset.
-    cl = _channels_last(indices)
-    if cl and not _channels_last(g):  # one small copy, so every pass below runs in one layout
+    channels_last = _channels_last(indices)
+    if channels_last and not _channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    dxp = _full((n, c, hp, wp), 0, g.dtype, cl)
+    dxp = _full((n, c, hp, wp), 0, g.dtype, channels_last)
     overlap = sh < kh or sw < kw
     hit = np.empty_like(indices, dtype=bool)  # buffers reused for every offset, in their layout
     part = np.empty_like(g) if overlap else None

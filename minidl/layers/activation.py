@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
 from .._validation import check_array, check_float_dtype
@@ -27,14 +27,13 @@ class ReLU(Layer):
 
     def __init__(self):
         super().__init__()
-        self._x = None
 
     def forward(self, x):
         check_array(x, "input", "ReLU")
         check_float_dtype(x, "input", "ReLU")
-        self._x = self._keep(x)
+        self.save_for_backward(x)
         return F.relu(x)
 
     def backward(self, grad_output):
-        x = self._require_cache(self._x)
-        return F.relu_backward(self._check_grad(grad_output, x.shape, x.dtype), x)
+        (x,) = self.saved_values
+        return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)

@@ -11,6 +11,8 @@ from ..parameter import Parameter
 
 __all__ = ["Layer"]
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
 
 class Layer:
     """Base class of every layer, loss and graph.
@@ -21,8 +23,27 @@ class Layer:
     the gradient of every parameter into its ``.grad``. The gradients are
     exact gradients of ``sum(output * grad_output)``: nothing is averaged.
 
+    The backward rule, the same in every built-in layer: ``grad_output`` is
+    checked as forward checks its input, never converted. It must be a
+    numpy array of the dtype of the last forward output (else TypeError,
+    naming both dtypes and the ``astype`` fix) and of its shape (else
+    ValueError); each returned gradient has the shape and dtype of its input.
+    A refused gradient leaves every ``.grad`` untouched.
+
     Parameters and child layers assigned as attributes are found
     automatically, in assignment order, as in :class:`torch.nn.Module`.
+
+    The toolkit for writing a layer (every built-in layer uses it):
+
+    - :meth:`save_for_backward` in ``forward`` keeps what backward needs
+      (in training mode only; in eval mode it keeps nothing and drops the
+      previous call's values), and :attr:`saved_values` in ``backward``
+      returns it, or raises the RuntimeError that names the cause (backward
+      before forward, or after an eval-mode forward). One forward cache per
+      layer, under one name: no layer keeps backward state elsewhere.
+    - :meth:`check_grad_output` applies the backward rule below.
+    - :meth:`require_cache` gives the same RuntimeError for a cache kept
+      under an attribute of the layer's own.
 
     Examples
     --------
@@ -31,10 +52,12 @@ class Layer:
     ...         super().__init__()
     ...         self.alpha = Parameter(np.ones(1))
     ...     def forward(self, x):
-    ...         self._x = x
+    ...         self.save_for_backward(x)
     ...         return self.alpha.data * x
     ...     def backward(self, grad_output):
-    ...         self.alpha.grad += (grad_output * self._x).sum(keepdims=True).ravel()
+    ...         (x,) = self.saved_values
+    ...         grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+    ...         self.alpha.grad += (grad_output * x).sum(keepdims=True).ravel()
     ...         return self.alpha.data * grad_output
     >>> [name for name, _ in Scale().named_parameters()]
     ['alpha']
@@ -42,6 +65,8 @@ class Layer:
 
     def __init__(self) -> None:
         self.training = True
+        self._saved = None  # what save_for_backward kept: a tuple, or None
+        self._forward_in_eval = False
 
     # ----------------------------------------------------------- computation
     def forward(self, *inputs):  # pragma: no cover - abstract
@@ -54,29 +79,61 @@ class Layer:
         """Fill the parameters' ``.grad`` as :meth:`backward` does, without dL/dinput.
 
         For the layer that reads a model's input, whose input gradient nobody
-        uses (PyTorch skips it when the input does not require grad). Layers
-        whose input gradient is costly (Conv2D, Dense) override this; the
-        default runs :meth:`backward` and drops its result.
+        uses (PyTorch skips it when the input does not require grad). A layer
+        whose input gradient is costly (Dense, Conv2D, Graph) implements
+        ``_backward(grad_output, input_grad)`` and ``backward`` as
+        ``_backward(grad_output, input_grad=True)`` in the same class; this
+        then calls ``_backward(grad_output, input_grad=False)``. Otherwise, and
+        for a subclass that overrides ``backward`` only (its backward is
+        honoured), it runs :meth:`backward` and drops the result.
         """
-        self.backward(grad_output)
+        cls = type(self)
+        owner = _defining_class(cls, "_backward")
+        if owner is not None and owner is _defining_class(cls, "backward"):
+            self._backward(grad_output, input_grad=False)
+        else:
+            self.backward(grad_output)
 
     def __call__(self, *inputs):
         return self.forward(*inputs)
 
-    def _keep(self, value):
-        """What ``forward`` keeps for ``backward``: ``value`` in training mode.
+    def save_for_backward(self, *values) -> None:
+        """Keep ``values`` for :meth:`backward` (the name of :meth:`torch.autograd.Function`'s).
 
-        In eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
-        kept (None), so a forward pass holds no memory after it returns, and a
-        cache left by an earlier training-mode forward is dropped;
-        :meth:`_require_cache` then names the cause.
+        Call it in ``forward``; it replaces what the previous call kept. In
+        eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
+        kept, so a forward pass holds no memory after it returns, and what an
+        earlier training-mode forward kept is dropped: call it before the
+        computation in eval mode to free that memory first.
         """
+        self._forward_in_eval = not self.training
+        self._saved = values if self.training else None
+
+    @property
+    def saved_values(self) -> tuple:
+        """The tuple the last :meth:`save_for_backward` kept.
+
+        Raises
+        ------
+        RuntimeError
+            When nothing is kept: backward before forward, or after an
+            eval-mode forward (see :meth:`require_cache`).
+        """
+        return self.require_cache(self._saved)
+
+    def _keep(self, value):
+        """``value`` in training mode, None in eval mode (the older form of
+        :meth:`save_for_backward`, for a cache kept under the layer's own attribute)."""
         self._forward_in_eval = not self.training
         return value if self.training else None
 
-    def _require_cache(self, cache):
-        """Return ``cache`` or raise the RuntimeError for backward-before-forward."""
-        if cache is None and getattr(self, "_forward_in_eval", False):
+    def require_cache(self, cache):
+        """Return ``cache``, or raise the RuntimeError for a backward without its forward.
+
+        The message names the cause: a forward in eval mode (which keeps
+        nothing) or no forward at all.
+        """
+        if cache is None and self._forward_in_eval:
             raise RuntimeError(
                 f"{self!r}: backward() after a forward() in eval mode, which keeps no backward "
                 "caches (to save memory). Call model.train() (or layer.train()) before the "
@@ -89,9 +146,39 @@ class Layer:
             )
         return cache
 
-    def _check_grad(self, grad_output, shape, dtype=None) -> np.ndarray:
-        """Return ``grad_output`` as an array of ``shape`` (and ``dtype``), or raise ValueError."""
-        grad_output = np.asarray(grad_output, dtype=dtype)
+    _require_cache = require_cache  # the name before issue 11
+
+    def check_grad_output(self, grad_output, shape, dtype) -> np.ndarray:
+        """Return ``grad_output`` if it is an ndarray of ``shape`` and ``dtype``, or raise.
+
+        The backward rule of every built-in layer: the upstream gradient is
+        checked as forward checks its input, never converted. Not an ndarray
+        or another dtype than the forward output's -> TypeError; another
+        shape -> ValueError.
+
+        Parameters
+        ----------
+        grad_output : ndarray
+            The upstream gradient passed to ``backward``.
+        shape, dtype
+            Those of the last forward output.
+
+        Returns
+        -------
+        ndarray, ``grad_output`` itself
+        """
+        if not isinstance(grad_output, np.ndarray):
+            raise TypeError(
+                f"{self!r}: backward expected grad_output as a numpy.ndarray of dtype {np.dtype(dtype)}. "
+                f"Received: {type(grad_output).__name__}. Convert it with "
+                f"np.asarray(grad_output, dtype=np.{np.dtype(dtype)})."
+            )
+        if grad_output.dtype != dtype:
+            raise TypeError(
+                f"{self!r}: backward expected grad_output of dtype {np.dtype(dtype)} (the dtype of the "
+                f"last forward output), got {grad_output.dtype}. Cast it with "
+                f"grad_output.astype(np.{np.dtype(dtype)})."
+            )
         if grad_output.shape != tuple(shape):
             raise ValueError(
                 f"{self!r}: backward expected grad_output of shape {tuple(shape)} (the shape of "
@@ -99,12 +186,24 @@ class Layer:
             )
         return grad_output
 
+    _check_grad = check_grad_output  # the name before issue 11
+
     # ------------------------------------------------------------ parameters
     def named_children(self) -> Iterator[tuple[str, "Layer"]]:
-        """Direct sub-layers, with their attribute names."""
+        """Direct sub-layers, with their attribute names.
+
+        A layer held in a list, tuple or dict attribute (at any depth) is a
+        child too, named as in a :class:`torch.nn.ModuleList` /
+        :class:`~torch.nn.ModuleDict`: ``self.parts = [Dense(..), Dense(..)]``
+        gives ``"parts.0"`` and ``"parts.1"``, so its parameters are
+        ``"parts.0.weight"``, ... A set of layers (no order, so no names) and a
+        Parameter inside a container are refused with a TypeError.
+        """
         for name, value in vars(self).items():
             if isinstance(value, Layer):
                 yield name, value
+            elif isinstance(value, _CONTAINERS):
+                yield from _held_layers(self, name, value)
 
     def named_parameters(self, prefix: str = "", remove_duplicate: bool = True
                          ) -> Iterator[tuple[str, Parameter]]:
@@ -218,3 +317,33 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _defining_class(cls: type, name: str):
+    """The class of ``cls``'s MRO whose body defines ``name`` (None if none does)."""
+    return next((k for k in cls.__mro__ if name in vars(k)), None)
+
+
+def _held_layers(owner: Layer, path: str, value):
+    """``(dotted path, layer)`` for each Layer inside the container ``value`` (depth first)."""
+    if isinstance(value, (set, frozenset)):
+        if any(isinstance(v, (Layer, Parameter)) for v in value):
+            raise TypeError(
+                f"{owner!r}: attribute {path.split('.')[0]!r} holds layers or parameters in a "
+                f"{type(value).__name__}, which has no order to name them by. Use a list, a "
+                "tuple or a dict (names 'parts.0.weight' or 'parts.key.weight', as torch's "
+                "ModuleList / ModuleDict)."
+            )
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, Layer):
+            yield f"{path}.{key}", item
+        elif isinstance(item, Parameter):
+            raise TypeError(
+                f"{owner!r}: attribute {path.split('.')[0]!r} holds a Parameter at {path}.{key}; "
+                "a Parameter is found only as an attribute of its own (self.name = Parameter(...)), "
+                "or inside a Layer held there."
+            )
+        elif isinstance(item, _CONTAINERS):
+            yield from _held_layers(owner, f"{path}.{key}", item)

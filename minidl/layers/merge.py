@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import _is_int, check_array
+from .._validation import check_array, check_int
 from .base import Layer
 
 __all__ = ["Add", "Concat"]
@@ -26,7 +26,6 @@ class Add(Layer):
 
     def __init__(self):
         super().__init__()
-        self._cache = None  # (number of inputs, output shape, dtype)
 
     def forward(self, *inputs):
         if len(inputs) < 2:
@@ -43,15 +42,15 @@ class Add(Layer):
                     f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
                     f"input {i} has shape {x.shape}."
                 )
-        self._cache = (len(inputs), inputs[0].shape, inputs[0].dtype)
+        self.save_for_backward(len(inputs), inputs[0].shape, inputs[0].dtype)
         out = inputs[0].copy()
         for x in inputs[1:]:
             out += x
         return out
 
     def backward(self, grad_output):
-        n, shape, dtype = self._require_cache(self._cache)
-        grad_output = self._check_grad(grad_output, shape, dtype)
+        n, shape, dtype = self.saved_values
+        grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
 
 
@@ -76,10 +75,7 @@ class Concat(Layer):
 
     def __init__(self, axis=1):
         super().__init__()
-        if not _is_int(axis):
-            raise TypeError(f"Concat: axis must be an int. Received: axis={axis!r}")
-        self.axis = int(axis)
-        self._cache = None  # (sizes along axis, output shape, dtype)
+        self.axis = check_int(axis, "axis", "Concat")
 
     def forward(self, *inputs):
         if len(inputs) < 1:
@@ -104,12 +100,12 @@ class Concat(Layer):
                 f"{self!r}: inputs must match on every axis except {self.axis}; "
                 f"got shapes {shapes}."
             ) from exc
-        self._cache = ([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
+        self.save_for_backward([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
         return out
 
     def backward(self, grad_output):
-        sizes, shape, dtype = self._require_cache(self._cache)
-        grad_output = self._check_grad(grad_output, shape, dtype)
+        sizes, shape, dtype = self.saved_values
+        grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
 
     def get_config(self):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
-from ..functional.pool import check_pool_padding
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
-from .base import Layer
 from ..functional.geometry import check_padding_arg
+from ..functional.pool import check_pool_padding
+from .base import Layer
 
 __all__ = ["MaxPool2D"]
 
@@ -48,7 +48,6 @@ class MaxPool2D(Layer):
         if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
             pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
             check_pool_padding(pads, self.kernel_size, padding, where)
-        self._cache = None
 
     def forward(self, x):
         where = repr(self)
@@ -56,15 +55,16 @@ class MaxPool2D(Layer):
         check_ndim(x, 4, "input", where, "(N, C, H, W)")
         check_float_dtype(x, "input", where)
         if not self.training:  # eval mode: no argmax, no backward cache; drop a training call's
-            self._cache = self._keep(None)
+            self.save_for_backward()
             return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
         out, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=True)
-        self._cache = self._keep((x.shape, idx))
+        self.save_for_backward(x.shape, x.dtype, idx)
         return out
 
     def backward(self, grad_output):
-        shape, idx = self._require_cache(self._cache)
-        return F.max_pool2d_backward(shape, np.asarray(grad_output), idx,
+        shape, dtype, idx = self.saved_values
+        grad_output = self.check_grad_output(grad_output, idx.shape, dtype)
+        return F.max_pool2d_backward(shape, grad_output, idx,
                                      self.kernel_size, self.stride, self.padding)
 
     def get_config(self):
