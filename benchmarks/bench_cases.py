@@ -126,7 +126,8 @@ def case_gemms(name, quick):
 
 # ----------------------------------------------------------------------------- minidl
 def _minidl_model(spec, rng):
-    from minidl import Sequential, layers as L
+    from minidl import Sequential
+    from minidl import layers as L
 
     out = []
     for layer in spec:
@@ -311,8 +312,9 @@ def worker(framework, threads):
             info = dict(torch=torch.__version__, torch_threads=default_threads,
                         torch_interop_threads=torch.get_num_interop_threads(), threads_now=torch.get_num_threads())
         else:
-            import minidl
             from threadpoolctl import threadpool_info
+
+            import minidl
 
             info = dict(minidl=minidl.__version__, numpy=np.__version__, blas=threadpool_info())
             limit = _set_threads(framework, threads)  # noqa: F841 (kept alive)

@@ -56,7 +56,8 @@ def main(argv=None) -> None:
         print(f"  {name:>2} {type(layer).__name__:<10} forward {fwd:8.1f} us   backward {bwd:8.1f} us")
         act = layer.forward(act)
     logits = act
-    print(f"  loss forward+backward {_median_us(lambda: (loss.forward(logits, y), loss.backward()), args.repeat):8.1f} us")
+    loss_us = _median_us(lambda: (loss.forward(logits, y), loss.backward()), args.repeat)
+    print(f"  loss forward+backward {loss_us:8.1f} us")
     print(f"  SGD zero_grad+step    {_median_us(lambda: (opt.zero_grad(), opt.step()), args.repeat):8.1f} us")
 
 

@@ -127,6 +127,9 @@ def machine_lines(m):
         out.append(f"BLAS (threadpoolctl): {b.get('internal_api')} {b.get('version')}, kernel/architecture "
                    f"{b.get('architecture')}, num_threads {b.get('num_threads')}, "
                    f"threading {b.get('threading_layer')}")
+    if m.get("env"):
+        out.append("environment: " + ", ".join(f"{k}={v}" for k, v in sorted(m["env"].items()))
+                   + " (OPENBLAS_CORETYPE pins numpy's GEMM kernels)")
     t = m["torch"]
     out.append("torch: not importable" if not t else
                f"torch {t['torch']}, {t['torch_threads']} intra-op threads, "
@@ -163,7 +166,8 @@ def markdown(rows, machine, args, elapsed):
     lines += [f"- {s}" for s in machine_lines(machine)]
     lines += ["", "## Method", "",
               "- Each framework runs in its own worker process; rounds are interleaved (minidl, torch, "
-              "then torch, minidl, ...), with a 100 ms pause before every timed call (idle BLAS/OpenMP threads stop spinning). Times are medians over "
+              "then torch, minidl, ...), with a 100 ms pause before every timed call (idle BLAS/OpenMP "
+              "threads stop spinning). Times are medians over "
               "the rounds, per call (conv, pool, dense: forward + backward computing dX, dW and db with "
               "a random upstream gradient), per epoch, or per predict over the whole set; the spread is "
               "(min/median - 1, max/median - 1) over the rounds. The ratio is the median of the "
@@ -182,9 +186,11 @@ def markdown(rows, machine, args, elapsed):
               "- The kernel share (sys CPU time / wall time) and minor page faults per call come from "
               "`getrusage` in minidl's worker around the timed calls; they are quoted under \"bound\" "
               "when the kernel takes over 10 % of the time (memory freshly mapped for large temporaries).",
-              "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (so the Trainer's `blas_threads=\"auto\"` stays at 1), "
+              "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (so the Trainer's "
+              "`blas_threads=\"auto\"` stays at 1), "
               "`torch.set_num_threads(1)`. Threads \"all\": no limit; epoch and predict cases use the "
-              "Trainer's defaults (`blas_threads=\"auto\"`: one BLAS thread for products under 4 MFLOP, all above) against PyTorch's defaults; the row marked "
+              "Trainer's defaults (`blas_threads=\"auto\"`: one BLAS thread for products under 4 MFLOP, "
+              "all above) against PyTorch's defaults; the row marked "
               "`(blas_threads=None)` is minidl with BLAS left at all threads.",
               "- The stride-2 conv: minidl `padding='same'` (Keras rule, `resolve_padding` gives "
               "((0, 1), (0, 1)) for 16 -> 8 with k3 s2); torch gets the same explicit asymmetric padding "

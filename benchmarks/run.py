@@ -101,23 +101,30 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def warm_up(name, c, epoch, mdl, tch, args):
+    """Warm-up calls, then ``(reps, gemm_reps)``: calls per round so that a round lasts
+    about ``args.target`` seconds (--quick: neither, one call)."""
+    reps = gemm_reps = 1
+    if args.quick:
+        return reps, gemm_reps
+    mdl.run(name, "default", 1, -1, args.quick)
+    if not epoch:
+        t = mdl.run(name, "default", 1, 0, args.quick)
+        reps = max(1, round(args.target / max(t, 1e-6)))
+    if c["kind"] != "pool":
+        tg = mdl.run(name, "gemm", 1, 0, args.quick)
+        gemm_reps = max(1, round(args.target / max(tg, 1e-6)))
+    if tch:
+        tch.run(name, "default", 1, -1, args.quick)
+    return reps, gemm_reps
+
+
 def time_case(name, threads, mdl, tch, args, log):
     """Interleaved rounds of one case at one thread setting; returns a result row dict."""
     c = bc.CASES[name]
     epoch = c["kind"] == "epoch"
     rounds = args.rounds if not epoch else max(1, args.epoch_rounds)
-    # warm-up, then reps per round so that a round lasts about args.target seconds (--quick: neither)
-    reps = gemm_reps = 1
-    if not args.quick:
-        mdl.run(name, "default", 1, -1, args.quick)
-        if not epoch:
-            t = mdl.run(name, "default", 1, 0, args.quick)
-            reps = max(1, round(args.target / max(t, 1e-6)))
-        if c["kind"] != "pool":
-            tg = mdl.run(name, "gemm", 1, 0, args.quick)
-            gemm_reps = max(1, round(args.target / max(tg, 1e-6)))
-        if tch:
-            tch.run(name, "default", 1, -1, args.quick)
+    reps, gemm_reps = warm_up(name, c, epoch, mdl, tch, args)
     variants = ["default"] + (["blas_none"] if epoch and threads == "all" else [])
     if "blas_none" in variants and not args.quick:
         mdl.run(name, "blas_none", 1, -1, args.quick)
@@ -191,12 +198,16 @@ def main(argv=None):
     args.target = 0.03 if args.quick else 0.15
 
     started = time.perf_counter()
-    log = lambda s: print(s, flush=True)
+    def log(line):
+        print(line, flush=True)
+
     mdl, tch, minfo, tinfo = start_workers(settings[0], log)
     machine = dict(cpu=cpu_model(), cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),
                    python=platform.python_version(), platform=platform.platform(), minidl=minfo,
                    torch=None if tch is None else tinfo,
-                   load=os.getloadavg(), date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                   env={k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
+                   load=os.getloadavg(),
+                   date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     for line in report.machine_lines(machine):
         log(line)
     rows = []

@@ -226,8 +226,8 @@ def _layer(cfg, dtype=np.float64, cls=Conv2D):
 def test_grid_matches_loop_reference(cfg):
     x, w, b, g = _data(cfg)
     # the explicit padding and the output size agree with the independent rules
-    t, bo, l, r = ref.explicit_padding(cfg.padding, cfg.hw, cfg.kernel, cfg.stride, cfg.dilation)
-    assert resolve_padding(cfg.padding, cfg.hw, cfg.kernel, cfg.stride, cfg.dilation) == ((t, bo), (l, r))
+    top, bottom, left, right = ref.explicit_padding(cfg.padding, cfg.hw, cfg.kernel, cfg.stride, cfg.dilation)
+    assert resolve_padding(cfg.padding, cfg.hw, cfg.kernel, cfg.stride, cfg.dilation) == ((top, bottom), (left, right))
     assert conv2d_output_size(cfg.hw, cfg.kernel, cfg.stride, cfg.padding, cfg.dilation) == g.shape[2:]
     errors = _compare(_minidl(cfg, x, w, b, g), _reference(cfg, x, w, b, g), label=cfg.name)
     PARITY["reference_configs"] += 1
@@ -645,10 +645,11 @@ class InputGradKernelNotRotated(Conv2D):
     """Bug: dX computed without rotating the kernel by 180 degrees."""
 
     def backward(self, grad_output):
-        x = self._x
+        x = self.saved_values[0]
         super().backward(grad_output)
         flipped = np.ascontiguousarray(self.weight.data[:, :, ::-1, ::-1])
-        return conv2d_input(x.shape, flipped, grad_output, **self._kw())
+        return conv2d_input(x.shape, flipped, grad_output, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation)
 
 
 BUG_CFG = Cfg("bug", 3, 2, 2, (6, 5), 3, stride=2, padding="same")

@@ -125,9 +125,12 @@ def test_the_torch_comparison_catches_a_padding_gradient_that_is_only_cropped(mo
     (dict(groups=3), r"expected input with 6 channels \(2 per group x groups=3\), got 4"),
     (dict(groups=0), r"groups must be >= 1"),
     (dict(groups=2.0), r"groups must be an int"),
-    (dict(groups=2, padding_mode="mirror"), r"padding_mode must be one of 'zeros', 'reflect'.*Received: padding_mode='mirror'"),
-    (dict(groups=2, padding=3, padding_mode="reflect"), r"padding_mode='reflect' needs padding smaller than the input height \(3\)"),
-    (dict(groups=2, padding=4, padding_mode="circular"), r"padding_mode='circular' needs padding at most the input height"),
+    (dict(groups=2, padding_mode="mirror"),
+     r"padding_mode must be one of 'zeros', 'reflect'.*Received: padding_mode='mirror'"),
+    (dict(groups=2, padding=3, padding_mode="reflect"),
+     r"padding_mode='reflect' needs padding smaller than the input height \(3\)"),
+    (dict(groups=2, padding=4, padding_mode="circular"),
+     r"padding_mode='circular' needs padding at most the input height"),
 ])
 def test_bad_groups_and_padding_modes(kwargs, match):
     x = np.ones((1, 4, 3, 3))
@@ -137,7 +140,8 @@ def test_bad_groups_and_padding_modes(kwargs, match):
 
 
 def test_out_channels_must_divide_by_groups():
-    with pytest.raises(ValueError, match=r"out_channels \(3, weight shape \(3, 2, 1, 1\)\) must be divisible by groups=2"):
+    with pytest.raises(ValueError,
+                       match=r"out_channels \(3, weight shape \(3, 2, 1, 1\)\) must be divisible by groups=2"):
         F.conv2d(np.ones((1, 4, 3, 3)), np.ones((3, 2, 1, 1)), groups=2)
 
 
@@ -147,3 +151,74 @@ def test_float32_stays_float32_with_groups_and_modes():
     y = F.conv2d(x, w, groups=2, padding=1, padding_mode="reflect")
     dx, dw, db = conv_mod.conv2d_backward(x, w, np.ones_like(y), groups=2, padding=1, padding_mode="reflect")
     assert {a.dtype for a in (y, dx, dw, db)} == {np.dtype(np.float32)}
+
+
+# --------------------------------------------------------------------------
+# The layer: torch.nn.Conv2d with the same weights, save/load, constructor errors
+# --------------------------------------------------------------------------
+LAYER_CASES = [
+    dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2, padding_mode="reflect"),
+    dict(in_channels=3, out_channels=6, kernel_size=(3, 2), stride=2, padding=2, groups=3,
+         padding_mode="circular"),
+    dict(in_channels=2, out_channels=4, kernel_size=3, padding=(2, 1), dilation=2, padding_mode="replicate"),
+    dict(in_channels=5, out_channels=5, kernel_size=3, padding=1, groups=5),
+]
+
+
+@pytest.mark.parametrize("kw", LAYER_CASES, ids=lambda kw: f"g{kw.get('groups', 1)}_{kw.get('padding_mode', 'zeros')}")
+def test_layer_matches_torch_module(kw):
+    from minidl import layers
+
+    ours = layers.Conv2D(**kw, dtype=np.float64, rng=3)
+    theirs = torch.nn.Conv2d(**kw, dtype=torch.float64)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, kw["in_channels"], 7, 6))
+    y = ours(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    g = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(g))
+    dx = ours.backward(g)
+    assert np.max(np.abs(y - yt.detach().numpy())) < TIGHT
+    assert np.max(np.abs(dx - xt.grad.numpy())) < TIGHT
+    assert np.max(np.abs(ours.weight.grad - theirs.weight.grad.numpy())) < TIGHT
+    assert np.max(np.abs(ours.bias.grad - theirs.bias.grad.numpy())) < TIGHT
+
+
+def test_layer_gradcheck_groups_and_padding_modes():
+    import minidl
+    from minidl import layers
+
+    x = np.random.default_rng(5).standard_normal((2, 4, 5, 5))
+    for kw in LAYER_CASES[:1] + [dict(in_channels=4, out_channels=4, kernel_size=3, padding=2, groups=4,
+                                      padding_mode="circular")]:
+        report = minidl.gradcheck(layers.Conv2D(**kw, dtype=np.float64, rng=0), x)
+        assert report.passed, report
+
+
+def test_layer_save_load_keeps_groups_and_padding_mode(tmp_path):
+    import minidl as mdl
+
+    model = mdl.Sequential(mdl.layers.Conv2D(4, 6, 3, padding=1, groups=2, padding_mode="reflect", rng=0))
+    x = np.random.default_rng(6).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    model.save(tmp_path / "m.npz")
+    loaded = mdl.load(tmp_path / "m.npz")
+    assert (loaded[0].groups, loaded[0].padding_mode) == (2, "reflect")
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(in_channels=4, out_channels=6, groups=4),
+     r"out_channels must be divisible by groups.*out_channels=6, groups=4"),
+    (dict(in_channels=3, out_channels=6, groups=2),
+     r"in_channels must be divisible by groups.*in_channels=3, groups=2"),
+    (dict(in_channels=2, out_channels=2, groups=True), r"groups must be an int"),
+    (dict(in_channels=2, out_channels=2, padding_mode="reflection"), r"padding_mode must be one of"),
+])
+def test_layer_constructor_errors(kw, match):
+    from minidl import layers
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        layers.Conv2D(kernel_size=3, **kw)

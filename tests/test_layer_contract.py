@@ -108,6 +108,17 @@ CASES = [
     # stride 2 that drops the last row/column: floor((7 - 3)/2) + 1 = 3
     Case("conv_stride2_valid", conv(1, 1, 3, stride=2), floats((2, 1, 7, 8)),
          (2, 1, 3, 3), {"weight": (1, 1, 3, 3), "bias": (1,)}, ("stride=(2, 2)",)),
+    # groups 2: weight (out, in / groups, kh, kw); padding 1 reflect keeps 5 x 6
+    Case("conv_groups2_reflect", conv(4, 6, 3, padding=1, groups=2, padding_mode="reflect"),
+         floats((2, 4, 5, 6)), (2, 6, 5, 6), {"weight": (6, 2, 3, 3), "bias": (6,)},
+         ("groups=2", "padding_mode='reflect'")),
+    # depthwise (groups = in_channels), circular 'same', stride 2: ceil(7/2) = 4, ceil(5/2) = 3
+    Case("conv_depthwise_circular_s2", conv(3, 3, 3, stride=2, padding="same", groups=3,
+                                           padding_mode="circular"),
+         floats((2, 3, 7, 5)), (2, 3, 4, 3), {"weight": (3, 1, 3, 3), "bias": (3,)}, ("groups=3",)),
+    # replicate padding 2 around a 1x1 kernel: H 4 + 4 = 8, W 3 + 4 = 7
+    Case("conv_replicate_k1", conv(2, 2, 1, padding=2, padding_mode="replicate", bias=False),
+         floats((1, 2, 4, 3)), (1, 2, 8, 7), {"weight": (2, 2, 1, 1)}, ("replicate",)),
     Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
     # floor((H - k)/s) + 1

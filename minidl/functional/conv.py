@@ -37,7 +37,8 @@ from .._validation import (
     check_ndim,
     check_same_dtype,
 )
-from . import blas, conv_grads, im2col, padding as padding_modes
+from . import blas, conv_grads, im2col
+from . import padding as padding_modes
 from .geometry import (
     check_conv_args,
     check_groups,

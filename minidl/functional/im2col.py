@@ -164,7 +164,7 @@ def correlate(src, pads, geo, wmat_t, out, cap):
 def depthwise_pieces(src, pads, geo, cap):
     """Yield ``(n0, n1, i0, i1, j0, j1, view)``: the :func:`windows` view of each piece
     of :func:`tiles` (no copy: a depthwise convolution needs no columns)."""
-    (kh, kw), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
+    (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
     # no columns: a piece holds its input band and its einsum result, about a pixel's channels each
     for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, 2 * src.shape[3] * src.itemsize, cap):
         rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import (
-    check_array,
-    check_ndim,
-    check_same_dtype,
-    nonnegative_int,
-    positive_int,
-    positive_pair,
-)
-from ..functional.geometry import check_padding_arg
+from .._validation import positive_int, positive_pair
+from ..functional.geometry import check_groups, check_padding_arg
+from ..functional.padding import check_padding_mode
 from ..parameter import Parameter
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
@@ -22,25 +16,34 @@ __all__ = ["Conv2D"]
 
 
 class Conv2D(Layer):
-    r"""2-D convolution (cross-correlation) layer, as :class:`torch.nn.Conv2d` (groups=1).
+    r"""2-D convolution (cross-correlation) layer, as :class:`torch.nn.Conv2d`.
 
     Parameters
     ----------
     in_channels, out_channels : int
     kernel_size : int or (kh, kw)
     stride, dilation : int or (h, w), each >= 1
-    padding : int, (ph, pw), 'valid' or 'same'
+    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
         ``'same'`` works for every stride (Keras rule: ``H_out = ceil(H / stride)``,
         the odd extra row/column at the bottom/right).
+    groups : int
+        Split the channels into ``groups`` blocks convolved independently
+        (both channel counts must be divisible by it; ``groups = in_channels``
+        is a depthwise convolution), as torch's.
     bias : bool
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds, as torch's; the backward pass folds the
+        gradient of copied border values back onto the input
+        (``docs/conv_backprop.md``, section 6b).
     dtype : floating dtype of the parameters, float32 by default
-    rng : numpy.random.Generator, optional
+    rng : int or numpy.random.Generator, optional
         Source of the Kaiming-uniform initialisation (PyTorch's default:
-        ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weight and bias).
+        ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weight and bias, with
+        ``fan_in = in_channels / groups * kh * kw``).
 
     Attributes
     ----------
-    weight : Parameter, shape (out_channels, in_channels, kh, kw)
+    weight : Parameter, shape (out_channels, in_channels / groups, kh, kw)
     bias : Parameter, shape (out_channels,), or None
 
     Shape
@@ -54,8 +57,11 @@ class Conv2D(Layer):
     Forward: :func:`minidl.functional.conv2d`. Backward: dL/dX by
     :func:`~minidl.functional.conv2d_input`, dL/dW by
     :func:`~minidl.functional.conv2d_weight`, dL/db by
-    :func:`~minidl.functional.conv2d_bias`; gradients are added into ``.grad``
-    and summed over the batch. Derivation: ``docs/conv_backprop.md``.
+    :func:`~minidl.functional.conv2d_bias` (all three at once through
+    :func:`minidl.functional.conv.conv2d_backward`, reusing the forward
+    pass's columns); gradients are added into ``.grad`` and summed over the
+    batch. The kernels check the input (shape, channels, dtype) and name this
+    layer in their errors. Derivation: ``docs/conv_backprop.md``.
 
     Examples
     --------
@@ -65,7 +71,7 @@ class Conv2D(Layer):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, dtype=np.float32, rng=None):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float32, rng=None):
         super().__init__()
         where = "Conv2D"
         self.in_channels = positive_int(in_channels, "in_channels", where)
@@ -74,54 +80,44 @@ class Conv2D(Layer):
         self.stride = positive_pair(stride, "stride", where)
         self.dilation = positive_pair(dilation, "dilation", where)
         self.padding = check_padding_arg(padding, where)
+        self.groups = check_groups(groups, where)
+        for name, count in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if count % self.groups:
+                raise ValueError(f"{where}: {name} must be divisible by groups, as in torch.nn.Conv2d. "
+                                 f"Received: {name}={count}, groups={self.groups}")
+        self.padding_mode = check_padding_mode(padding_mode, where)
         dtype = float_dtype(dtype, where)
         rng = as_generator(rng, where)
         kh, kw = self.kernel_size
-        fan_in = self.in_channels * kh * kw
-        self.weight = Parameter(
-            kaiming_uniform(rng, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype))
+        fan_in = self.in_channels // self.groups * kh * kw
+        self.weight = Parameter(kaiming_uniform(
+            rng, (self.out_channels, self.in_channels // self.groups, kh, kw), fan_in, dtype))
         self.bias = Parameter(kaiming_uniform(rng, (self.out_channels,), fan_in, dtype)) if bias else None
-        self._x = None
-        self._columns = None  # the forward im2col, reused by backward for dL/dW
 
-    def _kw(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+    def _conv_args(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode, where=self)
 
     def forward(self, x):
-        where = repr(self)
-        check_array(x, "input", where)
-        check_ndim(x, 4, "input", where, "(N, C, H, W)")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{where}: expected input with {self.in_channels} channels, got "
-                f"{x.shape[1]} channels in input of shape {x.shape} (layout is NCHW)."
-            )
-        check_same_dtype(x, self.weight.data, "input", "weight", where)
         bias = None if self.bias is None else self.bias.data
-        if self.training:  # the previous call's cache is replaced once the new one exists:
-            # freeing it first can make malloc return the memory to the OS and fault it back in
-            out, self._columns = F.conv2d(x, self.weight.data, bias, **self._kw(), return_columns=True)
-        else:  # eval mode: no backward cache (nor columns); drop a training call's cache first
-            self._x = self._columns = None
-            out = F.conv2d(x, self.weight.data, bias, **self._kw())
-        self._x = self._keep(x)
-        self._out_shape = out.shape
+        if not self.training:  # keeps nothing; drops a training call's cache before computing
+            self.save_for_backward()
+            return F.conv2d(x, self.weight.data, bias, **self._conv_args())
+        # the previous call's cache is replaced once the new one exists: freeing it
+        # first can make malloc return the memory to the OS and fault it back in
+        out, columns = F.conv2d(x, self.weight.data, bias, **self._conv_args(), return_columns=True)
+        self.save_for_backward(x, columns, out.shape)
         return out
 
     def backward(self, grad_output):
         return self._backward(grad_output, input_grad=True)
 
-    def backward_params(self, grad_output) -> None:
-        if type(self).backward is not Conv2D.backward:  # a subclass changed backward: honour it
-            return super().backward_params(grad_output)
-        self._backward(grad_output, input_grad=False)
-
     def _backward(self, grad_output, input_grad):
-        x = self._require_cache(self._x)
-        grad_output = self._check_grad(grad_output, self._out_shape, x.dtype)
-        dx, dw, db = F.conv2d_backward(x, self.weight.data, grad_output, **self._kw(),
-                                       bias=self.bias is not None, input_grad=input_grad,
-                                       columns=self._columns)
+        x, columns, out_shape = self.saved_values
+        grad_output = self.check_grad_output(grad_output, out_shape, x.dtype)
+        dx, dw, db = F.conv.conv2d_backward(x, self.weight.data, grad_output, **self._conv_args(),
+                                            bias=self.bias is not None, input_grad=input_grad,
+                                            columns=columns)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -132,8 +128,8 @@ class Conv2D(Layer):
                     kernel_size=list(self.kernel_size), stride=list(self.stride),
                     padding=self.padding if isinstance(self.padding, (str, int)) else
                     [list(p) if isinstance(p, tuple) else p for p in self.padding],
-                    dilation=list(self.dilation), bias=self.bias is not None,
-                    dtype=str(self.weight.data.dtype))
+                    dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
+                    padding_mode=self.padding_mode, dtype=str(self.weight.data.dtype))
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -143,8 +139,12 @@ class Conv2D(Layer):
             s += f", padding={self.padding!r}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         if self.weight.data.dtype != np.float32:
             s += f", dtype={self.weight.data.dtype}"
         return s
