@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import positive_int
+from .transforms import Compose, RandomRotation, RandomShift, rotate_images, shift_images
 
-__all__ = ["load_digits", "iterate_batches", "num_batches"]
+__all__ = ["load_digits", "iterate_batches", "num_batches", "Compose", "RandomRotation", "RandomShift",
+           "rotate_images", "shift_images"]
 
 
 def load_digits(test_size=0.2, seed=0):

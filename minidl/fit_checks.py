@@ -91,10 +91,11 @@ class FitRun:
     callbacks: list
     progress: bool
     clip: float | None
+    transform: object = None
 
 
 def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
-                   initial_epoch):
+                   initial_epoch, transform=None):
     """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None)."""
     check_xy(X, y, "fit")
     epochs = positive_int(epochs, "epochs", "Trainer.fit")
@@ -120,5 +121,8 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"Trainer.fit: callbacks must be Callback instances. Received: {cb!r}")
-    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip)
+    if transform is not None and not callable(transform):
+        raise TypeError("Trainer.fit: transform must be callable(x, rng) -> x, e.g. "
+                        f"minidl.data.RandomShift(2). Received: {transform!r}")
+    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip, transform)
     return run, initial_epoch

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from . import checkpoint as _checkpoint
+from . import transforms
 from ._validation import check_int
 from .data import iterate_batches, num_batches
 from .fit_checks import (
@@ -152,10 +153,10 @@ class Trainer:
         return loss, outputs
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                     progress, clip, initial_epoch):
+                     progress, clip, initial_epoch, transform):
         """Validate: every check that can run before the first batch; returns (run, start epoch)."""
         run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                                    progress, clip, initial_epoch)
+                                    progress, clip, initial_epoch, transform)
         if start is None:
             start = self.epochs_done if self._resume is not None else 0
         keys = ["loss", *self.metrics]
@@ -205,7 +206,11 @@ class Trainer:
                             run.progress)
         seen, sums = 0, dict.fromkeys(["loss", *self.metrics], 0.0)
         rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
+        # augmentation draws from its own stream: epoch k's depends only on (seed, k)
+        augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
         for b, (xb, yb) in enumerate(iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)):
+            if augment is not None:
+                xb = transforms.apply(run.transform, xb, augment)
             batch_logs = self._fit_batch(epoch, b, xb, yb, run)
             seen += len(xb)
             for name in sums:
@@ -247,7 +252,7 @@ class Trainer:
     # ------------------------------------------------------------------- API
     @_limited_blas
     def fit(self, X, y, epochs, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None) -> History:
+            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None, transform=None) -> History:
         """Train until epoch ``epochs``; returns a :class:`History`.
 
         Parameters
@@ -273,6 +278,13 @@ class Trainer:
         initial_epoch : int >= 0, optional
             The epoch to start from (Keras's ``initial_epoch``); defaults to 0,
             or to the stored epoch after :meth:`load_checkpoint`.
+        transform : callable(x, rng) -> x, optional
+            Data augmentation applied to every training batch (not to
+            ``validation_data``), e.g. ``minidl.data.Compose([RandomShift(1),
+            RandomRotation(10)])``. ``rng`` is a Generator derived from
+            ``(seed, epoch)``, so augmented runs and resumed runs are
+            reproducible; it must return a new array of the batch's shape and
+            dtype (see :mod:`minidl.transforms`).
 
         Raises
         ------
@@ -282,7 +294,7 @@ class Trainer:
             History of the completed epochs (also in ``trainer.history``).
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
-                                       callbacks, progress, clip_grad_norm, initial_epoch)
+                                       callbacks, progress, clip_grad_norm, initial_epoch, transform)
         resumed = self._begin_run(start, seed, run.callbacks)
         logs: dict = {}
         try:
