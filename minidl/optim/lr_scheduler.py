@@ -23,8 +23,8 @@ def _int(value, name: str, where: str, minimum: int) -> int:
 
 
 def _groups_of(optimizer, where: str) -> list:
-    groups = getattr(optimizer, "param_groups", None)
-    if not hasattr(optimizer, "lr") or not isinstance(groups, list) or not groups \
+    groups = getattr(optimizer, "param_groups", None)  # (not opt.lr: it raises when groups differ)
+    if not isinstance(groups, list) or not groups \
             or not all(isinstance(g, dict) and "lr" in g for g in groups):
         raise TypeError(f"{where}: optimizer must have an lr attribute and param_groups, like "
                         f"minidl.optim's optimizers (e.g. SGD). Received: {type(optimizer).__name__}.")
