@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import MutableMapping
 
 import numpy as np
 
@@ -53,32 +52,6 @@ def _finite(a: np.ndarray) -> bool:
     return math.isfinite(np.add.reduce(a, axis=None)) or bool(np.isfinite(a).all())
 
 
-class _StateView(MutableMapping):
-    """A live ``{index: array}`` view of one entry of the per-parameter state (SGD's
-    ``momentum_buffers``); deleting or clearing removes the entries from the state."""
-
-    def __init__(self, state: dict, key: str):
-        self._state, self._key = state, key
-
-    def __getitem__(self, i):
-        return self._state[i][self._key]
-
-    def __setitem__(self, i, value):
-        self._state.setdefault(i, {})[self._key] = value
-
-    def __delitem__(self, i):
-        del self._state[i][self._key]
-
-    def __iter__(self):
-        return iter([i for i, s in self._state.items() if self._key in s])
-
-    def __len__(self):
-        return sum(self._key in s for s in self._state.values())
-
-    def __repr__(self):
-        return repr(dict(self))
-
-
 class Optimizer:
     """Base class of minidl's optimizers, like :class:`torch.optim.Optimizer`.
 
@@ -107,6 +80,8 @@ class Optimizer:
     atomic_step = True
     _state_arrays: tuple = ()
     _state_required: tuple = ()
+    #: check the new state arrays too (SGD: a non-finite buffer always makes the update non-finite)
+    _check_new_state = True
 
     def __init__(self, params, defaults: dict):
         where = type(self).__name__
@@ -115,6 +90,7 @@ class Optimizer:
         self.params: list[Parameter] = []
         self.state: dict[int, dict] = {}
         self._index: dict[int, int] = {}
+        self._hyper_cache: dict[int, tuple] = {}
         for group in self._split_groups(params, where):
             self.add_param_group(group)
 
@@ -272,7 +248,7 @@ class Optimizer:
         # no overflow warnings: a non-finite result is refused below with a FloatingPointError
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for k, group in enumerate(self.param_groups):
-                hyper = self._check_hyper(group, f"{name}.step: param_groups[{k}]")
+                hyper = self._hyper_of(k, group, name)
                 for p in group["params"]:
                     grad, data = p.grad, p.data
                     if grad is None:
@@ -285,7 +261,7 @@ class Optimizer:
                         )
                     new, state = self._update(data, grad.astype(data.dtype, copy=False), hyper,
                                               self.state.get(i))
-                    bad = not _finite(new) or any(
+                    bad = not _finite(new) or self._check_new_state and any(
                         not _finite(v) for v in state.values() if isinstance(v, np.ndarray))
                     if bad:
                         raise FloatingPointError(
@@ -298,6 +274,15 @@ class Optimizer:
             np.copyto(data, new)
             if state:
                 self.state[i] = state
+
+    def _hyper_of(self, k: int, group: dict, name: str) -> dict:
+        """The group's validated hyper-parameters, re-checked only when a value changed (a
+        schedule or the user may set ``group["lr"]`` and others between steps)."""
+        raw = tuple(group[n] for n in self.defaults)
+        cached = self._hyper_cache.get(k)
+        if cached is None or cached[0] != raw:
+            cached = self._hyper_cache[k] = (raw, self._check_hyper(group, f"{name}.step: param_groups[{k}]"))
+        return cached[1]
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""

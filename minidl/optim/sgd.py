@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import Optimizer, _flag, _real, _StateView
+from .optimizer import Optimizer, _flag, _real
 
 __all__ = ["SGD"]
 
 _LEGACY_KEYS = {"lr", "momentum", "dampening", "weight_decay", "nesterov", "num_params",
                 "momentum_buffers"}
+
+
+class _StateView(MutableMapping):
+    """A live ``{index: array}`` view of one entry of the per-parameter state (SGD's
+    ``momentum_buffers``); deleting or clearing removes the entries from the state."""
+
+    def __init__(self, state: dict, key: str):
+        self._state, self._key = state, key
+
+    def __getitem__(self, i):
+        return self._state[i][self._key]
+
+    def __setitem__(self, i, value):
+        self._state.setdefault(i, {})[self._key] = value
+
+    def __delitem__(self, i):
+        del self._state[i][self._key]
+
+    def __iter__(self):
+        return iter([i for i, s in self._state.items() if self._key in s])
+
+    def __len__(self):
+        return sum(self._key in s for s in self._state.values())
+
+    def __repr__(self):
+        return repr(dict(self))
 
 
 class SGD(Optimizer):
@@ -75,6 +103,7 @@ class SGD(Optimizer):
     """
 
     _state_arrays = ("momentum_buffer",)
+    _check_new_state = False  # a nan/inf buffer makes the new value nan/inf (inf * -0.0 is nan)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
