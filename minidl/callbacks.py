@@ -9,7 +9,7 @@ import string
 import numpy as np
 
 from ._validation import is_int, nonnegative_int
-from .optim import all_finite
+from .optim import ReduceLROnPlateau, all_finite
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler"]
 
@@ -222,10 +222,28 @@ class ModelCheckpoint(_Monitor):
 
 
 class LearningRateScheduler(Callback):
-    """Set ``optimizer.lr = schedule(epoch, lr)`` at the start of every epoch.
+    """Set ``optimizer.lr = schedule(epoch, lr)`` at the start of every epoch, or step a
+    scheduler object.
 
-    ``schedule`` may also be an object with a ``step()`` method (such as
-    :class:`minidl.optim.StepLR`), stepped at the end of every epoch.
+    Parameters
+    ----------
+    schedule : callable(epoch, lr) -> lr, or a scheduler with ``step()``
+        A scheduler (such as :class:`minidl.optim.StepLR`) is stepped at the
+        end of every epoch, or of every batch with ``interval="batch"``.
+    interval : 'epoch' | 'batch', default 'epoch'
+        When a scheduler is stepped: ``"batch"`` for per-batch schedules such
+        as :class:`minidl.optim.OneCycleLR` (after each optimizer step, as in
+        a torch loop).
+    monitor : str, optional
+        For schedules whose ``step`` takes a metric
+        (:class:`minidl.optim.ReduceLROnPlateau`, which requires it): the
+        logged metric passed to ``step`` at the end of every epoch, e.g.
+        ``"val_loss"`` (needs ``validation_data``).
+
+    Notes
+    -----
+    The epoch logs get ``"lr"``: the lr of the epoch's last batch (the first
+    parameter group's, when groups differ), before the schedule moves on.
 
     Examples
     --------
@@ -234,10 +252,34 @@ class LearningRateScheduler(Callback):
 
     logged_keys = ("lr",)
 
-    def __init__(self, schedule):
-        if not callable(schedule) and not hasattr(schedule, "step"):
-            raise TypeError("LearningRateScheduler: schedule must be callable(epoch, lr) or have a step() method.")
-        self.schedule = schedule
+    def __init__(self, schedule, interval="epoch", monitor=None):
+        where = "LearningRateScheduler"
+        stepped = hasattr(schedule, "step")
+        if not callable(schedule) and not stepped:
+            raise TypeError(f"{where}: schedule must be callable(epoch, lr) or have a step() method.")
+        if interval not in ("epoch", "batch"):
+            raise ValueError(f"{where}: interval must be 'epoch' or 'batch'. Received: interval={interval!r}")
+        if interval == "batch" and not stepped:
+            raise ValueError(f"{where}: interval='batch' steps a scheduler object (e.g. "
+                             "minidl.optim.OneCycleLR); a callable schedule is applied per epoch.")
+        if monitor is not None and (not isinstance(monitor, str) or not stepped or interval != "epoch"):
+            raise ValueError(f"{where}: monitor names a logged metric (a str) passed to a scheduler's "
+                             f"step() at each epoch end (interval='epoch'). Received: monitor={monitor!r}, "
+                             f"interval={interval!r}")
+        if monitor is None and isinstance(schedule, ReduceLROnPlateau):
+            raise ValueError(f"{where}: ReduceLROnPlateau steps on a metric: pass the metric to "
+                             "monitor, e.g. LearningRateScheduler(sched, monitor='val_loss').")
+        self.schedule, self.interval, self.monitor = schedule, interval, monitor
+        self._batch_lr = None
+
+    def _lr(self):
+        opt = self.trainer.optimizer
+        groups = getattr(opt, "param_groups", None)
+        return groups[0]["lr"] if groups else opt.lr
+
+    def on_train_begin(self, logs=None):
+        if self.monitor is not None:
+            _Monitor._check_monitor(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         if callable(self.schedule) and not hasattr(self.schedule, "step"):
@@ -246,11 +288,19 @@ class LearningRateScheduler(Callback):
                 raise ValueError(f"LearningRateScheduler: schedule returned an invalid lr {lr!r} at epoch {epoch + 1}.")
             self.trainer.optimizer.lr = lr
 
+    def on_batch_end(self, batch, logs=None):
+        if self.interval == "batch":
+            self._batch_lr = self._lr()  # the lr this batch was trained with
+            self.schedule.step()
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # the lr used in this epoch, before the schedule moves on
-            logs["lr"] = self.trainer.optimizer.lr
-        if hasattr(self.schedule, "step"):
-            self.schedule.step()
+            logs["lr"] = self._batch_lr if self.interval == "batch" else self._lr()
+        if self.interval == "epoch" and hasattr(self.schedule, "step"):
+            if self.monitor is None:
+                self.schedule.step()
+            else:
+                self.schedule.step(_Monitor._current(self, logs))
 
     def state_dict(self) -> dict:
         """The schedule's own state, when it has one (e.g. StepLR's epoch count)."""

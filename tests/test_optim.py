@@ -136,9 +136,10 @@ def test_state_dict_round_trip_continues_identically():
     saved_params = [p.data.copy() for p in params]
     # through JSON (int keys become strings) to check it is serialisable
     sd = opt.state_dict()
-    sd_json = json.loads(json.dumps({**sd, "momentum_buffers": {
-        k: v.tolist() for k, v in sd["momentum_buffers"].items()}}))
-    sd_json["momentum_buffers"] = {k: np.array(v) for k, v in sd_json["momentum_buffers"].items()}
+    sd_json = json.loads(json.dumps({**sd, "state": {
+        k: {"momentum_buffer": v["momentum_buffer"].tolist()} for k, v in sd["state"].items()}}))
+    sd_json["state"] = {k: {"momentum_buffer": np.array(v["momentum_buffer"])}
+                        for k, v in sd_json["state"].items()}
     for state in (sd, sd_json):
         resumed = make_params()
         for p, d in zip(resumed, saved_params):
@@ -156,20 +157,20 @@ def test_state_dict_is_a_copy():
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
     run_minidl(params, opt, 2)
     sd = opt.state_dict()
-    sd["momentum_buffers"][0][...] = 123.0
+    sd["state"][0]["momentum_buffer"][...] = 123.0
     assert not np.any(opt.momentum_buffers[0] == 123.0)
     opt.load_state_dict(sd)
-    sd["momentum_buffers"][0][...] = 7.0
+    sd["state"][0]["momentum_buffer"][...] = 7.0
     assert np.all(opt.momentum_buffers[0] == 123.0)
 
 
 @pytest.mark.parametrize("mutate,match", [
     (lambda sd: sd.update(num_params=2), "state is for 2 parameters but this optimizer has 3"),
-    (lambda sd: sd["momentum_buffers"].update({0: np.zeros((4, 3))}), r"shape \(4, 3\)"),
-    (lambda sd: sd["momentum_buffers"].update({1: np.zeros(5, np.float32)}), "dtype float32"),
-    (lambda sd: sd["momentum_buffers"].update({7: np.zeros(5)}), "not a parameter index"),
-    (lambda sd: sd.pop("lr"), "expected a dict with keys"),
-    (lambda sd: sd.update(momentum=-1.0), "momentum must be a finite number >= 0"),
+    (lambda sd: sd["state"][0].update(momentum_buffer=np.zeros((4, 3))), r"shape \(4, 3\)"),
+    (lambda sd: sd["state"][1].update(momentum_buffer=np.zeros(5, np.float32)), "dtype float32"),
+    (lambda sd: sd["state"].update({7: {"momentum_buffer": np.zeros(5)}}), "not a parameter index"),
+    (lambda sd: sd.pop("param_groups"), "expected a dict with keys"),
+    (lambda sd: sd["param_groups"][0].update(momentum=-1.0), "momentum must be a finite number >= 0"),
 ])
 def test_load_mismatched_state_raises_and_changes_nothing(mutate, match):
     params = make_params()
@@ -177,14 +178,15 @@ def test_load_mismatched_state_raises_and_changes_nothing(mutate, match):
     run_minidl(params, opt, 2)
     before = opt.state_dict()
     bad = opt.state_dict()
-    bad["lr"] = 0.5
+    bad["param_groups"][0]["lr"] = 0.5
     mutate(bad)
     with pytest.raises(ValueError, match=match):
         opt.load_state_dict(bad)
     after = opt.state_dict()
-    assert after["lr"] == before["lr"] == 0.1 and after["momentum"] == 0.9
-    for k, v in before["momentum_buffers"].items():
-        np.testing.assert_array_equal(after["momentum_buffers"][k], v)
+    assert after["param_groups"] == before["param_groups"]
+    assert opt.lr == 0.1 and opt.momentum == 0.9
+    for k, v in before["state"].items():
+        np.testing.assert_array_equal(after["state"][k]["momentum_buffer"], v["momentum_buffer"])
 
 
 def test_lr_change_mid_training_matches_torch():
@@ -212,7 +214,7 @@ def test_steplr_matches_torch(step_size, gamma):
     sched = optim.StepLR(opt, step_size=step_size, gamma=gamma)
     tsched = torch.optim.lr_scheduler.StepLR(topt, step_size=step_size, gamma=gamma)
     for epoch in range(10):
-        assert sched.get_last_lr() == tsched.get_last_lr()[0]
+        assert sched.get_last_lr() == tsched.get_last_lr()  # a list, one lr per group
         assert opt.lr == topt.param_groups[0]["lr"]
         np.testing.assert_allclose(opt.lr, 0.1 * gamma ** (epoch // step_size), rtol=1e-12)
         topt.step()  # silence torch's "scheduler before optimizer" warning
@@ -235,7 +237,7 @@ def test_steplr_validation_and_state():
         sched.step()
     sched2 = optim.StepLR(optim.SGD(make_params(), lr=1.0), step_size=7)
     sched2.load_state_dict(sched.state_dict())
-    assert (sched2.step_size, sched2.gamma, sched2.last_epoch, sched2.get_last_lr()) == (2, 0.5, 3, 0.5)
+    assert (sched2.step_size, sched2.gamma, sched2.last_epoch, sched2.get_last_lr()) == (2, 0.5, 3, [0.5])
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -99,10 +99,11 @@ def test_checkpoint_is_a_loadable_model_file(runs):
     meta = file.extra_meta["trainer"]
     assert meta["epochs_done"] == 2 and meta["seed"] == 7
     assert meta["optimizer"]["class"] == "SGD"
-    # the six momentum buffers (entry 6 of SGD.state_dict), one per parameter
-    assert sorted(file.extra_arrays) == sorted(f"optimizer.6.{i}" for i in range(6))
+    # the six momentum buffers (SGD.state_dict()["state"][i]["momentum_buffer"]: entry 2, then
+    # entry i, then entry 0), one per parameter
+    assert sorted(file.extra_arrays) == sorted(f"optimizer.2.{i}.0" for i in range(6))
     for i, (_, p) in enumerate(model.named_parameters()):
-        assert file.extra_arrays[f"optimizer.6.{i}"].shape == p.shape
+        assert file.extra_arrays[f"optimizer.2.{i}.0"].shape == p.shape
 
 
 def _labels_seen(seed, epochs, initial_epoch=None):

@@ -1,0 +1,26 @@
+"""Optimizers and learning-rate schedules, matching :mod:`torch.optim`.
+
+* :class:`Optimizer` (parameter groups, state, the all-or-nothing step),
+  :class:`SGD`, :class:`Adam`, :class:`AdamW`, :class:`RMSprop`;
+* schedules: :class:`StepLR`, :class:`MultiStepLR`, :class:`ExponentialLR`,
+  :class:`LinearLR`, :class:`CosineAnnealingLR` (stepped per epoch),
+  :class:`OneCycleLR` (per batch), :class:`ReduceLROnPlateau` (per epoch, with
+  the monitored metric);
+* :func:`clip_grad_norm` and :func:`all_finite`.
+"""
+
+from .adam import Adam, AdamW
+from .clip import clip_grad_norm
+from .lr_scheduler import CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR, StepLR
+from .one_cycle import OneCycleLR
+from .optimizer import Optimizer, all_finite
+from .plateau import ReduceLROnPlateau
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
+    "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
+    "OneCycleLR", "ReduceLROnPlateau",
+    "clip_grad_norm", "all_finite",
+]

@@ -1,0 +1,398 @@
+"""Learning-rate schedules stepped once per epoch, like :mod:`torch.optim.lr_scheduler`."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
+from .optimizer import _real
+from .sgd import SGD  # noqa: F401 - the doctests' namespace
+
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
+           "CosineAnnealingLR"]
+
+
+def _int(value, name: str, where: str, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) \
+            or value < minimum:
+        raise ValueError(f"{where}: {name} must be an int >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def _groups_of(optimizer, where: str) -> list:
+    groups = getattr(optimizer, "param_groups", None)  # (not opt.lr: it raises when groups differ)
+    if not isinstance(groups, list) or not groups \
+            or not all(isinstance(g, dict) and "lr" in g for g in groups):
+        raise TypeError(f"{where}: optimizer must have an lr attribute and param_groups, like "
+                        f"minidl.optim's optimizers (e.g. SGD). Received: {type(optimizer).__name__}.")
+    return groups
+
+
+def _lr_list(values, n: int, name: str, where: str) -> list:
+    if not isinstance(values, (list, tuple)) or len(values) != n:
+        raise ValueError(f"{where}: {name} must be a list of {n} learning rates (one per parameter "
+                         f"group). Received: {name}={values!r:.200}")
+    return [_real(v, f"{name}[{i}]", where) for i, v in enumerate(values)]
+
+
+class LRScheduler:
+    """Base class of the epoch schedules, like :class:`torch.optim.lr_scheduler.LRScheduler`.
+
+    The constructor records each group's lr as ``base_lrs`` and takes the
+    initial step (``last_epoch`` becomes 0; some schedules, such as
+    :class:`LinearLR`, set their first lr there). Each :meth:`step` advances
+    ``last_epoch`` and sets every group's lr from :meth:`get_lr`. A subclass
+    lists its hyper-parameters in ``_hyper_names`` and implements
+    ``_check_hyper(values, where)`` and :meth:`get_lr`.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        A minidl optimizer (it has ``param_groups``).
+    """
+
+    _hyper_names: tuple = ()
+
+    def __init__(self, optimizer):
+        where = type(self).__name__
+        self.optimizer = optimizer
+        self.base_lrs = [float(g["lr"]) for g in _groups_of(optimizer, where)]
+        self.last_epoch = -1
+        self._step_count = 0
+        self._initial = True  # torch's _is_initial: the constructor's step
+        try:
+            self.step()
+        finally:
+            self._initial = False
+
+    def _check_hyper(self, values: dict, where: str) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_lr(self) -> list:  # pragma: no cover - abstract
+        """The lrs of epoch ``last_epoch`` (called by :meth:`step` after it advanced the count)."""
+        raise NotImplementedError
+
+    def _group_lrs(self) -> list:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.base_lrs):
+            raise RuntimeError(
+                f"{type(self).__name__}.step: the optimizer has {len(groups)} parameter groups but "
+                f"had {len(self.base_lrs)} when the scheduler was created. Create the scheduler "
+                "after the last add_param_group."
+            )
+        return [g["lr"] for g in groups]
+
+    def step(self) -> None:
+        """Advance one epoch (call it after the epoch's optimizer steps), setting every
+        group's lr."""
+        self._group_lrs()
+        self._step_count += 1
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = float(lr)
+        self._last_lr = self._group_lrs()
+
+    def get_last_lr(self) -> list:
+        """The lrs set by the last :meth:`step`, one per parameter group (a list, as torch)."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        """The hyper-parameters, ``base_lrs``, ``last_epoch``, the step count and the last lrs."""
+        return {**{n: getattr(self, n) for n in self._hyper_names},
+                "base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch,
+                "step_count": self._step_count, "last_lr": list(self._last_lr)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore from :meth:`state_dict`; a ValueError (and no change) on a malformed state."""
+        where = f"{type(self).__name__}.load_state_dict"
+        keys = {*self._hyper_names, "base_lrs", "last_epoch", "step_count", "last_lr"}
+        sd = self._legacy(state_dict)
+        if not isinstance(sd, dict) or set(sd) != keys:
+            got = sorted(sd) if isinstance(sd, dict) else type(sd).__name__
+            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
+                             f"Pass the result of {type(self).__name__}.state_dict().")
+        n = len(self.optimizer.param_groups)
+        hyper = self._check_hyper({k: sd[k] for k in self._hyper_names}, where)
+        base, last = _lr_list(sd["base_lrs"], n, "base_lrs", where), _lr_list(sd["last_lr"], n, "last_lr", where)
+        epoch, count = _int(sd["last_epoch"], "last_epoch", where, 0), _int(sd["step_count"], "step_count", where, 1)
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.base_lrs, self._last_lr, self.last_epoch, self._step_count = base, last, epoch, count
+
+    def _legacy(self, state_dict):
+        return state_dict
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
+        return f"{type(self).__name__}({hyper}, last_epoch={self.last_epoch})"
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (torch's StepLR).
+
+    Call :meth:`step` once per epoch, after the epoch's optimizer steps.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    step_size : int >= 1
+    gamma : float >= 0, default 0.1
+
+    Notes
+    -----
+    After ``e`` calls to :meth:`step`, ``lr = base_lr * gamma ** (e // step_size)``
+    (applied multiplicatively to each group's current lr, as torch does).
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(sched.get_last_lr()[0]); sched.step()
+    >>> lrs
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+
+    _hyper_names = ("step_size", "gamma")
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        _groups_of(optimizer, "StepLR")
+        self.step_size, self.gamma = self._check_hyper(dict(step_size=step_size, gamma=gamma),
+                                                       "StepLR").values()
+        super().__init__(optimizer)
+
+    def _check_hyper(self, values, where):
+        return {"step_size": _int(values["step_size"], "step_size", where, 1),
+                "gamma": _real(values["gamma"], "gamma", where)}
+
+    def get_lr(self):
+        lrs = self._group_lrs()
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
+
+    def _legacy(self, sd):  # minidl 0.x: one lr, no step count
+        if isinstance(sd, dict) and set(sd) == {"step_size", "gamma", "base_lr", "last_epoch", "last_lr"}:
+            n = len(self.optimizer.param_groups)
+            return {"step_size": sd["step_size"], "gamma": sd["gamma"], "base_lrs": [sd["base_lr"]] * n,
+                    "last_epoch": sd["last_epoch"], "step_count": sd["last_epoch"] + 1,
+                    "last_lr": [sd["last_lr"]] * n}
+        return sd
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` at each milestone epoch (torch's MultiStepLR).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    milestones : iterable of int >= 0
+        Epoch counts at which to decay; a milestone listed twice decays twice.
+    gamma : float >= 0, default 0.1
+
+    Notes
+    -----
+    After ``e`` calls to :meth:`step`,
+    ``lr = base_lr * gamma ** (number of milestones <= e)``, applied
+    multiplicatively to each group's current lr.
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     lrs.append(sched.get_last_lr()[0]); sched.step()
+    >>> lrs
+    [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    _hyper_names = ("milestones", "gamma")
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        _groups_of(optimizer, "MultiStepLR")
+        self.milestones, self.gamma = self._check_hyper(dict(milestones=milestones, gamma=gamma),
+                                                        "MultiStepLR").values()
+        super().__init__(optimizer)
+
+    def _check_hyper(self, values, where):
+        try:
+            milestones = list(values["milestones"])
+        except TypeError:
+            raise ValueError(f"{where}: milestones must be a list of epoch counts (ints >= 0). "
+                             f"Received: milestones={values['milestones']!r}") from None
+        return {"milestones": sorted(_int(m, f"milestones[{i}]", where, 0)
+                                     for i, m in enumerate(milestones)),
+                "gamma": _real(values["gamma"], "gamma", where)}
+
+    def get_lr(self):
+        count = self.milestones.count(self.last_epoch)
+        lrs = self._group_lrs()
+        return [lr * self.gamma ** count for lr in lrs] if count else lrs
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every epoch (torch's ExponentialLR).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    gamma : float >= 0
+
+    Notes
+    -----
+    After ``e`` calls to :meth:`step`, ``lr = base_lr * gamma ** e`` (one
+    multiplication per step, as torch).
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = ExponentialLR(opt, gamma=0.5)
+    >>> sched.step(); sched.step(); sched.get_last_lr()
+    [0.25]
+    """
+
+    _hyper_names = ("gamma",)
+
+    def __init__(self, optimizer, gamma):
+        _groups_of(optimizer, "ExponentialLR")
+        self.gamma = self._check_hyper(dict(gamma=gamma), "ExponentialLR")["gamma"]
+        super().__init__(optimizer)
+
+    def _check_hyper(self, values, where):
+        return {"gamma": _real(values["gamma"], "gamma", where)}
+
+    def get_lr(self):
+        lrs = self._group_lrs()
+        return lrs if self._initial else [lr * self.gamma for lr in lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scale the learning rate linearly from ``start_factor`` to ``end_factor`` of its
+    initial value over ``total_iters`` epochs (torch's LinearLR; a warm-up).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    start_factor : float in (0, 1], default 1/3
+        Applied at construction.
+    end_factor : float in [0, 1], default 1
+    total_iters : int >= 1, default 5
+
+    Notes
+    -----
+    After ``e`` calls to :meth:`step`,
+    ``lr = base_lr * (s + (f - s) * min(e, total_iters) / total_iters)``
+    with start and end factors ``s`` and ``f``; computed as torch does, by
+    multiplying each group's current lr by
+    ``1 + (f - s) / (total_iters * s + (e - 1) * (f - s))``.
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(round(sched.get_last_lr()[0], 6)); sched.step()
+    >>> lrs
+    [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+
+    _hyper_names = ("start_factor", "end_factor", "total_iters")
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        _groups_of(optimizer, "LinearLR")
+        self.start_factor, self.end_factor, self.total_iters = self._check_hyper(
+            dict(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters),
+            "LinearLR").values()
+        super().__init__(optimizer)
+
+    def _check_hyper(self, values, where):
+        start, end = _real(values["start_factor"], "start_factor", where), \
+            _real(values["end_factor"], "end_factor", where)
+        if not 0 < start <= 1 or end > 1:
+            raise ValueError(f"{where}: start_factor must be in (0, 1] and end_factor in [0, 1]. "
+                             f"Received: start_factor={start!r}, end_factor={end!r}")
+        return {"start_factor": start, "end_factor": end,
+                "total_iters": _int(values["total_iters"], "total_iters", where, 1)}
+
+    def get_lr(self):
+        lrs = self._group_lrs()
+        s, f, n, e = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
+        if e == 0:
+            return [lr * s for lr in lrs]
+        if self._initial or e > n:
+            return lrs
+        return [lr * (1.0 + (f - s) / (n * s + (e - 1) * (f - s))) for lr in lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Anneal the learning rate along a cosine from its initial value to ``eta_min`` over
+    ``T_max`` epochs (torch's CosineAnnealingLR, in its recursive form).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    T_max : int >= 1
+        Epochs of a half period; past it the lr rises again (a full period is
+        ``2 * T_max``), as torch's does.
+    eta_min : float >= 0, default 0
+
+    Notes
+    -----
+    The closed form, after ``e`` calls to :meth:`step`, is
+
+    .. math::
+
+        \\eta_e = \\eta_{min} + \\tfrac12 (\\eta_0 - \\eta_{min})
+                  (1 + \\cos(\\pi e / T_{max}))
+
+    but, like torch, each step updates each group's current lr recursively,
+
+    .. math::
+
+        \\eta_e = \\eta_{min} + (\\eta_{e-1} - \\eta_{min})
+                  \\frac{1 + \\cos(\\pi e / T_{max})}{1 + \\cos(\\pi (e - 1) / T_{max})}
+
+    (with :math:`\\eta_e = \\eta_{e-1} + (\\eta_0 - \\eta_{min})(1 - \\cos(\\pi / T_{max})) / 2`
+    when :math:`e - 1 - T_{max}` is a multiple of :math:`2 T_{max}`), so an
+    lr changed between steps carries on along the curve; the sequence equals
+    torch's to the last bit, and the closed form to about 1e-16 relative.
+
+    Examples
+    --------
+    >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
+    >>> sched = CosineAnnealingLR(opt, T_max=4)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(round(sched.get_last_lr()[0], 6)); sched.step()
+    >>> lrs
+    [1.0, 0.853553, 0.5, 0.146447, 0.0]
+    """
+
+    _hyper_names = ("T_max", "eta_min")
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        _groups_of(optimizer, "CosineAnnealingLR")
+        self.T_max, self.eta_min = self._check_hyper(dict(T_max=T_max, eta_min=eta_min),
+                                                     "CosineAnnealingLR").values()
+        super().__init__(optimizer)
+
+    def _check_hyper(self, values, where):
+        return {"T_max": _int(values["T_max"], "T_max", where, 1),
+                "eta_min": _real(values["eta_min"], "eta_min", where)}
+
+    def get_lr(self):
+        lrs = self._group_lrs()
+        if self._initial:
+            return lrs
+        e, T, lo = self.last_epoch, self.T_max, self.eta_min
+        if (e - 1 - T) % (2 * T) == 0:
+            return [lr + (base - lo) * (1 - math.cos(math.pi / T)) / 2
+                    for base, lr in zip(self.base_lrs, lrs)]
+        return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (lr - lo) + lo
+                for lr in lrs]

@@ -1,0 +1,383 @@
+"""The optimizer base: parameter groups, per-parameter state, the all-or-nothing step."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..layers.base import Layer
+from ..parameter import Parameter
+
+__all__ = ["Optimizer", "all_finite"]
+
+
+def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
+    """Return ``value`` as a finite float >= ``minimum``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: {name} must be a real number. Received: {name}={value!r}")
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(
+            f"{where}: {name} must be a finite number >= {minimum:g}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def _below_one(value, name: str, where: str) -> float:
+    """Return ``value`` as a float in [0, 1) (betas, torch's check)."""
+    value = _real(value, name, where)
+    if value >= 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1). Received: {name}={value!r}")
+    return value
+
+
+def _flag(value, name: str, where: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: {name} must be a bool. Received: {name}={value!r}")
+    return bool(value)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Every element finite: one sum in ``a``'s dtype (nan/inf propagate through it); the exact
+    element-wise check runs only when that sum is not finite (it may merely have overflowed)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+        return bool(np.isfinite(a).all())
+
+
+def _finite(a: np.ndarray) -> bool:
+    """:func:`all_finite` without the error-state context (the step sets it once)."""
+    return math.isfinite(np.add.reduce(a, axis=None)) or bool(np.isfinite(a).all())
+
+
+class Optimizer:
+    """Base class of minidl's optimizers, like :class:`torch.optim.Optimizer`.
+
+    Holds the parameter groups (``param_groups``: a list of dicts with
+    ``"params"`` and every hyper-parameter), the per-parameter ``state``
+    (``{index: {name: value}}``, the index being the parameter's position in
+    ``params``, all groups in order), and the all-or-nothing step: every new
+    value and state is computed out of place first, and committed only when
+    all are finite.
+
+    A subclass sets ``_state_arrays`` / ``_state_required`` (names of its
+    state entries) and implements ``_check_hyper(hyper, where)`` (validated copy) and
+    ``_update(data, grad, hyper, state) -> (new_data, new_state)`` (pure:
+    must not modify ``data`` or ``state``).
+
+    Parameters
+    ----------
+    params : iterable of Parameter, a Layer, or a list of dicts
+        The parameters, or parameter groups: dicts with ``"params"`` and any
+        hyper-parameters that differ from the defaults.
+    defaults : dict
+        Every hyper-parameter's default value.
+    """
+
+    #: ``step()`` changes nothing when it raises (the Trainer need not keep a copy).
+    atomic_step = True
+    _state_arrays: tuple = ()
+    _state_required: tuple = ()
+    #: check the new state arrays too (SGD: a non-finite buffer always makes the update non-finite)
+    _check_new_state = True
+
+    def __init__(self, params, defaults: dict):
+        where = type(self).__name__
+        self.defaults = self._check_hyper(dict(defaults), where)
+        self.param_groups: list[dict] = []
+        self.params: list[Parameter] = []
+        self.state: dict[int, dict] = {}
+        self._index: dict[int, int] = {}
+        self._hyper_cache: dict[int, tuple] = {}
+        for group in self._split_groups(params, where):
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------ groups
+    @staticmethod
+    def _split_groups(params, where: str) -> list:
+        if isinstance(params, Layer):
+            return [{"params": params.parameters()}]
+        if isinstance(params, (Parameter, np.ndarray, dict)):
+            raise TypeError(
+                f"{where}: params must be an iterable of Parameter objects or of group dicts. "
+                f"Received: a single {type(params).__name__}. Wrap it in a list: "
+                f"{where}([p], lr=...)."
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{where}: params must be an iterable of Parameter objects or a Layer. "
+                f"Received: {type(params).__name__}. Pass model.parameters()."
+            ) from None
+        if not params:
+            raise ValueError(
+                f"{where}: got an empty parameter list. Pass model.parameters() of a model "
+                "that has trainable parameters."
+            )
+        dicts = [isinstance(p, dict) for p in params]
+        if all(dicts):
+            return params
+        if any(dicts):
+            raise TypeError(
+                f"{where}: params mixes group dicts and single parameters (params[{dicts.index(True)}] "
+                f"is a dict, params[{dicts.index(False)}] is not). Pass either model.parameters() "
+                "or a list of dicts, e.g. [{'params': a}, {'params': b, 'lr': 0.01}]."
+            )
+        return [{"params": params, "_flat": True}]
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group: a dict with ``"params"`` (Parameters or a Layer) and any
+        hyper-parameters; those missing take the constructor's defaults.
+
+        Raises ValueError for an empty group, an unknown key, a parameter that
+        is already in a group, or an invalid hyper-parameter.
+        """
+        where = type(self).__name__
+        k = len(self.param_groups)
+        flat = isinstance(param_group, dict) and param_group.get("_flat", False)
+        label = "params" if flat else f"param_groups[{k}]['params']"
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{where}: a parameter group must be a dict with 'params'. "
+                            f"Received: {type(param_group).__name__}.")
+        group = {key: v for key, v in param_group.items() if key != "_flat"}
+        unknown = sorted(set(group) - {"params", *self.defaults}, key=str)
+        if "params" not in group or unknown:
+            raise ValueError(
+                f"{where}: param_groups[{k}] must have 'params' and only the keys "
+                f"{list(self.defaults)}. Received: keys {list(group)}"
+                + (f" (unknown: {unknown})" if unknown else "") + ". Fix the group's keys."
+            )
+        params = group["params"]
+        if isinstance(params, Layer):
+            params = params.parameters()
+        elif isinstance(params, Parameter):
+            params = [params]
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"{where}: {label} must be an iterable of Parameter objects or a Layer. "
+                            f"Received: {type(params).__name__}.") from None
+        if not params:
+            raise ValueError(f"{where}: {label} is empty; every parameter group needs at least "
+                             "one Parameter. Drop the group or give it parameters.")
+        seen: dict[int, int] = {}
+        for i, p in enumerate(params):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{where}: {label}[{i}] must be a Parameter. "
+                                f"Received: {type(p).__name__}.")
+            if id(p) in seen:
+                raise ValueError(f"{where}: {label}[{i}] is the same Parameter as {label}[{seen[id(p)]}]; "
+                                 "each parameter may appear only once. Remove the duplicate.")
+            if id(p) in self._index:
+                other = next(j for j, g in enumerate(self.param_groups)
+                             if any(q is p for q in g["params"]))
+                raise ValueError(f"{where}: {label}[{i}] is already in param_groups[{other}]; a "
+                                 "parameter may belong to one group only. Remove it from one group.")
+            seen[id(p)] = i
+        hyper = {name: group.get(name, self.defaults[name]) for name in self.defaults}
+        hyper = self._check_hyper(hyper, where if flat else f"{where}: param_groups[{k}]")
+        self._check_lr_dtype(hyper["lr"], params, where)
+        for p in params:
+            self._index[id(p)] = len(self.params)
+            self.params.append(p)
+        self.param_groups.append({"params": params, **hyper})
+
+    def _check_hyper(self, hyper: dict, where: str) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_lr_dtype(lr: float, params, where: str) -> None:
+        for dt in {p.data.dtype for p in params}:
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(dt.type(lr))
+            if not finite:
+                raise ValueError(
+                    f"{where}: lr={lr!r} is not finite in the parameters' dtype {dt} (it would "
+                    "make every weight inf or nan). Use a smaller learning rate."
+                )
+
+    def _common(self, name: str):
+        values = [g[name] for g in self.param_groups]
+        if any(v != values[0] for v in values[1:]):
+            raise ValueError(
+                f"{type(self).__name__}.{name}: the {len(values)} parameter groups have different "
+                f"values {values}. Read or set each group's value in "
+                f"optimizer.param_groups[i][{name!r}]."
+            )
+        return values[0]
+
+    def __getattr__(self, name):  # the hyper-parameters, when every group agrees (opt.momentum)
+        defaults = self.__dict__.get("defaults")
+        if defaults is not None and name in defaults and self.__dict__.get("param_groups"):
+            return self._common(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of every group (a ValueError when the groups differ: then read
+        ``param_groups[i]['lr']``); setting it sets every group's (schedules do)."""
+        return self._common("lr")
+
+    @lr.setter
+    def lr(self, value) -> None:
+        where = type(self).__name__
+        value = _real(value, "lr", where)
+        self._check_lr_dtype(value, self.params, where)
+        for group in self.param_groups:
+            group["lr"] = value
+
+    # -------------------------------------------------------------- step
+    def _update(self, data, grad, hyper, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Update every parameter once from its ``.grad`` (params with ``grad=None`` are skipped).
+
+        The step is all or nothing: every new value (and state) is computed
+        first; if any is nan or inf, a FloatingPointError is raised and no
+        parameter or state has changed. The check is one sum per array in its
+        own dtype (an element-wise check only when that sum is not finite). The
+        price is memory: until the commit the step holds the new values of all
+        parameters and of their state arrays (one extra copy of each).
+        """
+        name = type(self).__name__
+        pending = []
+        # no overflow warnings: a non-finite result is refused below with a FloatingPointError
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for k, group in enumerate(self.param_groups):
+                hyper = self._hyper_of(k, group, name)
+                for p in group["params"]:
+                    grad, data = p.grad, p.data
+                    if grad is None:
+                        continue
+                    i = self._index[id(p)]
+                    if grad.shape != data.shape:
+                        raise ValueError(
+                            f"{name}.step: params[{i}].grad has shape {grad.shape} but the parameter "
+                            f"has shape {data.shape}. Reset it with params[{i}].zero_grad()."
+                        )
+                    new, state = self._update(data, grad.astype(data.dtype, copy=False), hyper,
+                                              self.state.get(i))
+                    bad = not _finite(new) or self._check_new_state and any(
+                        not _finite(v) for v in state.values() if isinstance(v, np.ndarray))
+                    if bad:
+                        raise FloatingPointError(
+                            f"{name}.step: the update of params[{i}] {data.shape} is not finite (nan "
+                            f"or inf) with lr={group['lr']!r}; no parameter was changed. Lower the "
+                            "learning rate or clip the gradients (minidl.optim.clip_grad_norm)."
+                        )
+                    pending.append((i, data, new, state))
+        for i, data, new, state in pending:  # commit: in place, so references to p.data stay valid
+            np.copyto(data, new)
+            if state:
+                self.state[i] = state
+
+    def _hyper_of(self, k: int, group: dict, name: str) -> dict:
+        """The group's validated hyper-parameters, re-checked only when a value changed (a
+        schedule or the user may set ``group["lr"]`` and others between steps)."""
+        raw = tuple(group[n] for n in self.defaults)
+        cached = self._hyper_cache.get(k)
+        if cached is None or cached[0] != raw:
+            cached = self._hyper_cache[k] = (raw, self._check_hyper(group, f"{name}.step: param_groups[{k}]"))
+        return cached[1]
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero, in place."""
+        for p in self.params:
+            p.zero_grad()
+
+    # ------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """``{"num_params", "param_groups", "state"}``, like torch's: each group's
+        hyper-parameters with ``"params"`` as parameter indices, and copies of the
+        per-parameter state ``{index: {name: array or step count}}``."""
+        groups = [{**{n: g[n] for n in self.defaults},
+                   "params": [self._index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        state = {i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+                 for i, s in sorted(self.state.items())}
+        return {"num_params": len(self.params), "param_groups": groups, "state": state}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore from :meth:`state_dict` (keys may be ``int`` or ``str``, as after JSON).
+
+        Everything is checked first; on any mismatch a ValueError is raised and
+        nothing is changed.
+        """
+        name = type(self).__name__
+        where = f"{name}.load_state_dict"
+        keys = {"num_params", "param_groups", "state"}
+        if not isinstance(state_dict, dict) or set(state_dict) != keys:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
+                             f"Pass the result of {name}.state_dict().")
+        sd = state_dict
+        if sd["num_params"] != len(self.params):
+            raise ValueError(f"{where}: the state is for {sd['num_params']} parameters but this "
+                             f"optimizer has {len(self.params)}. Build the optimizer on the same "
+                             "model (same parameter order) that was saved.")
+        groups = sd["param_groups"]
+        if not isinstance(groups, (list, tuple)) or len(groups) != len(self.param_groups):
+            got = len(groups) if isinstance(groups, (list, tuple)) else type(groups).__name__
+            raise ValueError(f"{where}: the state has {got} parameter groups but this optimizer has "
+                             f"{len(self.param_groups)}. Build the optimizer with the same groups.")
+        new_hyper = []
+        for k, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            mine = [self._index[id(p)] for p in group["params"]]
+            if not isinstance(saved, dict) or set(saved) != {"params", *self.defaults}:
+                raise ValueError(f"{where}: param_groups[{k}] must have the keys "
+                                 f"{sorted(['params', *self.defaults])}. Received: {saved!r:.200}")
+            if list(saved["params"]) != mine:
+                raise ValueError(f"{where}: param_groups[{k}] holds parameters {list(saved['params'])} "
+                                 f"but this optimizer's group {k} holds {mine}. Build the optimizer "
+                                 "with the same groups, in the same order.")
+            hyper = self._check_hyper({n: saved[n] for n in self.defaults},
+                                      f"{where}: param_groups[{k}]")
+            self._check_lr_dtype(hyper["lr"], group["params"], where)
+            new_hyper.append(hyper)
+        state = {}
+        for key, entry in dict(sd["state"]).items():
+            try:
+                i = int(key)
+            except (TypeError, ValueError):
+                i = -1
+            if not 0 <= i < len(self.params):
+                raise ValueError(f"{where}: state key {key!r} is not a parameter index "
+                                 f"in [0, {len(self.params)}).")
+            state[i] = self._check_state(entry, i, where)
+        for group, hyper in zip(self.param_groups, new_hyper):
+            group.update(hyper)
+        self.state = state
+
+    def _check_state(self, entry, i: int, where: str) -> dict:
+        allowed = set(self._state_arrays) | {"step"} if "step" in self._state_required \
+            else set(self._state_arrays)
+        if not isinstance(entry, dict) or not set(self._state_required) <= set(entry) <= allowed:
+            got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            raise ValueError(f"{where}: the state of params[{i}] must have the entries "
+                             f"{sorted(self._state_required)} (and optionally "
+                             f"{sorted(allowed - set(self._state_required))}). Received: {got}.")
+        out, p = {}, self.params[i]
+        for k, v in entry.items():
+            if k == "step":
+                if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
+                    raise ValueError(f"{where}: the step count of params[{i}] must be an int >= 0. "
+                                     f"Received: step={v!r}")
+                out[k] = int(v)
+                continue
+            v = np.asarray(v)
+            if v.shape != p.data.shape or v.dtype != p.data.dtype:
+                raise ValueError(f"{where}: {k.replace('_', ' ')} {i} has shape {v.shape} and dtype "
+                                 f"{v.dtype}, but params[{i}] has shape {p.data.shape} and dtype "
+                                 f"{p.data.dtype}.")
+            out[k] = v.copy()
+        return out
+
+    def __repr__(self) -> str:
+        groups = self.param_groups
+        hyper = groups[0] if len(groups) == 1 else self.defaults
+        text = ", ".join(f"{n}={hyper[n]!r}" for n in self.defaults)
+        more = f", param_groups={len(groups)}" if len(groups) > 1 else ""
+        return f"{type(self).__name__}({text}, num_params={len(self.params)}{more})"

@@ -1,0 +1,215 @@
+"""The learning-rate schedules against torch.optim.lr_scheduler: 50 epochs, two groups, 1e-12."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from minidl import optim
+from minidl.parameter import Parameter
+
+EPOCHS = 50
+#: metrics for ReduceLROnPlateau: improvements, plateaus, a nan, ties
+METRICS = [1.0, 0.9, 0.9, 0.95, 0.9, 0.89999, 0.8, 0.8, 0.8, 0.8, 0.8, float("nan"), 0.7, 0.75,
+           0.76, 0.7, 0.69, 0.7, 0.7, 0.7] * 3
+
+SCHEDULES = [
+    ("StepLR", dict(step_size=7, gamma=0.5)),
+    ("MultiStepLR", dict(milestones=[30, 5, 20, 20], gamma=0.3)),
+    ("ExponentialLR", dict(gamma=0.93)),
+    ("LinearLR", dict()),
+    ("LinearLR", dict(start_factor=0.1, end_factor=0.6, total_iters=30)),
+    ("CosineAnnealingLR", dict(T_max=50)),
+    ("CosineAnnealingLR", dict(T_max=7, eta_min=0.01)),  # past T_max: the lr rises again
+    ("OneCycleLR", dict(max_lr=[0.5, 0.2], total_steps=EPOCHS)),
+    ("OneCycleLR", dict(max_lr=1.0, epochs=5, steps_per_epoch=10, pct_start=0.25,
+                        anneal_strategy="linear", three_phase=True, div_factor=10.0)),
+    ("ReduceLROnPlateau", dict(patience=2, factor=0.5)),
+    ("ReduceLROnPlateau", dict(mode="max", patience=1, threshold=0.05, threshold_mode="abs",
+                               cooldown=2, min_lr=[0.02, 0.0])),
+    ("ReduceLROnPlateau", dict(patience=0, factor=0.5, min_lr=0.009, eps=1e-3)),
+]
+
+WORST: dict = {}
+
+
+def _groups(make, momentum=0.9):
+    second = {"params": [make(np.zeros(3))], "lr": 0.03}
+    if momentum is not None:
+        second["momentum"] = momentum
+    return [{"params": [make(np.zeros(2))], "lr": 0.1}, second]
+
+
+def _drive(opt, sched, name, steps, opt_step=None):
+    """The lrs (and momentums) of every epoch, as the optimizer sees them, then step."""
+    lrs, moms = [], []
+    for epoch in range(steps):
+        lrs.append([g["lr"] for g in opt.param_groups] + list(sched.get_last_lr()))
+        moms.append([g.get("momentum", g.get("betas", (None,))[0]) for g in opt.param_groups])
+        if opt_step:
+            opt_step()
+        if name == "ReduceLROnPlateau":
+            sched.step(-METRICS[epoch] if sched.mode == "max" else METRICS[epoch])
+        else:
+            sched.step()
+    return np.array(lrs), moms
+
+
+def _pair(torch, name, kwargs, opt_name="SGD"):
+    momentum = 0.9 if opt_name == "SGD" else None
+    opt = getattr(optim, opt_name)(_groups(Parameter, momentum), lr=0.1)
+    tparams = _groups(lambda a: torch.nn.Parameter(torch.from_numpy(a)), momentum)
+    topt = getattr(torch.optim, opt_name)(tparams, lr=0.1)
+    return (opt, getattr(optim, name)(opt, **kwargs),
+            topt, getattr(torch.optim.lr_scheduler, name)(topt, **kwargs))
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES)
+def test_schedule_matches_torch_over_50_epochs(name, kwargs):
+    torch = pytest.importorskip("torch")
+    opt, sched, topt, tsched = _pair(torch, name, kwargs)
+    ours, our_moms = _drive(opt, sched, name, EPOCHS)
+    theirs, their_moms = _drive(topt, tsched, name, EPOCHS, opt_step=topt.step)
+    np.testing.assert_array_equal(ours, theirs)  # bit for bit (the brief asks 1e-12)
+    assert our_moms == their_moms
+    WORST[name] = max(WORST.get(name, 0.0), float(np.abs(ours - theirs).max()))
+    assert len(set(map(tuple, ours))) > 2, "the schedule must actually change the lr"
+    assert sched.last_epoch == tsched.last_epoch
+
+
+def test_one_cycle_cycles_adam_betas_and_stops_at_total_steps():
+    torch = pytest.importorskip("torch")
+    opt, sched, topt, tsched = _pair(torch, "OneCycleLR", dict(max_lr=0.01, total_steps=20),
+                                     opt_name="Adam")
+    ours, our_moms = _drive(opt, sched, "OneCycleLR", 20)
+    theirs, their_moms = _drive(topt, tsched, "OneCycleLR", 20, opt_step=topt.step)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert our_moms == their_moms and our_moms[0] == [0.95, 0.95] and min(m[0] for m in our_moms) == 0.85
+    assert opt.param_groups[0]["betas"][1] == 0.999
+    with pytest.raises(ValueError, match=r"step 21 is past total_steps=20"):
+        sched.step()
+    assert sched.last_epoch == 20  # unchanged
+    with pytest.raises(ValueError, match="cycle_momentum=True needs an optimizer with a momentum"):
+        no = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+        no.defaults = {"lr": 0.1, "dampening": 0.0}
+        optim.OneCycleLR(no, max_lr=1.0, total_steps=5)
+    optim.OneCycleLR(optim.Adam([Parameter(np.zeros(1))]), 1.0, 5, cycle_momentum=False)
+
+
+def test_cosine_recursive_form_stays_on_the_closed_form():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    sched = optim.CosineAnnealingLR(opt, T_max=12, eta_min=0.001)
+    for e in range(1, EPOCHS):
+        sched.step()
+        closed = 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * e / 12)) / 2
+        assert abs(opt.lr - closed) < 1e-15
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES)
+def test_state_dict_resumes_the_sequence(name, kwargs):
+    """A scheduler rebuilt from state_dict() (with the optimizer's own state) continues the
+    sequence exactly, as a resumed Trainer run does."""
+    def build():
+        opt = optim.SGD(_groups(Parameter), lr=0.1)
+        return opt, getattr(optim, name)(opt, **kwargs)
+
+    opt, sched = build()
+    ref, _ = _drive(opt, sched, name, EPOCHS)
+    opt, sched = build()
+    _drive(opt, sched, name, 20)
+    state, opt_state = sched.state_dict(), opt.state_dict()
+    opt2, sched2 = build()
+    opt2.load_state_dict(opt_state)
+    sched2.load_state_dict(state)
+    assert sched2.state_dict() == state
+    lrs, _ = _drive(opt2, sched2, name, EPOCHS - 20) if name != "ReduceLROnPlateau" else (None, None)
+    if lrs is None:  # the metric sequence is indexed by epoch: continue from epoch 20
+        rest = []
+        for epoch in range(20, EPOCHS):
+            rest.append([g["lr"] for g in opt2.param_groups] + sched2.get_last_lr())
+            sched2.step(-METRICS[epoch] if sched2.mode == "max" else METRICS[epoch])
+        lrs = np.array(rest)
+    np.testing.assert_array_equal(lrs, ref[20:])
+
+
+def test_steplr_loads_the_old_state_format():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=1.0)
+    sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    sched.load_state_dict({"step_size": 2, "gamma": 0.5, "base_lr": 1.0, "last_epoch": 3,
+                           "last_lr": 0.5})
+    assert sched.last_epoch == 3 and sched.get_last_lr() == [0.5] and sched.base_lrs == [1.0]
+    opt.lr = 0.5
+    sched.step()
+    assert opt.lr == 0.25
+
+
+@pytest.mark.parametrize("build,err,match", [
+    (lambda o: optim.MultiStepLR(o, milestones=[3, -1]), ValueError, r"milestones\[1\] must be an int >= 0"),
+    (lambda o: optim.MultiStepLR(o, milestones=3), ValueError, "milestones must be a list"),
+    (lambda o: optim.ExponentialLR(o, gamma=float("nan")), ValueError, "gamma must be a finite number"),
+    (lambda o: optim.LinearLR(o, start_factor=0.0), ValueError, r"start_factor must be in \(0, 1\]"),
+    (lambda o: optim.LinearLR(o, end_factor=1.5), ValueError, r"end_factor in \[0, 1\]"),
+    (lambda o: optim.LinearLR(o, total_iters=0), ValueError, "total_iters must be an int >= 1"),
+    (lambda o: optim.CosineAnnealingLR(o, T_max=0), ValueError, "T_max must be an int >= 1"),
+    (lambda o: optim.CosineAnnealingLR(o, T_max=5, eta_min=-1), ValueError, "eta_min must be a finite"),
+    (lambda o: optim.OneCycleLR(o, max_lr=1.0), ValueError, "pass total_steps, or both epochs and steps_per_epoch"),
+    (lambda o: optim.OneCycleLR(o, max_lr=[1.0, 2.0], total_steps=5), ValueError, "max_lr must be a list of 1"),
+    (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=5, pct_start=1.5), ValueError,
+     r"pct_start must be in \[0, 1\]"),
+    (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=10, pct_start=0.1), ValueError, "a phase of zero steps"),
+    (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=5, anneal_strategy="exp"), ValueError, "'cos' or 'linear'"),
+    (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=5, div_factor=0), ValueError, "must be > 0"),
+    (lambda o: optim.ReduceLROnPlateau(o, factor=1.0), ValueError, "factor must be < 1"),
+    (lambda o: optim.ReduceLROnPlateau(o, mode="up"), ValueError, "mode must be 'min' or 'max'"),
+    (lambda o: optim.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold_mode must be"),
+    (lambda o: optim.ReduceLROnPlateau(o, min_lr=[0.1, 0.2]), ValueError, "min_lr must be a list of 1"),
+    (lambda o: optim.ReduceLROnPlateau(o, patience=-1), ValueError, "patience must be an int >= 0"),
+    (lambda o: optim.ReduceLROnPlateau(object()), TypeError, "optimizer must have an lr attribute"),
+])
+def test_invalid_schedules_raise(build, err, match):
+    with pytest.raises(err, match=match):
+        build(optim.SGD([Parameter(np.zeros(1))], lr=0.1))
+
+
+def test_torch_rejects_what_we_reject():
+    """Spot checks that the refusals above mirror torch's (where torch checks at all)."""
+    torch = pytest.importorskip("torch")
+    topt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for build in (lambda: torch.optim.lr_scheduler.LinearLR(topt, start_factor=0.0),
+                  lambda: torch.optim.lr_scheduler.ReduceLROnPlateau(topt, factor=1.0),
+                  lambda: torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=1.0)):
+        with pytest.raises(ValueError):
+            build()
+
+
+def test_load_state_dict_refuses_a_malformed_state():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    sched = optim.CosineAnnealingLR(opt, T_max=5)
+    sched.step()
+    before = sched.state_dict()
+    for bad in ({}, {**before, "T_max": 0}, {**before, "base_lrs": [0.1, 0.2]},
+                {**before, "last_epoch": -3}):
+        with pytest.raises(ValueError, match="CosineAnnealingLR.load_state_dict"):
+            sched.load_state_dict(bad)
+    assert sched.state_dict() == before
+    plateau = optim.ReduceLROnPlateau(opt)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau.load_state_dict: expected a dict"):
+        plateau.load_state_dict(before)
+
+
+def test_a_group_added_after_the_scheduler_is_refused():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    sched = optim.StepLR(opt, step_size=1)
+    opt.add_param_group({"params": [Parameter(np.zeros(1))]})
+    with pytest.raises(RuntimeError, match="has 2 parameter groups but had 1"):
+        sched.step()
+
+
+def test_no_warning_and_repr():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched = optim.StepLR(opt, step_size=3)
+        sched.step()
+    assert repr(sched) == "StepLR(step_size=3, gamma=0.1, last_epoch=1)"
