@@ -66,9 +66,10 @@ class Trainer:
     -----
     Non-finite values never reach the weights: a nan/inf loss stops training
     before the update, and an update that would make a parameter nan/inf is not
-    applied (``SGD.step`` is all or nothing; for other optimizers the Trainer
-    restores the pre-step weights and optimizer state). Both raise
-    FloatingPointError naming the epoch and batch.
+    applied (every :mod:`minidl.optim` optimizer's step is all or nothing; for
+    an optimizer without ``atomic_step = True`` the Trainer restores the
+    pre-step weights and optimizer state). Both raise FloatingPointError naming
+    the epoch and batch.
 
     Examples
     --------
