@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-# Layer specs: ("conv", cin, cout, k, stride, padding), ("relu",), ("pool", k), ("flatten",), ("dense", fin, fout)
+# Layer specs: ("conv", cin, cout, k, stride, padding[, groups]), ("relu",), ("pool", k), ("flatten",),
+# ("dense", fin, fout)
 DIGITS = [("conv", 1, 16, 3, 1, "same"), ("relu",), ("pool", 2), ("conv", 16, 32, 3, 1, "same"), ("relu",),
           ("pool", 2), ("flatten",), ("dense", 128, 10)]
 MNIST = [("conv", 1, 32, 5, 1, "same"), ("relu",), ("pool", 2), ("conv", 32, 64, 5, 1, "same"), ("relu",),
@@ -35,8 +36,13 @@ CIFAR = [("conv", 3, 32, 3, 1, "same"), ("relu",), ("conv", 32, 32, 3, 1, "same"
          ("conv", 32, 64, 3, 1, "same"), ("relu",), ("pool", 2), ("flatten",), ("dense", 64 * 8 * 8, 10)]
 
 
-def _conv(cin, cout, k, hw, stride=1, batch=64):
-    return dict(kind="conv", spec=[("conv", cin, cout, k, stride, "same")], input=(cin, hw, hw), batch=batch)
+def _conv(cin, cout, k, hw, stride=1, batch=64, groups=1):
+    spec = ("conv", cin, cout, k, stride, "same") + ((groups,) if groups != 1 else ())
+    return dict(kind="conv", spec=[spec], input=(cin, hw, hw), batch=batch)
+
+
+def _groups(layer):
+    return layer[6] if len(layer) > 6 else 1
 
 
 # name -> description. kind: conv/dense/pool (one layer, forward + backward with dX, dW, db),
@@ -50,6 +56,9 @@ CASES = {
     "conv_8x8_16": dict(_conv(1, 16, 3, 8), title="conv 1x8x8 -> 16, k3 same, batch 64"),
     "conv_8x8_32": dict(_conv(16, 32, 3, 8), title="conv 16x8x8 -> 32, k3 same, batch 64"),
     "conv_32x32_64_b128": dict(_conv(64, 64, 3, 32, batch=128), title="conv 64x32x32 -> 64, k3 same, batch 128"),
+    "conv_16x16_64_g4": dict(_conv(32, 64, 3, 16, groups=4), title="conv 32x16x16 -> 64, k3 same, groups 4, batch 64"),
+    "conv_16x16_64_depthwise": dict(_conv(64, 64, 3, 16, groups=64),
+                                    title="depthwise conv 64x16x16, k3 same (groups 64), batch 64"),
     "maxpool_64x32x28x28": dict(kind="pool", spec=[("pool", 2)], input=(32, 28, 28), batch=64,
                                 title="MaxPool 2 over (64, 32, 28, 28)"),
     "dense_3136_128": dict(kind="dense", spec=[("dense", 3136, 128)], input=(3136,), batch=64,
@@ -82,10 +91,12 @@ def gemm_triples(spec, input_shape, batch, training=True, first_dx=True):
     shape, out, first = tuple(input_shape), [], True
     for layer in spec:
         if layer[0] == "conv":
-            _, cin, cout, k, stride, _pad = layer
+            _, cin, cout, k, stride, _pad = layer[:6]
             h, w = (-(-s // stride) for s in shape[1:])  # 'same' (the only padding used here)
-            m, kk = batch * h * w, cin * k * k
+            groups = _groups(layer)  # one (M, K/g) @ (K/g, N/g) product per group, counted as one
+            m, kk = batch * h * w * groups, cin // groups * k * k
             shape = (cout, h, w)
+            cout //= groups
             out.append(("fwd", m, kk, cout))
         elif layer[0] == "dense":
             m, kk, cout = batch, layer[1], layer[2]
@@ -132,8 +143,8 @@ def _minidl_model(spec, rng):
     out = []
     for layer in spec:
         if layer[0] == "conv":
-            _, cin, cout, k, stride, pad = layer
-            out.append(L.Conv2D(cin, cout, k, stride=stride, padding=pad, rng=rng))
+            _, cin, cout, k, stride, pad = layer[:6]
+            out.append(L.Conv2D(cin, cout, k, stride=stride, padding=pad, groups=_groups(layer), rng=rng))
         elif layer[0] == "dense":
             out.append(L.Dense(layer[1], layer[2], rng=rng))
         elif layer[0] == "relu":
@@ -219,8 +230,9 @@ def _torch_model(spec):
     out = []
     for layer in spec:
         if layer[0] == "conv":
-            _, cin, cout, k, stride, pad = layer
-            out.append(nn.Conv2d(cin, cout, k, stride=stride, padding=pad if stride == 1 else 0))
+            _, cin, cout, k, stride, pad = layer[:6]
+            out.append(nn.Conv2d(cin, cout, k, stride=stride, padding=pad if stride == 1 else 0,
+                                 groups=_groups(layer)))
         elif layer[0] == "dense":
             out.append(nn.Linear(layer[1], layer[2]))
         elif layer[0] == "relu":
@@ -245,7 +257,7 @@ def build_torch(name, quick, variant):
         if c["kind"] == "conv" and c["spec"][0][4] != 1:  # stride 2 'same': minidl's Keras rule, explicitly
             from minidl.functional import resolve_padding
 
-            _, _, _, k, stride, _ = c["spec"][0]
+            _, _, _, k, stride, _ = c["spec"][0][:6]
             (t, b), (left, right) = resolve_padding("same", c["input"][1:], k, stride=stride)
             pad = (left, right, t, b)
 
