@@ -157,7 +157,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
     out = np.empty((n,) + tuple(geo.out) + (o,), dtype=x.dtype)
     cols = im2col.correlate(src, pads, geo._replace(pads=pads), wmat_t, out, MAX_COLUMN_BYTES)
     if bias is not None:
-        out += bias
+        blas.add_row_vector(out, bias)
     out = out.transpose(0, 3, 1, 2)  # NCHW shape, channels-last memory (module docstring)
     if not return_columns:
         return out
