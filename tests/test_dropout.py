@@ -205,3 +205,50 @@ def test_seeded_training_with_dropout_is_reproducible():
     assert ha == hb
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_run(tmp_path):
+    """Trainer checkpoints carry the state of every layer's generator (layer_rngs)."""
+    rng = RNG(13)
+    X, y = rng.standard_normal((40, 5)).astype(np.float32), rng.integers(0, 3, 40)
+
+    def trainer():
+        gen = np.random.default_rng(3)  # one generator shared by two layers stays shared
+        model = mdl.Sequential(layers.Dense(5, 16, rng=0), layers.Dropout(0.5, rng=gen), layers.ReLU(),
+                               layers.Dense(16, 16, rng=1), layers.Dropout(0.2, rng=gen), layers.Dense(16, 3, rng=2))
+        return mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
+
+    straight = trainer()
+    straight.fit(X, y, epochs=3, batch_size=8, seed=0, progress=False)
+    first = trainer()
+    first.fit(X, y, epochs=1, batch_size=8, seed=0, progress=False)
+    first.save_checkpoint(tmp_path / "c.npz")
+    resumed = trainer()
+    resumed.load_checkpoint(tmp_path / "c.npz")
+    assert resumed.model[1].rng is resumed.model[4].rng
+    resumed.fit(X, y, epochs=3, batch_size=8, seed=0, progress=False)
+    assert resumed.history.history == straight.history.history
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("bad", [{"9": None}, {"1": {"bit_generator": "PCG64", "state": "x"}}, []])
+def test_a_checkpoint_with_bad_generator_states_is_refused_and_changes_nothing(tmp_path, bad):
+    def trainer():
+        model = mdl.Sequential(layers.Dense(3, 3, rng=0), layers.Dropout(0.5, rng=1))
+        return mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
+
+    t = trainer()
+    t.fit(np.ones((4, 3), np.float32), np.array([0, 1, 2, 0]), epochs=1, batch_size=2, seed=0, progress=False)
+    t.save_checkpoint(tmp_path / "c.npz")
+    file = mdl.io.read(tmp_path / "c.npz")
+    file.extra_meta["trainer"]["layer_rngs"] = bad
+    mdl.io.write(file.model, tmp_path / "bad.npz", file.extra_meta, file.extra_arrays)
+    fresh = trainer()
+    state, weights = fresh.model[1].rng.bit_generator.state, fresh.model.state_dict()
+    with pytest.raises(ValueError, match="generator"):
+        fresh.load_checkpoint(tmp_path / "bad.npz")
+    assert fresh.model[1].rng.bit_generator.state == state
+    for k, v in fresh.model.state_dict().items():
+        np.testing.assert_array_equal(v, weights[k])
