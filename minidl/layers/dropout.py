@@ -38,9 +38,10 @@ class Dropout(Layer):
     ``dx = dy * m / (1 - p)``. Eval mode: the identity (the input itself is
     returned, as torch), nothing drawn, nothing kept.
 
-    ``get_config()`` holds ``p`` only: a saved and loaded layer (and a Trainer
-    checkpoint) does not carry its generator's state; a loaded layer draws
-    from fresh entropy unless given a new ``rng``.
+    ``get_config()`` holds ``p`` only: a layer saved with :func:`minidl.save`
+    and loaded does not carry its generator's state (it draws from fresh
+    entropy; set ``layer.rng`` to seed it). Trainer checkpoints do carry it,
+    so a resumed run draws the masks of an uninterrupted one.
 
     Examples
     --------
