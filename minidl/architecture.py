@@ -25,7 +25,8 @@ MAX_LAYERS, MAX_DEPTH = 100_000, 64
 REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
-                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy)
+                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy,
+                _layers.BatchNorm1D, _layers.BatchNorm2D, _layers.Dropout, _layers.Dropout2D)
 }
 _GRAPHS = {"Sequential": Sequential, "Graph": Graph}
 

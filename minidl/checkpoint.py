@@ -6,16 +6,22 @@ model) whose ``extra`` metadata holds, under ``"trainer"``::
     {"kind": "minidl-trainer-checkpoint", "version": 1, "epochs_done": 2, "seed": 0,
      "history": {"history": {"loss": [...], ...}, "epoch": [0, 1]},
      "optimizer": {"class": "SGD", "state": <state_dict>},
-     "callbacks": [{"class": "LearningRateScheduler", "state": <state_dict>} or null, ...]}
+     "callbacks": [{"class": "LearningRateScheduler", "state": <state_dict>} or null, ...],
+     "layer_rngs": {"3": <bit_generator.state of layer "3"'s rng>, ...}}
 
 where every array inside a state dict (the momentum buffers) is stored as an
 ``extra:`` array and referenced as ``{"__array__": key}``; dict keys keep their
 type (``{"__dict__": [[key, value], ...]}``), since JSON would turn int keys into
-strings. Used by :meth:`minidl.Trainer.save_checkpoint` and ``load_checkpoint``.
+strings. ``layer_rngs`` holds the state of the generator of every layer that draws
+at training time (a Dropout's ``rng``), keyed by the layer's dotted path (``""`` for
+the model itself), so a resumed run draws the masks the uninterrupted run would
+(the big integers of a PCG64 state are exact in JSON). Used by
+:meth:`minidl.Trainer.save_checkpoint` and ``load_checkpoint``.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -68,11 +74,41 @@ def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbac
         "history": {"history": history.history, "epoch": history.epoch},
         "optimizer": {"class": type(optimizer).__name__,
                       "state": _flatten(optimizer.state_dict(), "optimizer", arrays)},
+        "layer_rngs": {path: layer.rng.bit_generator.state for path, layer in _rng_layers(model).items()},
         "callbacks": [{"class": type(cb).__name__, "state": _flatten(cb.state_dict(), f"callbacks.{i}", arrays)}
                       if callable(getattr(cb, "state_dict", None)) else None
                       for i, cb in enumerate(callbacks)],
     }
     io.write(model, path, extra_meta={"trainer": meta}, extra_arrays=arrays)
+
+
+def _rng_layers(layer: Layer, path: str = "", found=None) -> dict:
+    """``{dotted path: layer}`` of every layer (``layer`` included) with a Generator ``rng``."""
+    found = {} if found is None else found
+    if isinstance(getattr(layer, "rng", None), np.random.Generator):
+        found[path] = layer
+    for name, child in layer.named_children():
+        _rng_layers(child, f"{path}.{name}" if path else name, found)
+    return found
+
+
+def _restored_rngs(states, model, where) -> dict:
+    """``{layer: state}`` from a checkpoint's ``layer_rngs``, each tried on a copy of the layer's
+    generator first (nothing changed here)."""
+    layers = _rng_layers(model)
+    if not isinstance(states, dict) or set(states) != set(layers):
+        saved = sorted(states) if isinstance(states, dict) else states
+        raise ValueError(f"{where}: the checkpoint's layer generators {saved!r} do not match "
+                         f"this model's layers that draw at random {sorted(layers)}.")
+    restored = {}
+    for path, state in states.items():
+        rng = copy.deepcopy(layers[path].rng)
+        try:
+            rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{where}: cannot restore the generator of layer {path!r}: {exc}") from exc
+        restored[layers[path]] = state
+    return restored
 
 
 def _classes(layer: Layer, found=None) -> dict:
@@ -130,6 +166,7 @@ def load(path, model: Layer, optimizer) -> dict:
     callbacks = [None if c is None else {"class": c.get("class"),
                                          "state": _unflatten(c.get("state"), file.extra_arrays)}
                  for c in meta["callbacks"]]
+    rngs = _restored_rngs(meta.get("layer_rngs", {}), model, where) if "layer_rngs" in meta else {}
     old_model, old_opt = model.state_dict(), optimizer.state_dict()
     try:
         model.load_state_dict(file.model.state_dict())
@@ -138,6 +175,8 @@ def load(path, model: Layer, optimizer) -> dict:
         model.load_state_dict(old_model)
         optimizer.load_state_dict(old_opt)
         raise ValueError(f"{where}: {exc}") from exc
+    for layer, state in rngs.items():  # in place: a generator shared by several layers stays shared
+        layer.rng.bit_generator.state = state
     return {"epochs_done": meta["epochs_done"], "seed": meta["seed"], "history": meta["history"],
             "callbacks": callbacks}
 

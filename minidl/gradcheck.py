@@ -114,6 +114,15 @@ def _compare(name, analytic, numeric, rtol, atol) -> TensorCheck:
                        passed, analytic, numeric)
 
 
+def _buffers_to_float64(layer) -> None:
+    """Cast every floating-point buffer (running statistics) of ``layer`` and its children."""
+    for name, value in list(layer.named_buffers(recurse=False)):
+        if np.issubdtype(value.dtype, np.floating):
+            setattr(layer, name, value.astype(np.float64))
+    for _, child in layer.named_children():
+        _buffers_to_float64(child)
+
+
 def gradcheck(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> GradcheckReport:
     r"""Compare ``layer.backward`` with central differences, in float64.
 
@@ -121,7 +130,8 @@ def gradcheck(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> Gradche
     ----------
     layer : Layer
         Any layer, graph or loss, built-in or a user's own subclass. It is
-        deep-copied and the copy's parameters are cast to float64; the layer
+        deep-copied and the copy's parameters (and floating-point buffers) are
+        cast to float64; the layer
         itself is left untouched.
     *inputs : arrays (or other objects)
         Passed to ``forward``. Floating-point arrays are copied to float64 and
@@ -161,6 +171,7 @@ def gradcheck(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> Gradche
     for p in model.parameters():
         p.data = np.array(p.data, dtype=np.float64)
         p.grad = np.zeros_like(p.data)
+    _buffers_to_float64(model)
     xs = [np.array(x, dtype=np.float64) if _is_float_array(x) else x for x in inputs]
     rng = np.random.default_rng(seed)
 

@@ -7,6 +7,8 @@ The format (version 2) is documented in ``docs/reliability.md``. A file holds
   "extra": {...}}``; ``arrays`` is the manifest of every other member;
 * ``param:<name>``: each parameter once, under PyTorch's dotted name (a parameter
   shared by several layers is stored under its first name; ``tied`` lists the others);
+* ``buffer:<name>``: each persistent buffer (BatchNorm's running statistics), under
+  its dotted name, as :meth:`Layer.state_dict` names it;
 * ``extra:<key>``: arrays a caller added (the Trainer's checkpoints keep optimizer state here).
 
 Loading checks the manifest against the declared architecture (built without
@@ -35,6 +37,7 @@ FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _ARCH_KEY = "__minidl_architecture__"
 _PARAM_PREFIX = "param:"
+_BUFFER_PREFIX = "buffer:"
 _EXTRA_PREFIX = "extra:"
 _EXTRA_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,200}\Z")
 
@@ -77,6 +80,9 @@ def write(model: Layer, path, extra_meta=None, extra_arrays=None) -> None:
         else:
             names[id(p)] = name
             arrays[_PARAM_PREFIX + name] = np.ascontiguousarray(p.data)
+    for name, owner, attr, is_param in model._state_slots():
+        if not is_param:  # np.array, not ascontiguousarray: that makes a 0-d buffer 1-d
+            arrays[_BUFFER_PREFIX + name] = np.array(getattr(owner, attr), order="C")
     for key, value in (extra_arrays or {}).items():
         if not isinstance(key, str) or not _EXTRA_KEY.match(key):
             raise ValueError(f"minidl.io.write: extra array key {key!r} must match {_EXTRA_KEY.pattern}")
@@ -134,6 +140,8 @@ def _manifest(arch, zf, model, max_bytes):
                                              for a, c in tied.items()):
         raise ValueError("the 'tied' entry must map parameter names to other parameter names")
     expected = {_PARAM_PREFIX + k: (tuple(p.shape), p.dtype) for k, p in params.items() if k not in tied}
+    buffers = {name: (owner, attr) for name, owner, attr, is_param in model._state_slots() if not is_param}
+    expected.update({_BUFFER_PREFIX + k: (getattr(o, a).shape, getattr(o, a).dtype) for k, (o, a) in buffers.items()})
     for alias, name in tied.items():
         if (params[alias].shape, params[alias].dtype) != (params[name].shape, params[name].dtype):
             raise ValueError(f"tied parameters {alias!r} and {name!r} differ in shape or dtype")
@@ -144,7 +152,7 @@ def _manifest(arch, zf, model, max_bytes):
         {m: None for m in members if m.startswith(_PARAM_PREFIX)}
     if not isinstance(declared, dict) or set(declared) != members:
         raise ValueError("the manifest does not list exactly the arrays in the file")
-    problems = [f"missing {k[len(_PARAM_PREFIX):]!r}" for k in expected if k not in declared]
+    problems = [f"missing {k.split(':', 1)[1]!r}" for k in expected if k not in declared]
     problems += [f"unexpected {k!r}" for k in declared
                  if k not in expected and not k.startswith(_EXTRA_PREFIX)]
     if problems:
@@ -155,7 +163,7 @@ def _manifest(arch, zf, model, max_bytes):
         if entry is not None and (entry != {"shape": list(shape), "dtype": dtype.str}):
             raise ValueError(f"member {member!r} is {shape} {dtype.str}, the manifest says {entry}")
         if member in expected and expected[member] != (shape, dtype):
-            raise ValueError(f"{member[len(_PARAM_PREFIX):]!r}: the architecture needs "
+            raise ValueError(f"{member.split(':', 1)[1]!r}: the architecture needs "
                              f"{expected[member][0]} {expected[member][1]}, the file holds {shape} {dtype}")
         if member.startswith(_EXTRA_PREFIX) and dtype.kind not in "biuf":
             raise ValueError(f"member {member!r} must be numeric, not {dtype}")
@@ -164,7 +172,7 @@ def _manifest(arch, zf, model, max_bytes):
     if max_bytes is not None and total > max_bytes:
         raise ValueError(f"the arrays take {total:,} bytes, more than max_bytes={max_bytes:,}; "
                          "pass a larger max_bytes to minidl.load if you trust this file")
-    return found, tied, params
+    return found, tied, params, buffers
 
 
 def _read_arch(zf) -> dict:
@@ -214,7 +222,7 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
             check_spec(arch["model"])
             with deferred_init():  # no weights drawn or allocated before the checks
                 model = build(arch["model"], registry)
-            found, tied, params = _manifest(arch, zf, model, max_bytes)
+            found, tied, params, buffers = _manifest(arch, zf, model, max_bytes)
             arrays = {member: archive.read_member(zf, info) for member, info in found.items()}
     except FileNotFoundError:
         raise
@@ -228,6 +236,8 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
             p.data, p.grad = value, np.zeros_like(value)
         else:
             np.copyto(p.data, value)
+    for name, (owner, attr) in buffers.items():  # a fresh array read from the file: owned, writable
+        setattr(owner, attr, arrays[_BUFFER_PREFIX + name])
     for alias, name in tied.items():  # share the very Parameter object again
         owner, attr = _owner(model, alias)
         setattr(owner, attr, params[name])

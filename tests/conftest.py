@@ -1,10 +1,23 @@
-"""Session report: the largest conv parity errors the run saw (tests/test_conv.py)."""
+"""Session report: the largest conv and batchnorm parity errors the run saw (tests/test_conv.py,
+tests/test_batchnorm.py)."""
 
 import sys
 
 
+def _batchnorm_parity(terminalreporter):
+    """test_batchnorm's parity record, when its torch tests ran."""
+    module = next((m for m in list(sys.modules.values())
+                   if getattr(m, "__file__", None) and m.__file__.endswith("test_batchnorm.py")
+                   and hasattr(m, "PARITY")), None)
+    if module is not None and module.PARITY["configs"]:
+        terminalreporter.write_line(
+            "batchnorm parity: max |minidl - torch| = {values_grads:.3e} (values and gradients, training "
+            "and eval), {running:.3e} (running statistics) over {configs} configs".format(**module.PARITY))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print test_conv's parity record when its tests ran (each test asserts its own bound)."""
+    _batchnorm_parity(terminalreporter)
     module = next((m for m in list(sys.modules.values())
                    if getattr(m, "__file__", None) and m.__file__.endswith("test_conv.py")
                    and hasattr(m, "PARITY")), None)

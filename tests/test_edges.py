@@ -176,6 +176,10 @@ def _kernel_calls():
         ("cross_entropy_probs", F.cross_entropy, (z, p, 0.1)),
         ("cross_entropy_backward", F.cross_entropy_backward, (z, y)),
         ("cross_entropy_backward_probs", F.cross_entropy_backward, (z, p, 0.1)),
+        ("batch_norm", F.batch_norm, (x4, np.zeros(2), np.ones(2), b2[:2], b2[1:])),  # eval: pure
+        ("batch_norm_backward", F.batch_norm_backward, (x4, xp[:, :, :1, :1] + x4, b2[:2], np.ones(2), b2[1:])),
+        ("dropout", F.dropout, (x4, x4 > 0, 0.5)),
+        ("dropout_backward", F.dropout_backward, (x4, x4 < 0, 0.25)),
     ]
 
 

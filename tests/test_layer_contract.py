@@ -14,6 +14,7 @@ from 0 (no ReLU input near its kink).
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -67,6 +68,8 @@ class Case:
     out_shape: tuple | None  # None: a loss, forward returns a Python float
     params: dict = field(default_factory=dict)  # name -> shape, in named_parameters order
     repr_has: tuple = ()  # substrings the repr must contain besides the class name
+    buffers: dict = field(default_factory=dict)  # name -> shape of the persistent buffers, in order
+    mode_dependent: bool = False  # True: eval mode computes something else (BatchNorm, Dropout)
 
     @property
     def is_loss(self) -> bool:
@@ -86,6 +89,33 @@ def dense(*args, **kw):
 
 def plain(cls, *args, **kw):
     return lambda dtype, rng: cls(*args, **kw)
+
+
+def batchnorm(cls, *args, **kw):
+    return lambda dtype, rng: cls(*args, dtype=dtype, **kw)
+
+
+@mdl.register_layer
+class FrozenMaskDropout(layers.Dropout):
+    """Dropout that draws its mask once (per input shape) and reuses it, so that gradcheck's
+    repeated forward passes see one function; forward and backward are Dropout's own."""
+
+    def draw_mask(self, shape):
+        if getattr(self, "_mask", None) is None or self._mask.shape != self.mask_shape(shape):
+            self._mask = super().draw_mask(shape)
+        return self._mask
+
+
+@mdl.register_layer
+class FrozenMaskDropout2D(FrozenMaskDropout, layers.Dropout2D):
+    pass
+
+
+def dropout(cls, p):
+    return lambda dtype, rng: cls(p, rng=rng)
+
+
+BN_BUFFERS = lambda c: {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}  # noqa: E731
 
 
 # Expected output shapes are worked out by hand (see each comment), not with minidl's formulas.
@@ -146,12 +176,30 @@ CASES = [
          {}, ("axis=1",)),
     Case("concat_last_axis3", plain(layers.Concat, axis=-1), floats((2, 3, 1), (2, 3, 4), (2, 3, 2)),
          (2, 3, 7), {}, ("axis=-1",)),
+    # batch statistics over N * H * W = 40 values per channel (the 2-D kernel's C-contiguous path)
+    Case("batchnorm2d", batchnorm(layers.BatchNorm2D, 3), floats((2, 3, 4, 5)), (2, 3, 4, 5),
+         {"weight": (3,), "bias": (3,)}, ("3, eps=1e-05, momentum=0.1",), BN_BUFFERS(3), True),
+    Case("batchnorm2d_noaffine_cma", batchnorm(layers.BatchNorm2D, 2, affine=False, momentum=None),
+         floats((3, 2, 3, 3)), (3, 2, 3, 3), {}, ("affine=False", "momentum=None"), BN_BUFFERS(2), True),
+    Case("batchnorm2d_no_running_stats", batchnorm(layers.BatchNorm2D, 2, track_running_stats=False),
+         floats((2, 2, 3, 4)), (2, 2, 3, 4), {"weight": (2,), "bias": (2,)},
+         ("track_running_stats=False",), {}, False),  # batch statistics in both modes
+    Case("batchnorm1d_features", batchnorm(layers.BatchNorm1D, 4), floats((6, 4)), (6, 4),
+         {"weight": (4,), "bias": (4,)}, ("4, eps",), BN_BUFFERS(4), True),
+    Case("batchnorm1d_sequence", batchnorm(layers.BatchNorm1D, 3, eps=1e-3, momentum=0.3),
+         floats((2, 3, 5)), (2, 3, 5), {"weight": (3,), "bias": (3,)}, ("eps=0.001", "momentum=0.3"),
+         BN_BUFFERS(3), True),
+    # a frozen mask (FrozenMaskDropout): gradcheck's forward passes must see one function
+    Case("dropout", dropout(FrozenMaskDropout, 0.3), floats((4, 6)), (4, 6), {}, ("p=0.3",), {}, True),
+    Case("dropout2d", dropout(FrozenMaskDropout2D, 0.5), floats((3, 4, 2, 3)), (3, 4, 2, 3), {},
+         ("p=0.5",), {}, True),
     Case("xent_labels", plain(losses.SoftmaxCrossEntropy), logits_and_labels(4, 5), None),
     Case("xent_labels_smoothing", plain(losses.SoftmaxCrossEntropy, label_smoothing=0.1),
          logits_and_labels(4, 5), None, {}, ("label_smoothing=0.1",)),
     Case("xent_probs", plain(losses.SoftmaxCrossEntropy), logits_and_probs(3, 4), None),
 ]
 PARAM_CASES = [c for c in CASES if c.params]
+LAYER_CASES = [c for c in CASES if not c.is_loss]
 ids = [c.id for c in CASES]
 
 
@@ -294,7 +342,9 @@ def check_named_parameters(case):
     assert [n for n, _ in named] == list(case.params)
     assert [p.shape for _, p in named] == list(case.params.values())
     assert [id(p) for p in layer.parameters()] == [id(p) for _, p in named]
-    assert list(layer.state_dict()) == list(case.params)
+    assert list(layer.state_dict()) == list(case.params) + list(case.buffers)
+    assert [(n, b.shape) for n, b in layer.named_buffers()] == list(case.buffers.items())
+    assert not {id(b) for b in layer.buffers()} & {id(p.data) for p in layer.parameters()}
     assert layer.num_parameters() == sum(int(np.prod(s)) for s in case.params.values())
     for name, p in named:
         assert getattr(layer, name) is p
@@ -306,11 +356,15 @@ def check_state_dict_roundtrip(case):
     sd = src.state_dict()
     for name, p in src.named_parameters():
         assert sd[name] is not p.data and np.array_equal(sd[name], p.data)  # copies
-    dst.load_state_dict(sd)
+    src(*xs)  # running statistics move away from their initial values
+    dst.load_state_dict(src.state_dict())
     for (name, a), (_, b) in zip(src.named_parameters(), dst.named_parameters()):
         assert np.array_equal(a.data, b.data) and a.data is not b.data
-    out_src, out_dst = src(*xs), dst(*xs)
-    np.testing.assert_array_equal(out_src, out_dst)
+    for (name, a), (_, b) in zip(src.named_buffers(), dst.named_buffers()):
+        assert a.dtype == b.dtype and np.array_equal(a, b) and a is not b, name
+    for mode in (False, True):  # eval mode reads the buffers
+        out_src, out_dst = src.train(mode)(*xs), dst.train(mode)(*xs)
+        np.testing.assert_array_equal(out_src, out_dst)
 
 
 def check_repr(case):
@@ -346,7 +400,7 @@ def check_deterministic(case):
         np.testing.assert_array_equal(x, y)
     for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(pa.grad, pb.grad)
-    if case.params:  # and the seed is actually used
+    if case.params and "rng" in inspect.signature(type(a)).parameters:  # and the seed is actually used
         c, _ = build(case, np.float32, seed=8)
         assert not np.array_equal(a.parameters()[0].data, c.parameters()[0].data)
 
@@ -369,8 +423,30 @@ def check_train_eval(case):
     assert layer.training is True
     assert layer.eval() is layer and layer.training is False
     out_eval = layer(*xs)
+    with pytest.raises(RuntimeError, match="eval mode"):  # an eval-mode forward keeps nothing
+        layer.backward() if case.is_loss else layer.backward(np.ones_like(out_eval))
+    np.testing.assert_array_equal(layer(*xs), out_eval)  # eval mode is deterministic
     assert layer.train() is layer and layer.training is True
-    np.testing.assert_array_equal(layer(*xs), out_eval)  # no built-in layer depends on the mode
+    if case.mode_dependent:
+        assert not np.array_equal(layer(*xs), out_eval), "training mode should differ from eval mode"
+    else:
+        np.testing.assert_array_equal(layer(*xs), out_eval)  # the layer does not depend on the mode
+
+
+def check_save_load(case, tmp_path):
+    """In a Sequential, saved and loaded: the same config, parameters and buffers, bit for bit."""
+    layer, xs = build(case, np.float32, seed=3)
+    layer(*xs)  # move the running statistics
+    path = tmp_path / "model.npz"
+    mdl.save(mdl.Sequential(layer), path)
+    loaded = mdl.load(path)[0]
+    assert type(loaded) is type(layer) and loaded.get_config() == layer.get_config()
+    assert repr(loaded) == repr(layer)
+    a, b = layer.state_dict(), loaded.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and np.array_equal(a[k], b[k]), k
+    np.testing.assert_array_equal(layer.eval()(*xs), loaded.eval()(*xs))
 
 
 # --------------------------------------------------------------------- tests
@@ -444,6 +520,11 @@ def test_backward_params_matches_backward(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_train_eval(case):
     check_train_eval(case)
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c.id for c in LAYER_CASES])
+def test_save_load(case, tmp_path):
+    check_save_load(case, tmp_path)
 
 
 def test_gradcheck_leaves_layer_untouched():

@@ -10,6 +10,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 """
 
 from .activation import relu, relu_backward
+from .batchnorm import batch_norm, batch_norm_backward
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
@@ -22,10 +23,13 @@ from .conv import (
     resolve_padding,
 )
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
+from .dropout import dropout, dropout_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .pool import max_pool2d, max_pool2d_backward
 
 __all__ = [
+    "batch_norm",
+    "batch_norm_backward",
     "MAX_CACHED_COLUMN_BYTES",
     "MAX_COLUMN_BYTES",
     "conv2d",
@@ -36,6 +40,8 @@ __all__ = [
     "conv2d_weight",
     "cross_entropy",
     "cross_entropy_backward",
+    "dropout",
+    "dropout_backward",
     "flatten",
     "linear",
     "linear_bias",

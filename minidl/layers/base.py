@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
 
 from ..parameter import Parameter
+from ._state import StateDictMixin
 
 __all__ = ["Layer"]
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
-class Layer:
+class Layer(StateDictMixin):
     """Base class of every layer, loss and graph.
 
     A subclass implements ``forward(*inputs)`` (keeping what its backward
@@ -31,7 +31,9 @@ class Layer:
     A refused gradient leaves every ``.grad`` untouched.
 
     Parameters and child layers assigned as attributes are found
-    automatically, in assignment order, as in :class:`torch.nn.Module`.
+    automatically, in assignment order, as in :class:`torch.nn.Module`;
+    buffers (state that is not trained, as BatchNorm's running statistics)
+    are declared with :meth:`register_buffer`. :meth:`state_dict` holds both.
 
     The toolkit for writing a layer (every built-in layer uses it):
 
@@ -67,6 +69,7 @@ class Layer:
         self.training = True
         self._saved = None  # what save_for_backward kept: a tuple, or None
         self._forward_in_eval = False
+        self._buffers: dict[str, bool] = {}  # buffer name -> persistent (the arrays are attributes)
 
     # ----------------------------------------------------------- computation
     def forward(self, *inputs):  # pragma: no cover - abstract
@@ -254,51 +257,6 @@ class Layer:
         RuntimeError. ``Trainer.predict`` and ``Trainer.evaluate`` run in eval mode.
         """
         return self.train(False)
-
-    # ------------------------------------------------------------ state dict
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter's data, under PyTorch's dotted names.
-
-        A parameter shared by several layers appears under each of its names,
-        as in :meth:`torch.nn.Module.state_dict`.
-        """
-        return OrderedDict((name, p.data.copy())
-                           for name, p in self.named_parameters(remove_duplicate=False))
-
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters, after checking every key, shape and dtype.
-
-        Nothing is assigned unless everything matches. With ``strict=False``
-        missing and unexpected keys are ignored (shapes and dtypes still checked).
-        """
-        where = f"{type(self).__name__}.load_state_dict"
-        params = OrderedDict(self.named_parameters(remove_duplicate=False))
-        missing = [k for k in params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in params]
-        problems = []
-        if strict and missing:
-            problems.append(f"missing keys {missing}")
-        if strict and unexpected:
-            problems.append(f"unexpected keys {unexpected}")
-        for key, p in params.items():
-            if key not in state_dict:
-                continue
-            value = np.asarray(state_dict[key])
-            if value.shape != p.data.shape:
-                problems.append(f"{key!r}: expected shape {p.data.shape}, got {value.shape}")
-            elif value.dtype != p.data.dtype:
-                problems.append(
-                    f"{key!r}: expected dtype {p.data.dtype}, got {value.dtype} "
-                    f"(cast with .astype(np.{p.data.dtype}))"
-                )
-        if problems:
-            raise ValueError(
-                f"{where}: the state dict does not match this model; nothing was loaded. "
-                + "; ".join(problems) + f". Expected keys: {list(params)}."
-            )
-        for key, p in params.items():
-            if key in state_dict:
-                np.copyto(p.data, np.asarray(state_dict[key]))
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:

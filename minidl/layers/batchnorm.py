@@ -1,0 +1,193 @@
+"""Batch normalisation layers: BatchNorm1D and BatchNorm2D."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import check_array, check_same_dtype, positive_int, positive_real
+from ..parameter import Parameter, deferring, placeholder
+from ._init import float_dtype
+from .base import Layer
+
+__all__ = ["BatchNorm1D", "BatchNorm2D"]
+
+
+def _filled(shape, value, dtype):
+    """``np.full``, or a placeholder under :func:`minidl.parameter.deferred_init`."""
+    return placeholder(shape, dtype) if deferring() else np.full(shape, value, dtype=dtype)
+
+
+def _flag(value, name, where) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False. Received: {name}={value!r}")
+    return bool(value)
+
+
+class _BatchNorm(Layer):
+    """Shared by BatchNorm1D and BatchNorm2D (they differ in the input ranks they accept)."""
+
+    _ranks: tuple = ()
+    _layout = ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 dtype=np.float32):
+        super().__init__()
+        where = type(self).__name__
+        self.num_features = positive_int(num_features, "num_features", where)
+        self.eps = positive_real(eps, "eps", where)
+        if momentum is not None:
+            if not isinstance(momentum, numbers.Real) or isinstance(momentum, (bool, np.bool_)):
+                raise TypeError(f"{where}: momentum must be a real number or None. Received: momentum={momentum!r}")
+            if not 0 <= momentum <= 1:
+                raise ValueError(f"{where}: momentum must be in [0, 1] or None (cumulative average). "
+                                 f"Received: momentum={momentum!r}")
+            momentum = float(momentum)
+        self.momentum = momentum
+        self.affine = _flag(affine, "affine", where)
+        self.track_running_stats = _flag(track_running_stats, "track_running_stats", where)
+        self._dtype = float_dtype(dtype, where)
+        c = (self.num_features,)
+        self.weight = Parameter(_filled(c, 1, self._dtype)) if self.affine else None
+        self.bias = Parameter(_filled(c, 0, self._dtype)) if self.affine else None
+        track = self.track_running_stats
+        self.register_buffer("running_mean", _filled(c, 0, self._dtype) if track else None)
+        self.register_buffer("running_var", _filled(c, 1, self._dtype) if track else None)
+        self.register_buffer("num_batches_tracked", _filled((), 0, np.int64) if track else None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batch tracked (as torch)."""
+        if self.track_running_stats:
+            self.running_mean = np.zeros(self.num_features, self.running_mean.dtype)
+            self.running_var = np.ones(self.num_features, self.running_var.dtype)
+            self.num_batches_tracked = np.zeros((), np.int64)
+
+    def _check_input(self, x):
+        check_array(x, "input", self)
+        if x.ndim not in self._ranks:
+            raise ValueError(f"{self!r}: expected input of shape {self._layout}, got {x.ndim} dimensions "
+                             f"with shape {x.shape}.")
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self!r}: expected input with {self.num_features} channels on axis 1, got shape "
+                f"{x.shape}. Set num_features to the channels of the layer before (its out_channels)."
+            )
+        ref = self.weight.data if self.affine else self.running_mean
+        if ref is not None:
+            check_same_dtype(x, ref, "input", "weight" if self.affine else "running_mean", repr(self))
+
+    def forward(self, x):
+        self._check_input(x)
+        if not self.training:
+            self.save_for_backward()  # eval mode keeps nothing: drop a training call's cache first
+        use_batch = self.training or self.running_mean is None
+        update = self.training and self.track_running_stats
+        factor = 0.0
+        if update:
+            count = int(self.num_batches_tracked) + 1
+            factor = 1.0 / count if self.momentum is None else self.momentum
+        out, mean, inv_std = F.batch_norm(
+            x, self.running_mean if not use_batch or update else None,
+            self.running_var if not use_batch or update else None,
+            None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
+            training=use_batch, momentum=factor, eps=self.eps, return_stats=True, where=self)
+        if update:
+            self.num_batches_tracked += 1
+        self.save_for_backward(x, mean, inv_std, use_batch)
+        return out
+
+    def backward(self, grad_output):
+        return self._backward(grad_output, input_grad=True)
+
+    def _backward(self, grad_output, input_grad):
+        x, mean, inv_std, use_batch = self.saved_values
+        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+        grad_x, grad_w, grad_b = F.batch_norm_backward(
+            grad_output, x, mean, inv_std, None if self.weight is None else self.weight.data,
+            training=use_batch, input_grad=input_grad, where=self)
+        if self.affine:
+            self.weight.grad += grad_w
+            self.bias.grad += grad_b
+        return grad_x
+
+    def get_config(self):
+        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
+                    affine=self.affine, track_running_stats=self.track_running_stats, dtype=str(self._dtype))
+
+    def extra_repr(self):
+        s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+             f"track_running_stats={self.track_running_stats}")
+        return s if self._dtype == np.float32 else s + f", dtype={self._dtype}"
+
+
+_DOC = r"""Batch normalisation over {what}, as :class:`torch.nn.{torch}`.
+
+    Parameters
+    ----------
+    num_features : int
+        C, the channels (axis 1 of the input).
+    eps : float > 0, default 1e-5
+        Added to the variance.
+    momentum : float in [0, 1] or None, default 0.1
+        ``running = (1 - momentum) * running + momentum * batch``; None for a
+        cumulative moving average (``momentum = 1 / num_batches_tracked``), as torch.
+    affine : bool, default True
+        Learn ``weight`` (gamma, init 1) and ``bias`` (beta, init 0).
+    track_running_stats : bool, default True
+        Keep running statistics (buffers) and use them in eval mode. Without,
+        the batch's statistics are used in both modes and there are no buffers.
+    dtype : floating dtype, default float32
+
+    Attributes
+    ----------
+    weight, bias : Parameter (C,) or None
+    running_mean, running_var : ndarray (C,) buffers (init 0 and 1), or None
+    num_batches_tracked : 0-d int64 ndarray buffer, or None
+
+    The buffers are in ``state_dict()`` under torch's names, saved and loaded,
+    but are not parameters (see :meth:`Layer.register_buffer`).
+
+    Shape
+    -----
+    {shape}
+
+    Notes
+    -----
+    Training mode: per channel, over its M = {m} values, the batch mean ``mu``
+    and biased variance ``var`` normalise ``x_hat = (x - mu) / sqrt(var + eps)``,
+    ``y = gamma * x_hat + beta``; the running statistics take ``mu`` and the
+    *unbiased* variance ``var * M / (M - 1)``, and ``num_batches_tracked``
+    counts the batches. Eval mode: the running statistics normalise, and
+    nothing is updated.
+
+    Backward, hand-derived (see :func:`minidl.functional.batch_norm_backward`),
+    in training: ``dx = (gamma * inv_std / M) * (M * dy - sum(dy) - x_hat * sum(dy * x_hat))``,
+    ``dgamma = sum(dy * x_hat)``, ``dbeta = sum(dy)``. The statistics used in
+    eval mode are constants, so there ``dx = gamma * inv_std * dy``; but an
+    eval-mode forward keeps no cache (as every layer), so backward needs a
+    training-mode forward; :func:`minidl.functional.batch_norm_backward` with
+    ``training=False`` gives the eval-mode gradient.
+
+    Examples
+    --------
+    >>> bn = {name}(3)
+    >>> y = bn(np.random.default_rng(0).standard_normal({example}).astype(np.float32))
+    >>> y.shape, [n for n, _ in bn.named_parameters()], list(bn.state_dict())[2:]
+    ({example}, ['weight', 'bias'], ['running_mean', 'running_var', 'num_batches_tracked'])
+    """
+
+
+class BatchNorm1D(_BatchNorm):
+    __doc__ = _DOC.format(what="features or sequences", torch="BatchNorm1d", name="BatchNorm1D",
+                          shape="Input (N, C) or (N, C, L); output of the same shape.", m="N (or N * L)",
+                          example="(4, 3)")
+    _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
+
+
+class BatchNorm2D(_BatchNorm):
+    __doc__ = _DOC.format(what="the channels of images", torch="BatchNorm2d", name="BatchNorm2D",
+                          shape="Input (N, C, H, W); output of the same shape (and memory layout).",
+                          m="N * H * W", example="(2, 3, 4, 4)")
+    _ranks, _layout = (4,), "(N, C, H, W)"

@@ -1,0 +1,132 @@
+"""Dropout layers: Dropout and Dropout2D."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import check_array, check_float_dtype, check_ndim
+from ..functional.dropout import check_dropout_p
+from ._init import as_generator
+from .base import Layer
+
+__all__ = ["Dropout", "Dropout2D"]
+
+
+class Dropout(Layer):
+    r"""Inverted dropout, as :class:`torch.nn.Dropout`: zero each value with probability ``p``.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        The drop probability; kept values are scaled by ``1 / (1 - p)``.
+        ``p = 1`` zeroes everything (as torch), ``p = 0`` is the identity.
+    rng : int seed, numpy.random.Generator or None
+        Draws the masks (one per training-mode forward). The same seed gives
+        the same masks; None draws from fresh OS entropy.
+
+    Shape
+    -----
+    Any input shape; the output has the input's shape and dtype.
+
+    Notes
+    -----
+    Training mode: ``y = x * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)``
+    drawn from the layer's generator and passed to
+    :func:`minidl.functional.dropout`; the mask (1 byte per value) is kept for
+    backward, which applies the same mask and scale:
+    ``dx = dy * m / (1 - p)``. Eval mode: the identity (the input itself is
+    returned, as torch), nothing drawn, nothing kept.
+
+    ``get_config()`` holds ``p`` only: a layer saved with :func:`minidl.save`
+    and loaded does not carry its generator's state (it draws from fresh
+    entropy; set ``layer.rng`` to seed it). Trainer checkpoints do carry it,
+    so a resumed run draws the masks of an uninterrupted one.
+
+    Examples
+    --------
+    >>> d = Dropout(0.5, rng=0)
+    >>> y = d(np.ones((2, 4)))
+    >>> sorted(set(y.ravel().tolist()))
+    [0.0, 2.0]
+    >>> d.eval()(np.ones(3))
+    array([1., 1., 1.])
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        where = type(self).__name__
+        self.p = check_dropout_p(p, where)
+        self.rng = as_generator(rng, where)
+
+    def _check_input(self, x) -> None:
+        check_array(x, "input", self)
+        check_float_dtype(x, "input", self)
+
+    def mask_shape(self, shape) -> tuple:
+        """The shape of the mask drawn for an input of ``shape`` (the whole shape here)."""
+        return tuple(shape)
+
+    def draw_mask(self, shape) -> np.ndarray:
+        """A keep-mask for an input of ``shape``: True with probability ``1 - p``.
+
+        Uniform float32 draws compared with ``p`` (a transient 4 bytes per mask
+        value); the bool mask takes 1.
+        """
+        return self.rng.random(self.mask_shape(shape), dtype=np.float32) >= np.float32(self.p)
+
+    def forward(self, x):
+        self._check_input(x)
+        if not self.training:
+            self.save_for_backward()
+            return x
+        mask = self.draw_mask(x.shape)
+        self.save_for_backward(mask, x.shape, x.dtype)
+        return F.dropout(x, mask, self.p, where=self)
+
+    def backward(self, grad_output):
+        mask, shape, dtype = self.saved_values
+        grad_output = self.check_grad_output(grad_output, shape, dtype)
+        return F.dropout_backward(grad_output, mask, self.p, where=self)
+
+    def get_config(self):
+        return dict(p=self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Dropout2D(Dropout):
+    r"""Channel dropout, as :class:`torch.nn.Dropout2d`: zero whole channels of (N, C, H, W).
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        The probability that a channel of a sample is zeroed; kept channels
+        are scaled by ``1 / (1 - p)``.
+    rng : int seed, numpy.random.Generator or None
+
+    Shape
+    -----
+    Input (N, C, H, W); output of the same shape.
+
+    Notes
+    -----
+    As :class:`Dropout` with a mask of shape (N, C, 1, 1), one draw per
+    channel of each sample, broadcast over H and W (for the backward too).
+
+    Examples
+    --------
+    >>> y = Dropout2D(0.5, rng=0)(np.ones((2, 3, 4, 4)))
+    >>> bool(np.all((y == 0).all(axis=(2, 3)) | (y == 2).all(axis=(2, 3))))
+    True
+    """
+
+    def _check_input(self, x) -> None:
+        check_array(x, "input", self)
+        check_ndim(x, 4, "input", self, "(N, C, H, W)")
+        check_float_dtype(x, "input", self)
+
+    def mask_shape(self, shape) -> tuple:
+        """(N, C, 1, 1): one draw per channel of each sample."""
+        return tuple(shape[:2]) + (1, 1)
