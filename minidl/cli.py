@@ -30,7 +30,7 @@ def format_confusion(cm) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: dict, path: str) -> bool:
+def plot_history(history: dict, path: str, title: str = "reference CNN") -> bool:
     """Write a learning-curve PNG; returns False when matplotlib is not installed."""
     try:
         import matplotlib
@@ -49,7 +49,7 @@ def plot_history(history: dict, path: str) -> bool:
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle("minidl reference CNN on digits")
+    fig.suptitle(f"minidl {title} on digits")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -67,6 +67,26 @@ def _writable_folder(path: str) -> str | None:
     return None
 
 
+#: ``minidl train --model``: what each trains and its default number of epochs.
+MODELS = {
+    "reference": {"title": "reference CNN", "epochs": 20},
+    "best": {"title": "best CNN (BatchNorm, Dropout, augmentation, cosine schedule)", "epochs": 30},
+}
+
+
+def _build(mdl, args):
+    """The model, its Trainer and the extra ``fit`` arguments for ``args.model``."""
+    rng = np.random.default_rng(args.seed)
+    if args.model == "reference":
+        model = mdl.models.reference_cnn(rng=rng)
+        optimizer = mdl.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+        return model, mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), optimizer), {}
+    model = mdl.models.digits_best(rng=rng)
+    recipe = mdl.models.digits_best_recipe(model, epochs=args.epochs, lr=args.lr, momentum=args.momentum)
+    trainer = mdl.Trainer(model, recipe["loss"], recipe["optimizer"])
+    return model, trainer, {"callbacks": recipe["callbacks"], "transform": recipe["transform"]}
+
+
 def _train(args) -> int:
     import minidl as mdl
 
@@ -76,10 +96,9 @@ def _train(args) -> int:
         return 2
 
     (X, y), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=args.seed)
-    model = mdl.models.reference_cnn(rng=np.random.default_rng(args.seed))
-    optimizer = mdl.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), optimizer)
-    print(f"minidl {mdl.__version__}: reference CNN on scikit-learn digits "
+    args.epochs = args.epochs or MODELS[args.model]["epochs"]
+    model, trainer, fit_kwargs = _build(mdl, args)
+    print(f"minidl {mdl.__version__}: {MODELS[args.model]['title']} on scikit-learn digits "
           f"({len(X)} train / {len(X_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
           f"lr {args.lr}, momentum {args.momentum}, seed {args.seed}")
     if not args.quiet:
@@ -89,7 +108,7 @@ def _train(args) -> int:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = trainer.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                                   validation_data=(X_test, y_test), seed=args.seed,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, **fit_kwargs)
     except FloatingPointError as exc:  # diverged: one line, no traceback, no model written
         print(f"minidl train: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
@@ -107,7 +126,7 @@ def _train(args) -> int:
                    "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
     written = [model_path, os.path.join(args.out, "history.json")]
     curve = os.path.join(args.out, "learning_curve.png")
-    if plot_history(history.history, curve):
+    if plot_history(history.history, curve, MODELS[args.model]["title"].split(" (")[0]):
         written.append(curve)
     else:
         print("(matplotlib not installed: no learning-curve PNG; pip install 'minidl[plot]')")
@@ -150,8 +169,12 @@ def _number(kind, minimum, strict=False, maximum=None):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidl", description="minidl: train and check small CNNs on numpy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the reference CNN on scikit-learn's digits")
-    t.add_argument("--epochs", type=_number(int, 1), default=20)
+    t = sub.add_parser("train", help="train a CNN on scikit-learn's digits (--model reference or best)")
+    t.add_argument("--model", choices=sorted(MODELS), default="reference",
+                   help="reference: the small CNN (default, 20 epochs); best: BatchNorm, Dropout, "
+                        "augmentation, Nesterov SGD with weight decay, label smoothing, cosine schedule "
+                        "(30 epochs)")
+    t.add_argument("--epochs", type=_number(int, 1), default=None, help="default: the model's (20 or 30)")
     t.add_argument("--batch-size", type=_number(int, 1), default=32)
     # < float32's largest value: a larger lr is inf in the model's float32 weights
     t.add_argument("--lr", type=_number(float, 0, strict=True, maximum=float(np.finfo(np.float32).max)),
