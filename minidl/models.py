@@ -67,7 +67,7 @@ def digits_best(rng=None, dtype=np.float32, width=32, dropout=0.3) -> Sequential
     Examples
     --------
     >>> digits_best(0).num_parameters()
-    68362
+    67946
     """
     rng = as_generator(rng, "digits_best")
 
