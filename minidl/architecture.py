@@ -25,7 +25,9 @@ MAX_LAYERS, MAX_DEPTH = 100_000, 64
 REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
-                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy)
+                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy, _losses.MSE,
+                _layers.LeakyReLU, _layers.Sigmoid, _layers.Tanh, _layers.GELU, _layers.Identity,
+                _layers.Softmax)
 }
 _GRAPHS = {"Sequential": Sequential, "Graph": Graph}
 
@@ -40,7 +42,7 @@ def register_layer(cls):
     Examples
     --------
     >>> @register_layer
-    ... class Identity(Layer):
+    ... class MyIdentity(Layer):
     ...     def forward(self, x): return x
     ...     def backward(self, g): return g
     """

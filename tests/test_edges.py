@@ -165,6 +165,15 @@ def _kernel_calls():
         ("max_pool2d_backward", F.max_pool2d_backward, ((2, 2, 4, 4), gp, idx, 2)),
         ("relu", F.relu, (x4,)),
         ("relu_backward", F.relu_backward, (g4, rng.standard_normal(g4.shape))),
+        ("leaky_relu", F.leaky_relu, (x4, 0.1)),
+        ("leaky_relu_backward", F.leaky_relu_backward, (g4, rng.standard_normal(g4.shape), 0.1)),
+        ("sigmoid", F.sigmoid, (x4,)),
+        ("sigmoid_backward", F.sigmoid_backward, (g4, F.sigmoid(rng.standard_normal(g4.shape)))),
+        ("tanh", F.tanh, (x4,)),
+        ("tanh_backward", F.tanh_backward, (g4, np.tanh(rng.standard_normal(g4.shape)))),
+        ("gelu", F.gelu, (x4,)),
+        ("gelu_backward", F.gelu_backward, (g4, rng.standard_normal(g4.shape))),
+        ("softmax_backward", F.softmax_backward, (g2, F.softmax(z))),
         ("linear", F.linear, (x2, w2, b2)),
         ("linear_input", F.linear_input, (g2, w2)),
         ("linear_weight", F.linear_weight, (x2, g2)),
@@ -176,6 +185,8 @@ def _kernel_calls():
         ("cross_entropy_probs", F.cross_entropy, (z, p, 0.1)),
         ("cross_entropy_backward", F.cross_entropy_backward, (z, y)),
         ("cross_entropy_backward_probs", F.cross_entropy_backward, (z, p, 0.1)),
+        ("mse_loss", F.mse_loss, (z, p)),
+        ("mse_loss_backward", F.mse_loss_backward, (z, p)),
     ]
 
 

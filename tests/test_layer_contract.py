@@ -46,9 +46,11 @@ def floats(*shapes):
     return lambda dtype, rng: tuple(tie_free(s, rng).astype(dtype) for s in shapes)
 
 
-def logits_and_labels(n, k):
+def logits_and_labels(n, k, ignored=()):
     def make(dtype, rng):
-        return tie_free((n, k), rng).astype(dtype) * 2, rng.integers(0, k, n)
+        labels = rng.integers(0, k, n)
+        labels[list(ignored)] = -100
+        return tie_free((n, k), rng).astype(dtype) * 2, labels
     return make
 
 
@@ -121,6 +123,17 @@ CASES = [
          floats((1, 2, 4, 3)), (1, 2, 8, 7), {"weight": (2, 2, 1, 1)}, ("replicate",)),
     Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
+    Case("leaky_relu", plain(layers.LeakyReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {},
+         ("negative_slope=0.01",)),
+    Case("leaky_relu_slope", plain(layers.LeakyReLU, 0.2), floats((5, 7)), (5, 7), {}, ("0.2",)),
+    Case("sigmoid", plain(layers.Sigmoid), floats((2, 3, 4)), (2, 3, 4)),
+    Case("tanh", plain(layers.Tanh), floats((4, 6)), (4, 6)),
+    Case("gelu", plain(layers.GELU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {}, ("approximate='none'",)),
+    Case("gelu_tanh", plain(layers.GELU, approximate="tanh"), floats((5, 7)), (5, 7), {}, ("'tanh'",)),
+    Case("identity", plain(layers.Identity), floats((2, 3, 4)), (2, 3, 4)),
+    Case("softmax", plain(layers.Softmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("softmax_last_axis_4d", plain(layers.Softmax, axis=-1), floats((2, 3, 4, 5)), (2, 3, 4, 5), {},
+         ("axis=-1",)),
     # floor((H - k)/s) + 1
     Case("maxpool2", plain(layers.MaxPool2D, 2), floats((2, 3, 6, 6)), (2, 3, 3, 3), {},
          ("kernel_size=(2, 2)",)),
@@ -150,6 +163,17 @@ CASES = [
     Case("xent_labels_smoothing", plain(losses.SoftmaxCrossEntropy, label_smoothing=0.1),
          logits_and_labels(4, 5), None, {}, ("label_smoothing=0.1",)),
     Case("xent_probs", plain(losses.SoftmaxCrossEntropy), logits_and_probs(3, 4), None),
+    Case("xent_weighted_ignore_smoothing",
+         plain(losses.SoftmaxCrossEntropy, weight=[0.5, 2.0, 1.0, 3.0, 1.5], label_smoothing=0.1),
+         logits_and_labels(6, 5, ignored=(1, 4)), None, {}, ("weight=", "label_smoothing=0.1")),
+    Case("xent_ignore_class_sum", plain(losses.SoftmaxCrossEntropy, ignore_index=0, reduction="sum"),
+         logits_and_labels(6, 3), None, {}, ("ignore_index=0", "reduction='sum'")),
+    Case("xent_probs_weighted_smoothing",
+         plain(losses.SoftmaxCrossEntropy, weight=[1.0, 2.0, 0.5, 1.0], label_smoothing=0.2),
+         logits_and_probs(3, 4), None, {}, ("weight=",)),
+    Case("mse", plain(losses.MSE), floats((4, 3), (4, 3)), None),
+    Case("mse_sum_4d", plain(losses.MSE, reduction="sum"), floats((2, 3, 2, 2), (2, 3, 2, 2)), None, {},
+         ("reduction='sum'",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]
 ids = [c.id for c in CASES]

@@ -9,7 +9,17 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 """
 
-from .activation import relu, relu_backward
+from .activation import (
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softmax_backward,
+    tanh,
+    tanh_backward,
+)
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
@@ -22,7 +32,9 @@ from .conv import (
     resolve_padding,
 )
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
+from .gelu import gelu, gelu_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
+from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
 
 __all__ = [
@@ -37,15 +49,26 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_backward",
     "flatten",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
     "linear",
     "linear_bias",
     "linear_input",
     "linear_weight",
     "log_softmax",
     "max_pool2d",
+    "mse_loss",
+    "mse_loss_backward",
     "max_pool2d_backward",
     "relu",
     "relu_backward",
     "resolve_padding",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax_backward",
+    "tanh",
+    "tanh_backward",
     "softmax",
 ]

@@ -1,10 +1,11 @@
 """Stateful layers: validate the input, call a kernel, keep what backward needs."""
 
-from .activation import ReLU
+from .activation import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .merge import Add, Concat
 from .pool import MaxPool2D
 
-__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "Dense", "Flatten", "Add", "Concat"]
+__all__ = ["Layer", "Conv2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax",
+           "MaxPool2D", "Dense", "Flatten", "Add", "Concat"]
