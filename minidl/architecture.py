@@ -27,7 +27,7 @@ REGISTRY: dict[str, type] = {
     for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
                 _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy, _losses.MSE,
                 _layers.LeakyReLU, _layers.Sigmoid, _layers.Tanh, _layers.GELU, _layers.Identity,
-                _layers.Softmax)
+                _layers.Softmax, _layers.AvgPool2D, _layers.GlobalAvgPool2D)
 }
 _GRAPHS = {"Sequential": Sequential, "Graph": Graph}
 

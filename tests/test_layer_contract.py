@@ -146,6 +146,20 @@ CASES = [
     # H floor((5 - 2)/1) + 1 = 4, W floor((7 - 3)/2) + 1 = 3
     Case("maxpool_rect", plain(layers.MaxPool2D, (2, 3), stride=(1, 2)), floats((1, 1, 5, 7)),
          (1, 1, 4, 3)),
+    # dilation 2: span 3, floor((7 - 3)/1) + 1 = 5; W floor((6 - 3)/2) + 1 = 2
+    Case("maxpool2_dilated", plain(layers.MaxPool2D, 2, stride=(1, 2), dilation=2), floats((1, 2, 7, 6)),
+         (1, 2, 5, 2), {}, ("dilation=(2, 2)",)),
+    # ceil_mode: ceil((7 + 2 - 3)/2) + 1 = 4 (unchanged), W: ceil((6 + 2 - 3)/2) + 1 = 4 (floor gives 3)
+    Case("maxpool3_ceil_pad1", plain(layers.MaxPool2D, 3, stride=2, padding=1, ceil_mode=True),
+         floats((2, 1, 7, 6)), (2, 1, 4, 4), {}, ("ceil_mode=True",)),
+    Case("avgpool2", plain(layers.AvgPool2D, 2), floats((2, 3, 6, 6)), (2, 3, 3, 3), {}, ("kernel_size=(2, 2)",)),
+    # floor((7 + 2 - 3)/2) + 1 = 4; W ceil((6 + 2 - 3)/2) + 1 = 4
+    Case("avgpool3_pad1_ceil_exclude_pad",
+         plain(layers.AvgPool2D, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+         floats((2, 2, 7, 6)), (2, 2, 4, 4), {}, ("count_include_pad=False", "ceil_mode=True")),
+    Case("avgpool_rect_overlap", plain(layers.AvgPool2D, (2, 3), stride=1, padding=(1, 1)),
+         floats((1, 2, 4, 5)), (1, 2, 5, 5), {}, ("padding=(1, 1)",)),
+    Case("global_avgpool", plain(layers.GlobalAvgPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
     Case("flatten", plain(layers.Flatten), floats((2, 3, 4, 5)), (2, 60)),
     Case("flatten_start2", plain(layers.Flatten, start_dim=2), floats((2, 3, 4, 5)), (2, 3, 20), {},
          ("start_dim=2",)),

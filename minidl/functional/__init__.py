@@ -20,6 +20,7 @@ from .activation import (
     tanh,
     tanh_backward,
 )
+from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
@@ -38,6 +39,10 @@ from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
 
 __all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "MAX_CACHED_COLUMN_BYTES",
     "MAX_COLUMN_BYTES",
     "conv2d",

@@ -5,7 +5,7 @@ from .base import Layer
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .merge import Add, Concat
-from .pool import MaxPool2D
+from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 __all__ = ["Layer", "Conv2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax",
-           "MaxPool2D", "Dense", "Flatten", "Add", "Concat"]
+           "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dense", "Flatten", "Add", "Concat"]
