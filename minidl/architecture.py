@@ -25,8 +25,10 @@ MAX_LAYERS, MAX_DEPTH = 100_000, 64
 REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
-                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy,
-                _layers.BatchNorm1D, _layers.BatchNorm2D, _layers.Dropout, _layers.Dropout2D)
+                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy, _losses.MSE,
+                _layers.BatchNorm1D, _layers.BatchNorm2D, _layers.Dropout, _layers.Dropout2D,
+                _layers.LeakyReLU, _layers.Sigmoid, _layers.Tanh, _layers.GELU, _layers.Identity,
+                _layers.Softmax, _layers.AvgPool2D, _layers.GlobalAvgPool2D)
 }
 _GRAPHS = {"Sequential": Sequential, "Graph": Graph}
 
@@ -41,7 +43,7 @@ def register_layer(cls):
     Examples
     --------
     >>> @register_layer
-    ... class Identity(Layer):
+    ... class MyIdentity(Layer):
     ...     def forward(self, x): return x
     ...     def backward(self, g): return g
     """

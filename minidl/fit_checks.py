@@ -30,6 +30,12 @@ def check_components(model, loss, optimizer):
             "Trainer: loss must be a loss instance such as minidl.losses.SoftmaxCrossEntropy() "
             f"(a subclass of minidl.losses.Loss). Received: {what(loss)}."
         )
+    if getattr(loss, "reduction", "mean") not in ("mean", "sum"):
+        raise ValueError(
+            f"Trainer: the loss must reduce to a scalar (reduction='mean' or 'sum'). Received: {what(loss)} "
+            "with reduction='none', which gives one loss per sample: train with reduction='mean' "
+            "(or 'sum'), and use 'none' in your own loop."
+        )
     if isinstance(optimizer, type) or not all(callable(getattr(optimizer, m, None))
                                                for m in ("step", "zero_grad")):
         raise TypeError(

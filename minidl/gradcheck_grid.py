@@ -36,7 +36,8 @@ def _cases(rng):
     yield layers.Add(), (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
     yield layers.Concat(axis=1), (rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 2, 3)))
     for smoothing in (0.0, 0.1):
-        yield losses.SoftmaxCrossEntropy(smoothing), (rng.standard_normal((4, 5)), rng.integers(0, 5, 4))
+        yield (losses.SoftmaxCrossEntropy(label_smoothing=smoothing),
+               (rng.standard_normal((4, 5)), rng.integers(0, 5, 4)))
     probs = rng.dirichlet(np.ones(5), size=4)
     yield losses.SoftmaxCrossEntropy(), (rng.standard_normal((4, 5)), probs)
 

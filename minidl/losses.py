@@ -1,4 +1,4 @@
-"""Losses: layers whose forward returns a Python float."""
+"""Losses: layers whose forward returns a Python float (an array with ``reduction='none'``)."""
 
 from __future__ import annotations
 
@@ -7,76 +7,41 @@ import numbers
 import numpy as np
 
 from . import functional as F
-from .functional.loss import check_cross_entropy_args, check_label_smoothing
+from ._validation import check_int
+from .functional.loss import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
+from .functional.mse import check_mse_args, mse_loss, mse_loss_backward
 from .layers.base import Layer
 
-__all__ = ["Loss", "SoftmaxCrossEntropy"]
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
 
 
 class Loss(Layer):
     """Base class of losses: ``forward(outputs, targets) -> float``, ``backward() -> dL/doutputs``.
 
     The Trainer accepts any subclass; write your own loss by subclassing it.
+    A loss with a ``reduction`` attribute is trained by the Trainer only with
+    ``'mean'`` or ``'sum'`` (a scalar loss); ``'none'`` gives one loss per
+    sample, for your own training loop.
     """
+
+    reduction = "mean"
 
     def forward(self, outputs, targets):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(outputs, targets)")
 
-
-class SoftmaxCrossEntropy(Loss):
-    r"""Softmax cross-entropy from logits, as :func:`torch.nn.functional.cross_entropy`.
-
-    Parameters
-    ----------
-    label_smoothing : float in [0, 1]
-        Targets become ``(1 - eps) * T + eps / K``, PyTorch's rule.
-
-    Notes
-    -----
-    ``forward(logits, targets)`` returns the mean over the batch of
-    ``-sum_k T[n, k] log_softmax(z)[n, k]``, computed with log-sum-exp so that
-    logits of any magnitude stay finite. ``targets`` are integer labels (N,) or
-    class probabilities (N, K). ``backward()`` returns
-    ``dL/dz = (softmax(z) - T) / N``: the only ``1/N`` in minidl.
-
-    Examples
-    --------
-    >>> loss = SoftmaxCrossEntropy()
-    >>> round(loss(np.array([[-1000.0, 1.0]]), np.array([1])), 6)
-    0.0
-    >>> loss.backward().round(3)
-    array([[0., 0.]])
-    """
-
-    def __init__(self, label_smoothing=0.0):
-        super().__init__()
-        self.label_smoothing = check_label_smoothing(label_smoothing, "SoftmaxCrossEntropy")
-
-    def forward(self, logits, targets):
-        targets = check_cross_entropy_args(logits, targets, self.label_smoothing, "SoftmaxCrossEntropy")
-        loss = F.cross_entropy(logits, targets, self.label_smoothing, check_args=False)
-        self.save_for_backward(logits, targets)  # checked: backward does not check them again
-        return loss
-
-    def backward(self, grad_output=1.0):
-        """dL/dlogits of the last :meth:`forward`, scaled by ``grad_output``.
-
-        Parameters
-        ----------
-        grad_output : real scalar, default 1.0
-            The upstream gradient of the scalar loss (finite). Not the logits:
-            ``backward`` takes no array, it uses what ``forward`` kept.
-
-        Returns
-        -------
-        ndarray, shape (N, K), the logits' dtype
-        """
-        logits, targets = self.saved_values
-        scale = self._check_scale(grad_output, logits.dtype)
-        grad = F.cross_entropy_backward(logits, targets, self.label_smoothing, check_args=False)
-        if scale != 1.0:
-            grad *= np.asarray(scale, dtype=grad.dtype)
-        return grad
+    def _upstream(self, grad_output, shape, dtype):
+        """The checked upstream gradient: a finite float (scalar reductions) or, for
+        ``reduction='none'``, an ndarray of the per-sample loss's ``shape`` and ``dtype``."""
+        if self.reduction == "none":
+            if not isinstance(grad_output, np.ndarray):
+                raise TypeError(
+                    f"{self!r}: reduction='none' returns one loss per sample, so backward needs their "
+                    f"upstream gradient: backward(g) with g an ndarray of shape {tuple(shape)} "
+                    f"(e.g. np.ones({tuple(shape)}, dtype=np.{np.dtype(dtype)}) for the gradient of their sum). "
+                    f"Received: grad_output={grad_output!r}."
+                )
+            return self.check_grad_output(grad_output, shape, dtype)
+        return self._check_scale(grad_output, dtype)
 
     def _check_scale(self, grad_output, dtype):
         """``grad_output`` as a finite Python float, or a clear error."""
@@ -106,8 +71,152 @@ class SoftmaxCrossEntropy(Loss):
             )
         return scale
 
+
+class SoftmaxCrossEntropy(Loss):
+    r"""Softmax cross-entropy from logits, as :class:`torch.nn.CrossEntropyLoss`.
+
+    Parameters
+    ----------
+    weight : array-like (K,), optional
+        Per-class weights (stored as float64, used in the logits' dtype).
+    ignore_index : int, default -100
+        Rows whose label equals it contribute nothing and do not count in the mean
+        (class-index targets only).
+    label_smoothing : float in [0, 1]
+        Targets become ``(1 - eps) * T + eps / K``, PyTorch's rule.
+    reduction : {'mean', 'sum', 'none'}
+        'mean' divides by the summed weight of the kept rows' classes (their number
+        without weights) for labels, by ``N`` for probability targets, as PyTorch.
+
+    Notes
+    -----
+    ``forward(logits, targets)`` takes integer labels (N,) or class probabilities (N, K)
+    and returns the loss (a float; an (N,) array for 'none'), computed with log-sum-exp
+    so that logits of any magnitude stay finite; see
+    :func:`minidl.functional.cross_entropy` for the formulas. ``backward()`` returns
+    ``dL/dz``, ``(softmax(z) - T) / N`` in the plain case: the loss's mean is the only
+    ``1/N`` in minidl. With 'none', ``backward(g)`` takes the (N,) upstream gradient.
+    The arguments after ``weight`` are keyword-only (torch's positional order differs).
+
+    Examples
+    --------
+    >>> loss = SoftmaxCrossEntropy()
+    >>> round(loss(np.array([[-1000.0, 1.0]]), np.array([1])), 6)
+    0.0
+    >>> loss.backward().round(3)
+    array([[0., 0.]])
+    >>> round(SoftmaxCrossEntropy(weight=[1.0, 3.0])(np.zeros((2, 2)), np.array([0, 1])), 6)  # (1 + 3) log 2 / 4
+    0.693147
+    """
+
+    def __init__(self, weight=None, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        super().__init__()
+        where = "SoftmaxCrossEntropy"
+        self.weight = check_class_weight(weight, where)
+        self.ignore_index = check_int(ignore_index, "ignore_index", where)
+        self.label_smoothing = check_label_smoothing(label_smoothing, where)
+        self.reduction = check_reduction(reduction, where)
+
+    def _kwargs(self, logits):
+        """The kernels' keyword arguments, the weight in the logits' dtype (if they have a float one)."""
+        dtype = logits.dtype if isinstance(logits, np.ndarray) and logits.dtype.kind == "f" else np.float64
+        w = None if self.weight is None else self.weight.astype(dtype)
+        return dict(weight=w, ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def forward(self, logits, targets):
+        kw = self._kwargs(logits)
+        targets = check_cross_entropy_args(logits, targets, self.label_smoothing, "SoftmaxCrossEntropy", **kw)
+        loss = F.cross_entropy(logits, targets, self.label_smoothing, check_args=False, **kw)
+        self.save_for_backward(logits, targets, kw)  # checked: backward does not check them again
+        return loss
+
+    def backward(self, grad_output=1.0):
+        """dL/dlogits of the last :meth:`forward`, scaled by ``grad_output``.
+
+        Parameters
+        ----------
+        grad_output : real scalar, default 1.0; an ndarray (N,) for ``reduction='none'``
+            The upstream gradient of the loss (finite). Not the logits:
+            ``backward`` uses what ``forward`` kept.
+
+        Returns
+        -------
+        ndarray, shape (N, K), the logits' dtype
+        """
+        logits, targets, kw = self.saved_values
+        g = self._upstream(grad_output, logits.shape[:1], logits.dtype)
+        return F.cross_entropy_backward(logits, targets, self.label_smoothing, grad_output=g,
+                                        check_args=False, **kw)
+
     def get_config(self):
-        return dict(label_smoothing=self.label_smoothing)
+        config = dict(label_smoothing=self.label_smoothing)
+        if self.weight is not None:
+            config["weight"] = self.weight.tolist()
+        if self.ignore_index != -100:
+            config["ignore_index"] = self.ignore_index
+        if self.reduction != "mean":
+            config["reduction"] = self.reduction
+        return config
 
     def extra_repr(self):
-        return f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        parts = []
+        if self.weight is not None:
+            parts.append(f"weight={np.array2string(self.weight, separator=', ', threshold=8)}")
+        if self.ignore_index != -100:
+            parts.append(f"ignore_index={self.ignore_index}")
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
+        if self.reduction != "mean":
+            parts.append(f"reduction={self.reduction!r}")
+        return ", ".join(parts)
+
+
+class MSE(Loss):
+    r"""Mean squared error, as :class:`torch.nn.MSELoss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}
+        'mean' averages over every element (``N * D``), not over the batch only, as PyTorch.
+
+    Shape
+    -----
+    ``forward(outputs, targets)``: any shape, the same for both (targets are cast to
+    the outputs' dtype); returns a float (an array of that shape for 'none').
+
+    Notes
+    -----
+    :math:`L = \frac{1}{M}\sum_i (x_i - y_i)^2` over the ``M`` elements, so
+    :math:`\partial L/\partial x_i = 2 (x_i - y_i) / M` ('sum': without the ``1/M``;
+    'none': times the element-wise upstream gradient).
+
+    Examples
+    --------
+    >>> loss = MSE()
+    >>> loss(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))
+    2.5
+    >>> loss.backward()
+    array([[1., 2.]])
+    """
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = check_reduction(reduction, "MSE")
+
+    def forward(self, outputs, targets):
+        targets = check_mse_args(outputs, targets, self.reduction, repr(self))
+        self.save_for_backward(outputs, targets)
+        return mse_loss(outputs, targets, self.reduction, check_args=False)
+
+    def backward(self, grad_output=1.0):
+        """dL/doutputs of the last :meth:`forward` (``grad_output`` as in
+        :meth:`SoftmaxCrossEntropy.backward`; for 'none' an array of the outputs' shape)."""
+        outputs, targets = self.saved_values
+        g = self._upstream(grad_output, outputs.shape, outputs.dtype)
+        return mse_loss_backward(outputs, targets, self.reduction, grad_output=g, check_args=False)
+
+    def get_config(self):
+        return dict(reduction=self.reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""

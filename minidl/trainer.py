@@ -44,6 +44,9 @@ class Trainer:
     ----------
     model : Layer (a Sequential, a Graph or any layer)
     loss : a :class:`minidl.losses.Loss`, e.g. ``minidl.losses.SoftmaxCrossEntropy()``
+        With ``reduction='mean'`` (the default) or ``'sum'`` (the gradients are then sums
+        over the batch); ``'none'`` is refused (ValueError). The logged ``loss`` is a mean
+        per sample either way: a 'sum' loss's batch value is divided by the batch size.
     optimizer : e.g. ``minidl.optim.SGD(model.parameters(), lr=0.05)``
     metrics : list or tuple of 'accuracy' or callables ``metric(y_true, outputs) -> float``
         (a per-batch mean; the Trainer weights batches by their size).
@@ -151,7 +154,11 @@ class Trainer:
         # backward_params: the gradient with respect to the data is never used
         getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
         self._step(epoch, batch, clip)
-        return loss, outputs
+        return self._per_sample(loss, len(xb)), outputs
+
+    def _per_sample(self, loss, n):
+        """The logged loss is a mean per sample: a reduction='sum' loss's value over the batch size."""
+        return loss / n if getattr(self.loss, "reduction", "mean") == "sum" else loss
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
                      progress, clip, initial_epoch, transform):
@@ -324,7 +331,7 @@ class Trainer:
             loss_sum, sums = 0.0, dict.fromkeys(self.metrics, 0.0)
             for xb, yb in iterate_batches(X, y, batch_size, shuffle=False):
                 outputs = self.model.forward(xb)
-                loss_sum += self.loss.forward(outputs, yb) * len(xb)
+                loss_sum += self._per_sample(self.loss.forward(outputs, yb), len(xb)) * len(xb)
                 for name, fn in self.metrics.items():
                     sums[name] += fn(yb, outputs) * len(xb)
         finally:

@@ -149,7 +149,7 @@ def test_wrong_constructor_types(make, match):
 @pytest.mark.parametrize("make, match", [
     (lambda: L.Dense(0, 3), r"in_features must be >= 1.*Received: in_features=0"),
     (lambda: L.Conv2D(1, -4, 3), r"out_channels must be >= 1.*Received: out_channels=-4"),
-    (lambda: SoftmaxCrossEntropy(1.5), r"label_smoothing must be a float in \[0, 1\].*=1\.5"),
+    (lambda: SoftmaxCrossEntropy(label_smoothing=1.5), r"label_smoothing must be a float in \[0, 1\].*=1\.5"),
 ])
 def test_nonpositive_sizes(make, match):
     with pytest.raises(ValueError, match=match):
@@ -163,7 +163,7 @@ def test_integer_layer_dtype_message():
 
 
 def test_numpy_scalar_label_smoothing_accepted():
-    assert SoftmaxCrossEntropy(np.float32(0.1)).label_smoothing == pytest.approx(0.1)
+    assert SoftmaxCrossEntropy(label_smoothing=np.float32(0.1)).label_smoothing == pytest.approx(0.1)
 
 
 # ---------------------------------------------------------------- loss targets

@@ -47,9 +47,11 @@ def floats(*shapes):
     return lambda dtype, rng: tuple(tie_free(s, rng).astype(dtype) for s in shapes)
 
 
-def logits_and_labels(n, k):
+def logits_and_labels(n, k, ignored=()):
     def make(dtype, rng):
-        return tie_free((n, k), rng).astype(dtype) * 2, rng.integers(0, k, n)
+        labels = rng.integers(0, k, n)
+        labels[list(ignored)] = -100
+        return tie_free((n, k), rng).astype(dtype) * 2, labels
     return make
 
 
@@ -151,6 +153,17 @@ CASES = [
          floats((1, 2, 4, 3)), (1, 2, 8, 7), {"weight": (2, 2, 1, 1)}, ("replicate",)),
     Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
+    Case("leaky_relu", plain(layers.LeakyReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {},
+         ("negative_slope=0.01",)),
+    Case("leaky_relu_slope", plain(layers.LeakyReLU, 0.2), floats((5, 7)), (5, 7), {}, ("0.2",)),
+    Case("sigmoid", plain(layers.Sigmoid), floats((2, 3, 4)), (2, 3, 4)),
+    Case("tanh", plain(layers.Tanh), floats((4, 6)), (4, 6)),
+    Case("gelu", plain(layers.GELU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {}, ("approximate='none'",)),
+    Case("gelu_tanh", plain(layers.GELU, approximate="tanh"), floats((5, 7)), (5, 7), {}, ("'tanh'",)),
+    Case("identity", plain(layers.Identity), floats((2, 3, 4)), (2, 3, 4)),
+    Case("softmax", plain(layers.Softmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("softmax_last_axis_4d", plain(layers.Softmax, axis=-1), floats((2, 3, 4, 5)), (2, 3, 4, 5), {},
+         ("axis=-1",)),
     # floor((H - k)/s) + 1
     Case("maxpool2", plain(layers.MaxPool2D, 2), floats((2, 3, 6, 6)), (2, 3, 3, 3), {},
          ("kernel_size=(2, 2)",)),
@@ -163,6 +176,20 @@ CASES = [
     # H floor((5 - 2)/1) + 1 = 4, W floor((7 - 3)/2) + 1 = 3
     Case("maxpool_rect", plain(layers.MaxPool2D, (2, 3), stride=(1, 2)), floats((1, 1, 5, 7)),
          (1, 1, 4, 3)),
+    # dilation 2: span 3, floor((7 - 3)/1) + 1 = 5; W floor((6 - 3)/2) + 1 = 2
+    Case("maxpool2_dilated", plain(layers.MaxPool2D, 2, stride=(1, 2), dilation=2), floats((1, 2, 7, 6)),
+         (1, 2, 5, 2), {}, ("dilation=(2, 2)",)),
+    # ceil_mode: ceil((7 + 2 - 3)/2) + 1 = 4 (unchanged), W: ceil((6 + 2 - 3)/2) + 1 = 4 (floor gives 3)
+    Case("maxpool3_ceil_pad1", plain(layers.MaxPool2D, 3, stride=2, padding=1, ceil_mode=True),
+         floats((2, 1, 7, 6)), (2, 1, 4, 4), {}, ("ceil_mode=True",)),
+    Case("avgpool2", plain(layers.AvgPool2D, 2), floats((2, 3, 6, 6)), (2, 3, 3, 3), {}, ("kernel_size=(2, 2)",)),
+    # floor((7 + 2 - 3)/2) + 1 = 4; W ceil((6 + 2 - 3)/2) + 1 = 4
+    Case("avgpool3_pad1_ceil_exclude_pad",
+         plain(layers.AvgPool2D, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+         floats((2, 2, 7, 6)), (2, 2, 4, 4), {}, ("count_include_pad=False", "ceil_mode=True")),
+    Case("avgpool_rect_overlap", plain(layers.AvgPool2D, (2, 3), stride=1, padding=(1, 1)),
+         floats((1, 2, 4, 5)), (1, 2, 5, 5), {}, ("padding=(1, 1)",)),
+    Case("global_avgpool", plain(layers.GlobalAvgPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
     Case("flatten", plain(layers.Flatten), floats((2, 3, 4, 5)), (2, 60)),
     Case("flatten_start2", plain(layers.Flatten, start_dim=2), floats((2, 3, 4, 5)), (2, 3, 20), {},
          ("start_dim=2",)),
@@ -197,6 +224,17 @@ CASES = [
     Case("xent_labels_smoothing", plain(losses.SoftmaxCrossEntropy, label_smoothing=0.1),
          logits_and_labels(4, 5), None, {}, ("label_smoothing=0.1",)),
     Case("xent_probs", plain(losses.SoftmaxCrossEntropy), logits_and_probs(3, 4), None),
+    Case("xent_weighted_ignore_smoothing",
+         plain(losses.SoftmaxCrossEntropy, weight=[0.5, 2.0, 1.0, 3.0, 1.5], label_smoothing=0.1),
+         logits_and_labels(6, 5, ignored=(1, 4)), None, {}, ("weight=", "label_smoothing=0.1")),
+    Case("xent_ignore_class_sum", plain(losses.SoftmaxCrossEntropy, ignore_index=0, reduction="sum"),
+         logits_and_labels(6, 3), None, {}, ("ignore_index=0", "reduction='sum'")),
+    Case("xent_probs_weighted_smoothing",
+         plain(losses.SoftmaxCrossEntropy, weight=[1.0, 2.0, 0.5, 1.0], label_smoothing=0.2),
+         logits_and_probs(3, 4), None, {}, ("weight=",)),
+    Case("mse", plain(losses.MSE), floats((4, 3), (4, 3)), None),
+    Case("mse_sum_4d", plain(losses.MSE, reduction="sum"), floats((2, 3, 2, 2), (2, 3, 2, 2)), None, {},
+         ("reduction='sum'",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]
 LAYER_CASES = [c for c in CASES if not c.is_loss]

@@ -15,7 +15,7 @@ from minidl.losses import SoftmaxCrossEntropy
 
 
 def loss_and_grad(logits, targets, label_smoothing=0.0):
-    loss = SoftmaxCrossEntropy(label_smoothing)
+    loss = SoftmaxCrossEntropy(label_smoothing=label_smoothing)
     value = loss(logits, targets)
     return value, loss.backward()
 
@@ -165,7 +165,7 @@ def test_gradcheck(kind, label_smoothing):
     rng = np.random.default_rng(11)
     logits = rng.standard_normal((4, 5)) * 2
     targets = make_targets(kind, 4, 5, rng)
-    report = mdl.gradcheck(SoftmaxCrossEntropy(label_smoothing), logits, targets)
+    report = mdl.gradcheck(SoftmaxCrossEntropy(label_smoothing=label_smoothing), logits, targets)
     assert report.passed, "\n" + str(report)
     assert [t.name for t in report.tensors] == ["input[0]"]  # logits only; targets aren't checked
 
@@ -237,7 +237,7 @@ def test_inputs_not_modified():
 def test_label_smoothing_rejected_out_of_range():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match=r"label_smoothing must be a float in \[0, 1\]"):
-            SoftmaxCrossEntropy(bad)
+            SoftmaxCrossEntropy(label_smoothing=bad)
 
 
 # ------------------------------------------------- -inf (masking) and +-3e38

@@ -9,7 +9,18 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 """
 
-from .activation import relu, relu_backward
+from .activation import (
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softmax_backward,
+    tanh,
+    tanh_backward,
+)
+from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
@@ -24,10 +35,16 @@ from .conv import (
 )
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
+from .gelu import gelu, gelu_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
+from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
 
 __all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "batch_norm",
     "batch_norm_backward",
     "MAX_CACHED_COLUMN_BYTES",
@@ -43,15 +60,26 @@ __all__ = [
     "dropout",
     "dropout_backward",
     "flatten",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
     "linear",
     "linear_bias",
     "linear_input",
     "linear_weight",
     "log_softmax",
     "max_pool2d",
+    "mse_loss",
+    "mse_loss_backward",
     "max_pool2d_backward",
     "relu",
     "relu_backward",
     "resolve_padding",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax_backward",
+    "tanh",
+    "tanh_backward",
     "softmax",
 ]

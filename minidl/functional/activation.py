@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from .._validation import check_array
+from .._validation import check_array, check_float_dtype, check_same_dtype
 
-__all__ = ["relu", "relu_backward"]
+__all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+           "tanh", "tanh_backward", "softmax_backward", "check_negative_slope"]
 
 _SAME_SIZE_INT = {2: np.int16, 4: np.int32, 8: np.int64}
 
@@ -76,3 +79,143 @@ def relu_backward(grad_output, x):
     mask = drop.view(np.int8)
     mask -= 1  # 0 where x <= 0, -1 (all bits set) where the gradient passes
     return np.bitwise_and(grad_output.view(as_int), mask, dtype=as_int).view(dtype)
+
+
+def _float_input(x, name, where):
+    check_array(x, name, where)
+    check_float_dtype(x, name, where)
+    return x
+
+
+def _check_grad_pair(grad_output, ref, ref_name, where):
+    """``grad_output`` a float array of ``ref``'s shape and dtype (``ref`` is x or the output)."""
+    _float_input(grad_output, "grad_output", where)
+    check_same_dtype(grad_output, ref, "grad_output", ref_name, where)
+    if grad_output.shape != ref.shape:
+        raise ValueError(
+            f"{where}: expected grad_output of shape {ref.shape} (that of {ref_name}), got {grad_output.shape}."
+        )
+
+
+def check_negative_slope(negative_slope, where) -> float:
+    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, (bool, np.bool_)):
+        raise TypeError(f"{where}: negative_slope must be a real number. Received: negative_slope={negative_slope!r}")
+    if not np.isfinite(negative_slope):
+        raise ValueError(f"{where}: negative_slope must be finite. Received: negative_slope={negative_slope!r}")
+    return float(negative_slope)
+
+
+def leaky_relu(x, negative_slope=0.01, *, where="leaky_relu"):
+    r"""``x`` where ``x > 0``, else ``negative_slope * x``, as :func:`torch.nn.functional.leaky_relu`.
+
+    Parameters
+    ----------
+    x : ndarray, floating point, any shape (dtype kept)
+    negative_slope : float, default 0.01
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``x``
+
+    Examples
+    --------
+    >>> leaky_relu(np.array([-2.0, 0.0, 3.0]), 0.1)
+    array([-0.2,  0. ,  3. ])
+    """
+    _float_input(x, "x", where)
+    slope = x.dtype.type(check_negative_slope(negative_slope, where))
+    return np.where(x > 0, x, x * slope)
+
+
+def leaky_relu_backward(grad_output, x, negative_slope=0.01, *, where="leaky_relu_backward"):
+    r"""Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else ``negative_slope * grad_output``.
+
+    At ``x == 0`` (and for NaN ``x``) the slope is ``negative_slope``, PyTorch's rule.
+
+    Examples
+    --------
+    >>> leaky_relu_backward(np.ones(3), np.array([-2.0, 0.0, 3.0]), 0.1)
+    array([0.1, 0.1, 1. ])
+    """
+    _float_input(x, "x", where)
+    _check_grad_pair(grad_output, x, "x", where)
+    slope = x.dtype.type(check_negative_slope(negative_slope, where))
+    return np.where(x > 0, grad_output, grad_output * slope)
+
+
+def sigmoid(x, *, where="sigmoid"):
+    r"""``1 / (1 + exp(-x))``, without overflow for any ``x``.
+
+    Notes
+    -----
+    With ``e = exp(-|x|)`` (in (0, 1], never overflows) the value is ``1 / (1 + e)``
+    for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``: both exact rearrangements.
+
+    Examples
+    --------
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+    _float_input(x, "x", where)
+    e = np.exp(-np.abs(x))
+    denom = 1 + e
+    return np.where(x >= 0, 1 / denom, e / denom).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(grad_output, output, *, where="sigmoid_backward"):
+    r"""Gradient of :func:`sigmoid` from its output ``s``: ``grad_output * s * (1 - s)``.
+
+    Examples
+    --------
+    >>> sigmoid_backward(np.ones(1), sigmoid(np.zeros(1)))
+    array([0.25])
+    """
+    _float_input(output, "output", where)
+    _check_grad_pair(grad_output, output, "output", where)
+    return grad_output * (1 - output) * output
+
+
+def tanh(x, *, where="tanh"):
+    """``np.tanh(x)``, dtype kept.
+
+    Examples
+    --------
+    >>> tanh(np.array([0.0]))
+    array([0.])
+    """
+    _float_input(x, "x", where)
+    return np.tanh(x)
+
+
+def tanh_backward(grad_output, output, *, where="tanh_backward"):
+    r"""Gradient of :func:`tanh` from its output ``t``: ``grad_output * (1 - t**2)``.
+
+    Examples
+    --------
+    >>> tanh_backward(np.ones(1), np.zeros(1))
+    array([1.])
+    """
+    _float_input(output, "output", where)
+    _check_grad_pair(grad_output, output, "output", where)
+    return grad_output * (1 - output * output)
+
+
+def softmax_backward(grad_output, output, axis=1, *, where="softmax_backward"):
+    r"""Gradient of softmax from its output ``s``: ``s * (g - sum(g * s, axis))``.
+
+    Notes
+    -----
+    :math:`\partial s_i / \partial z_j = s_i (\delta_{ij} - s_j)`, so
+    :math:`dz_j = \sum_i g_i s_i (\delta_{ij} - s_j) = s_j (g_j - \sum_i g_i s_i)`
+    (PyTorch's ``_softmax_backward_data``).
+
+    Examples
+    --------
+    >>> softmax_backward(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]))
+    array([[ 0.25, -0.25]])
+    """
+    _float_input(output, "output", where)
+    _check_grad_pair(grad_output, output, "output", where)
+    gs = grad_output * output
+    gs -= output * gs.sum(axis=axis, keepdims=True)
+    return gs

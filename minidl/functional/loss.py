@@ -14,10 +14,10 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype, check_ndim
+from .._validation import check_array, check_float_dtype, check_int, check_ndim
 
 __all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward", "smoothed_targets",
-           "check_label_smoothing", "check_cross_entropy_args"]
+           "check_label_smoothing", "check_cross_entropy_args", "check_reduction", "check_class_weight", "REDUCTIONS"]
 
 # inf - inf, 0 * inf, x - max overflowing to -inf: each gives PyTorch's value here.
 _QUIET = dict(over="ignore", under="ignore", invalid="ignore", divide="ignore")
@@ -83,6 +83,9 @@ def softmax(x, axis=-1):
     return e
 
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
 def check_label_smoothing(label_smoothing, where: str) -> float:
     """Return ``label_smoothing`` as a float in [0, 1], or raise ValueError (bools refused)."""
     if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
@@ -94,7 +97,46 @@ def check_label_smoothing(label_smoothing, where: str) -> float:
     return float(label_smoothing)
 
 
-def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entropy"):
+def check_reduction(reduction, where: str) -> str:
+    """Return ``reduction`` if it is 'mean', 'sum' or 'none' (PyTorch's names), or raise ValueError."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', as in PyTorch. "
+                         f"Received: reduction={reduction!r}")
+    return reduction
+
+
+def check_class_weight(weight, where: str):
+    """``weight`` as a 1-D float64 array of finite per-class weights (a copy), or None."""
+    if weight is None:
+        return None
+    if isinstance(weight, (str, bytes, numbers.Number)):
+        raise TypeError(
+            f"{where}: weight must be a 1-D sequence or array of per-class weights (torch's "
+            f"CrossEntropyLoss(weight=...)), or None. Received: weight={weight!r}."
+            + (" For label smoothing pass label_smoothing= by keyword." if isinstance(weight, numbers.Real) else "")
+        )
+    try:
+        w = np.array(weight)
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged nesting and the like
+        raise TypeError(f"{where}: weight must be a 1-D array of per-class weights. Received: weight={weight!r} "
+                        f"({exc}).") from None
+    if w.dtype.kind not in "iuf" or w.ndim != 1 or w.size == 0:
+        raise ValueError(f"{where}: weight must be a non-empty 1-D array of real numbers, one per class. "
+                         f"Received: dtype {w.dtype}, shape {w.shape}.")
+    w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{where}: weight must be finite. Received: {w.tolist()}.")
+    return w
+
+
+def _check_weight_classes(weight, k, where):
+    if weight is not None and weight.shape != (k,):
+        raise ValueError(f"{where}: expected a weight of shape ({k},), one per class of the logits; "
+                         f"got shape {weight.shape}.")
+
+
+def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entropy", *,
+                             weight=None, ignore_index=-100, reduction="mean"):
     """Validate; return ``targets`` as an integer (N,) or float (N, K) array (not smoothed).
 
     :func:`cross_entropy` and :func:`cross_entropy_backward` run it unless told
@@ -105,9 +147,14 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
     check_ndim(logits, 2, "logits", where, "(N, num_classes)")
     check_float_dtype(logits, "logits", where)
     check_label_smoothing(label_smoothing, where)
+    check_reduction(reduction, where)
+    ignore_index = check_int(ignore_index, "ignore_index", where)
     n, k = logits.shape
     if k == 0:
         raise ValueError(f"{where}: logits must have at least one class. Received: shape {logits.shape}.")
+    if weight is not None:
+        check_array(weight, "weight", where)
+        _check_weight_classes(weight, k, where)
     targets = np.asarray(targets)
     if targets.dtype.kind in "iu":
         if targets.shape != (n,):
@@ -115,10 +162,10 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
                 f"{where}: expected integer labels of shape ({n},) (one per row of logits "
                 f"{logits.shape}), got shape {targets.shape}."
             )
-        if n and (targets.min() < 0 or targets.max() >= k):
-            bad = targets[(targets < 0) | (targets >= k)]
+        bad = targets[((targets < 0) | (targets >= k)) & (targets != ignore_index)]
+        if bad.size:
             raise ValueError(
-                f"{where}: labels must be in [0, {k - 1}] for {k} classes; "
+                f"{where}: labels must be in [0, {k - 1}] for {k} classes (or ignore_index={ignore_index}); "
                 f"got {bad.size} out of range, e.g. {int(bad[0])}."
             )
     elif targets.dtype.kind == "f":
@@ -127,6 +174,9 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
                 f"{where}: expected probability targets of shape {(n, k)} (same as logits), "
                 f"got {targets.shape}. For class indices pass an integer array of shape ({n},)."
             )
+        if ignore_index >= 0:
+            raise ValueError(f"{where}: ignore_index applies to class-index targets only, as in PyTorch; "
+                             f"got probability targets with ignore_index={ignore_index}. Leave it at -100.")
     else:
         raise TypeError(
             f"{where}: targets must be integer class labels or float class probabilities. "
@@ -160,33 +210,56 @@ def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"
     return _smoothed(targets, logits, label_smoothing)
 
 
-def cross_entropy(logits, targets, label_smoothing=0.0, *, check_args=True):
-    r"""Mean over the batch of ``-sum_k T[n, k] * log_softmax(logits)[n, k]``.
+def _hard_terms(logits, labels, weight, ignore_index):
+    """``(kept, safe, w_y)``: the rows not ignored, labels with ignored ones set to 0, and
+    each row's target weight (0 for ignored rows), in the logits' dtype."""
+    kept = labels != ignore_index
+    safe = np.where(kept, labels, 0)
+    w_y = kept.astype(logits.dtype) if weight is None else np.where(kept, weight[safe], 0).astype(logits.dtype)
+    return kept, safe, w_y
+
+
+def _reduce(per_row, denominator, reduction):
+    if reduction == "none":
+        return per_row
+    total = per_row.sum()
+    return total / denominator if reduction == "mean" else total
+
+
+def cross_entropy(logits, targets, label_smoothing=0.0, *, weight=None, ignore_index=-100, reduction="mean",
+                  check_args=True):
+    r"""Softmax cross-entropy from logits, as :func:`torch.nn.functional.cross_entropy`.
 
     Parameters
     ----------
     logits : ndarray, shape (N, K)
-    targets : int ndarray (N,) of labels in [0, K), or float ndarray (N, K) of probabilities
+    targets : int ndarray (N,) of labels in [0, K) (or ``ignore_index``), or float ndarray (N, K) of probabilities
     label_smoothing : float in [0, 1]
+    weight : ndarray (K,), optional
+        Per-class weights (cast to the logits' dtype).
+    ignore_index : int, default -100
+        Label rows equal to it contribute nothing, and do not count in the mean.
+    reduction : {'mean', 'sum', 'none'}
     check_args : bool, default True
         False skips :func:`check_cross_entropy_args` (its result must be ``targets``).
 
     Returns
     -------
-    float
+    float ('mean', 'sum') or ndarray (N,) in the logits' dtype ('none')
 
     Notes
     -----
-    .. math:: L = -\frac{1}{N}\sum_n \sum_k T_{nk}\,(z_{nk} - \max_j z_{nj}
-              - \log\sum_j e^{z_{nj} - \max_j z_{nj}})
-
-    Computed as PyTorch computes it, so that the edges agree too. Integer
-    labels: ``(1 - eps) * mean(-log_softmax[n, y_n]) + eps / K * mean(-sum_k log_softmax)``,
-    so a ``-inf`` logit (a masked class) costs nothing unless it is the target
-    (loss ``inf``) or ``eps > 0`` (loss ``inf``). Probability targets:
-    ``-sum(T * log_softmax) / N``, so a zero target on a ``-inf`` logit gives
-    ``0 * -inf = nan``, as in PyTorch. The gradient
-    (:func:`cross_entropy_backward`) stays finite in all these cases.
+    Per row, with :math:`\ell = \mathrm{log\_softmax}(z)`, ``w`` the weights (1 without)
+    and ``eps`` the smoothing, class labels give
+    :math:`L_n = -(1-\epsilon) w_{y_n} \ell_{n y_n} - \tfrac{\epsilon}{K}\sum_k w_k \ell_{nk}`
+    (0 for an ignored row), and 'mean' divides the sum by
+    :math:`W = \sum_{n \text{ kept}} w_{y_n}` (the number of kept rows without weights;
+    ``nan`` when every row is ignored). Probability targets give
+    :math:`L_n = -\sum_k w_k T_{nk} \ell_{nk}` with :math:`T = (1-\epsilon) P + \epsilon/K`,
+    and 'mean' divides by ``N``, whatever the weights. All as PyTorch, including the
+    order of the computation, so the edges agree: a ``-inf`` logit (a masked class)
+    costs nothing unless the target puts weight on it (loss ``inf``); a zero
+    probability on a ``-inf`` logit gives ``0 * -inf = nan``.
 
     Examples
     --------
@@ -194,29 +267,65 @@ def cross_entropy(logits, targets, label_smoothing=0.0, *, check_args=True):
     10000.0
     >>> round(cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0])), 4)  # masked class
     0.6931
+    >>> cross_entropy(np.zeros((2, 2)), np.array([0, -100]), reduction='none').round(4)
+    array([0.6931, 0.    ])
     """
     if check_args:
-        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy")
+        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy", weight=weight,
+                                           ignore_index=ignore_index, reduction=reduction)
     n, k = logits.shape
+    w = None if weight is None else weight.astype(logits.dtype, copy=False)
     lsm = log_softmax(logits)
     with np.errstate(**_QUIET):
         if targets.dtype.kind == "f":
-            loss = -(lsm * _smoothed(targets, logits, label_smoothing)).sum() / n
+            prod = lsm * _smoothed(targets, logits, label_smoothing)
+            if w is not None:
+                prod *= w
+            loss = _reduce(-prod.sum(axis=1), n, reduction)
         else:
-            loss = -lsm[np.arange(n), targets].sum() / n
+            kept, safe, w_y = _hard_terms(logits, targets, w, ignore_index)
+            picked = lsm[np.arange(n), safe]
+            nll = np.where(kept, -(picked if w is None else w_y * picked), 0).astype(logits.dtype)
+            denominator = w_y.sum()
+            loss = _reduce(nll, denominator, reduction)
             if label_smoothing:
-                smooth = -lsm.sum(axis=1).sum() / n
-                loss = (1.0 - label_smoothing) * loss + smooth * (label_smoothing / k)
+                smooth = -(lsm if w is None else lsm * w).sum(axis=1)
+                smooth = np.where(kept, smooth, 0).astype(logits.dtype)
+                loss = (1.0 - label_smoothing) * loss + _reduce(smooth, denominator, reduction) * (label_smoothing / k)
+    if reduction == "none":
+        return np.asarray(loss, dtype=logits.dtype)
     return float(loss) + 0.0  # + 0.0: no -0.0 (torch gives 0.0)
 
 
-def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, check_args=True):
-    r"""dL/dlogits of :func:`cross_entropy`: ``(softmax(z) * sum_k T[n, k] - T) / N``.
+def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None, ignore_index=-100,
+                           reduction="mean", grad_output=None, check_args=True):
+    r"""dL/dlogits of :func:`cross_entropy`, times ``grad_output``.
 
-    For targets that sum to 1 per row this is the familiar ``(softmax(z) - T) / N``.
-    The ``1 / N`` of the mean lives here and nowhere else. A ``-inf`` logit gets
-    ``-T[n, k] / N`` (0 for a masked class without smoothing), as in PyTorch.
-    Arguments as in :func:`cross_entropy`.
+    Parameters
+    ----------
+    logits, targets, label_smoothing, weight, ignore_index, reduction, check_args
+        As in :func:`cross_entropy`.
+    grad_output : float, or ndarray (N,) for ``reduction='none'``
+        The upstream gradient of the loss: a scalar (default 1), or one per row for
+        'none' (required there), in the logits' dtype.
+
+    Returns
+    -------
+    ndarray (N, K), the logits' dtype
+
+    Notes
+    -----
+    Every case is :math:`L = \sum_n r_n L_n` with :math:`L_n = -\sum_k C_{nk}\ell_{nk}`
+    (``C = w * T`` for probabilities; for labels
+    :math:`C_{nk} = (1-\epsilon) w_{y_n}[k = y_n] + \tfrac{\epsilon}{K} w_k`, 0 on
+    ignored rows) and :math:`r_n` = ``1 / W`` or ``1 / N`` ('mean'), 1 ('sum') or the
+    upstream :math:`g_n` ('none'). Since :math:`\partial \ell_{nk}/\partial z_{nj} = [k = j] - s_{nj}`,
+
+    .. math:: \partial L / \partial z_{nj} = r_n (s_{nj} \textstyle\sum_k C_{nk} - C_{nj}),
+
+    the familiar ``(softmax(z) - T) / N`` for unweighted targets summing to 1. Ignored
+    rows get exactly 0; a ``-inf`` logit gets ``-r_n C_{nj}`` (0 for a masked class
+    without smoothing), as in PyTorch.
 
     Examples
     --------
@@ -224,17 +333,55 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, check_args=T
     array([[-0.5,  0. ,  0.5]])
     """
     if check_args:
-        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy_backward")
+        targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy_backward",
+                                           weight=weight, ignore_index=ignore_index, reduction=reduction)
     n, k = logits.shape
+    scale = _row_scale(grad_output, reduction, n, logits.dtype)
+    w = None if weight is None else weight.astype(logits.dtype, copy=False)
     grad = softmax(logits)
     with np.errstate(**_QUIET):
         if targets.dtype.kind == "f":
-            dist = _smoothed(targets, logits, label_smoothing)
-            grad *= dist.sum(axis=1, keepdims=True)
-            grad -= dist
-        else:
+            coef = _smoothed(targets, logits, label_smoothing)
+            if w is not None:
+                coef *= w
+            grad *= coef.sum(axis=1, keepdims=True)
+            grad -= coef
+            rows = scale / n if reduction == "mean" else scale
+        elif w is None and not np.any(targets == ignore_index):  # every C row sums to 1: no (N,) temporaries
             if label_smoothing:
                 grad -= label_smoothing / k
             grad[np.arange(n), targets] -= 1.0 - label_smoothing
-        grad /= max(n, 1)
+            rows = scale / max(n, 1) if reduction == "mean" else scale
+        else:
+            kept, safe, w_y = _hard_terms(logits, targets, w, ignore_index)
+            eps_k = label_smoothing / k
+            total = (1.0 - label_smoothing) * w_y
+            if label_smoothing:
+                total += kept * (eps_k * (k if w is None else w.sum()))
+            grad *= total[:, None]
+            if label_smoothing:
+                grad -= eps_k if w is None else eps_k * w
+            grad[np.arange(n), safe] -= (1.0 - label_smoothing) * w_y
+            if reduction == "mean":
+                scale = scale / w_y.sum()
+            rows = np.where(kept, scale, 0)
+        grad *= np.asarray(rows, dtype=logits.dtype).reshape(-1, 1) if np.ndim(rows) else logits.dtype.type(rows)
     return grad
+
+
+def _row_scale(grad_output, reduction, n, dtype):
+    """The upstream gradient as a scalar (default 1) or, for 'none', an (N,) array."""
+    if reduction != "none":
+        if grad_output is None:
+            return 1.0
+        if np.ndim(grad_output):
+            raise ValueError(f"cross_entropy_backward: grad_output must be a scalar for reduction={reduction!r}. "
+                             f"Received: an array of shape {np.shape(grad_output)}.")
+        return float(grad_output)
+    if not isinstance(grad_output, np.ndarray) or grad_output.shape != (n,) or grad_output.dtype != dtype:
+        raise ValueError(
+            "cross_entropy_backward: reduction='none' gives one loss per row, so grad_output must be an "
+            f"ndarray of shape ({n},) and dtype {dtype}. Received: {type(grad_output).__name__} "
+            f"{getattr(grad_output, 'shape', '')} {getattr(grad_output, 'dtype', '')}."
+        )
+    return grad_output

@@ -13,15 +13,35 @@ import numpy as np
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .geometry import geometry
 
-__all__ = ["max_pool2d", "max_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "pool_geometry", "check_pool_padding"]
 
 
-def _pool_geometry(input_hw, kernel_size, stride, padding, where):
+def pool_geometry(input_hw, kernel_size, stride, padding, where, dilation=1, ceil_mode=False):
+    """The validated pooling geometry; ``ceil_mode`` becomes extra bottom/right padding.
+
+    PyTorch's ceil rule: ``out = ceil((H + 2p - d(k - 1) - 1) / s) + 1``, less one when
+    the last window would start at or past ``H + p`` (in the right padding). Windows
+    that hang over the edge read the extra padding, which pooling never reads.
+    """
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = ks if stride is None else positive_pair(stride, "stride", where)
-    geo = geometry(input_hw, ks, st, padding, 1, where)
+    dl = positive_pair(dilation, "dilation", where)
+    geo = geometry(input_hw, ks, st, padding, dl, where)
     check_pool_padding(geo.pads, ks, padding, where)
-    return geo
+    if not ceil_mode:
+        return geo
+    extra = []
+    for size, k, s, d, (pa, pb) in zip(input_hw, ks, st, dl, geo.pads):
+        span, padded = (k - 1) * d + 1, size + pa + pb
+        out = -(-(padded - span) // s) + 1
+        if (out - 1) * s >= size + pa:
+            out -= 1
+        extra.append(max(0, (out - 1) * s + span - padded))
+    if not any(extra):
+        return geo
+    (pt, pb), (pl, pr) = geo.pads
+    return geometry(input_hw, ks, st, ((pt, pb + extra[0]), (pl, pr + extra[1])), dl, where)
+
 
 
 def check_pool_padding(pads, kernel, padding, where) -> None:
@@ -73,32 +93,34 @@ def _offsets(xm, geo, channels_last):
     """
     ha = 1 if channels_last else 2  # the height axis; width follows it
     h, w = xm.shape[ha : ha + 2]
-    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
     (pt, pb), (pl, pr) = geo.pads
     lead = (slice(None),) * ha
     tail = (slice(None),) * (2 - ha)
     if not (pt or pb or pl or pr):  # every offset of every window is inside the input
         for p in range(kh):
-            rows = slice(p, p + sh * (ho - 1) + 1, sh)
+            rows = slice(p * dh, p * dh + sh * (ho - 1) + 1, sh)
             for q in range(kw):
-                yield p * kw + q, xm[lead + (rows, slice(q, q + sw * (wo - 1) + 1, sw)) + tail], None
+                cols = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
+                yield p * kw + q, xm[lead + (rows, cols) + tail], None
         return
-    cols = [_in_bounds(q, pl, sw, wo, w) for q in range(kw)]
+    cols = [_in_bounds(q * dw, pl, sw, wo, w) for q in range(kw)]
     for p in range(kh):
-        i0, i1 = _in_bounds(p, pt, sh, ho, h)
-        r = i0 * sh + p - pt
+        i0, i1 = _in_bounds(p * dh, pt, sh, ho, h)
+        r = i0 * sh + p * dh - pt
         rows = slice(r, r + sh * (i1 - i0 - 1) + 1, sh)
         for q in range(kw):
             j0, j1 = cols[q]
             if i0 == i1 or j0 == j1:
                 continue
-            c = j0 * sw + q - pl
+            c = j0 * sw + q * dw - pl
             src = xm[lead + (rows, slice(c, c + sw * (j1 - j0 - 1) + 1, sw)) + tail]
             full = i0 == 0 and j0 == 0 and i1 == ho and j1 == wo
             yield p * kw + q, src, None if full else lead + (slice(i0, i1), slice(j0, j1)) + tail
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               where="max_pool2d"):
     r"""Max pooling over (kh, kw) windows, as :func:`torch.nn.functional.max_pool2d`.
 
     Parameters
@@ -109,6 +131,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
         Defaults to ``kernel_size``.
     padding : int, (ph, pw), 'valid' or 'same'
         Implicit padding with ``-inf`` (never wins a window), at most half the kernel.
+    dilation : int or (dh, dw)
+        Spacing between the window's elements, as in PyTorch.
+    ceil_mode : bool
+        Round the output size up (PyTorch's rule), so that windows may hang over the
+        bottom/right edge; they pool the elements they hold.
     return_indices : bool
         Also return the flat index, inside each window (row-major, ``p * kw + q``),
         of the element that won; :func:`max_pool2d_backward` needs it.
@@ -122,11 +149,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
 
     Shape
     -----
-    ``H_out = floor((H + p_top + p_bottom - kh) / sh) + 1``; likewise ``W_out``.
+    ``H_out = floor((H + p_top + p_bottom - dh * (kh - 1) - 1) / sh) + 1`` (ceil with
+    ``ceil_mode``, see :func:`pool_geometry`); likewise ``W_out``.
 
     Notes
     -----
-    :math:`Y[n,c,i,j] = \max_{p,q} X_{pad}[n, c, s_h i + p, s_w j + q]`.
+    :math:`Y[n,c,i,j] = \max_{p,q} X_{pad}[n, c, s_h i + d_h p, s_w j + d_w q]`.
     Ties go to the first maximum in row-major window order.
 
     Examples
@@ -136,12 +164,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, return_indices=False):
     array([[ 5.,  7.],
            [13., 15.]], dtype=float32)
     """
-    where = "max_pool2d"
     check_array(x, "x", where)
     check_ndim(x, 4, "x", where, "(N, C, H, W)")
     check_float_dtype(x, "x", where)
     n, c, h, w = x.shape
-    geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
+    geo = pool_geometry((h, w), kernel_size, stride, padding, where, dilation, ceil_mode)
     if c == 0:
         raise ValueError(
             f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
@@ -197,12 +224,12 @@ def _running_max(xm, geo, channels_last, with_indices):
 def _first_in_bounds(shape, geo, channels_last):
     """The argmax array, each window's index set to its first in-bounds offset (padding never
     wins, even over -inf), in the smallest unsigned type that holds the window."""
-    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
     (pt, _), (pl, _) = geo.pads
     idx = np.zeros(shape, dtype=_index_dtype(kh * kw))
-    if pt or pl:
-        p0 = np.maximum(pt - np.arange(ho) * sh, 0)[:, None]
-        q0 = np.maximum(pl - np.arange(wo) * sw, 0)[None, :]
+    if pt or pl:  # the first offset p with p * dh >= pt - i * sh: ceil((pt - i * sh) / dh)
+        p0 = np.maximum(-((np.arange(ho) * sh - pt) // dh), 0)[:, None]
+        q0 = np.maximum(-((np.arange(wo) * sw - pl) // dw), 0)[None, :]
         idx[...] = (p0 * kw + q0)[..., None] if channels_last else p0 * kw + q0
     return idx
 
@@ -221,7 +248,8 @@ def _last_nan_wins(xm, geo, channels_last, idx, hit) -> None:
         np.maximum(i_k, h_k, out=i_k)
 
 
-def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=None, padding=0):
+def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, *, where="max_pool2d_backward"):
     r"""Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -229,7 +257,7 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     input_size : tuple (N, C, H, W)
     grad_output : ndarray, shape (N, C, H_out, W_out)
     indices : ndarray of integers, from ``max_pool2d(..., return_indices=True)``
-    kernel_size, stride, padding : as in the forward call
+    kernel_size, stride, padding, dilation, ceil_mode : as in the forward call
 
     Returns
     -------
@@ -244,7 +272,6 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     array([[0., 1.],
            [0., 0.]])
     """
-    where = "max_pool2d_backward"
     check_array(grad_output, "grad_output", where)
     check_array(indices, "indices", where)
     if indices.dtype.kind not in "ui":
@@ -253,8 +280,8 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
             f"returns them. Received: indices of dtype {indices.dtype}."
         )
     n, c, h, w = (int(v) for v in input_size)
-    geo = _pool_geometry((h, w), kernel_size, stride, padding, where)
-    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    geo = pool_geometry((h, w), kernel_size, stride, padding, where, dilation, ceil_mode)
+    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
     if grad_output.shape != (n, c, ho, wo) or indices.shape != grad_output.shape:
         raise ValueError(
             f"{where}: expected grad_output and indices of shape {(n, c, ho, wo)}, "
@@ -270,12 +297,13 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     if channels_last and not _channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     dxp = _full((n, c, hp, wp), 0, g.dtype, channels_last)
-    overlap = sh < kh or sw < kw
+    overlap = sh < (kh - 1) * dh + 1 or sw < (kw - 1) * dw + 1  # windows share input positions
     hit = np.empty_like(indices, dtype=bool)  # buffers reused for every offset, in their layout
     part = np.empty_like(g) if overlap else None
     for p in range(kh):
         for q in range(kw):
-            view = dxp[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw]
+            r0, c0 = p * dh, q * dw
+            view = dxp[:, :, r0 : r0 + sh * (ho - 1) + 1 : sh, c0 : c0 + sw * (wo - 1) + 1 : sw]
             np.equal(indices, p * kw + q, out=hit)
             if overlap:
                 view += np.multiply(g, hit, out=part)

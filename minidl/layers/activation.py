@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
-from .._validation import check_array, check_float_dtype
+from .._validation import check_array, check_float_dtype, check_int
+from ..functional.activation import check_negative_slope
+from ..functional.gelu import check_approximate
 from .base import Layer
 
-__all__ = ["ReLU"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax"]
 
 
 class ReLU(Layer):
@@ -37,3 +39,252 @@ class ReLU(Layer):
     def backward(self, grad_output):
         (x,) = self.saved_values
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
+
+
+class _Elementwise(Layer):
+    """An element-wise activation: checks the input, calls a kernel that names the layer."""
+
+    def _check(self, x):
+        where = repr(self)
+        check_array(x, "input", where)
+        check_float_dtype(x, "input", where)
+        return where
+
+
+class LeakyReLU(_Elementwise):
+    r"""``x`` where ``x > 0``, else ``negative_slope * x``, as :class:`torch.nn.LeakyReLU`.
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+
+    Shape
+    -----
+    Any shape; output the same shape and dtype.
+
+    Notes
+    -----
+    dL/dx is ``grad_output`` where ``x > 0`` and ``negative_slope * grad_output``
+    elsewhere (at ``x == 0`` too, as in PyTorch).
+
+    Examples
+    --------
+    >>> LeakyReLU(0.1)(np.array([-1.0, 2.0]))
+    array([-0.1,  2. ])
+    """
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
+
+    def forward(self, x):
+        where = self._check(x)
+        self.save_for_backward(x)
+        return F.leaky_relu(x, self.negative_slope, where=where)
+
+    def backward(self, grad_output):
+        (x,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+        return F.leaky_relu_backward(grad_output, x, self.negative_slope, where=repr(self))
+
+    def get_config(self):
+        return dict(negative_slope=self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(_Elementwise):
+    r"""``1 / (1 + exp(-x))`` element-wise, as :class:`torch.nn.Sigmoid`; never overflows.
+
+    Shape
+    -----
+    Any shape; output the same shape and dtype.
+
+    Notes
+    -----
+    Backward from the output ``s`` (the only thing kept): ``dL/dx = g * s * (1 - s)``.
+
+    Examples
+    --------
+    >>> Sigmoid()(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        where = self._check(x)
+        self.save_for_backward()  # eval mode: drop a training call's cache before computing
+        out = F.sigmoid(x, where=where)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad_output):
+        (out,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
+        return F.sigmoid_backward(grad_output, out, where=repr(self))
+
+
+class Tanh(_Elementwise):
+    r"""``tanh(x)`` element-wise, as :class:`torch.nn.Tanh`.
+
+    Shape
+    -----
+    Any shape; output the same shape and dtype.
+
+    Notes
+    -----
+    Backward from the output ``t`` (the only thing kept): ``dL/dx = g * (1 - t**2)``.
+
+    Examples
+    --------
+    >>> Tanh()(np.array([0.0]))
+    array([0.])
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        where = self._check(x)
+        self.save_for_backward()
+        out = F.tanh(x, where=where)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad_output):
+        (out,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
+        return F.tanh_backward(grad_output, out, where=repr(self))
+
+
+class GELU(_Elementwise):
+    r"""Gaussian error linear unit ``x * Phi(x)``, as :class:`torch.nn.GELU`.
+
+    Parameters
+    ----------
+    approximate : {'none', 'tanh'}, default 'none'
+        'none' is the exact erf form; 'tanh' PyTorch's tanh approximation.
+
+    Shape
+    -----
+    Any shape; output the same shape and dtype.
+
+    Notes
+    -----
+    Forward and the hand-derived backward are in :func:`minidl.functional.gelu`
+    and :func:`minidl.functional.gelu_backward` (``Phi(x) + x * phi(x)`` for 'none').
+
+    Examples
+    --------
+    >>> GELU()(np.array([-1.0, 0.0, 1.0])).round(4)
+    array([-0.1587,  0.    ,  0.8413])
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = check_approximate(approximate, "GELU")
+
+    def forward(self, x):
+        where = self._check(x)
+        self.save_for_backward(x)
+        return F.gelu(x, self.approximate, where=where)
+
+    def backward(self, grad_output):
+        (x,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+        return F.gelu_backward(grad_output, x, self.approximate, where=repr(self))
+
+    def get_config(self):
+        return dict(approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Identity(Layer):
+    r"""Returns its input unchanged (the same array), as :class:`torch.nn.Identity`.
+
+    Shape
+    -----
+    Any shape.
+
+    Notes
+    -----
+    Backward returns the (checked) upstream gradient itself.
+
+    Examples
+    --------
+    >>> x = np.ones(3)
+    >>> Identity()(x) is x
+    True
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        check_array(x, "input", repr(self))
+        self.save_for_backward(x.shape, x.dtype)
+        return x
+
+    def backward(self, grad_output):
+        shape, dtype = self.saved_values
+        return self.check_grad_output(grad_output, shape, dtype)
+
+
+class Softmax(Layer):
+    r"""Softmax along ``axis``, as :class:`torch.nn.Softmax` (``dim`` there), for inference.
+
+    Train with logits and :class:`~minidl.losses.SoftmaxCrossEntropy` (more stable);
+    this layer turns logits into probabilities, e.g. at the end of a model for prediction.
+    Its backward is exact all the same.
+
+    Parameters
+    ----------
+    axis : int, default 1
+        The class axis (1 for (N, C) or NCHW inputs); may be negative.
+
+    Shape
+    -----
+    Any shape with ``axis``; output the same shape and dtype.
+
+    Notes
+    -----
+    Forward: ``s = exp(x - max) / sum(exp(x - max))`` along ``axis``.
+    Backward from the output ``s`` (the only thing kept): ``dL/dx = s * (g - sum(g * s, axis))``.
+
+    Examples
+    --------
+    >>> Softmax(axis=1)(np.array([[0.0, 0.0]]))
+    array([[0.5, 0.5]])
+    """
+
+    def __init__(self, axis=1):
+        super().__init__()
+        self.axis = check_int(axis, "axis", "Softmax")
+
+    def forward(self, x):
+        where = repr(self)
+        check_array(x, "input", where)
+        check_float_dtype(x, "input", where)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"{where}: axis {self.axis} is out of range for an input of shape {x.shape} "
+                             f"({x.ndim} dimensions).")
+        self.save_for_backward()
+        out = F.softmax(x, axis=self.axis)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad_output):
+        (out,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
+        return F.softmax_backward(grad_output, out, self.axis, where=repr(self))
+
+    def get_config(self):
+        return dict(axis=self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}"

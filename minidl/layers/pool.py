@@ -1,4 +1,4 @@
-"""MaxPool2D layer."""
+"""Pooling layers: MaxPool2D, AvgPool2D, GlobalAvgPool2D."""
 
 from __future__ import annotations
 
@@ -6,11 +6,24 @@ import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
 from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
+from ..functional.avgpool import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    check_avg_padding,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+)
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
 from .base import Layer
 
-__all__ = ["MaxPool2D"]
+__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
+
+
+def _check_bool(value, name, where) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False. Received: {name}={value!r}")
+    return bool(value)
 
 
 class MaxPool2D(Layer):
@@ -22,11 +35,16 @@ class MaxPool2D(Layer):
     stride : int or (sh, sw), optional; defaults to ``kernel_size``
     padding : int or (ph, pw) (or 'valid'/'same'), at most half the kernel;
         pads with ``-inf``, so padding never wins a window.
+    dilation : int or (dh, dw), default 1
+        Spacing between a window's elements.
+    ceil_mode : bool, default False
+        Round the output size up (windows may hang over the bottom/right edge), PyTorch's rule.
 
     Shape
     -----
     - Input: (N, C, H, W)
-    - Output: (N, C, H_out, W_out), ``H_out = floor((H + 2 * ph - kh) / sh) + 1``
+    - Output: (N, C, H_out, W_out), ``H_out = floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1``
+      (ceil with ``ceil_mode``, less one if the last window would start in the right padding)
 
     Notes
     -----
@@ -39,11 +57,13 @@ class MaxPool2D(Layer):
     (1, 3, 4, 4)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         where = "MaxPool2D"
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
+        self.dilation = positive_pair(dilation, "dilation", where)
+        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode", where)
         self.padding = check_padding_arg(padding, where)
         if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
             pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
@@ -56,20 +76,23 @@ class MaxPool2D(Layer):
         check_float_dtype(x, "input", where)
         if not self.training:  # eval mode: no argmax, no backward cache; drop a training call's
             self.save_for_backward()
-            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-        out, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=True)
+            return F.max_pool2d(x, *self._args(), where=where)
+        out, idx = F.max_pool2d(x, *self._args(), return_indices=True, where=where)
         self.save_for_backward(x.shape, x.dtype, idx)
         return out
 
     def backward(self, grad_output):
         shape, dtype, idx = self.saved_values
         grad_output = self.check_grad_output(grad_output, idx.shape, dtype)
-        return F.max_pool2d_backward(shape, grad_output, idx,
-                                     self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d_backward(shape, grad_output, idx, *self._args(), where=repr(self))
+
+    def _args(self):
+        return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
     def get_config(self):
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=self.padding if isinstance(self.padding, (str, int)) else list(self.padding))
+                    padding=self.padding if isinstance(self.padding, (str, int)) else list(self.padding),
+                    dilation=list(self.dilation), ceil_mode=self.ceil_mode)
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}"
@@ -77,4 +100,115 @@ class MaxPool2D(Layer):
             s += f", stride={self.stride}"
         if self.padding not in (0, "valid"):
             s += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
         return s
+
+
+class AvgPool2D(Layer):
+    r"""2-D average pooling, as :class:`torch.nn.AvgPool2d`.
+
+    Parameters
+    ----------
+    kernel_size : int or (kh, kw)
+    stride : int or (sh, sw), optional; defaults to ``kernel_size``
+    padding : int or (ph, pw), default 0
+        Zero padding on both sides, at most half the kernel.
+    ceil_mode : bool, default False
+        Round the output size up, PyTorch's rule.
+    count_include_pad : bool, default True
+        Whether the zero padding counts in a window's divisor.
+
+    Shape
+    -----
+    - Input: (N, C, H, W)
+    - Output: (N, C, H_out, W_out), ``H_out = floor((H + 2 * ph - kh) / sh) + 1`` (ceil with ``ceil_mode``)
+
+    Notes
+    -----
+    Each output is its window's sum over PyTorch's divisor (the window's size, clipped to
+    the padded input with ``count_include_pad``, to the input without); backward adds
+    ``grad_output / divisor`` to every input element of the window. See
+    :func:`minidl.functional.avg_pool2d`. Nothing is kept for backward but the input's shape.
+
+    Examples
+    --------
+    >>> AvgPool2D(2)(np.ones((1, 3, 8, 8), np.float32)).shape
+    (1, 3, 4, 4)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__()
+        where = "AvgPool2D"
+        self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
+        self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
+        self.padding = check_avg_padding(padding, where)
+        check_pool_padding([(p, p) for p in self.padding], self.kernel_size, padding, where)
+        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode", where)
+        self.count_include_pad = _check_bool(count_include_pad, "count_include_pad", where)
+
+    def _args(self):
+        return self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+
+    def forward(self, x):
+        where = repr(self)
+        out = avg_pool2d(x, *self._args(), where=where)
+        self.save_for_backward(x.shape, out.shape, out.dtype)
+        return out
+
+    def backward(self, grad_output):
+        in_shape, out_shape, dtype = self.saved_values
+        grad_output = self.check_grad_output(grad_output, out_shape, dtype)
+        return avg_pool2d_backward(in_shape, grad_output, *self._args(), where=repr(self))
+
+    def get_config(self):
+        return dict(kernel_size=list(self.kernel_size), stride=list(self.stride), padding=list(self.padding),
+                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
+
+    def extra_repr(self):
+        s = f"kernel_size={self.kernel_size}"
+        if self.stride != self.kernel_size:
+            s += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        if not self.count_include_pad:
+            s += ", count_include_pad=False"
+        return s
+
+
+class GlobalAvgPool2D(Layer):
+    r"""The mean of each channel over its H x W plane, as :class:`torch.nn.AdaptiveAvgPool2d` (1).
+
+    Shape
+    -----
+    - Input: (N, C, H, W)
+    - Output: (N, C, 1, 1), as torch's ``AdaptiveAvgPool2d(1)``; follow it with
+      :class:`~minidl.layers.Flatten` for (N, C) features.
+
+    Notes
+    -----
+    :math:`Y[n, c] = rac{1}{HW}\sum_{h,w} X[n, c, h, w]`; backward gives every element of
+    the plane :math:`G[n, c] / (HW)`. Only the input's shape is kept.
+
+    Examples
+    --------
+    >>> GlobalAvgPool2D()(np.ones((2, 3, 5, 4), np.float32)).shape
+    (2, 3, 1, 1)
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        out = global_avg_pool2d(x, where=repr(self))
+        self.save_for_backward(x.shape, out.dtype)
+        return out
+
+    def backward(self, grad_output):
+        in_shape, dtype = self.saved_values
+        grad_output = self.check_grad_output(grad_output, in_shape[:2] + (1, 1), dtype)
+        return global_avg_pool2d_backward(in_shape, grad_output, where=repr(self))
