@@ -83,7 +83,7 @@ def digits_best(rng=None, dtype=np.float32, width=32, dropout=0.3) -> Sequential
     )
 
 
-def digits_best_recipe(model, epochs=30, lr=0.05, momentum=0.9, weight_decay=2e-3, label_smoothing=0.1,
+def digits_best_recipe(model, epochs=30, lr=0.05, momentum=0.9, weight_decay=2e-3, label_smoothing=0.2,
                        max_shift=1, degrees=10.0) -> dict:
     """How :func:`digits_best` is trained: the keyword arguments for
     :class:`~minidl.Trainer` and :meth:`~minidl.Trainer.fit`.
