@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 # Layer specs: ("conv", cin, cout, k, stride, padding[, groups]), ("relu",), ("pool", k), ("flatten",),
-# ("dense", fin, fout)
+# ("dense", fin, fout), ("bn", channels), ("dropout", p)
 DIGITS = [("conv", 1, 16, 3, 1, "same"), ("relu",), ("pool", 2), ("conv", 16, 32, 3, 1, "same"), ("relu",),
           ("pool", 2), ("flatten",), ("dense", 128, 10)]
 MNIST = [("conv", 1, 32, 5, 1, "same"), ("relu",), ("pool", 2), ("conv", 32, 64, 5, 1, "same"), ("relu",),
@@ -34,6 +34,13 @@ MNIST = [("conv", 1, 32, 5, 1, "same"), ("relu",), ("pool", 2), ("conv", 32, 64,
 # CIFAR-shaped: 'same' padding throughout (32 -> 32 -> 32 -> pool 16 -> 16 -> pool 8), Dense 64*8*8 -> 10.
 CIFAR = [("conv", 3, 32, 3, 1, "same"), ("relu",), ("conv", 32, 32, 3, 1, "same"), ("relu",), ("pool", 2),
          ("conv", 32, 64, 3, 1, "same"), ("relu",), ("pool", 2), ("flatten",), ("dense", 64 * 8 * 8, 10)]
+
+
+# the best digits model (minidl.models.digits_best, width 32)
+BEST = [("conv", 1, 32, 3, 1, "same"), ("bn", 32), ("relu",), ("conv", 32, 32, 3, 1, "same"), ("bn", 32),
+        ("relu",), ("pool", 2), ("conv", 32, 64, 3, 1, "same"), ("bn", 64), ("relu",),
+        ("conv", 64, 64, 3, 1, "same"), ("bn", 64), ("relu",), ("pool", 2), ("flatten",), ("dropout", 0.3),
+        ("dense", 256, 10)]
 
 
 def _conv(cin, cout, k, hw, stride=1, batch=64, groups=1):
@@ -61,10 +68,15 @@ CASES = {
                                     title="depthwise conv 64x16x16, k3 same (groups 64), batch 64"),
     "maxpool_64x32x28x28": dict(kind="pool", spec=[("pool", 2)], input=(32, 28, 28), batch=64,
                                 title="MaxPool 2 over (64, 32, 28, 28)"),
+    "batchnorm_64x32x28x28": dict(kind="norm", spec=[("bn", 32)], input=(32, 28, 28), batch=64,
+                                  title="BatchNorm2D over (64, 32, 28, 28), training mode"),
     "dense_3136_128": dict(kind="dense", spec=[("dense", 3136, 128)], input=(3136,), batch=64,
                            title="Dense 3136 -> 128, batch 64"),
     "digits_epoch": dict(kind="epoch", spec=DIGITS, input=(1, 8, 8), batch=32, lr=0.05, n=None, quick_n=None,
                          title="reference digits CNN, one epoch (1,437 images, batch 32)"),
+    "digits_best_epoch": dict(kind="epoch", spec=BEST, input=(1, 8, 8), batch=32, lr=0.05, n=None, quick_n=None,
+                              best=True, title="best digits CNN with its recipe (BatchNorm, Dropout, Nesterov "
+                              "SGD, weight decay, label smoothing, shifts and rotations), one epoch"),
     "mnist_epoch": dict(kind="epoch", spec=MNIST, input=(1, 28, 28), batch=64, lr=0.01, n=6000, quick_n=320,
                         title="MNIST-shaped CNN, one epoch (6,000 synthetic 1x28x28, batch 64)"),
     "cifar_epoch": dict(kind="epoch", spec=CIFAR, input=(3, 32, 32), batch=128, lr=0.01, n=5000, quick_n=256,
@@ -125,7 +137,7 @@ def triple_flops(triples):
 def case_gemms(name, quick):
     """(triples, scale): the GEMMs of one timed unit of the case are ``triples`` run ``scale`` times."""
     c = CASES[name]
-    if c["kind"] in ("conv", "dense", "pool"):
+    if c["kind"] in ("conv", "dense", "pool", "norm"):
         return gemm_triples(c["spec"], c["input"], c["batch"]), 1.0
     n, batch = case_size(name, quick)
     if n is None:  # digits: its training split
@@ -153,12 +165,16 @@ def _minidl_model(spec, rng):
             out.append(L.MaxPool2D(layer[1]))
         elif layer[0] == "flatten":
             out.append(L.Flatten())
+        elif layer[0] == "bn":
+            out.append(L.BatchNorm2D(layer[1]))
+        elif layer[0] == "dropout":
+            out.append(L.Dropout(layer[1], rng=rng))
     return Sequential(*out)
 
 
 def _data(name, quick, rng):
     c = CASES[name]
-    if name == "digits_epoch":
+    if name in ("digits_epoch", "digits_best_epoch"):
         import minidl as mdl
 
         (X, y), _ = mdl.data.load_digits()
@@ -173,7 +189,7 @@ def build_minidl(name, quick, variant):
     import minidl as mdl
 
     c, rng = CASES[name], np.random.default_rng(0)
-    if c["kind"] in ("conv", "dense", "pool"):
+    if c["kind"] in ("conv", "dense", "pool", "norm"):
         layer = _minidl_model(c["spec"], rng)[0]
         x = rng.standard_normal((c["batch"], *c["input"]), dtype=np.float32)
         g = rng.standard_normal(layer.forward(x).shape, dtype=np.float32)
@@ -188,15 +204,21 @@ def build_minidl(name, quick, variant):
     # "default": the Trainer's default (blas_threads="auto"; under the 1-thread worker's
     # threadpoolctl limit it stays at 1 thread); "blas_none": BLAS left alone
     extra = {} if variant == "default" else {"blas_threads": None}
-    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
-                          mdl.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9), **extra)
+    fit_extra = {}
+    if c.get("best"):  # the recipe of minidl train --model best (its cosine schedule steps per epoch)
+        recipe = mdl.models.digits_best_recipe(model, epochs=30)
+        trainer = mdl.Trainer(model, recipe["loss"], recipe["optimizer"], **extra)
+        fit_extra = {"transform": recipe["transform"]}
+    else:
+        trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+                              mdl.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9), **extra)
 
     def run(r):
         if r < 0:  # warm-up: a few batches
             trainer.fit(X[: 3 * c["batch"]], y[: 3 * c["batch"]], epochs=1, batch_size=c["batch"],
-                        seed=10**6, progress=False)
+                        seed=10**6, progress=False, **fit_extra)
         else:
-            trainer.fit(X, y, epochs=1, batch_size=c["batch"], seed=r, progress=False)
+            trainer.fit(X, y, epochs=1, batch_size=c["batch"], seed=r, progress=False, **fit_extra)
 
     return run
 
@@ -241,6 +263,10 @@ def _torch_model(spec):
             out.append(nn.MaxPool2d(layer[1]))
         elif layer[0] == "flatten":
             out.append(nn.Flatten())
+        elif layer[0] == "bn":
+            out.append(nn.BatchNorm2d(layer[1]))
+        elif layer[0] == "dropout":
+            out.append(nn.Dropout(layer[1]))
     return nn.Sequential(*out)
 
 
@@ -250,7 +276,7 @@ def build_torch(name, quick, variant):
 
     torch.manual_seed(0)
     c, rng = CASES[name], np.random.default_rng(0)
-    if c["kind"] in ("conv", "dense", "pool"):
+    if c["kind"] in ("conv", "dense", "pool", "norm"):
         layer = _torch_model(c["spec"])[0]
         x = torch.from_numpy(rng.standard_normal((c["batch"], *c["input"]), dtype=np.float32)).requires_grad_()
         pad = None
@@ -277,16 +303,29 @@ def build_torch(name, quick, variant):
     model = _torch_model(c["spec"])
     opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
+    transform = None
+    if c.get("best"):  # the same recipe in torch; the same numpy augmentation, timed with it
+        import minidl as mdl
+
+        params = list(model.parameters())
+        opt = torch.optim.SGD([{"params": [p for p in params if p.ndim > 1], "weight_decay": 2e-3},
+                               {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
+                              lr=c["lr"], momentum=0.9, nesterov=True)
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.2)
+        transform = mdl.data.Compose([mdl.data.RandomShift(1), mdl.data.RandomRotation(10)])
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     bs = c["batch"]
 
     def run(r):
         n = min(3 * bs, len(X)) if r < 0 else len(X)
-        order = torch.from_numpy(np.random.default_rng(abs(r)).permutation(n))
+        perm = np.random.default_rng(abs(r)).permutation(n)
+        order = torch.from_numpy(perm)
+        aug = np.random.default_rng([abs(r), 1])
         for start in range(0, n, bs):
             idx = order[start: start + bs]
+            xb = Xt[idx] if transform is None else torch.from_numpy(transform(X[perm[start: start + bs]], aug))
             opt.zero_grad()
-            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss = loss_fn(model(xb), yt[idx])
             loss.backward()
             opt.step()
 

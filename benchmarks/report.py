@@ -59,6 +59,10 @@ def _bound_main(row):
         n_in = c["batch"] * int(bc.np.prod(c["input"]))
         moved = 4 * (2 * n_in + 2 * n_in // (c["spec"][0][1] ** 2))
         return f"no GEMM: {moved / med / 1e9:.1f} GB/s of minimum memory traffic ({moved / 2**20:.0f} MiB per call)"
+    if kind == "norm":  # minimum traffic: read x, write y, then read x, dy, write dx
+        c = bc.CASES[row["case"]]
+        moved = 4 * 5 * c["batch"] * int(bc.np.prod(c["input"]))
+        return f"no GEMM: {moved / med / 1e9:.1f} GB/s of minimum memory traffic ({moved / 2**20:.0f} MiB per call)"
     if kind == "predict":
         return "forward GEMMs (no GEMM reference timed for predict)"
     per_call = med

@@ -111,7 +111,7 @@ def warm_up(name, c, epoch, mdl, tch, args):
     if not epoch:
         t = mdl.run(name, "default", 1, 0, args.quick)
         reps = max(1, round(args.target / max(t, 1e-6)))
-    if c["kind"] != "pool":
+    if c["kind"] not in ("pool", "norm"):
         tg = mdl.run(name, "gemm", 1, 0, args.quick)
         gemm_reps = max(1, round(args.target / max(tg, 1e-6)))
     if tch:
@@ -140,7 +140,7 @@ def time_case(name, threads, mdl, tch, args, log):
                 for v in variants:
                     times[("minidl", v)].append(mdl.run(name, v, reps, r, args.quick))
                     usage[v].append(mdl.last)
-        if c["kind"] != "pool":
+        if c["kind"] not in ("pool", "norm"):
             times["gemm"].append(mdl.run(name, "gemm", gemm_reps, r, args.quick))
     triples, scale = bc.case_gemms(name, args.quick)
     flops = bc.triple_flops(triples) * scale
