@@ -8,7 +8,8 @@ What a subclass must do (see minidl/layers/base.py):
 
 * call ``super().__init__()`` and assign every trainable array as a ``mdl.Parameter``
   attribute (parameters are found automatically, in assignment order);
-* ``forward(x)`` keeps what backward needs (here ``x`` and the sigmoid);
+* ``forward(x)`` checks its input with ``mdl.validation`` (the checks and messages of the
+  built-in layers) and keeps what backward needs (here ``x`` and the sigmoid);
 * ``backward(grad_output)`` returns dL/dx and ADDS dL/dbeta into ``self.beta.grad``
   (summed over the batch, never averaged); ``self.save_for_backward(...)`` in forward and
   ``self.saved_values`` in backward keep the cache (the standard error when backward is
@@ -45,7 +46,11 @@ class Swish(mdl.layers.Layer):
         self.beta = mdl.Parameter(np.full(self.channels, init, dtype=dtype))
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.channels:
+        # the checks built-in layers use, with their messages (where, expected, received, fix)
+        mdl.validation.check_array(x, "x", self)
+        mdl.validation.check_ndim(x, 4, "x", self, "(N, C, H, W)")
+        mdl.validation.check_same_dtype(x, self.beta.data, "x", "beta", self)
+        if x.shape[1] != self.channels:
             raise ValueError(f"{self!r}: expected input (N, {self.channels}, H, W), got {x.shape}.")
         beta = self.beta.data.reshape(1, -1, 1, 1)  # broadcast over N, H, W
         s = _sigmoid(beta * x)
@@ -54,6 +59,7 @@ class Swish(mdl.layers.Layer):
 
     def backward(self, grad_output):
         x, s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)  # refused, never cast
         beta = self.beta.data.reshape(1, -1, 1, 1)
         ds = s * (1.0 - s)  # sigmoid'(z) at z = beta * x
         # d/dbeta [x * s(beta x)] = x * x * ds, summed over batch and space

@@ -4,7 +4,7 @@
 >>> from minidl import layers, losses
 """
 
-from . import callbacks, data, functional, layers, losses, models, optim
+from . import callbacks, data, functional, layers, losses, models, optim, validation
 from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential

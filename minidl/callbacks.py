@@ -8,8 +8,8 @@ import string
 
 import numpy as np
 
-from ._validation import is_int, nonnegative_int
 from .optim import ReduceLROnPlateau, all_finite
+from .validation import is_int, nonnegative_int
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler"]
 

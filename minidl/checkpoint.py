@@ -27,9 +27,9 @@ import numbers
 import numpy as np
 
 from . import io
-from ._validation import is_int
 from .architecture import spec_of
 from .layers.base import Layer
+from .validation import is_int
 
 __all__ = ["save", "load", "restore_callbacks", "KIND"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import positive_int
 from .transforms import Compose, RandomRotation, RandomShift, rotate_images, shift_images
+from .validation import positive_int
 
 __all__ = ["load_digits", "iterate_batches", "num_batches", "Compose", "RandomRotation", "RandomShift",
            "rotate_images", "shift_images"]

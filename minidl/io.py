@@ -27,7 +27,7 @@ import numpy as np
 
 from . import archive
 from .architecture import REGISTRY, build, check_spec, json_default, register_layer, spec_of
-from .layers.base import Layer
+from .layers.base import Layer, set_model_writer
 from .parameter import deferred_init, is_deferred
 
 __all__ = ["save", "load", "write", "read", "ModelFile", "register_layer", "FORMAT_VERSION",
@@ -115,7 +115,11 @@ def save(model: Layer, path) -> None:
     write(model, path)
 
 
+set_model_writer(save)  # Layer.save calls it: the layers never import this module
+
+
 # ------------------------------------------------------------------ reading
+
 def _owner(model: Layer, dotted: str):
     """``(layer, attribute)`` holding the parameter named ``dotted``.
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import checkpoint as _checkpoint
 from . import transforms
-from ._validation import check_int
 from .data import iterate_batches, num_batches
 from .fit_checks import (
     check_components,
@@ -22,6 +21,7 @@ from .functional import blas
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
+from .validation import check_int
 
 __all__ = ["Trainer", "History"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._validation import check_array, check_ndim, nonnegative_int, positive_real
+from .validation import check_array, check_ndim, nonnegative_int, positive_real
 
 __all__ = ["Compose", "RandomShift", "RandomRotation", "shift_images", "rotate_images", "apply", "STREAM"]
 

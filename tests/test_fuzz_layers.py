@@ -38,8 +38,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from minidl import layers as L
-from minidl._validation import is_int as _is_int
 from minidl.losses import SoftmaxCrossEntropy
+from minidl.validation import is_int as _is_int
 
 EXAMPLES = int(os.environ.get("MINIDL_FUZZ_EXAMPLES", "0")) or 200
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES == 200,

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype, check_same_dtype
+from ..validation import check_array, check_float_dtype, check_same_dtype
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "softmax_backward", "check_negative_slope"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype, check_ndim, pair
+from ..validation import check_array, check_float_dtype, check_ndim, pair
 from .pool import _channels_last, _full, _offsets, pool_geometry
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",

@@ -17,7 +17,7 @@ import string
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype
+from ..validation import check_array, check_float_dtype
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 

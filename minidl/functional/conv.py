@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (
+from ..validation import (
     check_array,
     check_float_dtype,
     check_ndim,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
-from .._validation import check_array
+from ..validation import check_array
 from . import blas
 
 __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]

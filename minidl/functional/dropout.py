@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype
+from ..validation import check_array, check_float_dtype
 
 __all__ = ["dropout", "dropout_backward", "check_dropout_p"]
 

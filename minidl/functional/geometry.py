@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import pair, positive_int, positive_pair
+from ..validation import pair, positive_int, positive_pair
 
 __all__ = [
     "Geometry",

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype, check_int, check_ndim
+from ..validation import check_array, check_float_dtype, check_int, check_ndim
 
 __all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward", "smoothed_targets",
            "check_label_smoothing", "check_cross_entropy_args", "check_reduction", "check_class_weight", "REDUCTIONS"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype
+from ..validation import check_array, check_float_dtype
 from .loss import check_reduction
 
 __all__ = ["mse_loss", "mse_loss_backward", "check_mse_args"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
+from ..validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .geometry import geometry
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "pool_geometry", "check_pool_padding"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
-from .._validation import check_array, check_float_dtype, check_int
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
+from ..validation import check_array, check_float_dtype, check_int
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax"]

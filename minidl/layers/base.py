@@ -9,9 +9,17 @@ import numpy as np
 from ..parameter import Parameter
 from ._state import StateDictMixin
 
-__all__ = ["Layer"]
+__all__ = ["Layer", "set_model_writer"]
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+_MODEL_WRITER = [None]
+
+
+def set_model_writer(write) -> None:
+    """Install ``write(model, path)`` as what :meth:`Layer.save` calls (minidl.io does)."""
+    _MODEL_WRITER[0] = write
 
 
 class Layer(StateDictMixin):
@@ -260,10 +268,12 @@ class Layer(StateDictMixin):
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
-        """Save architecture and weights to one ``.npz`` file; see :func:`minidl.load`."""
-        from ..io import save
-
-        save(self, path)
+        """Save architecture and weights to one ``.npz`` file: :func:`minidl.save`, which
+        :mod:`minidl.io` installs with :func:`set_model_writer` (the layers never import
+        the I/O, which imports them); see :func:`minidl.load`."""
+        if _MODEL_WRITER[0] is None:  # pragma: no cover - minidl/__init__ imports minidl.io
+            raise RuntimeError(f"{type(self).__name__}.save: import minidl (minidl.io) first.")
+        _MODEL_WRITER[0](self, path)
 
     # ----------------------------------------------------------------- repr
     def extra_repr(self) -> str:

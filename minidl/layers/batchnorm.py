@@ -7,8 +7,8 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_array, check_same_dtype, positive_int, positive_real
 from ..parameter import Parameter, deferring, placeholder
+from ..validation import check_array, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
 from .base import Layer
 

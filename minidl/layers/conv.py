@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import positive_int, positive_pair
 from ..functional.geometry import check_groups, check_padding_arg
 from ..functional.padding import check_padding_mode
 from ..parameter import Parameter
+from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_array, check_ndim, check_same_dtype, positive_int
 from ..parameter import Parameter
+from ..validation import check_array, check_ndim, check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_array, check_float_dtype, check_ndim
 from ..functional.dropout import check_dropout_p
+from ..validation import check_array, check_float_dtype, check_ndim
 from ._init import as_generator
 from .base import Layer
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np  # noqa: F401 - the namespace of the docstring examples
 
 from .. import functional as F
-from .._validation import check_array, check_float_dtype, check_ndim, positive_pair
 from ..functional.avgpool import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -15,6 +14,7 @@ from ..functional.avgpool import (
 )
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
+from ..validation import check_array, check_float_dtype, check_ndim, positive_pair
 from .base import Layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
