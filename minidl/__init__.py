@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport",
     "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-    "callbacks", "data", "functional", "layers", "losses", "models", "optim", "__version__",
+    "callbacks", "data", "functional", "layers", "losses", "models", "optim", "validation", "__version__",
 ]
