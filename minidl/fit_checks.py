@@ -1,4 +1,5 @@
-"""The checks ``Trainer`` runs before any work: components, data and ``fit``'s arguments."""
+"""What `Trainer` runs around the work: the checks of its components, the data and `fit`'s arguments, the
+shuffling seed and the progress bar."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from .losses import Loss
 from .optim import all_finite
 from .validation import check_int, nonnegative_int, positive_int, positive_real
 
-__all__ = ["check_components", "check_optimizer_params", "check_xy", "check_finite_samples",
-           "check_fit_args", "FitRun"]
+__all__ = ["base_seed", "progress_bar", "check_components", "check_optimizer_params", "check_xy",
+           "check_finite_samples", "check_fit_args", "FitRun"]
 
 
 def check_components(model, loss, optimizer):
@@ -132,3 +133,21 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
                         f"minidl.data.RandomShift(2). Received: {transform!r}")
     run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip, transform)
     return run, initial_epoch
+
+
+def base_seed(seed) -> int:
+    """The int that, with the epoch index, seeds each epoch's shuffling."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**63))
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    return int(seed)
+
+
+def progress_bar(total, desc, enabled):
+    """A tqdm bar of ``total`` batches, or None when ``enabled`` is False."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)

@@ -12,10 +12,12 @@ from . import checkpoint as _checkpoint
 from . import transforms
 from .data import iterate_batches, num_batches
 from .fit_checks import (
+    base_seed,
     check_components,
     check_fit_args,
     check_optimizer_params,
     check_xy,
+    progress_bar,
 )
 from .functional import blas
 from .history import History
@@ -182,7 +184,7 @@ class Trainer:
             self.history = History()
         self.epochs_done = start  # a new run counts from 0 even if its first epoch fails
         stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
-        self._seed = stored if seed is None and stored is not None else _base_seed(seed)
+        self._seed = stored if seed is None and stored is not None else base_seed(seed)
         self._callbacks, self.stop_training = callbacks, False
         return resumed
 
@@ -210,7 +212,7 @@ class Trainer:
     def _run_epoch(self, epoch, run):
         """The batch loop of one epoch (then validation); returns the epoch's logs."""
         self.model.train()
-        bar = _progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
+        bar = progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
                             run.progress)
         seen, sums = 0, dict.fromkeys(["loss", *self.metrics], 0.0)
         rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
@@ -394,19 +396,3 @@ class Trainer:
         self.history, self.epochs_done, self._seed = history, resumed["epochs_done"], resumed["seed"]
         self._resume = resumed
 
-
-def _base_seed(seed) -> int:
-    """The int that, with the epoch index, seeds each epoch's shuffling."""
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2**63))
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**63)
-    return int(seed)
-
-
-def _progress_bar(total, desc, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
