@@ -192,8 +192,10 @@ def _product(cols, wmat_t, out2d):
     """``out2d[:, g-th block] = cols[g] @ wmat_t[g]`` for every group."""
     if cols.shape[0] == 1:
         blas.matmul(cols[0], wmat_t[0], out=out2d)
-    else:
-        out2d.reshape(out2d.shape[0], cols.shape[0], -1)[...] = blas.matmul(cols, wmat_t).transpose(1, 0, 2)
+        return
+    o_group = wmat_t.shape[2]
+    for g in range(cols.shape[0]):  # straight into the group's block of columns (BLAS's leading dimension)
+        blas.matmul(cols[g], wmat_t[g], out=out2d[:, g * o_group:(g + 1) * o_group])
 
 
 def weight_matrix(weight: np.ndarray, groups: int = 1) -> np.ndarray:
