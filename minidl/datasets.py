@@ -31,7 +31,7 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _MNIST_URLS = {
-    "mnist": "https://yann.lecun.com/exdb/mnist/ (mirror: https://storage.googleapis.com/cvdf-datasets/mnist/)",
+    "mnist": "http://yann.lecun.com/exdb/mnist/ (mirror: https://storage.googleapis.com/cvdf-datasets/mnist/)",
     "fashion": "https://github.com/zalandoresearch/fashion-mnist "
                "(files: http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/)",
     "kmnist": "https://github.com/rois-codh/kmnist (files: http://codh.rois.ac.jp/kmnist/dataset/kmnist/)",
@@ -176,7 +176,7 @@ def load_mnist(path, kind="mnist"):
 
     Notes
     -----
-    Download the files from https://yann.lecun.com/exdb/mnist/ (MNIST),
+    Download the files from http://yann.lecun.com/exdb/mnist/ (MNIST),
     https://github.com/zalandoresearch/fashion-mnist (Fashion-MNIST) or
     https://github.com/rois-codh/kmnist (KMNIST). The 60,000 training images
     take 188 MB as float32.
