@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datasets import from_arrays, load_idx, load_mnist, load_npz
 from .transforms import Compose, RandomRotation, RandomShift, rotate_images, shift_images
 from .validation import positive_int
 
-__all__ = ["load_digits", "iterate_batches", "num_batches", "Compose", "RandomRotation", "RandomShift",
-           "rotate_images", "shift_images"]
+__all__ = ["load_digits", "load_mnist", "load_idx", "load_npz", "from_arrays", "iterate_batches", "num_batches",
+           "Compose", "RandomRotation", "RandomShift", "rotate_images", "shift_images"]
 
 
 def load_digits(test_size=0.2, seed=0):
@@ -60,6 +61,9 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
     Parameters
     ----------
     X, y : arrays with the same first dimension
+        numpy arrays, ``np.memmap`` s or any array-like with ``__len__`` and
+        indexing by a sorted integer array (an h5py dataset, a zarr array):
+        only one batch at a time is read, as a plain in-memory numpy array.
     batch_size : int >= 1
     shuffle : bool
     seed : int, optional
@@ -87,4 +91,13 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
             idx = slice(start, start + batch_size)
         else:
             idx = order[start : start + batch_size]
-        yield (X[idx], y[idx]) if y is not None else X[idx]
+        yield (_take(X, idx), _take(y, idx)) if y is not None else _take(X, idx)
+
+
+def _take(A, idx):
+    """``A[idx]`` as a plain ndarray; an out-of-memory array (np.memmap, h5py, ...) is read in increasing
+    index order (sequential reads; h5py requires it), then put in ``idx``'s order."""
+    if type(A) is np.ndarray or isinstance(idx, slice):
+        return np.asarray(A[idx])
+    order = np.argsort(idx, kind="stable")
+    return np.asarray(A[idx[order]])[np.argsort(order, kind="stable")]

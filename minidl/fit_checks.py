@@ -4,6 +4,7 @@ shuffling seed and the progress bar."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -58,22 +59,48 @@ def check_optimizer_params(model, optimizer) -> None:
             )
 
 
+_CHUNK_BYTES = 1 << 23  # array-likes (memmaps, ...) are scanned 8 MB of samples at a time
+
+
+def _is_array_like(X) -> bool:
+    """A numpy array, or what iterate_batches can read batch by batch (np.memmap, h5py, zarr, ...)."""
+    return isinstance(X, np.ndarray) or all(hasattr(X, a) for a in ("__len__", "__getitem__", "shape", "dtype"))
+
+
 def check_finite_samples(X, where, name) -> None:
-    """Refuse float inputs holding nan/inf, naming how many samples and the first one."""
-    if X.dtype.kind in "fc" and not all_finite(X):
-        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    """Refuse float inputs holding nan/inf, naming how many samples and the first one.
+
+    An in-memory array is checked at once; a memmap or another array-like in chunks of about 8 MB, so
+    that the check never holds more than one chunk in memory."""
+    if np.dtype(X.dtype).kind not in "fc":
+        return
+    n = len(X)
+    if type(X) is np.ndarray:
+        step = max(n, 1)
+    else:
+        step = max(1, _CHUNK_BYTES // max(1, np.dtype(X.dtype).itemsize * math.prod(X.shape[1:])))
+    bad, first = 0, None
+    for start in range(0, n, step):
+        chunk = np.asarray(X[start:start + step])
+        if not all_finite(chunk):
+            rows = np.flatnonzero(~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1))
+            bad += rows.size
+            first = start + int(rows[0]) if first is None else first
+    if bad:
         raise ValueError(
-            f"Trainer.{where}: {name} contains nan or inf in {bad.size} sample(s), e.g. sample "
-            f"{int(bad[0])}. Clean or drop them (np.isfinite({name}).all(axis=...)) before training."
+            f"Trainer.{where}: {name} contains nan or inf in {bad} sample(s), e.g. sample "
+            f"{first}. Clean or drop them (np.isfinite({name}).all(axis=...)) before training."
         )
 
 
 def check_xy(X, y, where, need_y=True) -> None:
-    """X (and y) are numpy arrays with as many samples, and not empty."""
-    if not isinstance(X, np.ndarray):
-        raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray. Received: {type(X).__name__}. "
+    """X (and y) are numpy arrays (or memmaps, or array-likes read batch by batch) with as many samples,
+    and not empty."""
+    if not _is_array_like(X):
+        raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray (or a np.memmap, or an array-like with "
+                        f"__len__, shape, dtype and indexing). Received: {type(X).__name__}. "
                         "Convert it with np.asarray(X, dtype=np.float32).")
-    if need_y and not isinstance(y, np.ndarray):
+    if need_y and not _is_array_like(y):
         raise TypeError(f"Trainer.{where}: y must be a numpy.ndarray of targets (int labels or "
                         f"class probabilities). Received: {type(y).__name__}. Convert it with "
                         "np.asarray(y).")
