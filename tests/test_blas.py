@@ -6,7 +6,8 @@ import pytest
 from minidl.functional import blas
 
 
-@pytest.mark.parametrize("shape", [(37, 16), (3, 5, 7), (2, 8, 8, 16), (0, 4, 4, 32), (1, 300), (5, 1)])
+@pytest.mark.parametrize("shape", [(37, 16), (3, 5, 7), (2, 8, 8, 16), (0, 4, 4, 32), (1, 300), (5, 1),
+                                   (300, 16, 16), (4099, 17), (1, 70000)])
 def test_add_row_vector_equals_broadcast_add(shape):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape).astype(np.float32)
