@@ -173,3 +173,42 @@ def test_written_atomically_and_modes_restored(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
     assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     assert all(layer.training for _, layer in _layers(model))  # export did not leave it in eval mode
+
+
+ROUND_TRIP = {
+    "every_layer": (lambda: every_layer_model(np.random.default_rng(0)), (1, 8, 8)),
+    "digits_best": (lambda: mdl.models.digits_best(0, width=4), (1, 8, 8)),
+    "residual": (lambda: mdl.models.residual_cnn(0, channels=4), (1, 8, 8)),
+    "conv_circular_same_s2": (lambda: L.Conv2D(2, 3, 3, 2, "same", padding_mode="circular", rng=0), (2, 7, 8)),
+}
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_from_onnx_round_trip_is_exact(name, tmp_path):
+    make, shape = ROUND_TRIP[name]
+    model = make()
+    _random_stats(model, np.random.default_rng(1))
+    for _, layer in _layers(model):
+        if isinstance(layer, (L.BatchNorm1D, L.BatchNorm2D)):
+            layer.num_batches_tracked[...] = 7
+    mdl.export.to_onnx(model, tmp_path / "m.onnx", shape)
+    back = mdl.export.from_onnx(tmp_path / "m.onnx")
+    assert type(back) is type(model) and repr(back) == repr(model) and not back.training
+    want, got = model.state_dict(), back.state_dict()
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype and got[key].shape == want[key].shape, key
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    x = np.random.default_rng(2).standard_normal((3, *shape)).astype(np.float32)
+    model.eval()
+    np.testing.assert_array_equal(back(x), model(x))  # bit for bit
+
+
+def test_from_onnx_refuses_foreign_models(tmp_path):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ValueError, match="not written by minidl.export.to_onnx"):
+        mdl.export.from_onnx(tmp_path / "foreign.onnx")
