@@ -212,3 +212,38 @@ def test_from_onnx_refuses_foreign_models(tmp_path):
     onnx.save(helper.make_model(graph), str(tmp_path / "foreign.onnx"))
     with pytest.raises(ValueError, match="not written by minidl.export.to_onnx"):
         mdl.export.from_onnx(tmp_path / "foreign.onnx")
+
+
+def test_cli_export(tmp_path, capsys):
+    from minidl import cli
+    model = mdl.models.reference_cnn(0)
+    model.save(tmp_path / "model.npz")
+    argv = ["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx"), "--input-shape", "1,8,8"]
+    assert cli.main(argv) == 0
+    assert "model.onnx (ONNX opset 17): input (N, 1, 8, 8) -> output (N, 10)" in capsys.readouterr().out
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    model.eval()
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, message, code", [
+    (["missing.npz", "m.onnx", "--input-shape", "1,8,8"], "cannot read", 1),
+    (["model.npz", "m.onnx", "--input-shape", "1,12,12"], "expected input with 128 features", 1),
+])
+def test_cli_export_errors_are_one_line(argv, message, code, tmp_path, capsys, monkeypatch):
+    from minidl import cli
+    monkeypatch.chdir(tmp_path)
+    mdl.models.reference_cnn(0).save(tmp_path / "model.npz")
+    assert cli.main(["export", *argv]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("minidl export: error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("shape", ["", "1,x,8", "0,8,8"])
+def test_cli_export_bad_input_shape_is_a_usage_error(shape, capsys):
+    from minidl import cli
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["export", "model.npz", "m.onnx", "--input-shape", shape])
+    assert exc.value.code == 2 and "positive integers separated by commas" in capsys.readouterr().err
