@@ -1,4 +1,4 @@
-"""The ``minidl`` command: ``minidl train`` and ``minidl gradcheck``."""
+"""The ``minidl`` command: ``minidl train``, ``minidl gradcheck`` and ``minidl export``."""
 
 from __future__ import annotations
 
@@ -147,6 +147,40 @@ def _gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _export(args) -> int:
+    import minidl as mdl
+
+    try:
+        model = mdl.load(args.model)
+    except (OSError, ValueError) as exc:
+        print(f"minidl export: error: cannot read {args.model!r}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    try:
+        proto = mdl.export.to_onnx(model, args.output, args.input_shape)
+    except ImportError as exc:
+        print(f"minidl export: error: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError, OSError) as exc:  # a layer with no ONNX form, a shape that does not fit
+        print(f"minidl export: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    dims = [d.dim_param or str(d.dim_value) for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    print(f"wrote {args.output} (ONNX opset {mdl.export.OPSET}): input (N, "
+          f"{', '.join(map(str, args.input_shape))}) -> output ({', '.join(dims)})")
+    return 0
+
+
+def _shape(text):
+    """An argparse ``type=``: ``1,8,8`` -> ``(1, 8, 8)`` (positive integers)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (one sample's "
+                                         f"shape, e.g. 1,8,8), got {text!r}")
+    return shape
+
+
 def _number(kind, minimum, strict=False, maximum=None):
     """An argparse ``type=``: a finite ``kind`` >= ``minimum`` (> when ``strict``), < ``maximum``."""
     def parse(text):
@@ -187,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gradcheck", help="check every built-in layer's gradients on a grid of configurations")
     g.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0)
     g.set_defaults(func=_gradcheck)
+    e = sub.add_parser("export", help="write a saved model (minidl train's model.npz) as an ONNX file "
+                                      "(needs pip install -e \".[onnx]\")")
+    e.add_argument("model", help="a model saved by minidl (model.save / minidl train)")
+    e.add_argument("output", help="the ONNX file to write, e.g. model.onnx")
+    e.add_argument("--input-shape", type=_shape, required=True,
+                   help="one sample's shape without the batch axis, e.g. 1,8,8 (the batch axis stays dynamic)")
+    e.set_defaults(func=_export)
     return parser
 
 
