@@ -30,7 +30,7 @@ def format_confusion(cm) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: dict, path: str, title: str = "reference CNN") -> bool:
+def plot_history(history: dict, path: str, title: str = "reference CNN on digits") -> bool:
     """Write a learning-curve PNG; returns False when matplotlib is not installed."""
     try:
         import matplotlib
@@ -49,7 +49,7 @@ def plot_history(history: dict, path: str, title: str = "reference CNN") -> bool
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle(f"minidl {title} on digits")
+    fig.suptitle(f"minidl {title}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -74,11 +74,34 @@ MODELS = {
 }
 
 
+#: ``minidl train --dataset``: the MNIST family is read from ``--data-dir`` (mdl.data.load_mnist).
+DATASETS = {"digits": "scikit-learn digits", "mnist": "MNIST", "fashion": "Fashion-MNIST", "kmnist": "KMNIST"}
+
+#: Default epochs of the MNIST model (``models.mnist_cnn``) on the MNIST family.
+MNIST_EPOCHS = 3
+
+
+def _load(mdl, args):
+    """``(X, y), (X_test, y_test)`` of ``args.dataset``, or an error message."""
+    if args.dataset == "digits":
+        return mdl.data.load_digits(test_size=0.2, seed=args.seed), None
+    if args.model != "reference":
+        return None, (f"--model {args.model} is for the digits; on {DATASETS[args.dataset]} the model is "
+                      "the MNIST CNN (--model reference)")
+    if args.data_dir is None:
+        return None, (f"--dataset {args.dataset} needs --data-dir DIR, the folder with the four IDX files "
+                      "(see mdl.data.load_mnist)")
+    try:
+        return mdl.data.load_mnist(args.data_dir, kind=args.dataset), None
+    except (OSError, ValueError) as exc:
+        return None, " ".join(str(exc).split())
+
+
 def _build(mdl, args):
     """The model, its Trainer and the extra ``fit`` arguments for ``args.model``."""
     rng = np.random.default_rng(args.seed)
     if args.model == "reference":
-        model = mdl.models.reference_cnn(rng=rng)
+        model = (mdl.models.reference_cnn if args.dataset == "digits" else mdl.models.mnist_cnn)(rng=rng)
         optimizer = mdl.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
         return model, mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), optimizer), {}
     model = mdl.models.digits_best(rng=rng)
@@ -95,14 +118,20 @@ def _train(args) -> int:
         print(f"minidl train: error: {problem}", file=sys.stderr)
         return 2
 
-    (X, y), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=args.seed)
-    args.epochs = args.epochs or MODELS[args.model]["epochs"]
+    data, problem = _load(mdl, args)
+    if problem:
+        print(f"minidl train: error: {problem}", file=sys.stderr)
+        return 2
+    (X, y), (X_test, y_test) = data
+    digits = args.dataset == "digits"
+    args.epochs = args.epochs or (MODELS[args.model]["epochs"] if digits else MNIST_EPOCHS)
     model, trainer, fit_kwargs = _build(mdl, args)
-    print(f"minidl {mdl.__version__}: {MODELS[args.model]['title']} on scikit-learn digits "
+    title = MODELS[args.model]["title"] if digits else "MNIST CNN"
+    print(f"minidl {mdl.__version__}: {title} on {DATASETS[args.dataset]} "
           f"({len(X)} train / {len(X_test)} test), {args.epochs} epochs, batch {args.batch_size}, "
           f"lr {args.lr}, momentum {args.momentum}, seed {args.seed}")
     if not args.quiet:
-        print(model.summary((1, 8, 8)))
+        print(model.summary(tuple(X.shape[1:])))
     start = time.perf_counter()
     try:  # the Trainer reports nan/inf itself: no numpy overflow warnings on top
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -117,7 +146,7 @@ def _train(args) -> int:
     pred = trainer.predict(X_test).argmax(axis=1)
     print(f"\ntrained in {elapsed:.1f} s ({elapsed / len(history['loss']):.3f} s/epoch)")
     print(f"test loss {result['loss']:.4f}   test accuracy {result['accuracy']:.2%}")
-    print("confusion matrix (rows: true digit, columns: predicted):")
+    print("confusion matrix (rows: true class, columns: predicted):")
     print(format_confusion(confusion_matrix(y_test, pred)))
     model_path = os.path.join(args.out, "model.npz")
     model.save(model_path)
@@ -126,7 +155,7 @@ def _train(args) -> int:
                    "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
     written = [model_path, os.path.join(args.out, "history.json")]
     curve = os.path.join(args.out, "learning_curve.png")
-    if plot_history(history.history, curve, MODELS[args.model]["title"].split(" (")[0]):
+    if plot_history(history.history, curve, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}"):
         written.append(curve)
     else:
         print("(matplotlib not installed: no learning-curve PNG; pip install 'minidl[plot]')")
@@ -208,7 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference: the small CNN (default, 20 epochs); best: BatchNorm, Dropout, "
                         "augmentation, Nesterov SGD with weight decay, label smoothing, cosine schedule "
                         "(30 epochs)")
-    t.add_argument("--epochs", type=_number(int, 1), default=None, help="default: the model's (20 or 30)")
+    t.add_argument("--dataset", choices=list(DATASETS), default="digits",
+                   help="digits (default, bundled with scikit-learn) or the MNIST family read from --data-dir")
+    t.add_argument("--data-dir", default=None,
+                   help="folder with the four IDX files of --dataset mnist/fashion/kmnist (gzipped or not)")
+    t.add_argument("--epochs", type=_number(int, 1), default=None,
+                   help=f"default: the model's (20 or 30 on digits, {MNIST_EPOCHS} on the MNIST family)")
     t.add_argument("--batch-size", type=_number(int, 1), default=32)
     # < float32's largest value: a larger lr is inf in the model's float32 weights
     t.add_argument("--lr", type=_number(float, 0, strict=True, maximum=float(np.finfo(np.float32).max)),

@@ -8,7 +8,7 @@ from . import layers
 from .graph import Graph, Sequential
 from .layers._init import as_generator
 
-__all__ = ["reference_cnn", "residual_cnn", "digits_best", "digits_best_recipe"]
+__all__ = ["reference_cnn", "residual_cnn", "digits_best", "digits_best_recipe", "mnist_cnn"]
 
 
 def reference_cnn(rng=None, dtype=np.float32) -> Sequential:
@@ -32,6 +32,27 @@ def reference_cnn(rng=None, dtype=np.float32) -> Sequential:
         layers.ReLU(),
         layers.MaxPool2D(2),
         layers.Flatten(),
+        layers.Dense(128, 10, dtype=dtype, rng=rng),
+    )
+
+
+def mnist_cnn(rng=None, dtype=np.float32) -> Sequential:
+    """The MNIST CNN (1x28x28 inputs, 10 classes): ``minidl train --dataset mnist``'s model.
+
+    Conv 1->32 k5 same, ReLU, MaxPool 2, Conv 32->64 k5 same, ReLU, MaxPool 2,
+    Flatten, Dense 3136->128, ReLU, Dense 128->10 -- the MNIST-shaped CNN of
+    ``benchmarks/run.py``.
+
+    Examples
+    --------
+    >>> mnist_cnn(0).num_parameters()
+    454922
+    """
+    rng = as_generator(rng, "mnist_cnn")
+    return Sequential(
+        layers.Conv2D(1, 32, 5, padding="same", dtype=dtype, rng=rng), layers.ReLU(), layers.MaxPool2D(2),
+        layers.Conv2D(32, 64, 5, padding="same", dtype=dtype, rng=rng), layers.ReLU(), layers.MaxPool2D(2),
+        layers.Flatten(), layers.Dense(3136, 128, dtype=dtype, rng=rng), layers.ReLU(),
         layers.Dense(128, 10, dtype=dtype, rng=rng),
     )
 

@@ -218,3 +218,40 @@ def test_load_npz_both_forms(tmp_path):
     np.savez(tmp_path / "mis.npz", X_train=X[:30], y_train=y[:29], X_test=X[30:], y_test=y[30:])
     with pytest.raises(ValueError, match="X_train and y_train"):
         load_npz(tmp_path / "mis.npz")
+
+
+# ------------------------------------------------------------- minidl train --dataset mnist
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_cli_trains_the_mnist_cnn_on_idx_files(tmp_path, dataset):
+    """The smoke test of ``minidl train --dataset mnist --data-dir DIR`` on synthetic IDX files
+    (real MNIST is not downloaded here)."""
+    import json
+
+    import minidl as mdl
+    from minidl import cli
+
+    write_mnist(tmp_path / "data", n_train=40, n_test=20, gz=True)
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset", dataset, "--data-dir", str(tmp_path / "data"), "--epochs", "1",
+                     "--batch-size", "16", "--quiet", "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "history.json").read_text())
+    assert record["config"]["dataset"] == dataset and record["config"]["epochs"] == 1
+    model = mdl.load(out / "model.npz")
+    assert model(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+    assert model.num_parameters() == mdl.models.mnist_cnn(0).num_parameters()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "mnist"], "needs --data-dir DIR"),
+    (["--dataset", "mnist", "--data-dir", "{tmp}/nowhere"], "train-images-idx3-ubyte"),
+    (["--dataset", "kmnist", "--data-dir", "{tmp}", "--model", "best"], "--model best is for the digits"),
+])
+def test_cli_mnist_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    from minidl import cli
+
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main(["train", *argv, "--quiet", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "model.npz").exists()
