@@ -119,7 +119,6 @@ class Trainer:
 
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
-        where = f"epoch {epoch + 1}, batch {batch + 1}"
         atomic = getattr(self.optimizer, "atomic_step", False)
         # the parameter list only when needed: walking the model costs as much as an SGD step
         params = self.model.parameters() if clip is not None or not atomic else None
@@ -138,7 +137,8 @@ class Trainer:
                 if saved[1] is not None:
                     self.optimizer.load_state_dict(saved[1])
             raise FloatingPointError(
-                f"Trainer.fit: non-finite update at {where}: {exc}. Training stopped; the weights "
+                f"Trainer.fit: non-finite update at epoch {epoch + 1}, batch {batch + 1}: {exc}. "
+                "Training stopped; the weights "
                 "and optimizer state are those before this batch. Lower the learning rate or "
                 "clip the gradients (fit(..., clip_grad_norm=1.0))."
             ) from exc

@@ -99,7 +99,8 @@ def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
         m = o // groups
         g = rows.reshape(n, ho, wo, groups, m) if m > 1 else rows.reshape(n, ho, wo, groups)
         acc = np.zeros((kh, kw, groups, m), dtype=x_nhwc.dtype)
-        for n0, n1, i0, i1, j0, j1, view in im2col.depthwise_pieces(x_nhwc, geo.pads, geo, cap):
+        pixel_bytes = 2 * x_nhwc.shape[3] * x_nhwc.itemsize  # no columns: the band and the einsum
+        for n0, n1, i0, i1, j0, j1, view in im2col.piece_views(x_nhwc, geo.pads, geo, pixel_bytes, cap):
             if m == 1:  # (einsum is several times slower with a length-1 axis)
                 acc[..., 0] += np.einsum("nijpqc,nijc->pqc", view, g[n0:n1, i0:i1, j0:j1])
             else:

@@ -102,24 +102,31 @@ def unfold(view: np.ndarray, groups: int = 1) -> np.ndarray:
     return np.ascontiguousarray(per_group).reshape(groups, -1, kh * kw * (c // groups))
 
 
-def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
-    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrices of each piece
-    of :func:`tiles` over the NHWC-shaped ``src`` zero-padded by ``pads``,
-    ``(groups, pixels, kh * kw * C / groups)`` (see :func:`unfold`); ``k`` is
-    ``kh * kw * C``.
-
-    Only the padded rows a piece reads are copied, and each piece is dropped
-    before the next is built, so at most one piece's columns (and its input
-    band) exist at a time.
-    """
+def piece_views(src: np.ndarray, pads: Padding, geo: Geometry, pixel_bytes: int, cap: int):
+    """Yield ``(n0, n1, i0, i1, j0, j1, view)``: for each piece of :func:`tiles`
+    (``pixel_bytes`` per output pixel), the :func:`windows` view of the NHWC-shaped
+    ``src`` zero-padded by ``pads`` -- only the padded rows the piece reads are
+    copied (its input band)."""
     (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
-    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, k * src.itemsize, cap):
+    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, pixel_bytes, cap):
         rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
         view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
-        if j1 - j0 != wo:
-            view = view[:, :, j0:j1]
+        del rows  # the view keeps the band alive as long as it is needed
+        yield n0, n1, i0, i1, j0, j1, (view if j1 - j0 == wo else view[:, :, j0:j1])
+        del view
+
+
+def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
+    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrices of each piece
+    of :func:`piece_views`, ``(groups, pixels, kh * kw * C / groups)`` (see
+    :func:`unfold`); ``k`` is ``kh * kw * C``.
+
+    Each piece is dropped before the next is built, so at most one piece's
+    columns (and its input band) exist at a time.
+    """
+    for n0, n1, i0, i1, j0, j1, view in piece_views(src, pads, geo, k * src.itemsize, cap):
         columns = unfold(view, groups)
-        del rows, view
+        del view
         yield n0, n1, i0, i1, j0, j1, columns
         del columns  # free this piece before the next is built
 
@@ -161,17 +168,6 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     return None
 
 
-def depthwise_pieces(src, pads, geo, cap):
-    """Yield ``(n0, n1, i0, i1, j0, j1, view)``: the :func:`windows` view of each piece
-    of :func:`tiles` (no copy: a depthwise convolution needs no columns)."""
-    (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
-    # no columns: a piece holds its input band and its einsum result, about a pixel's channels each
-    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, 2 * src.shape[3] * src.itemsize, cap):
-        rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
-        view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
-        yield n0, n1, i0, i1, j0, j1, (view if j1 - j0 == wo else view[:, :, j0:j1])
-
-
 def _depthwise(src, pads, geo, wmat_t, out, cap):
     """A convolution with one input channel per group (depthwise, ``O / C`` outputs per
     channel): ``kh * kw`` multiply-adds per output, one einsum over the windows view,
@@ -180,7 +176,8 @@ def _depthwise(src, pads, geo, wmat_t, out, cap):
     kh, kw = geo.kernel
     # (kh, kw, C, O / C), contiguous: einsum's loops follow its operands' strides
     w = np.ascontiguousarray(wmat_t.reshape(groups, kh, kw, per_channel).transpose(1, 2, 0, 3))
-    for n0, n1, i0, i1, j0, j1, view in depthwise_pieces(src, pads, geo, cap):
+    # no columns: a piece holds its input band and its einsum result, about a pixel's channels each
+    for n0, n1, i0, i1, j0, j1, view in piece_views(src, pads, geo, 2 * src.shape[3] * src.itemsize, cap):
         if per_channel == 1:  # (einsum is several times slower with a length-1 axis or out=)
             out[n0:n1, i0:i1, j0:j1] = np.einsum("nijpqc,pqc->nijc", view, w[..., 0])
         else:

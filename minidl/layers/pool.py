@@ -14,7 +14,7 @@ from ..functional.avgpool import (
 )
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
-from ..validation import check_array, check_float_dtype, check_ndim, positive_pair
+from ..validation import positive_pair
 from .base import Layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
@@ -70,21 +70,18 @@ class MaxPool2D(Layer):
             check_pool_padding(pads, self.kernel_size, padding, where)
 
     def forward(self, x):
-        where = repr(self)
-        check_array(x, "input", where)
-        check_ndim(x, 4, "input", where, "(N, C, H, W)")
-        check_float_dtype(x, "input", where)
+        # the kernel checks x (array, 4-D, floating) and names this layer in its errors
         if not self.training:  # eval mode: no argmax, no backward cache; drop a training call's
             self.save_for_backward()
-            return F.max_pool2d(x, *self._args(), where=where)
-        out, idx = F.max_pool2d(x, *self._args(), return_indices=True, where=where)
+            return F.max_pool2d(x, *self._args(), where=self)
+        out, idx = F.max_pool2d(x, *self._args(), return_indices=True, where=self)
         self.save_for_backward(x.shape, x.dtype, idx)
         return out
 
     def backward(self, grad_output):
         shape, dtype, idx = self.saved_values
         grad_output = self.check_grad_output(grad_output, idx.shape, dtype)
-        return F.max_pool2d_backward(shape, grad_output, idx, *self._args(), where=repr(self))
+        return F.max_pool2d_backward(shape, grad_output, idx, *self._args(), where=self)
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
@@ -191,7 +188,7 @@ class GlobalAvgPool2D(Layer):
 
     Notes
     -----
-    :math:`Y[n, c] = rac{1}{HW}\sum_{h,w} X[n, c, h, w]`; backward gives every element of
+    :math:`Y[n, c] = \frac{1}{HW}\sum_{h,w} X[n, c, h, w]`; backward gives every element of
     the plane :math:`G[n, c] / (HW)`. Only the input's shape is kept.
 
     Examples
