@@ -121,3 +121,18 @@ def test_training_with_split_batches_matches_one_thread(split_everything):
         weights.append(model.state_dict())
     for key in weights[0]:
         np.testing.assert_allclose(weights[0][key], weights[1][key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_split_dense_equals_serial(n, split_everything):
+    from minidl.functional import dense as fdense
+
+    rng = np.random.default_rng(n)
+    x, w, b = rng.standard_normal((n, 6)), rng.standard_normal((4, 6)), rng.standard_normal(4)
+    g = rng.standard_normal((n, 4))
+    expected = [fdense.linear(x, w, b), fdense.linear_input(g, w), fdense.linear_weight(x, g)]
+    with split_everything():
+        got = [fdense.linear(x, w, b), fdense.linear_input(g, w), fdense.linear_weight(x, g)]
+    for name, e, a in zip(("y", "dx", "dw"), expected, got):
+        assert a.shape == e.shape and a.dtype == e.dtype, name
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=name)

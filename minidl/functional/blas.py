@@ -1,18 +1,21 @@
-"""Matrix products with BLAS threads chosen by the size of each product.
+"""Matrix products, and the threads minidl's kernels run on.
 
-Small GEMMs (the 8x8 digits CNN's) run fastest on one BLAS thread: waking worker
-threads costs more than they save. Large ones (28x28 and 32x32 images) run up to
-1.6x faster on every core. Inside :func:`auto_threads` -- which the Trainer enters
-when ``blas_threads="auto"``, its default -- :func:`matmul` sets the BLAS library
-to one thread below :data:`THRESHOLD_FLOPS` and to all of its threads above,
-switching only when the choice changes (one C call, about 0.6 us). Outside it,
-:func:`matmul` is ``np.matmul`` and BLAS threads are left alone.
+Inside :func:`auto_threads` -- which the Trainer enters when ``blas_threads="auto"``,
+its default -- the BLAS library runs on one thread, and kernels whose batch holds
+enough work (at least :data:`PARALLEL_MIN_FLOPS`: a convolution or a Dense layer on
+28x28 or 32x32 images, not the 8x8 digits) split it into one contiguous run of
+samples per thread (:func:`map_batch`). Each thread unfolds, multiplies and folds its
+own samples, so that the copies around the GEMMs, single-threaded in numpy, use every
+core too (numpy releases the GIL in both). Small batches stay on the calling thread:
+waking threads would cost more than it saves.
 
-Inside the same block, kernels whose batch holds enough work (a convolution of at
-least :data:`PARALLEL_MIN_FLOPS`) split it into one contiguous run of samples per
-thread (:func:`map_batch`): each thread unfolds, multiplies and folds its own
-samples on a one-thread BLAS, so that the copies around the GEMMs -- single-threaded
-in numpy -- use every core too (numpy releases the GIL in both).
+BLAS's own threads are not used inside the block: they parallelise only the GEMMs,
+and after each multi-threaded GEMM OpenBLAS's workers keep spinning for a while,
+taking the cores from any other thread. Measured on 2 cores, MNIST-shaped training
+step: 35 ms with BLAS threads chosen per GEMM (the previous ``"auto"``), 52 ms when
+those are mixed with split batches, 32 ms with split batches on a one-thread BLAS
+(docs/performance.md). Outside the block, :func:`matmul` is ``np.matmul``, BLAS
+threads are left alone and no batch is split.
 """
 
 from __future__ import annotations
@@ -24,32 +27,21 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch", "batch_threads",
-           "THRESHOLD_FLOPS", "PARALLEL_MIN_FLOPS"]
-
-#: Floating-point operations (2 * M * N * K) from which a GEMM uses every BLAS thread.
-#: Measured crossover on 2-core machines; see docs/performance.md.
-THRESHOLD_FLOPS = 4e6
+           "PARALLEL_MIN_FLOPS"]
 
 #: Floating-point operations of a whole batch (a convolution's forward or backward
 #: pass) from which, inside :func:`auto_threads`, :func:`map_batch` splits the batch
 #: over the threads. Below it one thread's work is too short to pay for the hand-off.
 PARALLEL_MIN_FLOPS = 16e6
 
-# "pinned": inside map_batch's parallel region, where matmul must not switch threads
-_STATE = {"libs": None, "high": 1, "current": None, "pinned": False}
+# "threads": inside auto_threads, how many threads a large batch is split over;
+# "busy": inside map_batch's parallel region (no nested split)
+_STATE = {"threads": 0, "busy": False}
 _POOL = {"executor": None, "workers": 0, "lock": threading.Lock()}
 
 
 def matmul(a, b, out=None):
-    """``np.matmul(a, b, out=out)`` for 2-D ``a`` and ``b`` (or stacks of them), on the
-    BLAS threads its size calls for."""
-    libs = _STATE["libs"]
-    if libs is not None and not _STATE["pinned"]:
-        want = _STATE["high"] if 2.0 * a.size * b.shape[-1] >= THRESHOLD_FLOPS else 1
-        if want != _STATE["current"]:
-            for lib in libs:
-                lib.set_num_threads(want)
-            _STATE["current"] = want
+    """``np.matmul(a, b, out=out)``: the one place minidl's kernels multiply matrices."""
     return np.matmul(a, b, out=out)
 
 
@@ -88,52 +80,69 @@ def add_row_vector(a, v):
 
 @contextlib.contextmanager
 def auto_threads(max_threads=None):
-    """Within the block, :func:`matmul` picks 1 or ``max_threads`` BLAS threads per product
-    (default: the BLAS library's own setting when the block starts); restored on exit."""
+    """Within the block, BLAS runs on one thread and :func:`map_batch` splits large
+    batches over ``max_threads`` threads (default: the BLAS library's own thread
+    count when the block starts, i.e. the cores, or what ``OPENBLAS_NUM_THREADS``
+    or an outer :func:`threadpoolctl.threadpool_limits` set); BLAS is restored on exit.
+
+    Examples
+    --------
+    >>> with auto_threads(max_threads=2):
+    ...     batch_threads(1e9), batch_threads(1e3)
+    (2, 1)
+    >>> batch_threads(1e9)  # outside the block: never split
+    1
+    """
+    if _STATE["threads"]:  # nested (fit calls evaluate): the outer block rules
+        yield
+        return
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - installed with scikit-learn
-        yield
-        return
-    if _STATE["libs"] is not None:  # nested (fit calls evaluate): the outer block rules
-        yield
-        return
-    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        libs = []
+    else:
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
     saved = [lib.num_threads for lib in libs]
-    # "current" starts as the library's own setting: no call at all while the choice agrees
-    _STATE.update(libs=libs, high=max_threads or max(saved, default=1),
-                  current=saved[0] if len(set(saved)) == 1 else None, pinned=False)
+    for lib in libs:
+        if lib.num_threads != 1:
+            lib.set_num_threads(1)
+    _STATE.update(threads=int(max_threads or max(saved, default=1)), busy=False)
     try:
         yield
     finally:
-        _STATE.update(libs=None, current=None, pinned=False)
+        _STATE.update(threads=0, busy=False)
         for lib, n in zip(libs, saved):
-            lib.set_num_threads(n)
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 def batch_threads(flops: float) -> int:
-    """How many threads :func:`map_batch` uses for a batch of ``flops`` operations: inside
-    :func:`auto_threads`, all of them from :data:`PARALLEL_MIN_FLOPS` on; otherwise 1."""
-    if _STATE["libs"] is None or _STATE["pinned"] or flops < PARALLEL_MIN_FLOPS:
+    """How many threads :func:`map_batch` splits a batch of ``flops`` operations over:
+    inside :func:`auto_threads`, all of its threads from :data:`PARALLEL_MIN_FLOPS` on;
+    otherwise (and inside a split batch) 1."""
+    if not _STATE["threads"] or _STATE["busy"] or flops < PARALLEL_MIN_FLOPS:
         return 1
-    return _STATE["high"]
+    return _STATE["threads"]
 
 
 def map_batch(fn, n: int, flops: float) -> list:
     """``[fn(n0, n1) for each run of samples]``: the batch ``0:n`` in one run, or, when
     :func:`batch_threads` allows, split into that many contiguous runs computed at once
-    on as many threads, each with a one-thread BLAS. Results come in batch order, so
-    whatever the caller adds up is added in the same order at every call."""
+    on as many threads. Results come in batch order, so whatever the caller adds up is
+    added in the same order at every call.
+
+    Examples
+    --------
+    >>> with auto_threads(max_threads=2):
+    ...     map_batch(lambda n0, n1: (n0, n1), 5, flops=1e9)
+    [(0, 2), (2, 5)]
+    """
     threads = min(batch_threads(flops), n)
     if threads < 2:
         return [fn(0, n)]
     bounds = [n * t // threads for t in range(threads + 1)]
     runs = [(bounds[t], bounds[t + 1]) for t in range(threads)]
-    if _STATE["current"] != 1:
-        for lib in _STATE["libs"]:
-            lib.set_num_threads(1)
-        _STATE["current"] = 1
-    _STATE["pinned"] = True
+    _STATE["busy"] = True
     try:
         futures = [_executor(threads - 1).submit(fn, *run) for run in runs[1:]]
         try:
@@ -142,7 +151,7 @@ def map_batch(fn, n: int, flops: float) -> list:
             wait(futures)
         return [first] + [f.result() for f in futures]
     finally:
-        _STATE["pinned"] = False
+        _STATE["busy"] = False
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
