@@ -136,3 +136,29 @@ def test_split_dense_equals_serial(n, split_everything):
     for name, e, a in zip(("y", "dx", "dw"), expected, got):
         assert a.shape == e.shape and a.dtype == e.dtype, name
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("pool", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=2, stride=1, dilation=2, ceil_mode=True)],
+                         ids=["k2", "k3s2p1", "overlap-dilated"])
+def test_split_max_pool_and_relu_equal_serial(pool, channels_last, split_everything):
+    from minidl.functional import activation, pool as fpool
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 9, 8))
+    x[0, 0, 0, :2] = np.nan  # the NaN rule holds in every run
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    y, idx = fpool.max_pool2d(x, return_indices=True, **pool)
+    g = rng.standard_normal(y.shape)
+    gx = rng.standard_normal(x.shape)
+    expected = [y, idx, fpool.max_pool2d_backward(x.shape, g, idx, **pool), activation.relu(x),
+                activation.relu_backward(gx, x)]
+    with split_everything():
+        y2, idx2 = fpool.max_pool2d(x, return_indices=True, **pool)
+        got = [y2, idx2, fpool.max_pool2d_backward(x.shape, g, idx2, **pool), activation.relu(x),
+               activation.relu_backward(gx, x)]
+    for name, e, a in zip(("y", "idx", "dx", "relu", "relu_backward"), expected, got):
+        assert a.shape == e.shape and a.dtype == e.dtype and a.strides == e.strides, name
+        np.testing.assert_array_equal(a, e, err_msg=name)

@@ -27,12 +27,18 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch", "batch_threads",
-           "PARALLEL_MIN_FLOPS"]
+           "PARALLEL_MIN_FLOPS", "ELEMENT_FLOPS"]
 
 #: Floating-point operations of a whole batch (a convolution's forward or backward
 #: pass) from which, inside :func:`auto_threads`, :func:`map_batch` splits the batch
 #: over the threads. Below it one thread's work is too short to pay for the hand-off.
 PARALLEL_MIN_FLOPS = 16e6
+
+#: The work of one element of a memory-bound pass (pooling, ReLU: a few loads and
+#: stores), in GEMM floating-point operations that take as long: elementwise numpy
+#: runs at about 1 ns per float32 element, a one-thread float32 GEMM at about 100
+#: GFLOP/s. Such kernels pass ``elements * ELEMENT_FLOPS`` to :func:`map_batch`.
+ELEMENT_FLOPS = 100
 
 # "threads": inside auto_threads, how many threads a large batch is split over;
 # "busy": inside map_batch's parallel region (no nested split)
