@@ -21,8 +21,9 @@ pytest.importorskip("threadpoolctl")
 
 @pytest.fixture
 def split_everything(monkeypatch):
-    """Every batch of at least 2 samples is split over up to 3 threads."""
-    monkeypatch.setattr(blas, "PARALLEL_MIN_FLOPS", 0)
+    """Every batch of at least 2 samples is split (into up to MAX_RUNS runs) over up to 3 threads."""
+    monkeypatch.setattr(blas, "PARALLEL_MIN_FLOPS", 1e-3)
+    monkeypatch.setattr(blas, "MAX_RUNS", 8)  # whatever the machine's cores
 
     def enter(threads=3):
         return blas.auto_threads(max_threads=threads)
@@ -69,19 +70,42 @@ def test_map_batch_splits_into_contiguous_runs_on_worker_threads(split_everythin
         return n0, n1, threading.current_thread().name
 
     with split_everything(3):
-        runs = blas.map_batch(run, 10, 1e12)
-        assert [r[:2] for r in runs] == [(0, 3), (3, 6), (6, 10)]
-        assert runs[0][2] == threading.current_thread().name  # the caller takes the first run
-        assert all(r[2].startswith("minidl") for r in runs[1:])
-        assert blas.map_batch(run, 2, 1e12)[1][:2] == (1, 2)  # never more runs than samples
-    # outside auto_threads (or below the threshold): one run, on the calling thread
+        runs = blas.map_batch(run, 10, 1e12)  # MAX_RUNS (8) runs, in blocks of 2, 3, 3 over 3 threads
+        assert [r[:2] for r in runs] == [(0, 1), (1, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8), (8, 10)]
+        me = threading.current_thread().name
+        assert [r[2] == me for r in runs] == [True] * 2 + [False] * 6  # the caller takes the first block
+        assert len({r[2] for r in runs[2:5]}) == 1 and len({r[2] for r in runs[5:]}) == 1
+        assert all(r[2].startswith("minidl") for r in runs[2:])
+        assert [r[:2] for r in blas.map_batch(run, 2, 1e12)] == [(0, 1), (1, 2)]  # never more runs than samples
+        # one run per PARALLEL_MIN_FLOPS of work
+        assert blas.batch_runs(10, 3 * blas.PARALLEL_MIN_FLOPS) == 3
+    # outside auto_threads: one run, on the calling thread
     assert blas.map_batch(run, 10, 1e12) == [(0, 10, threading.current_thread().name)]
 
 
-def test_map_batch_below_threshold_is_one_run():
+def test_map_batch_below_threshold_is_one_run(monkeypatch):
+    monkeypatch.setattr(blas, "MAX_RUNS", 8)
     with blas.auto_threads(max_threads=2):
-        assert blas.map_batch(lambda a, b: (a, b), 8, blas.PARALLEL_MIN_FLOPS / 2) == [(0, 8)]
-        assert blas.batch_threads(blas.PARALLEL_MIN_FLOPS) == 2
+        assert blas.map_batch(lambda a, b: (a, b), 8, 2 * blas.PARALLEL_MIN_FLOPS - 1) == [(0, 8)]
+        assert blas.batch_runs(8, 2 * blas.PARALLEL_MIN_FLOPS) == 2
+
+
+def test_runs_do_not_depend_on_the_number_of_threads(monkeypatch):
+    """The runs are set by the work, not the threads: on 1, 2 or 3 threads, the weight
+    gradient (a sum over the runs) is the same bit for bit."""
+    monkeypatch.setattr(blas, "MAX_RUNS", 4)  # as on a 4-core machine
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 16, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((32, 32, 16, 16)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        with blas.auto_threads(max_threads=threads):
+            assert blas.batch_runs(32, 2.0 * g.size * 144) == 4  # dW alone: 75 MFLOP, 4 runs
+            results.append(fconv.conv2d_backward(x, w, g, padding=1))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_an_error_in_a_run_propagates_and_closes_the_region(split_everything):
@@ -92,13 +116,13 @@ def test_an_error_in_a_run_propagates_and_closes_the_region(split_everything):
 
     with split_everything(2):
         with pytest.raises(ValueError, match="run 2:4 failed"):
-            blas.map_batch(run, 4, 1e12)
-        assert blas.batch_threads(1e12) == 2  # the region closed: later batches split again
+            blas.map_batch(run, 4, 2 * blas.PARALLEL_MIN_FLOPS)
+        assert blas.batch_runs(4, 1e12) == 4  # the region closed: later batches split again
 
 
 def test_no_nested_split(split_everything):
     with split_everything(2):
-        inner = blas.map_batch(lambda a, b: blas.map_batch(lambda c, d: (c, d), 6, 1e12), 4, 1e12)
+        inner = blas.map_batch(lambda a, b: blas.map_batch(lambda c, d: (c, d), 6, 1e12), 2, 1e12)
     assert inner == [[(0, 6)], [(0, 6)]]
 
 
@@ -116,7 +140,7 @@ def test_training_with_split_batches_matches_one_thread(split_everything):
             with split_everything(2):
                 trainer.fit(X, y, epochs=2, batch_size=32, seed=0, progress=False)
         else:
-            assert blas.batch_threads(1e12) == 1
+            assert blas.batch_runs(64, 1e12) == 1
             trainer.fit(X, y, epochs=2, batch_size=32, seed=0, progress=False)
         weights.append(model.state_dict())
     for key in weights[0]:
@@ -143,7 +167,8 @@ def test_split_dense_equals_serial(n, split_everything):
                                   dict(kernel_size=2, stride=1, dilation=2, ceil_mode=True)],
                          ids=["k2", "k3s2p1", "overlap-dilated"])
 def test_split_max_pool_and_relu_equal_serial(pool, channels_last, split_everything):
-    from minidl.functional import activation, pool as fpool
+    from minidl.functional import activation
+    from minidl.functional import pool as fpool
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3, 9, 8))

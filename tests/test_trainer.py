@@ -649,7 +649,7 @@ def test_optimizer_of_another_model_is_refused_before_training():
 
 def test_auto_threads_run_blas_on_one_thread_and_split_large_batches(small):
     """blas_threads="auto" (the default): inside fit BLAS runs on one thread while large
-    batches are split over as many threads as BLAS had (minidl.functional.blas.map_batch);
+    batches are split into runs computed on as many threads as BLAS had (blas.map_batch);
     the BLAS setting is restored after fit, and outside fit nothing is split."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from minidl.functional import blas
@@ -665,16 +665,16 @@ def test_auto_threads_run_blas_on_one_thread_and_split_large_batches(small):
     class Probe(mdl.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
             seen["blas"] = blas_threads()
-            seen["large"] = blas.batch_threads(blas.PARALLEL_MIN_FLOPS)
-            seen["small"] = blas.batch_threads(blas.PARALLEL_MIN_FLOPS / 2)
+            seen["large"] = blas.batch_runs(64, 1e12)
+            seen["small"] = blas.batch_runs(64, blas.PARALLEL_MIN_FLOPS)
 
     (X, y), _ = small
     trainer = make_trainer(linear_model(0))
     assert trainer.blas_threads == "auto"
     trainer.fit(X[:32], y[:32], epochs=1, progress=False, callbacks=[Probe()])
-    assert seen == {"blas": [1] * len(before), "large": max(before), "small": 1}
+    assert seen == {"blas": [1] * len(before), "large": min(blas.MAX_RUNS, 64), "small": 1}
     assert blas_threads() == before  # restored
-    assert blas.batch_threads(1e12) == 1  # outside fit: never split
+    assert blas.batch_runs(64, 1e12) == 1  # outside fit: never split
     a = RNG(1).random((300, 300), dtype=np.float32)
     np.testing.assert_array_equal(blas.matmul(a, a), a @ a)
     assert blas_threads() == before

@@ -287,7 +287,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     n, c, h, w = x.shape
     pixels = geo.out[0] * geo.out[1]
     flops = 2.0 * rows.size * (c // groups) * weight.shape[2] * weight.shape[3] * (1 + bool(input_grad))
-    split = input_grad and n > 1 and blas.batch_threads(flops) > 1
+    split = input_grad and blas.batch_runs(n, flops) > 1
     dx = np.empty((n, h, w, c), dtype=x.dtype) if split else None  # NHWC, filled run by run
 
     def samples(n0, n1):  # the gradients of samples n0:n1 (dx written into its block of dx)

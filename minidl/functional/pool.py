@@ -233,7 +233,7 @@ def _running_max(xm, geo, channels_last, out, idx):
 def _first_in_bounds(idx, geo, channels_last):
     """Set each window's entry of the argmax array ``idx`` to its first in-bounds offset
     (padding never wins, even over -inf)."""
-    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
+    kw, (sh, sw), (ho, wo), (dh, dw) = geo.kernel[1], geo.stride, geo.out, geo.dilation
     (pt, _), (pl, _) = geo.pads
     if pt or pl:  # the first offset p with p * dh >= pt - i * sh: ceil((pt - i * sh) / dh)
         p0 = np.maximum(-((np.arange(ho) * sh - pt) // dh), 0)[:, None]
@@ -290,7 +290,7 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
         )
     n, c, h, w = (int(v) for v in input_size)
     geo = pool_geometry((h, w), kernel_size, stride, padding, where, dilation, ceil_mode)
-    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
+    ho, wo = geo.out
     if grad_output.shape != (n, c, ho, wo) or indices.shape != grad_output.shape:
         raise ValueError(
             f"{where}: expected grad_output and indices of shape {(n, c, ho, wo)}, "
@@ -299,9 +299,6 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
     g = grad_output
-    # Each window's gradient goes to its winner: offset by offset, the masked
-    # gradient is written (non-overlapping windows) or added (overlapping ones)
-    # to the input positions of that offset.
     channels_last = _channels_last(indices)
     if channels_last and not _channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
