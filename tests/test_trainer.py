@@ -647,9 +647,10 @@ def test_optimizer_of_another_model_is_refused_before_training():
     mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters()[:1], lr=0.1))
 
 
-def test_auto_blas_threads_pick_one_thread_for_small_gemms_and_all_for_large(small):
-    """blas_threads="auto" (the default): each product runs on the threads its size calls for,
-    and the BLAS setting is restored after fit."""
+def test_auto_threads_run_blas_on_one_thread_and_split_large_batches(small):
+    """blas_threads="auto" (the default): inside fit BLAS runs on one thread while large
+    batches are split into runs computed on as many threads as BLAS had (blas.map_batch);
+    the BLAS setting is restored after fit, and outside fit nothing is split."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from minidl.functional import blas
 
@@ -663,20 +664,17 @@ def test_auto_blas_threads_pick_one_thread_for_small_gemms_and_all_for_large(sma
 
     class Probe(mdl.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
-            rng = RNG(0)
-            small_a, big_a = rng.random((8, 8), dtype=np.float32), rng.random((512, 512), dtype=np.float32)
-            blas.matmul(small_a, small_a)  # 1 kFLOP: one thread
-            seen["small"] = blas_threads()
-            blas.matmul(big_a, big_a)  # 268 MFLOP: every thread
-            seen["big"] = blas_threads()
+            seen["blas"] = blas_threads()
+            seen["large"] = blas.batch_runs(64, 1e12)
+            seen["small"] = blas.batch_runs(64, blas.PARALLEL_MIN_FLOPS)
 
     (X, y), _ = small
     trainer = make_trainer(linear_model(0))
     assert trainer.blas_threads == "auto"
     trainer.fit(X[:32], y[:32], epochs=1, progress=False, callbacks=[Probe()])
-    assert seen["small"] == [1] * len(before)
-    assert seen["big"] == before
+    assert seen == {"blas": [1] * len(before), "large": min(blas.MAX_RUNS, 64), "small": 1}
     assert blas_threads() == before  # restored
+    assert blas.batch_runs(64, 1e12) == 1  # outside fit: never split
     a = RNG(1).random((300, 300), dtype=np.float32)
-    np.testing.assert_array_equal(blas.matmul(a, a), a @ a)  # outside fit: np.matmul, BLAS untouched
+    np.testing.assert_array_equal(blas.matmul(a, a), a @ a)
     assert blas_threads() == before

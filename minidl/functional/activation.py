@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_same_dtype
+from . import blas
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "softmax_backward", "check_negative_slope"]
@@ -32,7 +33,13 @@ def relu(x):
     array([ 0.,  0.,  2., nan])
     """
     check_array(x, "x", "relu")
-    return np.maximum(x, 0, dtype=x.dtype)
+    if x.ndim == 0:
+        return np.maximum(x, 0, dtype=x.dtype)
+    out = np.empty_like(x)  # x's memory layout (channels-last stays channels-last)
+    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    blas.map_batch(lambda n0, n1: np.maximum(x[n0:n1], 0, out=out[n0:n1], dtype=x.dtype),
+                   x.shape[0], x.size * blas.ELEMENT_FLOPS)
+    return out
 
 
 def relu_backward(grad_output, x):
@@ -72,13 +79,18 @@ def relu_backward(grad_output, x):
     check_array(grad_output, "grad_output", "relu_backward")
     check_array(x, "x", "relu_backward")
     dtype = grad_output.dtype
-    drop = np.asarray(np.less_equal(x, 0))  # asarray: a 0-d x gives a numpy scalar
     as_int = _SAME_SIZE_INT.get(dtype.itemsize) if dtype.kind == "f" else None
-    if as_int is None:  # e.g. longdouble, integers
-        return np.where(drop, dtype.type(0), grad_output)
-    mask = drop.view(np.int8)
-    mask -= 1  # 0 where x <= 0, -1 (all bits set) where the gradient passes
-    return np.bitwise_and(grad_output.view(as_int), mask, dtype=as_int).view(dtype)
+    if as_int is None or grad_output.ndim == 0 or grad_output.shape != np.shape(x):  # e.g. longdouble
+        return np.where(np.less_equal(x, 0), dtype.type(0), grad_output)
+    out = np.empty_like(grad_output)
+
+    def samples(n0, n1):  # one run of samples per thread when the batch is large (blas.map_batch)
+        mask = np.less_equal(x[n0:n1], 0).view(np.int8)
+        mask -= 1  # 0 where x <= 0, -1 (all bits set) where the gradient passes
+        np.bitwise_and(grad_output[n0:n1].view(as_int), mask, out=out[n0:n1].view(as_int), dtype=as_int)
+
+    blas.map_batch(samples, grad_output.shape[0], grad_output.size * blas.ELEMENT_FLOPS)
+    return out
 
 
 def _float_input(x, name, where):

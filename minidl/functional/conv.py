@@ -153,11 +153,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
     src, pads = _padded_source(x, geo, padding_mode)
+    geo = geo._replace(pads=pads)
     wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight, groups).transpose(0, 2, 1))
     out = np.empty((n,) + tuple(geo.out) + (o,), dtype=x.dtype)
-    cols = im2col.correlate(src, pads, geo._replace(pads=pads), wmat_t, out, MAX_COLUMN_BYTES)
-    if bias is not None:
-        blas.add_row_vector(out, bias)
+
+    def samples(n0, n1):  # out[n0:n1], a C-contiguous block of the NHWC output
+        cols = im2col.correlate(src[n0:n1], pads, geo, wmat_t, out[n0:n1], MAX_COLUMN_BYTES)
+        if bias is not None:
+            blas.add_row_vector(out[n0:n1], bias)
+        return cols
+
+    runs = blas.map_batch(samples, n, 2.0 * out.size * wmat_t.shape[1])
+    cols = runs[0] if len(runs) == 1 else None  # split over threads: no whole-batch columns
     out = out.transpose(0, 3, 1, 2)  # NCHW shape, channels-last memory (module docstring)
     if not return_columns:
         return out
@@ -277,9 +284,29 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
                 f"{columns.shape} {columns.dtype}. Pass columns=None to recompute them."
             )
     rows = _grad_rows(grad_output)
-    dx = _input_grad(rows, weight, x.shape, geo, groups, padding_mode) if input_grad else None
-    dw = _weight_grad(rows, x, weight.shape, geo, groups, padding_mode, columns)
-    return dx, dw, (blas.column_sums(rows) if bias else None)
+    n, c, h, w = x.shape
+    pixels = geo.out[0] * geo.out[1]
+    flops = 2.0 * rows.size * (c // groups) * weight.shape[2] * weight.shape[3] * (1 + bool(input_grad))
+    split = input_grad and blas.batch_runs(n, flops) > 1
+    dx = np.empty((n, h, w, c), dtype=x.dtype) if split else None  # NHWC, filled run by run
+
+    def samples(n0, n1):  # the gradients of samples n0:n1 (dx written into its block of dx)
+        part = rows[n0 * pixels : n1 * pixels]
+        dx_part = _input_grad(part, weight, (n1 - n0, c, h, w), geo, groups, padding_mode) if input_grad else None
+        if dx is not None:
+            dx[n0:n1] = dx_part.transpose(0, 2, 3, 1)
+        whole = n0 == 0 and n1 == n
+        return dx_part, _weight_grad(part, x[n0:n1], weight.shape, geo, groups, padding_mode,
+                                     columns if whole else None)
+
+    runs = blas.map_batch(samples, n, flops)
+    if len(runs) == 1:
+        dx_all, dw = runs[0]
+    else:  # per-thread partial sums of dW, added in batch order
+        dx_all, dw = (None if dx is None else dx.transpose(0, 3, 1, 2)), runs[0][1]
+        for _, dw_part in runs[1:]:
+            dw += dw_part
+    return dx_all, dw, (blas.column_sums(rows) if bias else None)
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,

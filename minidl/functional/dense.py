@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
+import numpy as np
 
 from ..validation import check_array
 from . import blas
@@ -29,9 +29,19 @@ def linear(x, weight, bias=None):
     check_array(weight, "weight", "linear")
     if bias is not None:
         check_array(bias, "bias", "linear")
-    out = blas.matmul(x, weight.T)
-    if bias is not None:
-        out += bias
+    if x.ndim != 2 or weight.ndim != 2:
+        out = blas.matmul(x, weight.T)
+        if bias is not None:
+            out += bias
+        return out
+    out = np.empty((x.shape[0], weight.shape[0]), dtype=np.result_type(x, weight))
+
+    def samples(n0, n1):  # rows n0:n1, on one of blas.map_batch's threads
+        blas.matmul(x[n0:n1], weight.T, out=out[n0:n1])
+        if bias is not None:
+            out[n0:n1] += bias
+
+    blas.map_batch(samples, x.shape[0], 2.0 * out.size * x.shape[1])
     return out
 
 
@@ -39,14 +49,25 @@ def linear_input(grad_output, weight):
     r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
     check_array(grad_output, "grad_output", "linear_input")
     check_array(weight, "weight", "linear_input")
-    return blas.matmul(grad_output, weight)
+    if grad_output.ndim != 2 or weight.ndim != 2:
+        return blas.matmul(grad_output, weight)
+    out = np.empty((grad_output.shape[0], weight.shape[1]), dtype=np.result_type(grad_output, weight))
+    blas.map_batch(lambda n0, n1: blas.matmul(grad_output[n0:n1], weight, out=out[n0:n1]),
+                   grad_output.shape[0], 2.0 * out.size * weight.shape[0])
+    return out
 
 
 def linear_weight(x, grad_output):
     r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
     check_array(x, "x", "linear_weight")
     check_array(grad_output, "grad_output", "linear_weight")
-    return blas.matmul(grad_output.T, x)
+    if grad_output.ndim != 2 or x.ndim != 2:
+        return blas.matmul(grad_output.T, x)
+    parts = blas.map_batch(lambda n0, n1: blas.matmul(grad_output[n0:n1].T, x[n0:n1]), x.shape[0],
+                           2.0 * grad_output.size * x.shape[1])
+    for part in parts[1:]:  # per-thread partial sums over the batch, added in batch order
+        parts[0] += part
+    return parts[0]
 
 
 def linear_bias(grad_output):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_ndim, positive_pair
+from . import blas
 from .geometry import geometry
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "pool_geometry", "check_pool_padding"]
@@ -178,36 +179,45 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     # Everything runs on memory-order views (NHWC for channels-last x), where numpy's
     # element-wise loops are fastest.
     xm = x.transpose(0, 2, 3, 1) if channels_last else x
-    out, idx = _running_max(xm, geo, channels_last, return_indices)
+    ho, wo = geo.out
+    shape = (n, ho, wo, c) if channels_last else (n, c, ho, wo)
+    out = np.empty(shape, dtype=xm.dtype)
+    idx = np.empty(shape, dtype=_index_dtype(geo.kernel[0] * geo.kernel[1])) if return_indices else None
+    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    blas.map_batch(lambda n0, n1: _running_max(xm[n0:n1], geo, channels_last, out[n0:n1],
+                                               None if idx is None else idx[n0:n1]),
+                   n, x.size * blas.ELEMENT_FLOPS)
     if channels_last:
         out = out.transpose(0, 3, 1, 2)
         idx = None if idx is None else idx.transpose(0, 3, 1, 2)
     return (out, idx) if return_indices else out
 
 
-def _running_max(xm, geo, channels_last, with_indices):
-    """``(out, idx)`` in ``xm``'s memory order (idx None without ``with_indices``).
+def _running_max(xm, geo, channels_last, out, idx):
+    """Fill ``out`` (and the argmax ``idx`` unless it is None), both in ``xm``'s memory order.
 
     A running maximum over the kernel offsets, each a strided view of x: the
     peak is the output (+ the argmax and one buffer), never a copy of the
     input per offset. Padding is never read: an offset only updates the
     windows where it falls inside the input.
     """
-    n, c = (xm.shape[0], xm.shape[3]) if channels_last else xm.shape[:2]
-    (ho, wo) = geo.out
-    shape = (n, ho, wo, c) if channels_last else (n, c, ho, wo)
-    padded = any(p for pair in geo.pads for p in pair)
-    out = np.full(shape, -np.inf, dtype=xm.dtype) if padded else None
-    idx = _first_in_bounds(shape, geo, channels_last) if with_indices else None
-    hit = np.empty(shape, dtype=idx.dtype) if with_indices else None
+    with_indices = idx is not None
+    if any(p for pair in geo.pads for p in pair):
+        out.fill(-np.inf)
+        started = True
+    else:  # offset (0, 0) covers every window: it starts the running maximum
+        started = False
+    if with_indices:
+        _first_in_bounds(idx, geo, channels_last)
+    hit = np.empty(out.shape, dtype=idx.dtype) if with_indices else None
     # The offsets k = p * kw + q come in increasing order, and a window only
     # meets offsets >= its starting index, so "idx <- k where x_k > out" is
     # idx <- max(idx, k * (x_k > out)): branch-free, no masked assignment.
     # Strictly greater: the first maximum keeps ties.
     for k, src, sel in _offsets(xm, geo, channels_last):
-        if out is None:  # offset (0, 0) without padding covers every window
-            out = np.empty(shape, dtype=xm.dtype)
+        if not started:
             np.copyto(out, src)
+            started = True
             continue
         dst = out if sel is None else out[sel]
         if with_indices:
@@ -218,20 +228,19 @@ def _running_max(xm, geo, channels_last, with_indices):
         np.maximum(dst, src, out=dst)  # NaN propagates
     if with_indices and out.size and np.isnan(out.max()):  # max propagates NaN, allocates nothing
         _last_nan_wins(xm, geo, channels_last, idx, hit)
-    return out, idx
 
 
-def _first_in_bounds(shape, geo, channels_last):
-    """The argmax array, each window's index set to its first in-bounds offset (padding never
-    wins, even over -inf), in the smallest unsigned type that holds the window."""
-    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
+def _first_in_bounds(idx, geo, channels_last):
+    """Set each window's entry of the argmax array ``idx`` to its first in-bounds offset
+    (padding never wins, even over -inf)."""
+    kw, (sh, sw), (ho, wo), (dh, dw) = geo.kernel[1], geo.stride, geo.out, geo.dilation
     (pt, _), (pl, _) = geo.pads
-    idx = np.zeros(shape, dtype=_index_dtype(kh * kw))
     if pt or pl:  # the first offset p with p * dh >= pt - i * sh: ceil((pt - i * sh) / dh)
         p0 = np.maximum(-((np.arange(ho) * sh - pt) // dh), 0)[:, None]
         q0 = np.maximum(-((np.arange(wo) * sw - pl) // dw), 0)[None, :]
         idx[...] = (p0 * kw + q0)[..., None] if channels_last else p0 * kw + q0
-    return idx
+    else:
+        idx.fill(0)
 
 
 def _last_nan_wins(xm, geo, channels_last, idx, hit) -> None:
@@ -281,7 +290,7 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
         )
     n, c, h, w = (int(v) for v in input_size)
     geo = pool_geometry((h, w), kernel_size, stride, padding, where, dilation, ceil_mode)
-    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
+    ho, wo = geo.out
     if grad_output.shape != (n, c, ho, wo) or indices.shape != grad_output.shape:
         raise ValueError(
             f"{where}: expected grad_output and indices of shape {(n, c, ho, wo)}, "
@@ -290,13 +299,27 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
     g = grad_output
-    # Each window's gradient goes to its winner: offset by offset, the masked
-    # gradient is written (non-overlapping windows) or added (overlapping ones)
-    # to the input positions of that offset.
     channels_last = _channels_last(indices)
     if channels_last and not _channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    dxp = _full((n, c, hp, wp), 0, g.dtype, channels_last)
+    dxp = _full((n, c, hp, wp), None, g.dtype, channels_last)
+    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    blas.map_batch(lambda n0, n1: _scatter(dxp[n0:n1], g[n0:n1], indices[n0:n1], geo),
+                   n, dxp.size * blas.ELEMENT_FLOPS)
+    if pt or pb or pl or pr:
+        dxp = dxp[:, :, pt : pt + h, pl : pl + w]
+    return dxp
+
+
+def _scatter(dxp, g, indices, geo) -> None:
+    """Fill the padded input gradient ``dxp``: each window's gradient ``g`` goes to its
+    winner ``indices``; offset by offset, the masked gradient is written (non-overlapping
+    windows) or added (overlapping ones) to the input positions of that offset."""
+    (kh, kw), (sh, sw), (ho, wo), (dh, dw) = geo.kernel, geo.stride, geo.out, geo.dilation
+    covered = (dh == dw == 1 and (kh, kw) == (sh, sw)  # windows tile the padded input exactly
+               and dxp.shape[2:] == (sh * ho, sw * wo))
+    if not covered:  # positions no window writes (overlaps, gaps, leftover rows) start at 0
+        dxp.fill(0)
     overlap = sh < (kh - 1) * dh + 1 or sw < (kw - 1) * dw + 1  # windows share input positions
     hit = np.empty_like(indices, dtype=bool)  # buffers reused for every offset, in their layout
     part = np.empty_like(g) if overlap else None
@@ -309,6 +332,3 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
                 view += np.multiply(g, hit, out=part)
             else:
                 np.multiply(g, hit, out=view)
-    if pt or pb or pl or pr:
-        dxp = dxp[:, :, pt : pt + h, pl : pl + w]
-    return dxp
