@@ -1,4 +1,7 @@
-"""Write your own layer by subclassing ``minidl.layers.Layer``, and verify it with ``mdl.gradcheck``.
+"""Write your own layer and check its gradients
+=============================================
+
+Write your own layer by subclassing ``minidl.layers.Layer``, and verify it with ``mdl.gradcheck``.
 
 The layer is a Swish activation with one learnable slope per channel (NCHW):
 
@@ -110,4 +113,6 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status:  # a SystemExit, even SystemExit(0), would also stop the docs build that runs this file
+        sys.exit(status)

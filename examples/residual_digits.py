@@ -1,4 +1,7 @@
-"""A small residual network built node by node with ``mdl.Graph``, trained on digits.
+"""A residual network built node by node with Graph
+===================================================
+
+A small residual network built node by node with ``mdl.Graph``, trained on digits.
 
 Shows how to wire a DAG: ``g.add(name, layer, inputs)`` names every node and the
 nodes it reads (``"input"`` is the graph's input), and a skip connection is an

@@ -1,0 +1,40 @@
+"""Learning curves: what the learning rate does
+=============================================
+
+The same reference CNN, the same data, the same seeds, trained with SGD (momentum 0.9) at three
+learning rates for 10 epochs each. The curves show the usual picture: too small a step learns
+slowly, a good one converges in a few epochs, too large a one jumps around. Because every run
+starts from the same weights and sees the same batches (``fit``'s ``seed``), the learning rate is
+the only difference between the curves.
+
+Run from any folder:  python examples/plot_learning_curves.py  (about 3 s on one core)
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minidl as mdl
+
+(X_train, y_train), (X_test, y_test) = mdl.data.load_digits(test_size=0.2, seed=0)
+
+histories = {}
+for lr in (0.005, 0.05, 0.3):
+    model = mdl.models.reference_cnn(rng=np.random.default_rng(0))  # identical initial weights
+    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+                          mdl.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
+    histories[lr] = trainer.fit(X_train, y_train, epochs=10, batch_size=32,
+                                validation_data=(X_test, y_test), seed=0, progress=False)
+    print(f"lr={lr:<6} final train loss {histories[lr]['loss'][-1]:.4f}  "
+          f"test accuracy {histories[lr]['val_accuracy'][-1]:.2%}")
+
+# TODO(plot): mdl.plot.learning_curves(history), once per run
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+for lr, history in histories.items():
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    (line,) = ax_loss.plot(epochs, history["loss"], label=f"lr={lr} train")
+    ax_loss.plot(epochs, history["val_loss"], "--", color=line.get_color(), label=f"lr={lr} test")
+    ax_acc.plot(epochs, history["val_accuracy"], color=line.get_color(), label=f"lr={lr}")
+ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss (solid: train, dashed: test)")
+ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+ax_loss.legend(fontsize=7)
+ax_acc.legend(fontsize=7)
+fig.tight_layout()
