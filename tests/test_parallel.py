@@ -94,6 +94,7 @@ def test_runs_do_not_depend_on_the_number_of_threads(monkeypatch):
     """The runs are set by the work, not the threads: on 1, 2 or 3 threads, the weight
     gradient (a sum over the runs) is the same bit for bit."""
     monkeypatch.setattr(blas, "MAX_RUNS", 4)  # as on a 4-core machine
+    monkeypatch.setattr(blas, "PARALLEL_MIN_FLOPS", 16e6)  # a smaller batch than a real one suffices
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 16, 16, 16)).astype(np.float32)
     w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
