@@ -191,11 +191,12 @@ def markdown(rows, machine, args, elapsed):
               "`getrusage` in minidl's worker around the timed calls; they are quoted under \"bound\" "
               "when the kernel takes over 10 % of the time (memory freshly mapped for large temporaries).",
               "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (so the Trainer's "
-              "`blas_threads=\"auto\"` stays at 1), "
-              "`torch.set_num_threads(1)`. Threads \"all\": no limit; epoch and predict cases use the "
-              "Trainer's defaults (`blas_threads=\"auto\"`: one BLAS thread for products under 4 MFLOP, "
-              "all above) against PyTorch's defaults; the row marked "
-              "`(blas_threads=None)` is minidl with BLAS left at all threads.",
+              "`blas_threads=\"auto\"` computes its runs on that one thread), "
+              "`torch.set_num_threads(1)`. Threads \"all\": no limit; minidl runs every case as the "
+              "Trainer does by default (`blas_threads=\"auto\"`, `minidl.functional.blas.auto_threads`: "
+              "BLAS on one thread, batches of 80 MFLOP and more split into runs of samples computed on "
+              "every core), against PyTorch's defaults; the rows marked `(blas_threads=None)` are "
+              "minidl epochs with BLAS left at all threads and nothing split.",
               "- The stride-2 conv: minidl `padding='same'` (Keras rule, `resolve_padding` gives "
               "((0, 1), (0, 1)) for 16 -> 8 with k3 s2); torch gets the same explicit asymmetric padding "
               "with `F.pad` (inside its timed work) and `padding=0`.",
