@@ -20,7 +20,8 @@ test dependency):
   raise NotImplementedError are in ``RETURNS_ANYWAY`` below;
 * ``Shape`` for layers and losses (subclasses of :class:`minidl.layers.Layer` other than the
   containers, and of :class:`minidl.losses.Loss`), for the kernels that :mod:`minidl.functional`
-  exports, and for every callable whose ``Parameters``/``Returns`` declare an ``ndarray``;
+  exports, and for every callable that takes an argument named as in ``ARRAY_ARGS`` (``x``,
+  ``targets``, ``grad_output``...);
 * ``Examples`` (with at least one ``>>>`` line: they run as doctests through pyproject's
   ``--doctest-modules``) for every function and class; a method needs one when it is one of
   ``METHODS_WITH_EXAMPLES`` (the calls a user writes) or defined outside a layer/loss class
@@ -55,8 +56,8 @@ RETURNS_ANYWAY = {
     "minidl.layers.base.Layer.backward",
 }
 
-#: Classes whose instances hold other layers: their Shape is their children's.
-CONTAINERS = {"minidl.graph.Graph", "minidl.graph.Sequential"}
+#: The abstract base, and the classes whose instances hold other layers: their Shape is their children's.
+NO_SHAPE = {"minidl.layers.base.Layer", "minidl.graph.Graph", "minidl.graph.Sequential"}
 
 
 def _public_modules():
@@ -222,8 +223,13 @@ def _returns(func):
 
 
 def _is_layer_like(cls):
-    return issubclass(cls, (Layer, Loss)) and _qualname(cls) not in CONTAINERS
+    return issubclass(cls, (Layer, Loss)) and _qualname(cls) not in NO_SHAPE
 
+
+#: The names minidl gives the array arguments of its API: a callable that takes one documents shapes.
+ARRAY_ARGS = {"x", "y", "input", "inputs", "target", "targets", "logits", "images", "grad_output", "y_true",
+              "y_pred", "probs", "labels"}
+NOT_ARRAYS = {"minidl.graph.Graph.add"}  # its inputs are node names
 
 #: Methods a user calls by name, shown by an example even on a layer or loss class.
 METHODS_WITH_EXAMPLES = {"forward", "backward", "step", "state_dict", "load_state_dict", "fit", "evaluate",
@@ -271,7 +277,7 @@ def problems(qualname, obj, kind, owner) -> list[str]:
     if kind == "property":
         return missing
     missing += _missing_parameters_and_returns(qualname, obj, kind, sections)
-    arrays = any("ndarray" in sections.get(s, "") for s in ("Parameters", "Returns", "Yields"))
+    arrays = bool(ARRAY_ARGS.intersection(_signature_params(obj, kind))) and qualname not in NOT_ARRAYS
     needs_shape = (arrays or id(obj) in _FUNCTIONAL
                    or (kind == "class" and _is_layer_like(obj)))
     if needs_shape and "Shape" not in sections:
