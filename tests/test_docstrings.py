@@ -23,10 +23,10 @@ test dependency):
   exports, and for every callable that takes an argument named as in ``ARRAY_ARGS`` (``x``,
   ``targets``, ``grad_output``...);
 * ``Examples`` (with at least one ``>>>`` line: they run as doctests through pyproject's
-  ``--doctest-modules``) for every function and class; a method needs one when it is one of
-  ``METHODS_WITH_EXAMPLES`` (the calls a user writes) or defined outside a layer/loss class
-  (the layers' forward/backward/state_dict are shown once, on :class:`minidl.layers.Layer`
-  and the class examples).
+  ``--doctest-modules``) for every function and class, and for the methods named in
+  ``METHODS_WITH_EXAMPLES`` (the calls a user writes: forward, backward, step, state_dict...;
+  an override inherits the base's example, as the layers' forward/backward do Layer's); the
+  other methods are shown by their class's examples.
 Properties need the summary only.
 """
 
@@ -231,9 +231,9 @@ ARRAY_ARGS = {"x", "y", "input", "inputs", "target", "targets", "logits", "image
               "y_pred", "probs", "labels"}
 NOT_ARRAYS = {"minidl.graph.Graph.add"}  # its inputs are node names
 
-#: Methods a user calls by name, shown by an example even on a layer or loss class.
+#: Methods a user calls by name: each needs an example of its own (or its base's).
 METHODS_WITH_EXAMPLES = {"forward", "backward", "step", "state_dict", "load_state_dict", "fit", "evaluate",
-                         "predict", "zero_grad"}
+                         "predict", "zero_grad", "save_checkpoint", "load_checkpoint"}
 
 _FUNCTIONAL = {id(getattr(minidl.functional, n)) for n in minidl.functional.__all__
                if callable(getattr(minidl.functional, n))}
@@ -282,8 +282,7 @@ def problems(qualname, obj, kind, owner) -> list[str]:
                    or (kind == "class" and _is_layer_like(obj)))
     if needs_shape and "Shape" not in sections:
         missing.append("Shape")
-    needs_example = (kind != "method" or obj.__name__ in METHODS_WITH_EXAMPLES
-                     or not (owner is not None and _is_layer_like(owner)))
+    needs_example = kind != "method" or obj.__name__ in METHODS_WITH_EXAMPLES
     if needs_example and ">>>" not in sections.get("Examples", ""):
         missing.append("Examples")
     return missing
