@@ -54,6 +54,7 @@ SECTIONS = {"Parameters", "Returns", "Yields", "Receives", "Other Parameters", "
 RETURNS_ANYWAY = {
     "minidl.layers.base.Layer.forward",
     "minidl.layers.base.Layer.backward",
+    "minidl.optim.lr_scheduler.LRScheduler.get_lr",
 }
 
 #: The abstract base, and the classes whose instances hold other layers: their Shape is their children's.
