@@ -26,7 +26,25 @@ _STATE = {"libs": None, "high": 1, "current": None}
 
 def matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)`` for 2-D ``a`` and ``b`` (or stacks of them), on the
-    BLAS threads its size calls for."""
+    BLAS threads its size calls for.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        2-D, or stacks of 2-D matrices (as ``np.matmul`` takes them).
+    out : ndarray, optional
+
+    Returns
+    -------
+    ndarray
+        ``out`` when given.
+
+    Examples
+    --------
+    >>> matmul(np.eye(2), np.arange(4.0).reshape(2, 2))
+    array([[0., 1.],
+           [2., 3.]])
+    """
     libs = _STATE["libs"]
     if libs is not None:
         want = _STATE["high"] if 2.0 * a.size * b.shape[-1] >= THRESHOLD_FLOPS else 1
@@ -45,6 +63,19 @@ def column_sums(a):
     product's blocked accumulation is also the more accurate of the two
     (float32 error against a float64 sum, (50176, 32) uniform values: 0.10
     against 0.20).
+
+    Parameters
+    ----------
+    a : ndarray, 2-D
+
+    Returns
+    -------
+    ndarray, shape (a.shape[1],), ``a``'s dtype
+
+    Examples
+    --------
+    >>> column_sums(np.arange(6.0).reshape(3, 2))
+    array([6., 9.])
     """
     return np.matmul(np.ones(a.shape[0], dtype=a.dtype), a)
 
@@ -56,6 +87,23 @@ def add_row_vector(a, v):
     a short last axis (16 or 32 output channels) costs more than the adds --
     (64, 28, 28, 32) += (32,) 272 -> 185 us. Below 65,536 values the plain add is
     kept: tiling ``v`` costs more than it saves there.
+
+    Parameters
+    ----------
+    a : ndarray, C-contiguous
+        Changed in place; its last axis has ``len(v)`` values.
+    v : ndarray, 1-D, ``a``'s dtype
+
+    Returns
+    -------
+    ndarray
+        ``a`` itself.
+
+    Examples
+    --------
+    >>> a = np.zeros((2, 3)); add_row_vector(a, np.arange(3.0))
+    array([[0., 1., 2.],
+           [0., 1., 2.]])
     """
     n = v.shape[0]
     flat = a.reshape(-1)
@@ -73,7 +121,25 @@ def add_row_vector(a, v):
 @contextlib.contextmanager
 def auto_threads(max_threads=None):
     """Within the block, :func:`matmul` picks 1 or ``max_threads`` BLAS threads per product
-    (default: the BLAS library's own setting when the block starts); restored on exit."""
+    (default: the BLAS library's own setting when the block starts); restored on exit.
+
+    Parameters
+    ----------
+    max_threads : int, optional
+        The thread count for products of at least ``THRESHOLD_FLOPS``.
+
+    Yields
+    ------
+    None
+        Only a context (the Trainer enters it with ``blas_threads="auto"``).
+
+    Examples
+    --------
+    >>> with auto_threads():
+    ...     matmul(np.ones((2, 3)), np.ones((3, 2)))  # 24 FLOP: on one thread
+    array([[3., 3.],
+           [3., 3.]])
+    """
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - installed with scikit-learn
