@@ -85,6 +85,7 @@ class Callback:
         batch : int
             The batch's index in the epoch, from 0.
         logs : dict, optional
+            ``{"batch_size": B}``.
         """
 
     def on_batch_end(self, batch, logs=None):
@@ -95,7 +96,7 @@ class Callback:
         batch : int
             The batch's index in the epoch, from 0.
         logs : dict, optional
-            The batch's ``loss`` and metrics.
+            The batch's ``loss``, ``batch_size`` and metrics.
         """
 
     def on_epoch_end(self, epoch, logs=None):
