@@ -6,7 +6,8 @@ are left out: constants are documented by ``#:`` comments); in each such class, 
 properties whose name does not start with ``_`` that it defines itself or inherits from a
 private minidl class (``Layer.state_dict`` comes from ``minidl.layers._state.StateDictMixin``). A
 method that overrides one without writing a docstring of its own inherits the base's (as
-:func:`inspect.getdoc` and Sphinx's autodoc do), and is checked with it.
+:func:`inspect.getdoc` and Sphinx's autodoc do), and is checked with it, except for the names of
+its arguments, which may differ from the base's (``Layer.forward(*inputs)``, ``Conv2D.forward(x)``).
 
 The rules, checked with the small numpydoc section parser below (numpydoc itself is not a
 test dependency):
@@ -18,8 +19,9 @@ test dependency):
 * ``Returns`` when the function's own body has a ``return <value>`` that is not ``None`` (read
   from the source with :mod:`ast`), ``Yields`` when it ``yield``\\ s; abstract methods that only
   raise NotImplementedError are in ``RETURNS_ANYWAY`` below;
-* ``Shape`` for layers and losses (subclasses of :class:`minidl.layers.Layer` other than the
-  containers, and of :class:`minidl.losses.Loss`), for the kernels that :mod:`minidl.functional`
+* ``Shape`` for layers and losses (subclasses of :class:`minidl.layers.Layer` and
+  :class:`minidl.losses.Loss`, except those in ``NO_SHAPE``: Layer itself and the containers),
+  for the kernels that :mod:`minidl.functional`
   exports, and for every callable that takes an argument named as in ``ARRAY_ARGS`` (``x``,
   ``targets``, ``grad_output``...);
 * ``Examples`` (with at least one ``>>>`` line: they run as doctests through pyproject's
