@@ -13,7 +13,8 @@ The rules, checked with the small numpydoc section parser below (numpydoc itself
 test dependency):
 
 * a one-line summary (the first line, before any section);
-* only numpydoc's section headers (a misspelt ``Example`` or ``Return`` fails);
+* only numpydoc's section headers (a misspelt ``Example`` or ``Return`` fails), each underlined
+  with as many dashes as it has characters and after a blank line (numpydoc warns otherwise);
 * ``Parameters`` when the callable takes arguments besides ``self``/``cls`` (for a class, its
   constructor's), and every argument named in it (``*args``/``**kwargs`` by their names);
 * ``Returns`` when the function's own body has a ``return <value>`` that is not ``None`` (read
@@ -151,6 +152,21 @@ def parse_sections(doc: str):
     return summary, sections
 
 
+def layout_problems(doc: str) -> list[str]:
+    """What numpydoc would warn about in the headers: an underline of another length than its header
+    ("potentially wrong underline length"), no blank line before a header."""
+    lines = textwrap.dedent(doc).strip("\n").splitlines()
+    out = []
+    for i in range(len(lines) - 1):
+        head, under = lines[i].strip(), lines[i + 1].strip()
+        if head and re.fullmatch(r"-{3,}", under):
+            if len(under) != len(head):
+                out.append(f"underline of {head!r} is {len(under)} long, not {len(head)}")
+            if i > 0 and lines[i - 1].strip():
+                out.append(f"no blank line before {head!r}")
+    return out
+
+
 def documented_names(body: str) -> set[str]:
     """The names a Parameters section documents: ``a, b : type`` or ``name`` at the section's indent."""
     lines = [ln for ln in body.splitlines() if ln.strip()]
@@ -277,6 +293,7 @@ def problems(qualname, obj, kind, owner) -> list[str]:
     unknown = set(sections) - SECTIONS
     if unknown:
         missing.append(f"unknown section(s) {sorted(unknown)}")
+    missing += layout_problems(doc)
     if kind == "property":
         return missing
     missing += _missing_parameters_and_returns(qualname, obj, kind, sections)
@@ -325,6 +342,12 @@ def test_parser_finds_a_missing_section():
     got = problems("f", f, "function", None)
     assert "unknown section(s) ['Example']" in got and "Examples" in got and "Shape" in got
     assert "Returns" not in got and "Parameters" not in got
+
+
+def test_parser_finds_headers_numpydoc_would_warn_about():
+    doc = "Summary.\n\nParameters\n---\nx : int\nReturns\n-------\nint\n"
+    assert layout_problems(doc) == ["underline of 'Parameters' is 3 long, not 10",
+                                    "no blank line before 'Returns'"]
 
 
 def test_parser_names_undocumented_arguments():
