@@ -40,6 +40,23 @@ def register_layer(cls):
     of :class:`~minidl.Sequential` or :class:`~minidl.Graph` is rebuilt the
     same way; when that leaves it empty, the stored nodes are added to it.
 
+    Parameters
+    ----------
+    cls : type
+        A subclass of :class:`~minidl.layers.Layer` whose name no other registered class has.
+
+    Returns
+    -------
+    type
+        ``cls`` itself (registered under its ``__name__``).
+
+    Raises
+    ------
+    TypeError
+        Not a Layer subclass.
+    ValueError
+        The name is taken by another class.
+
     Examples
     --------
     >>> @register_layer
@@ -62,6 +79,27 @@ def register_layer(cls):
 
 
 def registered_name(layer: Layer) -> str:
+    """The name ``layer``'s class is stored under, or the ValueError for an unregistered class.
+
+    Parameters
+    ----------
+    layer : Layer
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        ``type(layer)`` is not the class registered under its name.
+
+    Examples
+    --------
+    >>> from minidl.layers import Conv2D
+    >>> registered_name(Conv2D(1, 2, 3))
+    'Conv2D'
+    """
     name = type(layer).__name__
     if REGISTRY.get(name) is not type(layer):
         raise ValueError(
@@ -73,7 +111,27 @@ def registered_name(layer: Layer) -> str:
 
 
 def spec_of(layer: Layer) -> dict:
-    """The JSON-serialisable spec of ``layer`` (ValueError for an unregistered class)."""
+    """The JSON-serialisable spec of ``layer`` (ValueError for an unregistered class).
+
+    Parameters
+    ----------
+    layer : Layer
+
+    Returns
+    -------
+    dict
+        ``{"class", "config"}``; Sequential and Graph add ``layers`` or ``nodes`` and ``output``.
+
+    Examples
+    --------
+    >>> from minidl import Sequential
+    >>> from minidl.layers import Dense, ReLU
+    >>> spec = spec_of(Sequential(Dense(2, 3), ReLU()))
+    >>> spec["class"], spec["layers"][1]
+    ('Sequential', {'class': 'ReLU', 'config': {}})
+    >>> spec["layers"][0]["config"]
+    {'in_features': 2, 'out_features': 3, 'bias': True, 'dtype': 'float32'}
+    """
     if isinstance(layer, Graph):
         base = Sequential if isinstance(layer, Sequential) else Graph
         if type(layer) is base:
@@ -91,7 +149,38 @@ def spec_of(layer: Layer) -> dict:
 
 
 def check_spec(spec, path="model", depth=0, count=None) -> int:
-    """Check the JSON structure of a spec (types, sizes, depth) before anything is built."""
+    """Check the JSON structure of a spec (types, sizes, depth) before anything is built.
+
+    Parameters
+    ----------
+    spec : object
+        A spec read from a file (untrusted).
+    path : str, default 'model'
+        Where in the spec this entry is, for the message.
+    depth : int
+        The nesting so far.
+    count : list of one int, optional
+        The layers counted so far (shared by the recursion).
+
+    Returns
+    -------
+    int
+        The number of layer entries counted.
+
+    Raises
+    ------
+    ValueError
+        A malformed entry, more than ``MAX_LAYERS`` layers, deeper than ``MAX_DEPTH``.
+
+    Examples
+    --------
+    >>> check_spec({"class": "Sequential", "layers": [{"class": "ReLU"}, {"class": "Flatten"}]})
+    3
+    >>> check_spec({"class": "Sequential", "layers": "ReLU"})
+    Traceback (most recent call last):
+    ...
+    ValueError: model: a Sequential needs a 'layers' list
+    """
     count = [0] if count is None else count
     count[0] += 1
     if count[0] > MAX_LAYERS or depth > MAX_DEPTH:
@@ -138,6 +227,35 @@ def _fill(graph: Graph, spec: dict, registry, path) -> None:
 
 
 def build(spec: dict, registry: dict, path="model") -> Layer:
+    """Build the layer (or graph) a checked spec describes, with classes from ``registry``.
+
+    Parameters
+    ----------
+    spec : dict
+        Checked by :func:`check_spec`.
+    registry : dict of str to type
+        The classes by name (``REGISTRY``, plus ``minidl.load``'s ``custom_layers``).
+    path : str, default 'model'
+        Where in the spec this entry is, for the message.
+
+    Returns
+    -------
+    Layer
+
+    Raises
+    ------
+    ValueError
+        An unknown class, or a config the class refuses.
+
+    Examples
+    --------
+    >>> from minidl import Sequential
+    >>> from minidl.layers import Dense
+    >>> build(spec_of(Sequential(Dense(2, 3))), REGISTRY)
+    Sequential(
+      (0): Dense(in_features=2, out_features=3)
+    )
+    """
     name = spec["class"]
     if name in _GRAPHS:
         graph = _GRAPHS[name]()
@@ -170,7 +288,28 @@ def build(spec: dict, registry: dict, path="model") -> Layer:
 
 
 def json_default(value):
-    """Let numpy scalars and small arrays in configs and metadata be saved as JSON."""
+    """Let numpy scalars and small arrays in configs and metadata be saved as JSON.
+
+    Parameters
+    ----------
+    value : object
+        What :func:`json.dumps` cannot encode itself.
+
+    Returns
+    -------
+    int, float, bool or list
+
+    Raises
+    ------
+    TypeError
+        Anything else (arrays over 10,000 elements included).
+
+    Examples
+    --------
+    >>> import json
+    >>> json.dumps({"a": np.float32(0.5), "b": np.arange(3), "c": (1, 2)}, default=json_default)
+    '{"a": 0.5, "b": [0, 1, 2], "c": [1, 2]}'
+    """
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     if isinstance(value, np.ndarray) and value.size <= 10_000:

@@ -144,6 +144,16 @@ def write_npz(path, arrays: dict, where: str = "minidl.save") -> None:
     OSError (PermissionError, FileNotFoundError, ...)
         Naming ``path``; the previous file at ``path``, if any, is intact and
         no temporary file is left behind.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_npz(os.path.join(tmp, "a.npz"), {"w": np.arange(3.0)})
+    ...     with open_npz(os.path.join(tmp, "a.npz")) as zf:
+    ...         shape, dtype, info = member_header(zf, "w")
+    ...         print(shape, dtype, read_member(zf, info))
+    (3,) float64 [0. 1. 2.]
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -171,7 +181,35 @@ def write_npz(path, arrays: dict, where: str = "minidl.save") -> None:
 
 # ------------------------------------------------------------------ reading
 def open_npz(path) -> zipfile.ZipFile:
-    """Open ``path`` as a zip archive after cheap sanity checks (raises ValueError)."""
+    """Open ``path`` as a zip archive after cheap sanity checks (raises ValueError).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    zipfile.ZipFile
+        Close it (or use it in a ``with`` block).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a zip file, more than ``MAX_MEMBERS`` members, duplicate names.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with open(os.path.join(tmp, "x.npz"), "wb") as f:
+    ...         _ = f.write(b"not a zip")
+    ...     open_npz(os.path.join(tmp, "x.npz"))
+    Traceback (most recent call last):
+    ...
+    ValueError: not a .npz (zip) file; minidl models are written by model.save()
+    """
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":  # before numpy guesses (and suggests unpickling)
             raise ValueError("not a .npz (zip) file; minidl models are written by model.save()")
@@ -195,6 +233,35 @@ def member_header(zf: zipfile.ZipFile, name: str):
     Reads only the header; checks that the declared uncompressed size equals
     header + data exactly, so the member cannot decompress to more than its
     shape and dtype say. Refuses object and other non-numeric/str dtypes.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+        From :func:`open_npz`.
+    name : str
+        The member's name without ``.npy``.
+
+    Returns
+    -------
+    shape : tuple of int
+    dtype : numpy.dtype
+    info : zipfile.ZipInfo
+        For :func:`read_member`.
+
+    Raises
+    ------
+    ValueError
+        Missing member, bad header, Fortran order, a dtype minidl never writes, a size mismatch.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_npz(os.path.join(tmp, "a.npz"), {"w": np.zeros((2, 3), np.float32)})
+    ...     with open_npz(os.path.join(tmp, "a.npz")) as zf:
+    ...         shape, dtype, info = member_header(zf, "w")
+    >>> shape, dtype
+    ((2, 3), dtype('float32'))
     """
     try:
         info = zf.getinfo(name + ".npy")
@@ -222,7 +289,29 @@ def member_header(zf: zipfile.ZipFile, name: str):
 
 
 def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """Read one member whose header :func:`member_header` already checked."""
+    """Read one member whose header :func:`member_header` already checked.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+    info : zipfile.ZipInfo
+        From :func:`member_header`.
+
+    Returns
+    -------
+    ndarray
+        Writable, owned memory.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_npz(os.path.join(tmp, "a.npz"), {"w": np.arange(3)})
+    ...     with open_npz(os.path.join(tmp, "a.npz")) as zf:
+    ...         array = read_member(zf, member_header(zf, "w")[2])
+    >>> array, array.flags.writeable
+    (array([0, 1, 2]), True)
+    """
     with zf.open(info) as f:
         array = np.lib.format.read_array(f, allow_pickle=False, max_header_size=10_000)
     if not array.flags.writeable:  # pragma: no cover - read_array returns owned memory

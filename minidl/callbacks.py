@@ -25,6 +25,20 @@ class Callback:
     callback that adds entries to the epoch logs lists their names in
     ``logged_keys``. Callbacks with ``state_dict()`` / ``load_state_dict()``
     have that state saved in Trainer checkpoints.
+
+    Examples
+    --------
+    >>> import minidl as mdl
+    >>> class PrintLoss(Callback):
+    ...     def on_epoch_end(self, epoch, logs=None):
+    ...         print(epoch, "loss" in logs)
+    >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+    >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+    ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+    >>> X, y = np.ones((6, 4), np.float32), np.arange(6) % 3
+    >>> _ = trainer.fit(X, y, epochs=2, callbacks=[PrintLoss()], progress=False)
+    0 True
+    1 True
     """
 
     trainer = None
@@ -33,14 +47,78 @@ class Callback:
     logged_keys: tuple = ()
 
     def set_trainer(self, trainer) -> None:
+        """Attach the Trainer (``Trainer.fit`` calls it before ``on_train_begin``).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            Becomes ``self.trainer``: its ``model``, ``optimizer``, ``history``,
+            ``stop_training``.
+        """
         self.trainer = trainer
 
-    def on_train_begin(self, logs=None): ...
-    def on_epoch_begin(self, epoch, logs=None): ...
-    def on_batch_begin(self, batch, logs=None): ...
-    def on_batch_end(self, batch, logs=None): ...
-    def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_end(self, logs=None): ...
+    def on_train_begin(self, logs=None):
+        """Called once at the start of ``fit``, before the first epoch (reset state here).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty.
+        """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of every epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            Counts from 0 (from the stored epoch when resuming).
+        logs : dict, optional
+            The previous epoch's logs (empty for the first).
+        """
+
+    def on_batch_begin(self, batch, logs=None):
+        """Called before every training batch's forward pass.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in the epoch, from 0.
+        logs : dict, optional
+            ``{"batch_size": B}``.
+        """
+
+    def on_batch_end(self, batch, logs=None):
+        """Called after every training batch's optimizer step.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in the epoch, from 0.
+        logs : dict, optional
+            The batch's ``loss``, ``batch_size`` and metrics.
+        """
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of every epoch, after validation; may set ``trainer.stop_training``.
+
+        Parameters
+        ----------
+        epoch : int
+            Counts from 0.
+        logs : dict, optional
+            The epoch's ``loss``, metrics and ``val_*`` values; entries added here
+            (declared in ``logged_keys``) go into the History.
+        """
+
+    def on_train_end(self, logs=None):
+        """Called once when ``fit`` ends normally (also after early stopping).
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The last epoch's logs.
+        """
 
 
 class _Monitor(Callback):
@@ -90,6 +168,18 @@ class EarlyStopping(_Monitor):
         At the end of training, load the weights of the best epoch.
     mode : 'auto' | 'min' | 'max'
     min_delta : float
+
+    Examples
+    --------
+    >>> import minidl as mdl
+    >>> model = mdl.Sequential(mdl.layers.Dense(4, 2, rng=0))
+    >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+    ...                       mdl.optim.SGD(model.parameters(), lr=0.0))  # lr 0: never improves
+    >>> X, y = np.ones((4, 4), np.float32), np.array([0, 1, 0, 1])
+    >>> stop = EarlyStopping(monitor="loss", patience=2)
+    >>> history = trainer.fit(X, y, epochs=10, callbacks=[stop], shuffle=False, progress=False)
+    >>> len(history["loss"]), stop.stopped_epoch
+    (3, 2)
     """
 
     def __init__(self, monitor="val_loss", patience=0, restore_best_weights=False, mode="auto", min_delta=0.0):
@@ -120,11 +210,45 @@ class EarlyStopping(_Monitor):
 
     def state_dict(self) -> dict:
         """What a resumed run needs to stop (and restore) as an uninterrupted one would:
-        the best value and epoch, the epochs waited, and the best weights when kept."""
+        the best value and epoch, the epochs waited, and the best weights when kept.
+
+        Returns
+        -------
+        dict
+            ``best``, ``wait``, ``best_epoch``, ``stopped_epoch``, ``best_weights``
+            (a model state dict, or None).
+
+        Examples
+        --------
+        >>> stop = EarlyStopping(patience=3)
+        >>> stop.on_train_begin()  # (fit calls it)
+        >>> sorted(stop.state_dict())
+        ['best', 'best_epoch', 'best_weights', 'stopped_epoch', 'wait']
+        """
         return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch,
                 "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s values (Trainer checkpoints call it when resuming).
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`state_dict` returns it.
+
+        Raises
+        ------
+        ValueError
+            ``state`` is not such a dict.
+
+        Examples
+        --------
+        >>> stop = EarlyStopping(patience=3)
+        >>> stop.load_state_dict({"best": 0.5, "wait": 1, "best_epoch": 4, "stopped_epoch": None,
+        ...                       "best_weights": None})
+        >>> stop.best, stop.wait
+        (0.5, 1)
+        """
         def int_or_none(v):
             return v is None or (is_int(v) and v >= 0)
 
@@ -153,6 +277,20 @@ class ModelCheckpoint(_Monitor):
     save_best_only : bool
         Only save when ``monitor`` improved on its best value so far.
     mode : 'auto' | 'min' | 'max'
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minidl as mdl
+    >>> model = mdl.Sequential(mdl.layers.Dense(4, 2, rng=0))
+    >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+    ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+    >>> X, y = np.ones((4, 4), np.float32), np.array([0, 1, 0, 1])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ckpt = ModelCheckpoint(os.path.join(tmp, "model-{epoch:02d}.npz"))
+    ...     _ = trainer.fit(X, y, epochs=2, callbacks=[ckpt], progress=False)
+    ...     print([os.path.basename(p) for p in ckpt.saved])
+    ['model-01.npz', 'model-02.npz']
     """
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
@@ -214,10 +352,35 @@ class ModelCheckpoint(_Monitor):
         self.saved.append(path)
 
     def state_dict(self) -> dict:
-        """The best monitored value so far (what a resumed run must beat)."""
+        """The best monitored value so far (what a resumed run must beat).
+
+        Returns
+        -------
+        dict
+            ``{"best": float}``.
+
+        Examples
+        --------
+        >>> ModelCheckpoint("model.npz", mode="min").state_dict()
+        {'best': inf}
+        """
         return {"best": self.best}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the best value of :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            ``{"best": float}``.
+
+        Examples
+        --------
+        >>> ckpt = ModelCheckpoint("model.npz")
+        >>> ckpt.load_state_dict({"best": 0.25})
+        >>> ckpt.best
+        0.25
+        """
         self.best = float(state["best"])
 
 
@@ -303,10 +466,42 @@ class LearningRateScheduler(Callback):
                 self.schedule.step(_Monitor._current(self, logs))
 
     def state_dict(self) -> dict:
-        """The schedule's own state, when it has one (e.g. StepLR's epoch count)."""
+        """The schedule's own state, when it has one (e.g. StepLR's epoch count).
+
+        Returns
+        -------
+        dict
+            ``{"schedule": schedule.state_dict()}``, or ``{}`` for a plain function.
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> from minidl.layers import Dense
+        >>> opt = mdl.optim.SGD(Dense(2, 2).parameters(), lr=0.1)
+        >>> LearningRateScheduler(mdl.optim.StepLR(opt, step_size=2)).state_dict()["schedule"]["last_epoch"]
+        0
+        """
         inner = getattr(self.schedule, "state_dict", None)
         return {"schedule": inner()} if callable(inner) else {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the schedule's state from :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`state_dict` returns it.
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> from minidl.layers import Dense
+        >>> opt = mdl.optim.SGD(Dense(2, 2).parameters(), lr=0.1)
+        >>> callback = LearningRateScheduler(mdl.optim.StepLR(opt, step_size=2))
+        >>> state = callback.state_dict(); state["schedule"]["last_epoch"] = 3
+        >>> callback.load_state_dict(state)
+        >>> callback.schedule.last_epoch
+        3
+        """
         if "schedule" in state and callable(getattr(self.schedule, "load_state_dict", None)):
             self.schedule.load_state_dict(state["schedule"])

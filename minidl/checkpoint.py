@@ -64,7 +64,37 @@ def _unflatten(obj, arrays: dict):
 
 
 def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbacks) -> None:
-    """Write a checkpoint (see the module docstring)."""
+    """Write a checkpoint (see the module docstring); :meth:`minidl.Trainer.save_checkpoint` calls it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    model : Layer
+    optimizer : Optimizer
+        Anything with ``state_dict()``.
+    epochs_done : int
+    seed : int or None
+        The base shuffling seed of the run.
+    history : History
+    callbacks : sequence of Callback
+        Those with ``state_dict()`` have it stored, by position.
+
+    Raises
+    ------
+    TypeError
+        The optimizer has no ``state_dict()``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minidl as mdl
+    >>> model = mdl.Sequential(mdl.layers.Dense(2, 2, rng=0))
+    >>> opt = mdl.optim.SGD(model.parameters(), lr=0.1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(os.path.join(tmp, "run.npz"), model, opt, 3, 0, mdl.History(), [])
+    ...     load(os.path.join(tmp, "run.npz"), model, opt)["epochs_done"]
+    3
+    """
     if not callable(getattr(optimizer, "state_dict", None)):
         raise TypeError(f"Trainer.save_checkpoint: the optimizer {type(optimizer).__name__} has no "
                         "state_dict(), so its state cannot be saved.")
@@ -146,6 +176,33 @@ def load(path, model: Layer, optimizer) -> dict:
 
     Everything is checked before anything changes; on a mismatch a ValueError
     is raised and model and optimizer are as they were.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+    model : Layer
+        Built as the checkpoint's; its weights and buffers are replaced.
+    optimizer : Optimizer
+        Of the checkpoint's class; its state is replaced.
+
+    Returns
+    -------
+    dict
+        ``epochs_done``, ``seed``, ``history`` (``{"history", "epoch"}``) and
+        ``callbacks`` (for :func:`restore_callbacks`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import minidl as mdl
+    >>> model = mdl.Sequential(mdl.layers.Dense(2, 2, rng=0))
+    >>> opt = mdl.optim.SGD(model.parameters(), lr=0.1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(os.path.join(tmp, "run.npz"), model, opt, 1, 7, mdl.History(), [])
+    ...     state = load(os.path.join(tmp, "run.npz"), model, opt)
+    >>> sorted(state), state["seed"]
+    (['callbacks', 'epochs_done', 'history', 'seed'], 7)
     """
     where = f"Trainer.load_checkpoint({str(path)!r})"
     file = io.read(path, custom_layers={k: v for k, v in _classes(model).items()
@@ -183,7 +240,24 @@ def load(path, model: Layer, optimizer) -> dict:
 
 def restore_callbacks(callbacks, resumed: dict) -> None:
     """Give the callbacks of a resumed ``fit`` the state saved for those at the same
-    position with the same class (others start fresh)."""
+    position with the same class (others start fresh).
+
+    Parameters
+    ----------
+    callbacks : sequence of Callback
+        The callbacks of the new ``fit``, after their ``on_train_begin``.
+    resumed : dict
+        What :func:`load` returned.
+
+    Examples
+    --------
+    >>> from minidl.callbacks import EarlyStopping
+    >>> stop = EarlyStopping(patience=5)
+    >>> saved = EarlyStopping(patience=5); saved.on_train_begin(); saved.wait = 2
+    >>> restore_callbacks([stop], {"callbacks": [{"class": "EarlyStopping", "state": saved.state_dict()}]})
+    >>> stop.wait
+    2
+    """
     for cb, saved in zip(callbacks, resumed.get("callbacks", [])):
         if saved is not None and saved["class"] == type(cb).__name__ \
                 and callable(getattr(cb, "load_state_dict", None)):

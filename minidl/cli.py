@@ -266,6 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The ``minidl`` command: ``train``, ``gradcheck`` and ``export``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``minidl`` (default: ``sys.argv[1:]``). ``minidl
+        --help`` and ``minidl <command> --help`` list the options; a bad value
+        is a one-line usage error (SystemExit with status 2).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = main(["gradcheck"])
+    >>> status, out.getvalue().splitlines()[-1]
+    (0, '23 passed, 0 failed')
+    """
     args = build_parser().parse_args(argv)  # bad values: one-line usage error, exit status 2
     return args.func(args)
 

@@ -48,7 +48,23 @@ def load_digits(test_size=0.2, seed=0):
 
 
 def num_batches(n: int, batch_size: int) -> int:
-    """Number of batches for ``n`` samples, the last partial one included."""
+    """Number of batches for ``n`` samples, the last partial one included.
+
+    Parameters
+    ----------
+    n : int
+        Samples.
+    batch_size : int >= 1
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> num_batches(10, 4)
+    3
+    """
     return -(-n // batch_size)
 
 
@@ -70,6 +86,17 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
         Seeds the permutation; ignored when ``rng`` is given.
     rng : numpy.random.Generator, optional
         Draws the permutation (the Trainer passes one, so epochs differ).
+
+    Yields
+    ------
+    (ndarray, ndarray) or ndarray
+        A batch of ``X`` and the matching batch of ``y``; ``X``'s batch alone when
+        ``y`` is None.
+
+    Shape
+    -----
+    ``X`` (N, ...) and ``y`` (N, ...) -> batches (B, ...) with ``B = batch_size``
+    (the last one ``N - (num_batches - 1) * batch_size``).
 
     Examples
     --------

@@ -264,6 +264,11 @@ def from_arrays(X, y, test_size=0.2, seed=0):
     (X_train, y_train), (X_test, y_test)
         ``X`` float32 (N, C, H, W), ``y`` int64.
 
+    Shape
+    -----
+    (N, H, W) or (N, C, H, W) -> (N_train, C, H, W) and (N_test, C, H, W), ``C = 1``
+    for (N, H, W); ``N_test = ceil(test_size * N)`` as scikit-learn's split.
+
     Examples
     --------
     >>> X = np.random.default_rng(0).integers(0, 256, (20, 5, 5), dtype=np.uint8)

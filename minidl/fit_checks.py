@@ -19,7 +19,32 @@ __all__ = ["base_seed", "progress_bar", "check_components", "check_optimizer_par
 
 
 def check_components(model, loss, optimizer):
-    """Refuse a model, loss or optimizer of the wrong kind, before any work."""
+    """Refuse a model, loss or optimizer of the wrong kind, before any work.
+
+    Parameters
+    ----------
+    model : Layer
+    loss : Loss
+        With ``reduction`` 'mean' or 'sum'.
+    optimizer : object with ``step()`` and ``zero_grad()``
+
+    Raises
+    ------
+    TypeError
+        A component of the wrong kind (a class instead of an instance included).
+    ValueError
+        A loss with ``reduction='none'``.
+
+    Examples
+    --------
+    >>> import minidl as mdl
+    >>> model = mdl.layers.Dense(2, 2)
+    >>> check_components(model, mdl.losses.MSE(), mdl.optim.SGD(model.parameters(), lr=0.1))
+    >>> check_components(model, mdl.losses.MSE, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: Trainer: loss must be a loss instance such as minidl.losses.SoftmaxCrossEntropy() ...
+    """
     def what(obj):
         return f"the class {obj.__name__} (an instance is needed: {obj.__name__}(...))" \
             if isinstance(obj, type) else f"{type(obj).__name__} {obj!r}"[:200]
@@ -47,7 +72,29 @@ def check_components(model, loss, optimizer):
 
 
 def check_optimizer_params(model, optimizer) -> None:
-    """After the kinds are checked: an optimizer of another model would train nothing."""
+    """After the kinds are checked: an optimizer of another model would train nothing.
+
+    Parameters
+    ----------
+    model : Layer
+    optimizer : Optimizer
+
+    Raises
+    ------
+    ValueError
+        None of the optimizer's ``params`` is the model's.
+
+    Examples
+    --------
+    >>> import minidl as mdl
+    >>> model = mdl.layers.Dense(2, 2)
+    >>> check_optimizer_params(model, mdl.optim.SGD(model.parameters(), lr=0.1))
+    >>> other = mdl.layers.Dense(2, 2)
+    >>> check_optimizer_params(model, mdl.optim.SGD(other.parameters(), lr=0.1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer: none of the optimizer's 2 parameters is a parameter of the model, ...
+    """
     params = getattr(optimizer, "params", None)
     if isinstance(params, list) and params:
         mine = {id(p) for p in model.parameters()}
@@ -71,7 +118,29 @@ def check_finite_samples(X, where, name) -> None:
     """Refuse float inputs holding nan/inf, naming how many samples and the first one.
 
     An in-memory array is checked at once; a memmap or another array-like in chunks of about 8 MB, so
-    that the check never holds more than one chunk in memory."""
+    that the check never holds more than one chunk in memory.
+
+    Parameters
+    ----------
+    X : ndarray or array-like
+    where : str
+        The Trainer method, for the message (``Trainer.<where>``).
+    name : str
+        ``X``'s name, for the message.
+
+    Raises
+    ------
+    ValueError
+        Some sample holds nan or inf.
+
+    Examples
+    --------
+    >>> check_finite_samples(np.ones((3, 2)), "fit", "X")
+    >>> check_finite_samples(np.array([[1.0], [np.nan]]), "fit", "X")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer.fit: X contains nan or inf in 1 sample(s), e.g. sample 1. ...
+    """
     if np.dtype(X.dtype).kind not in "fc":
         return
     n = len(X)
@@ -95,7 +164,34 @@ def check_finite_samples(X, where, name) -> None:
 
 def check_xy(X, y, where, need_y=True) -> None:
     """X (and y) are numpy arrays (or memmaps, or array-likes read batch by batch) with as many samples,
-    and not empty."""
+    and not empty.
+
+    Parameters
+    ----------
+    X, y : ndarray or array-like
+    where : str
+        The Trainer method, for the message.
+    need_y : bool, default True
+        False for ``predict``.
+
+    Raises
+    ------
+    TypeError
+        Not arrays.
+    ValueError
+        Different lengths, or empty.
+
+    Shape
+    -----
+    ``X`` (N, ...) and ``y`` (N, ...), ``N >= 1``.
+
+    Examples
+    --------
+    >>> check_xy(np.ones((3, 2)), np.zeros(2), "fit")
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer.fit: X and y must have the same number of samples; got 3 and 2.
+    """
     if not _is_array_like(X):
         raise TypeError(f"Trainer.{where}: X must be a numpy.ndarray (or a np.memmap, or an array-like with "
                         f"__len__, shape, dtype and indexing). Received: {type(X).__name__}. "
@@ -114,7 +210,32 @@ def check_xy(X, y, where, need_y=True) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class FitRun:
-    """The checked arguments of one ``Trainer.fit`` call (the numbers as Python ints)."""
+    """The checked arguments of one ``Trainer.fit`` call (the numbers as Python ints).
+
+    Parameters
+    ----------
+    X, y : ndarray or array-like
+        The training data.
+    epochs, batch_size : int
+    validation_data : (X_val, y_val) or None
+    shuffle : bool
+    callbacks : list of Callback
+    progress : bool
+    clip : float or None
+        ``clip_grad_norm``.
+    transform : callable or None
+
+    Shape
+    -----
+    ``X`` (N, ...) and ``y`` (N, ...).
+
+    Examples
+    --------
+    >>> run, start = check_fit_args(np.ones((4, 2)), np.zeros(4, int), 3, 2, None, True, 0, [], False,
+    ...                             None, None)
+    >>> run.epochs, run.batch_size, start
+    (3, 2, None)
+    """
 
     X: np.ndarray
     y: np.ndarray
@@ -130,7 +251,31 @@ class FitRun:
 
 def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
                    initial_epoch, transform=None):
-    """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None)."""
+    """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None).
+
+    Parameters
+    ----------
+    X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, initial_epoch, transform
+        As given to :meth:`minidl.Trainer.fit`.
+    clip : float or None
+        ``fit``'s ``clip_grad_norm``.
+
+    Returns
+    -------
+    FitRun
+    initial_epoch : int or None
+
+    Shape
+    -----
+    ``X`` (N, ...) and ``y`` (N, ...).
+
+    Examples
+    --------
+    >>> check_fit_args(np.ones((4, 2)), np.zeros(4, int), 0, 2, None, True, 0, [], False, None, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer.fit: epochs must be >= 1. Received: epochs=0
+    """
     check_xy(X, y, "fit")
     epochs = positive_int(epochs, "epochs", "Trainer.fit")
     batch_size = positive_int(batch_size, "batch_size", "Trainer.fit")
@@ -163,7 +308,22 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
 
 
 def base_seed(seed) -> int:
-    """The int that, with the epoch index, seeds each epoch's shuffling."""
+    """The int that, with the epoch index, seeds each epoch's shuffling.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator or None
+        An int is used as is; a Generator draws one; None draws from the OS.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> base_seed(7)
+    7
+    """
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
     if seed is None:
@@ -172,7 +332,25 @@ def base_seed(seed) -> int:
 
 
 def progress_bar(total, desc, enabled):
-    """A tqdm bar of ``total`` batches, or None when ``enabled`` is False."""
+    """A tqdm bar of ``total`` batches, or None when ``enabled`` is False.
+
+    Parameters
+    ----------
+    total : int
+        Batches in the epoch.
+    desc : str
+        The bar's label.
+    enabled : bool
+
+    Returns
+    -------
+    tqdm or None
+
+    Examples
+    --------
+    >>> progress_bar(10, "epoch 1/3", enabled=False) is None
+    True
+    """
     if not enabled:
         return None
     from tqdm.auto import tqdm

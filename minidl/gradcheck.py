@@ -21,6 +21,28 @@ class TensorCheck:
 
     ``worst_index`` is the element that violates ``|a - n| <= atol + rtol * |n|``
     the most (or comes closest to); ``analytic`` / ``numeric`` hold the full arrays.
+
+    Parameters
+    ----------
+    name : str
+        ``"input"`` (``"input[0]"``, ... for several), ``"weight"``, ...
+    shape : tuple
+    max_abs_err, max_rel_err : float
+    worst_index : tuple
+    worst_analytic, worst_numeric : float
+        The two gradients at ``worst_index``.
+    passed : bool
+    analytic, numeric : ndarray or None
+        The full gradients (float64).
+    note : str
+        Why it failed, when it is not the values (a wrong shape).
+
+    Examples
+    --------
+    >>> from minidl.layers import Dense
+    >>> report = gradcheck(Dense(3, 2, rng=0), np.ones((4, 3)))
+    >>> [(t.name, t.shape, t.passed) for t in report.tensors]
+    [('input', (4, 3), True), ('weight', (2, 3), True), ('bias', (2,), True)]
     """
 
     name: str
@@ -38,7 +60,25 @@ class TensorCheck:
 
 @dataclass
 class GradcheckReport:
-    """Result of :func:`gradcheck`: ``.passed``, ``.tensors`` and a readable ``str``."""
+    """Result of :func:`gradcheck`: ``.passed``, ``.tensors`` and a readable ``str``.
+
+    Parameters
+    ----------
+    layer : str
+        The checked layer's repr.
+    eps, rtol, atol : float
+    seed : int
+        As given to :func:`gradcheck`.
+    tensors : list of TensorCheck
+        One per checked input and parameter.
+
+    Examples
+    --------
+    >>> from minidl.layers import ReLU
+    >>> report = gradcheck(ReLU(), np.array([-1.0, 2.0]))
+    >>> bool(report), str(report).splitlines()[0].split(":")[1].split()[0]
+    (True, 'PASSED')
+    """
 
     layer: str
     eps: float
@@ -49,6 +89,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when every tensor passed."""
         return all(t.passed for t in self.tensors)
 
     def __bool__(self) -> bool:
@@ -159,6 +200,10 @@ def gradcheck(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> Gradche
     loss (forward returns a scalar) ``f`` is the loss and ``backward()`` takes
     no argument. Gradients returned for the first k floating inputs are checked.
     Avoid inputs at kinks: ReLU at 0, max-pool windows with ties.
+
+    Shape
+    -----
+    ``inputs``: whatever ``layer.forward`` takes; ``G`` has the output's shape.
 
     Examples
     --------

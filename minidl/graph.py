@@ -135,7 +135,13 @@ class Graph(Layer):
                 )
 
     def set_output(self, name: str) -> None:
-        """Make node ``name`` the graph's output (default: the last node added)."""
+        """Make node ``name`` the graph's output (default: the last node added).
+
+        Parameters
+        ----------
+        name : str
+            A node added before (a ValueError otherwise).
+        """
         if name not in self._nodes:
             raise ValueError(
                 f"{type(self).__name__}.set_output: unknown node {name!r}. Known nodes: {list(self._nodes)}."
@@ -150,6 +156,7 @@ class Graph(Layer):
 
     @property
     def output_name(self) -> str:
+        """The output node's name (a RuntimeError for an empty graph)."""
         if not self._nodes:
             raise RuntimeError(f"{type(self).__name__}: the graph is empty; add nodes first.")
         return self._output if self._output is not None else next(reversed(self._nodes))
@@ -260,6 +267,12 @@ class Graph(Layer):
             Shape of ONE sample, without the batch axis, e.g. ``(1, 8, 8)``.
         dtype : dtype, optional
             Defaults to the first parameter's dtype (float32 for an empty model).
+
+        Returns
+        -------
+        str
+            The table (print it), computed by one eval-mode forward pass of a
+            zero sample; the model's mode and caches are left as they were.
         """
         params = self.parameters()
         dtype = dtype or (params[0].dtype if params else np.float32)
@@ -301,6 +314,11 @@ class Graph(Layer):
 class Sequential(Graph):
     r"""A chain of layers: node ``str(i)`` feeds node ``str(i + 1)``.
 
+    Parameters
+    ----------
+    *layers : Layer
+        In order (or one list or tuple of them).
+
     Parameter names are those of :class:`torch.nn.Sequential` (``"0.weight"``,
     ``"3.bias"``), so a PyTorch state dict of the same architecture loads with
     ``model.load_state_dict({k: v.numpy() for k, v in torch_model.state_dict().items()})``.
@@ -321,7 +339,17 @@ class Sequential(Graph):
             self.append(layer)
 
     def append(self, layer: Layer) -> "Sequential":
-        """Add ``layer`` at the end of the chain; returns ``self``."""
+        """Add ``layer`` at the end of the chain; returns ``self``.
+
+        Parameters
+        ----------
+        layer : Layer
+
+        Returns
+        -------
+        Sequential
+            ``self``.
+        """
         self.add(str(len(self._nodes)), layer, next(reversed(self._nodes)) if self._nodes else INPUT)
         return self
 
@@ -376,6 +404,20 @@ def check_node_name(name, where: str) -> None:
     (zip member names would collide or be rewritten), and not ``"input"``.
     ``\\x00`` and other control characters are not printable: zip truncates
     member names at ``\\x00``, so ``"a\\x00b"`` and ``"a\\x00c"`` would collide.
+
+    Parameters
+    ----------
+    name : str
+    where : str
+        The caller, named in the error.
+
+    Examples
+    --------
+    >>> check_node_name("conv1", "Graph.add")
+    >>> check_node_name("conv.1", "Graph.add")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Graph.add: node name 'conv.1' contains '.', which separates ...
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"{where}: node name must be a non-empty str. Received: {name!r}")

@@ -11,7 +11,18 @@ class History(Mapping):
     """Per-epoch metrics: ``history["loss"]`` is a list with one value per epoch.
 
     A read-only mapping; ``.history`` is the underlying dict (as in Keras) and
-    ``.epoch`` the list of epoch indices run.
+    ``.epoch`` the list of epoch indices run. :meth:`minidl.Trainer.fit` returns it.
+
+    Examples
+    --------
+    >>> import numpy as np, minidl as mdl
+    >>> model = mdl.Sequential(mdl.layers.Dense(4, 2, rng=0))
+    >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+    ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+    >>> history = trainer.fit(np.ones((4, 4), np.float32), np.array([0, 1, 0, 1]), epochs=3,
+    ...                       progress=False)
+    >>> list(history), history.epoch, len(history["loss"])
+    (['loss', 'accuracy'], [0, 1, 2], 3)
     """
 
     def __init__(self):

@@ -48,7 +48,26 @@ MAX_MANIFEST_BYTES = 64 * 2**20
 _REGISTRY = REGISTRY  # the one registry that register_layer fills
 
 class ModelFile(NamedTuple):
-    """What :func:`read` returns: the model and what the writer added to it."""
+    """What :func:`read` returns: the model and what the writer added to it.
+
+    Attributes
+    ----------
+    model : Layer
+    extra_meta : dict
+        The ``extra_meta`` given to :func:`write` (``{}`` for :func:`save`).
+    extra_arrays : dict of str to ndarray
+        The ``extra_arrays`` given to :func:`write`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minidl.layers import Dense
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write(Dense(2, 2), os.path.join(tmp, "m.npz"), extra_meta={"note": "hi"})
+    ...     file = read(os.path.join(tmp, "m.npz"))
+    >>> file.model, file.extra_meta, file.extra_arrays
+    (Dense(in_features=2, out_features=2), {'note': 'hi'}, {})
+    """
 
     model: Layer
     extra_meta: dict
@@ -67,6 +86,21 @@ def write(model: Layer, path, extra_meta=None, extra_arrays=None) -> None:
         JSON-serialisable (numpy scalars allowed); returned by :func:`read`.
     extra_arrays : dict of str -> numeric ndarray, optional
         Keys of letters, digits and ``_.:-``; returned by :func:`read`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a Layer, metadata that is not JSON, a bad extra key or a non-numeric array,
+        an unregistered layer class.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minidl.layers import Dense
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write(Dense(2, 2), os.path.join(tmp, "m.npz"), extra_arrays={"mean": np.zeros(2)})
+    ...     read(os.path.join(tmp, "m.npz")).extra_arrays
+    {'mean': array([0., 0.])}
     """
     if not isinstance(model, Layer):
         raise TypeError(f"minidl.save: model must be a minidl Layer. Received: {type(model).__name__}")
@@ -111,6 +145,25 @@ def save(model: Layer, path) -> None:
     previous file intact; ``path`` is used exactly as given (no suffix added).
     Saving an unregistered layer class (or Graph/Sequential subclass) raises
     ValueError before anything is written.
+
+    Parameters
+    ----------
+    model : Layer
+        Any built-in or registered layer, Sequential or Graph.
+    path : str or os.PathLike
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minidl import Sequential
+    >>> from minidl.layers import Dense, ReLU
+    >>> model = Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 2, rng=0))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(model, os.path.join(tmp, "model.npz"))
+    ...     again = load(os.path.join(tmp, "model.npz"))
+    >>> x = np.ones((3, 4), np.float32)
+    >>> np.array_equal(again(x), model(x))
+    True
     """
     write(model, path)
 
@@ -215,6 +268,28 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
     """Read a file written by :func:`write` or :func:`save`: the model, extra metadata and arrays.
 
     Parameters and errors as :func:`load`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    custom_layers : dict, optional
+        As for :func:`load`.
+    max_bytes : int or None, default ``MAX_LOAD_BYTES``
+        As for :func:`load`.
+
+    Returns
+    -------
+    ModelFile
+        ``(model, extra_meta, extra_arrays)``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minidl.layers import Dense
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(Dense(2, 2), os.path.join(tmp, "m.npz"))
+    ...     read(os.path.join(tmp, "m.npz")).extra_meta
+    {}
     """
     path = os.fspath(path)
     registry = _check_registry(custom_layers)
@@ -269,5 +344,20 @@ def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
         When the file is truncated, corrupt, not a minidl model, of an unknown
         format version, larger than ``max_bytes``, or its weights do not match
         its architecture; the message names the path and the cause.
+
+    Returns
+    -------
+    Layer
+        The model, in training mode, with the saved weights and buffers (tied
+        parameters tied again).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from minidl.layers import Conv2D
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     Conv2D(1, 4, 3, padding="same").save(os.path.join(tmp, "conv.npz"))
+    ...     load(os.path.join(tmp, "conv.npz"))
+    Conv2D(1, 4, kernel_size=(3, 3), padding='same')
     """
     return read(path, custom_layers, max_bytes=max_bytes).model

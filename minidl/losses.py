@@ -22,11 +22,56 @@ class Loss(Layer):
     A loss with a ``reduction`` attribute is trained by the Trainer only with
     ``'mean'`` or ``'sum'`` (a scalar loss); ``'none'`` gives one loss per
     sample, for your own training loop.
+
+    Shape
+    -----
+    - ``forward(outputs, targets)``: the model's output, e.g. (N, K) logits, and
+      targets of the subclass's shape (labels (N,), or the outputs' shape)
+    - Returns a float (an (N,) array, or the outputs' shape, for ``reduction='none'``)
+    - ``backward()``: dL/doutputs, the outputs' shape and dtype
+
+    Examples
+    --------
+    >>> class L1(Loss):
+    ...     def forward(self, outputs, targets):
+    ...         self.save_for_backward(outputs - targets)
+    ...         return float(np.abs(outputs - targets).mean())
+    ...     def backward(self, grad_output=1.0):
+    ...         (diff,) = self.saved_values
+    ...         return grad_output * np.sign(diff) / diff.size
+    >>> loss = L1()
+    >>> loss(np.array([1.0, -1.0]), np.zeros(2))
+    1.0
+    >>> loss.backward()
+    array([ 0.5, -0.5])
     """
 
     reduction = "mean"
 
     def forward(self, outputs, targets):  # pragma: no cover - abstract
+        """The loss of ``outputs`` against ``targets``; keeps what :meth:`backward` needs.
+
+        Parameters
+        ----------
+        outputs : ndarray
+            The model's output (logits for :class:`SoftmaxCrossEntropy`).
+        targets : ndarray
+            Labels or target values, as the subclass documents.
+
+        Returns
+        -------
+        float
+            The reduced loss (an ndarray for ``reduction='none'``).
+
+        Shape
+        -----
+        As the subclass documents (:class:`SoftmaxCrossEntropy`: (N, K) and (N,)).
+
+        Examples
+        --------
+        >>> MSE().forward(np.array([3.0]), np.array([1.0]))
+        4.0
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement forward(outputs, targets)")
 
     def _upstream(self, grad_output, shape, dtype):
@@ -98,6 +143,14 @@ class SoftmaxCrossEntropy(Loss):
     ``1/N`` in minidl. With 'none', ``backward(g)`` takes the (N,) upstream gradient.
     The arguments after ``weight`` are keyword-only (torch's positional order differs).
 
+    Shape
+    -----
+    - ``logits``: (N, K), floating
+    - ``targets``: (N,) integer labels in ``[0, K)`` (or ``ignore_index``), or (N, K)
+      class probabilities
+    - Output: a float; (N,) for ``reduction='none'``
+    - ``backward()``: (N, K), the logits' dtype
+
     Examples
     --------
     >>> loss = SoftmaxCrossEntropy()
@@ -142,6 +195,18 @@ class SoftmaxCrossEntropy(Loss):
         Returns
         -------
         ndarray, shape (N, K), the logits' dtype
+
+        Shape
+        -----
+        ``grad_output``: a scalar, or (N,) for 'none'; the result: the logits' (N, K).
+
+        Examples
+        --------
+        >>> loss = SoftmaxCrossEntropy()
+        >>> _ = loss(np.zeros((2, 2)), np.array([0, 1]))
+        >>> loss.backward()
+        array([[-0.25,  0.25],
+               [ 0.25, -0.25]])
         """
         logits, targets, kw = self.saved_values
         g = self._upstream(grad_output, logits.shape[:1], logits.dtype)
@@ -209,8 +274,30 @@ class MSE(Loss):
         return mse_loss(outputs, targets, self.reduction, check_args=False)
 
     def backward(self, grad_output=1.0):
-        """dL/doutputs of the last :meth:`forward` (``grad_output`` as in
-        :meth:`SoftmaxCrossEntropy.backward`; for 'none' an array of the outputs' shape)."""
+        """dL/doutputs of the last :meth:`forward`, scaled by ``grad_output``.
+
+        Parameters
+        ----------
+        grad_output : real scalar, default 1.0; an ndarray for ``reduction='none'``
+            The upstream gradient of the loss, as in :meth:`SoftmaxCrossEntropy.backward`
+            (for 'none', of the outputs' shape).
+
+        Returns
+        -------
+        ndarray
+            dL/doutputs, the outputs' shape and dtype.
+
+        Shape
+        -----
+        The outputs' shape (``grad_output`` too, with 'none').
+
+        Examples
+        --------
+        >>> loss = MSE()
+        >>> _ = loss(np.array([1.0, 3.0]), np.zeros(2))
+        >>> loss.backward(2.0)
+        array([2., 6.])
+        """
         outputs, targets = self.saved_values
         g = self._upstream(grad_output, outputs.shape, outputs.dtype)
         return mse_loss_backward(outputs, targets, self.reduction, grad_output=g, check_args=False)

@@ -18,6 +18,17 @@ def reference_cnn(rng=None, dtype=np.float32) -> Sequential:
     Flatten, Dense 128->10. Parameter names match ``torch.nn.Sequential`` of the
     same layers (``"0.weight"``, ``"3.weight"``, ``"7.weight"``).
 
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator or None
+        Source of every layer's initialisation (in layer order).
+    dtype : floating dtype, default float32
+
+    Returns
+    -------
+    Sequential
+        Input (N, 1, 8, 8), output (N, 10) logits.
+
     Examples
     --------
     >>> reference_cnn(np.random.default_rng(0)).num_parameters()
@@ -43,6 +54,17 @@ def mnist_cnn(rng=None, dtype=np.float32) -> Sequential:
     Flatten, Dense 3136->128, ReLU, Dense 128->10 -- the MNIST-shaped CNN of
     ``benchmarks/run.py``.
 
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator or None
+        Source of every layer's initialisation (in layer order).
+    dtype : floating dtype, default float32
+
+    Returns
+    -------
+    Sequential
+        Input (N, 1, 28, 28), output (N, 10) logits.
+
     Examples
     --------
     >>> mnist_cnn(0).num_parameters()
@@ -61,6 +83,27 @@ def residual_cnn(rng=None, channels=16, dtype=np.float32) -> Graph:
     """A small residual network for digits, built with :class:`~minidl.Graph`.
 
     stem conv -> ReLU -> [conv -> ReLU -> conv] + skip -> ReLU -> pool -> Dense.
+
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator or None
+        Source of every layer's initialisation.
+    channels : int, default 16
+        Width of every convolution.
+    dtype : floating dtype, default float32
+
+    Returns
+    -------
+    Graph
+        Input (N, 1, 8, 8), output (N, 10) logits.
+
+    Examples
+    --------
+    >>> model = residual_cnn(0, channels=4)
+    >>> model(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+    >>> model.nodes["skip"][1]  # the Add node's inputs: the fan-out of stem_relu
+    ('stem_relu', 'conv2')
     """
     rng = as_generator(rng, "residual_cnn")
     g = Graph()
@@ -84,6 +127,21 @@ def digits_best(rng=None, dtype=np.float32, width=32, dropout=0.3) -> Sequential
     BatchNorm, ReLU] x 2, MaxPool 2 (-> 2x2), Flatten, Dropout, Dense 8w -> 10;
     ``w = width``. Trained with :func:`digits_best_recipe` (``minidl train
     --model best``).
+
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator or None
+        Source of every layer's initialisation (in layer order).
+    dtype : floating dtype, default float32
+    width : int, default 32
+        Channels of the first block (the second has twice as many).
+    dropout : float, default 0.3
+        Dropout probability before the classifier.
+
+    Returns
+    -------
+    Sequential
+        Input (N, 1, 8, 8), output (N, 10) logits.
 
     Examples
     --------
@@ -113,6 +171,20 @@ def digits_best_recipe(model, epochs=30, lr=0.05, momentum=0.9, weight_decay=2e-
     affine parameters, the 1-D parameters, get none), cross-entropy with label
     smoothing, a cosine learning-rate schedule over ``epochs`` and random
     shifts and rotations of every training batch.
+
+    Parameters
+    ----------
+    model : Layer
+        The model to train (its parameters go to the optimizer).
+    epochs : int, default 30
+        The cosine schedule's length.
+    lr, momentum, weight_decay : float
+        SGD's (Nesterov).
+    label_smoothing : float, default 0.2
+    max_shift : int, default 1
+        :class:`~minidl.transforms.RandomShift`'s, in pixels.
+    degrees : float, default 10.0
+        :class:`~minidl.transforms.RandomRotation`'s.
 
     Returns
     -------

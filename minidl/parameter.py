@@ -22,6 +22,11 @@ def deferred_init():
     :func:`minidl.load` does after checking the file against those shapes).
     Like PyTorch's ``torch.device("meta")``.
 
+    Yields
+    ------
+    None
+        Only a context: the layers built inside are deferred.
+
     Examples
     --------
     >>> from minidl import layers
@@ -49,12 +54,31 @@ def placeholder(shape, dtype) -> np.ndarray:
 
 
 def is_deferred(p: "Parameter") -> bool:
-    """True when ``p`` still holds a :func:`deferred_init` placeholder."""
+    """True when ``p`` still holds a :func:`deferred_init` placeholder.
+
+    Parameters
+    ----------
+    p : Parameter
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_deferred(Parameter(np.zeros(3)))
+    False
+    """
     return p.grad is None and not p.data.flags.writeable and all(s == 0 for s in p.data.strides)
 
 
 class Parameter:
     """A trainable array and its gradient, like :class:`torch.nn.Parameter`.
+
+    Parameters
+    ----------
+    data : ndarray of a floating dtype
+        Kept, not copied (a TypeError for anything else).
 
     Attributes
     ----------
@@ -85,18 +109,29 @@ class Parameter:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of ``data``."""
         return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of ``data``."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of elements of ``data``."""
         return self.data.size
 
     def zero_grad(self) -> None:
-        """Reset the gradient to zeros (keeping its array, shape and dtype)."""
+        """Reset the gradient to zeros (keeping its array, shape and dtype).
+
+        Examples
+        --------
+        >>> p = Parameter(np.ones(3))
+        >>> p.grad += 2.0
+        >>> p.zero_grad(); p.grad
+        array([0., 0., 0.])
+        """
         if self.grad is None or self.grad.shape != self.data.shape or self.grad.dtype != self.data.dtype:
             self.grad = np.zeros_like(self.data)
         else:

@@ -25,6 +25,10 @@ def tie_free(shape, rng) -> np.ndarray:
     shape : tuple of int
     rng : np.random.Generator
 
+    Returns
+    -------
+    ndarray of float64, shape ``shape``
+
     Examples
     --------
     >>> x = tie_free((2, 3, 4, 4), np.random.default_rng(0))
@@ -41,6 +45,29 @@ def tie_free(shape, rng) -> np.ndarray:
 
 def assert_gradients(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> GradcheckReport:
     """Run :func:`minidl.gradcheck` and raise ``AssertionError`` with its table on failure.
+
+    Parameters
+    ----------
+    layer : Layer
+    *inputs
+        Passed to ``forward``, as for :func:`minidl.gradcheck`.
+    eps, rtol, atol : float
+        As for :func:`minidl.gradcheck`.
+    seed : int, default 0
+
+    Returns
+    -------
+    GradcheckReport
+        The passing report.
+
+    Raises
+    ------
+    AssertionError
+        Any tensor fails; the message is the report's table.
+
+    Shape
+    -----
+    ``inputs``: whatever ``layer.forward`` takes.
 
     Examples
     --------

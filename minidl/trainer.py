@@ -306,6 +306,30 @@ class Trainer:
             On a nan/inf loss or update (the weights are those before the batch).
             Any exception raised during training carries ``exc.history``, the
             History of the completed epochs (also in ``trainer.history``).
+
+        Returns
+        -------
+        History
+            ``trainer.history``: one value per epoch for ``loss``, each metric, and
+            ``val_loss`` / ``val_<metric>`` with ``validation_data``.
+
+        Shape
+        -----
+        - ``X``: (N, ...) as the model takes it (e.g. (N, 1, 28, 28)), the model's dtype
+        - ``y``: (N,) integer labels, or (N, ...) targets as the loss takes them
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+        >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+        ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+        >>> X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        >>> y = np.arange(30) % 3
+        >>> history = trainer.fit(X, y, epochs=3, batch_size=10, seed=0, progress=False,
+        ...                       validation_data=(X[:10], y[:10]))
+        >>> sorted(history.history), history.epoch
+        (['accuracy', 'loss', 'val_accuracy', 'val_loss'], [0, 1, 2])
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
                                        callbacks, progress, clip_grad_norm, initial_epoch, transform)
@@ -329,7 +353,38 @@ class Trainer:
 
     @_limited_blas
     def evaluate(self, X, y, batch_size=256) -> dict:
-        """Loss and metrics over ``(X, y)``, each batch weighted by its size."""
+        """Loss and metrics over ``(X, y)``, each batch weighted by its size.
+
+        Runs in eval mode (no backward caches, Dropout off, BatchNorm's running
+        statistics), then restores the model's mode.
+
+        Parameters
+        ----------
+        X, y : ndarray
+            Inputs and targets, as for :meth:`fit`.
+        batch_size : int >= 1, default 256
+            Only memory depends on it.
+
+        Returns
+        -------
+        dict of str to float
+            ``loss`` (a mean per sample) and each metric.
+
+        Shape
+        -----
+        As for :meth:`fit`: ``X`` (N, ...), ``y`` (N,) or the loss's targets.
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+        >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+        ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+        >>> X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        >>> y = np.arange(30) % 3
+        >>> sorted(trainer.evaluate(X, y))
+        ['accuracy', 'loss']
+        """
         check_xy(X, y, "evaluate")
         was_training = self.model.training
         self.model.eval()
@@ -347,7 +402,38 @@ class Trainer:
 
     @_limited_blas
     def predict(self, X, batch_size=256) -> np.ndarray:
-        """The model's outputs (logits for a classifier), computed in batches."""
+        """The model's outputs (logits for a classifier), computed in batches.
+
+        Runs in eval mode, then restores the model's mode.
+
+        Parameters
+        ----------
+        X : ndarray
+            Inputs, as for :meth:`fit`.
+        batch_size : int >= 1, default 256
+
+        Returns
+        -------
+        ndarray
+            The outputs, concatenated over the batches.
+
+        Shape
+        -----
+        - ``X``: (N, ...) as the model takes it
+        - Output: (N, ...) as the model returns it, e.g. (N, K) logits
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+        >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+        ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+        >>> X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        >>> y = np.arange(30) % 3
+        >>> logits = trainer.predict(X)
+        >>> logits.shape, logits.argmax(axis=1).shape
+        ((30, 3), (30,))
+        """
         check_xy(X, None, "predict", need_y=False)
         was_training = self.model.training
         self.model.eval()
@@ -379,6 +465,27 @@ class Trainer:
         ``fit`` ends, so a checkpoint written after that ``fit`` holds the best
         epoch's weights with the last epoch's optimizer state; to resume such a
         run bit for bit, save from a callback during training instead.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (an ``.npz`` archive; the format: :mod:`minidl.checkpoint`).
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+        >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+        ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+        >>> X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        >>> y = np.arange(30) % 3
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = trainer.fit(X, y, epochs=1, seed=0, progress=False)
+        ...     trainer.save_checkpoint(os.path.join(tmp, "run.npz"))
+        ...     trainer.load_checkpoint(os.path.join(tmp, "run.npz"))
+        >>> trainer.epochs_done
+        1
         """
         if self._epoch_logs is not None:  # called from on_epoch_end: what earlier callbacks logged
             self.history._update_last(self._epoch_logs)
@@ -392,6 +499,36 @@ class Trainer:
         optimizer kind); on any mismatch a ValueError is raised and nothing
         changes. The next ``fit(X, y, epochs=E, seed=s)`` continues from the
         stored epoch up to ``E``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save_checkpoint`.
+
+        Raises
+        ------
+        ValueError
+            The file does not match this Trainer's model or optimizer, or is not a
+            checkpoint (nothing is changed).
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> model = mdl.Sequential(mdl.layers.Dense(4, 3, rng=0))
+        >>> trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
+        ...                       mdl.optim.SGD(model.parameters(), lr=0.1))
+        >>> X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+        >>> y = np.arange(30) % 3
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = trainer.fit(X, y, epochs=2, seed=0, progress=False)
+        ...     trainer.save_checkpoint(os.path.join(tmp, "run.npz"))
+        ...     fresh = mdl.Sequential(mdl.layers.Dense(4, 3, rng=1))  # built the same way
+        ...     resumed = mdl.Trainer(fresh, mdl.losses.SoftmaxCrossEntropy(),
+        ...                           mdl.optim.SGD(fresh.parameters(), lr=0.1))
+        ...     resumed.load_checkpoint(os.path.join(tmp, "run.npz"))
+        >>> resumed.epochs_done, len(resumed.history["loss"])
+        (2, 2)
         """
         resumed = _checkpoint.load(path, self.model, self.optimizer)
         history = History()

@@ -30,7 +30,36 @@ STREAM = 0x617567
 
 
 def apply(transform, x, rng):
-    """``transform(x, rng)``, checked: an array of ``x``'s shape and dtype, or TypeError."""
+    """``transform(x, rng)``, checked: an array of ``x``'s shape and dtype, or TypeError.
+
+    What :meth:`minidl.Trainer.fit` calls on every training batch.
+
+    Parameters
+    ----------
+    transform : callable(x, rng) -> ndarray
+    x : ndarray
+        A batch.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray
+        ``transform``'s result.
+
+    Raises
+    ------
+    TypeError
+        The result is not an ndarray of ``x``'s shape and dtype.
+
+    Shape
+    -----
+    ``x`` (N, ...) -> the same shape.
+
+    Examples
+    --------
+    >>> apply(RandomShift(1), np.ones((2, 1, 4, 4)), np.random.default_rng(0)).shape
+    (2, 1, 4, 4)
+    """
     out = transform(x, rng)
     if not isinstance(out, np.ndarray) or out.shape != x.shape or out.dtype != x.dtype:
         got = f"{type(out).__name__} {getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}".strip()
@@ -58,6 +87,10 @@ def shift_images(x, dy, dx):
     -------
     ndarray of ``x``'s shape and dtype: ``out[n, :, i, j] = x[n, :, i - dy[n], j - dx[n]]``
     where that is inside the image, else 0.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, H, W); ``dy`` and ``dx``: (N,).
 
     Examples
     --------
@@ -89,6 +122,10 @@ def rotate_images(x, degrees):
     Returns
     -------
     ndarray of ``x``'s shape and dtype
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, H, W); ``degrees``: (N,).
 
     Notes
     -----
@@ -133,6 +170,15 @@ class RandomShift:
     """Shift each image by a random whole number of pixels in ``[-max_shift, max_shift]``
     along each axis (independently per image), filling with zeros.
 
+    Parameters
+    ----------
+    max_shift : int >= 0
+        The largest shift, in pixels (0: the identity).
+
+    Shape
+    -----
+    Called as ``t(x, rng)``: (N, C, H, W) -> (N, C, H, W), dtype kept.
+
     Examples
     --------
     >>> RandomShift(2)(np.ones((3, 1, 8, 8)), np.random.default_rng(0)).shape
@@ -153,6 +199,15 @@ class RandomShift:
 class RandomRotation:
     """Rotate each image by a random angle, uniform in ``[-degrees, degrees]``
     (see :func:`rotate_images`).
+
+    Parameters
+    ----------
+    degrees : float >= 0
+        The largest angle (0: the identity).
+
+    Shape
+    -----
+    Called as ``t(x, rng)``: (N, C, H, W) -> (N, C, H, W), dtype kept.
 
     Examples
     --------
@@ -175,6 +230,10 @@ class RandomRotation:
 
 class Compose:
     """Apply transforms one after the other, each with the same generator.
+
+    Parameters
+    ----------
+    transforms : iterable of callable(x, rng) -> ndarray
 
     Examples
     --------

@@ -27,6 +27,10 @@ def relu(x):
     -------
     ndarray, same shape and dtype as ``x``
 
+    Shape
+    -----
+    Any shape; the output has ``x``'s.
+
     Examples
     --------
     >>> relu(np.array([-1.0, 0.0, 2.0, np.nan]))
@@ -55,6 +59,10 @@ def relu_backward(grad_output, x):
     Returns
     -------
     ndarray, dL/dx
+
+    Shape
+    -----
+    ``grad_output`` and ``x``: the same shape, any; dL/dx: that shape, ``grad_output``'s dtype.
 
     Notes
     -----
@@ -110,6 +118,31 @@ def _check_grad_pair(grad_output, ref, ref_name, where):
 
 
 def check_negative_slope(negative_slope, where) -> float:
+    """``negative_slope`` as a float, or the TypeError/ValueError that names ``where``.
+
+    Parameters
+    ----------
+    negative_slope : real number
+        Finite (a bool is refused).
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        Not a real number.
+    ValueError
+        Not finite.
+
+    Examples
+    --------
+    >>> check_negative_slope(np.float32(0.5), "LeakyReLU")
+    0.5
+    """
     if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, (bool, np.bool_)):
         raise TypeError(f"{where}: negative_slope must be a real number. Received: negative_slope={negative_slope!r}")
     if not np.isfinite(negative_slope):
@@ -124,10 +157,16 @@ def leaky_relu(x, negative_slope=0.01, *, where="leaky_relu"):
     ----------
     x : ndarray, floating point, any shape (dtype kept)
     negative_slope : float, default 0.01
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
     ndarray, same shape and dtype as ``x``
+
+    Shape
+    -----
+    Any shape; the output has ``x``'s.
 
     Examples
     --------
@@ -144,6 +183,25 @@ def leaky_relu_backward(grad_output, x, negative_slope=0.01, *, where="leaky_rel
 
     At ``x == 0`` (and for NaN ``x``) the slope is ``negative_slope``, PyTorch's rule.
 
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(leaky_relu(x)), of ``x``'s shape and dtype.
+    x : ndarray, floating point
+        The forward input.
+    negative_slope : float, default 0.01
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, same shape and dtype as ``x``.
+
+    Shape
+    -----
+    ``grad_output``, ``x`` and dL/dx: one shape, any.
+
     Examples
     --------
     >>> leaky_relu_backward(np.ones(3), np.array([-2.0, 0.0, 3.0]), 0.1)
@@ -157,6 +215,20 @@ def leaky_relu_backward(grad_output, x, negative_slope=0.01, *, where="leaky_rel
 
 def sigmoid(x, *, where="sigmoid"):
     r"""``1 / (1 + exp(-x))``, without overflow for any ``x``.
+
+    Parameters
+    ----------
+    x : ndarray, floating point
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``x``
+
+    Shape
+    -----
+    Any shape; the output has ``x``'s.
 
     Notes
     -----
@@ -177,6 +249,24 @@ def sigmoid(x, *, where="sigmoid"):
 def sigmoid_backward(grad_output, output, *, where="sigmoid_backward"):
     r"""Gradient of :func:`sigmoid` from its output ``s``: ``grad_output * s * (1 - s)``.
 
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(output), of the output's shape and dtype.
+    output : ndarray, floating point
+        The forward output ``sigmoid(x)`` (the gradient needs only it).
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, same shape and dtype as ``output``.
+
+    Shape
+    -----
+    ``grad_output``, ``output`` and dL/dx: one shape, any.
+
     Examples
     --------
     >>> sigmoid_backward(np.ones(1), sigmoid(np.zeros(1)))
@@ -190,6 +280,20 @@ def sigmoid_backward(grad_output, output, *, where="sigmoid_backward"):
 def tanh(x, *, where="tanh"):
     """``np.tanh(x)``, dtype kept.
 
+    Parameters
+    ----------
+    x : ndarray, floating point
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``x``
+
+    Shape
+    -----
+    Any shape; the output has ``x``'s.
+
     Examples
     --------
     >>> tanh(np.array([0.0]))
@@ -201,6 +305,24 @@ def tanh(x, *, where="tanh"):
 
 def tanh_backward(grad_output, output, *, where="tanh_backward"):
     r"""Gradient of :func:`tanh` from its output ``t``: ``grad_output * (1 - t**2)``.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(output), of the output's shape and dtype.
+    output : ndarray, floating point
+        The forward output ``tanh(x)`` (the gradient needs only it).
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, same shape and dtype as ``output``.
+
+    Shape
+    -----
+    ``grad_output``, ``output`` and dL/dx: one shape, any.
 
     Examples
     --------
@@ -214,6 +336,26 @@ def tanh_backward(grad_output, output, *, where="tanh_backward"):
 
 def softmax_backward(grad_output, output, axis=1, *, where="softmax_backward"):
     r"""Gradient of softmax from its output ``s``: ``s * (g - sum(g * s, axis))``.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(output), of the output's shape and dtype.
+    output : ndarray, floating point
+        The forward output ``softmax(z, axis)``.
+    axis : int, default 1
+        The softmax's axis.
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dz, same shape and dtype as ``output``.
+
+    Shape
+    -----
+    ``grad_output``, ``output`` and dL/dz: one shape, e.g. (N, K) with ``axis=1``.
 
     Notes
     -----

@@ -17,7 +17,29 @@ __all__ = ["avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg
 
 
 def check_avg_padding(padding, where):
-    """``padding`` as a ``(ph, pw)`` pair of ints >= 0 (AvgPool takes symmetric padding, as torch)."""
+    """``padding`` as a ``(ph, pw)`` pair of ints >= 0 (AvgPool takes symmetric padding, as torch).
+
+    Parameters
+    ----------
+    padding : int or (ph, pw)
+        Each >= 0.
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not an int or a pair of ints (a str such as 'same' included), or negative.
+
+    Examples
+    --------
+    >>> check_avg_padding(1, "AvgPool2D")
+    (1, 1)
+    """
     if isinstance(padding, str):
         raise TypeError(f"{where}: padding must be an int or a pair of ints (ph, pw), as in torch.nn.AvgPool2d. "
                         f"Received: padding={padding!r}")
@@ -60,6 +82,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         average what they hold (see Notes).
     count_include_pad : bool
         Whether the zero padding counts in the divisor.
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
@@ -113,11 +137,17 @@ def avg_pool2d_backward(input_size, grad_output, kernel_size, stride=None, paddi
     input_size : tuple (N, C, H, W)
     grad_output : ndarray, shape (N, C, H_out, W_out)
     kernel_size, stride, padding, ceil_mode, count_include_pad : as in the forward call
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
     ndarray, shape ``input_size``, in ``grad_output``'s memory layout (channels-last
     strides for a channels-last gradient).
+
+    Shape
+    -----
+    ``grad_output`` (N, C, H_out, W_out) -> dL/dx (N, C, H, W) = ``input_size``.
 
     Notes
     -----
@@ -155,10 +185,16 @@ def global_avg_pool2d(x, *, where="global_avg_pool2d"):
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W), floating point (dtype kept)
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
     ndarray, shape (N, C, 1, 1)
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, 1, 1).
 
     Notes
     -----
@@ -180,6 +216,22 @@ def global_avg_pool2d(x, *, where="global_avg_pool2d"):
 
 def global_avg_pool2d_backward(input_size, grad_output, *, where="global_avg_pool2d_backward"):
     """Gradient of :func:`global_avg_pool2d`: ``G / (H * W)`` in every position of the plane.
+
+    Parameters
+    ----------
+    input_size : tuple (N, C, H, W)
+        The forward input's shape.
+    grad_output : ndarray, shape (N, C, 1, 1)
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray, shape ``input_size``, ``grad_output``'s dtype
+
+    Shape
+    -----
+    (N, C, 1, 1) -> (N, C, H, W).
 
     Examples
     --------

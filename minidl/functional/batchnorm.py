@@ -197,6 +197,8 @@ def batch_norm_backward(grad_output, input, mean, inv_std, weight=None, training
         depend on the input, which adds two terms to the input gradient).
     input_grad : bool
         False skips ``grad_input`` (returned as None).
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
@@ -204,6 +206,12 @@ def batch_norm_backward(grad_output, input, mean, inv_std, weight=None, training
     grad_weight, grad_bias : ndarray (C,)
         ``sum(dy * x_hat)`` and ``sum(dy)`` per channel (whether or not there is
         a weight: the layer adds them only when it is affine).
+
+    Shape
+    -----
+    - ``grad_output``, ``input`` and ``grad_input``: (N, C, ...) ((N, C) for BatchNorm1D,
+      (N, C, H, W) for BatchNorm2D)
+    - ``mean``, ``inv_std``, ``weight``, ``grad_weight``, ``grad_bias``: (C,)
 
     Notes
     -----

@@ -56,7 +56,25 @@ _POOL = {"executor": None, "workers": 0, "lock": threading.Lock()}
 
 
 def matmul(a, b, out=None):
-    """``np.matmul(a, b, out=out)``: the one place minidl's kernels multiply matrices."""
+    """``np.matmul(a, b, out=out)``: the one place minidl's kernels multiply matrices.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        2-D, or stacks of 2-D matrices (as ``np.matmul`` takes them).
+    out : ndarray, optional
+
+    Returns
+    -------
+    ndarray
+        ``out`` when given.
+
+    Examples
+    --------
+    >>> matmul(np.eye(2), np.arange(4.0).reshape(2, 2))
+    array([[0., 1.],
+           [2., 3.]])
+    """
     return np.matmul(a, b, out=out)
 
 
@@ -68,6 +86,19 @@ def column_sums(a):
     product's blocked accumulation is also the more accurate of the two
     (float32 error against a float64 sum, (50176, 32) uniform values: 0.10
     against 0.20).
+
+    Parameters
+    ----------
+    a : ndarray, 2-D
+
+    Returns
+    -------
+    ndarray, shape (a.shape[1],), ``a``'s dtype
+
+    Examples
+    --------
+    >>> column_sums(np.arange(6.0).reshape(3, 2))
+    array([6., 9.])
     """
     return np.matmul(np.ones(a.shape[0], dtype=a.dtype), a)
 
@@ -79,6 +110,23 @@ def add_row_vector(a, v):
     a short last axis (16 or 32 output channels) costs more than the adds --
     (64, 28, 28, 32) += (32,) 272 -> 185 us. Below 65,536 values the plain add is
     kept: tiling ``v`` costs more than it saves there.
+
+    Parameters
+    ----------
+    a : ndarray, C-contiguous
+        Changed in place; its last axis has ``len(v)`` values.
+    v : ndarray, 1-D, ``a``'s dtype
+
+    Returns
+    -------
+    ndarray
+        ``a`` itself.
+
+    Examples
+    --------
+    >>> a = np.zeros((2, 3)); add_row_vector(a, np.arange(3.0))
+    array([[0., 1., 2.],
+           [0., 1., 2.]])
     """
     n = v.shape[0]
     flat = a.reshape(-1)
@@ -99,6 +147,16 @@ def auto_threads(max_threads=None):
     batches over ``max_threads`` threads (default: the BLAS library's own thread
     count when the block starts, i.e. the cores, or what ``OPENBLAS_NUM_THREADS``
     or an outer :func:`threadpoolctl.threadpool_limits` set); BLAS is restored on exit.
+
+    Parameters
+    ----------
+    max_threads : int, optional
+        How many threads a large batch is computed on (at most :data:`MAX_RUNS` are used).
+
+    Yields
+    ------
+    None
+        Only a context (the Trainer enters it with ``blas_threads="auto"``).
 
     Examples
     --------
@@ -139,8 +197,27 @@ def batch_runs(n: int, flops: float) -> int:
 
     The count depends on the work (and the machine, through :data:`MAX_RUNS`), never
     on the number of threads, so that sums over the runs (a weight gradient) come out
-    the same, bit for bit, whatever the threads: on one machine, a seeded training
-    run gives the same model with ``blas_threads=1`` as with ``"auto"`` on every core.
+    the same, bit for bit, whatever the threads: on one machine, a seeded training run
+    trains the same model whether its runs are computed on one thread (under
+    ``OPENBLAS_NUM_THREADS=1``) or on every core.
+
+    Parameters
+    ----------
+    n : int
+        Samples in the batch.
+    flops : float
+        Its work, in GEMM floating-point operations (``elements * ELEMENT_FLOPS`` for
+        memory-bound passes).
+
+    Returns
+    -------
+    int
+        Runs, from 1 to ``min(n, MAX_RUNS)``.
+
+    Examples
+    --------
+    >>> batch_runs(64, 1e12)  # outside auto_threads
+    1
     """
     if not _STATE["threads"] or _STATE["busy"] or flops < 2 * PARALLEL_MIN_FLOPS:
         return 1
@@ -153,6 +230,22 @@ def map_batch(fn, n: int, flops: float) -> list:
     computed on up to as many threads (each thread takes a contiguous block of runs).
     Results come in batch order, so whatever the caller adds up is added in the same
     order at every call, whatever the number of threads.
+
+    Parameters
+    ----------
+    fn : callable ``fn(n0, n1)``
+        Computes samples ``n0:n1`` (writing into its own block of a shared output, or
+        returning a partial result). It must be safe to run on several threads at once
+        on disjoint runs.
+    n : int
+        Samples in the batch.
+    flops : float
+        The batch's work (see :func:`batch_runs`).
+
+    Returns
+    -------
+    list
+        ``fn``'s results, in batch order.
 
     Examples
     --------

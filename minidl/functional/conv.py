@@ -262,6 +262,33 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     :class:`minidl.layers.Conv2D` calls (passing itself as ``where``, as
     for :func:`conv2d`).
 
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W)
+        The forward input.
+    weight : ndarray, shape (C_out, C_in / groups, kh, kw), ``x``'s dtype
+    grad_output : ndarray, shape (N, C_out, H_out, W_out), ``x``'s dtype
+    stride, padding, dilation, groups, padding_mode : as in :func:`conv2d`
+    bias : bool, default True
+        Compute ``dbias``.
+    input_grad : bool, default True
+        Compute ``dx`` (the first layer of a model needs none).
+    columns : ndarray, optional
+        ``conv2d(..., return_columns=True)``'s second result for this ``x``.
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C_in, H, W), or None
+    dweight : ndarray, shape (C_out, C_in / groups, kh, kw)
+        Summed over the batch.
+    dbias : ndarray, shape (C_out,), or None
+
+    Shape
+    -----
+    As :func:`conv2d_input`, :func:`conv2d_weight` and :func:`conv2d_bias`.
+
     Examples
     --------
     >>> x = np.ones((2, 1, 4, 4)); w = np.ones((1, 1, 3, 3)); g = np.ones((2, 1, 2, 2))
@@ -326,6 +353,11 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     -------
     ndarray, shape ``input_size``
 
+    Shape
+    -----
+    ``grad_output`` (N, C_out, H_out, W_out) and ``weight`` (C_out, C_in / groups, kh, kw)
+    -> (N, C_in, H, W) = ``input_size``.
+
     Notes
     -----
     .. math:: \frac{\partial L}{\partial X_{pad}}[n, c, u, v] = \sum_{o, i, j, p, q}
@@ -374,6 +406,11 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1, 
     -------
     ndarray, shape ``weight_size``; summed (not averaged) over the batch.
 
+    Shape
+    -----
+    ``x`` (N, C_in, H, W) and ``grad_output`` (N, C_out, H_out, W_out)
+    -> (C_out, C_in / groups, kh, kw) = ``weight_size``.
+
     Notes
     -----
     .. math:: \frac{\partial L}{\partial W}[o, c, p, q] = \sum_{n, i, j}
@@ -401,6 +438,18 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1, 
 
 def conv2d_bias(grad_output):
     r"""Gradient of :func:`conv2d` with respect to its bias: ``sum_{n,i,j} G[n, o, i, j]``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C_out, H_out, W_out)
+
+    Returns
+    -------
+    ndarray, shape (C_out,), ``grad_output``'s dtype
+
+    Shape
+    -----
+    (N, C_out, H_out, W_out) -> (C_out,).
 
     Examples
     --------

@@ -31,6 +31,38 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
     the zero-padded input; the caller crops (or folds) the padding.
     Returns ``(dx_nhwc, cropped)``.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (N * H_out * W_out, O)
+        The upstream gradient, channels last, one row per output pixel.
+    weight : ndarray, shape (O, C / groups, kh, kw)
+    input_size : tuple (N, C, H, W)
+    geo : Geometry
+        From :func:`minidl.functional.geometry.geometry` for the forward call.
+    groups : int
+    cap : int
+        The column budget in bytes (``MAX_COLUMN_BYTES``).
+    min_ratio : int
+        ``FULL_CORRELATION_MIN_RATIO``: from ``O >= min_ratio * C`` on, col2im.
+
+    Returns
+    -------
+    dx_nhwc : ndarray
+        (N, H, W, C) when ``cropped``, else (N, H + pt + pb, W + pl + pr, C).
+    cropped : bool
+        Whether the padding is already cropped.
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> from minidl.functional.conv import MAX_COLUMN_BYTES, conv2d_input, conv2d_weight
+    >>> geo = geometry((5, 5), (3, 3), 1, 1, 1, "example")  # 3x3 kernel, stride 1, padding 1
+    >>> g, w, x = np.ones((2, 4, 5, 5)), np.ones((4, 3, 3, 3)), np.ones((2, 3, 5, 5))
+    >>> rows = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, 4)
+    >>> dx, cropped = input_grad(rows, w, (2, 3, 5, 5), geo, 1, MAX_COLUMN_BYTES, 16)
+    >>> dx.shape, cropped, np.allclose(dx.transpose(0, 3, 1, 2), conv2d_input((2, 3, 5, 5), w, g, padding=1))
+    ((2, 5, 5, 3), True, True)
     """
     (pt, pb), (pl, pr) = geo.pads
     o, c_group, kh, kw = weight.shape
@@ -90,7 +122,39 @@ def _full_correlation(rows, weight, input_size, geo, groups, cap):
 
 def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
     """dL/dW, ``weight_size`` (O, C/groups, kh, kw), from the NHWC input (zero padding
-    ``geo.pads``) or from the forward pass's ``columns`` (groups, pixels, K/groups)."""
+    ``geo.pads``) or from the forward pass's ``columns`` (groups, pixels, K/groups).
+
+    Parameters
+    ----------
+    rows : ndarray, shape (N * H_out * W_out, O)
+        The upstream gradient, channels last, one row per output pixel.
+    x_nhwc : ndarray, shape (N, H, W, C)
+        The forward input, channels last (unpadded: ``geo.pads`` is added while unfolding).
+    weight_size : tuple (O, C / groups, kh, kw)
+    geo : Geometry
+        From :func:`minidl.functional.geometry.geometry` for the forward call.
+    groups : int
+    cap : int
+        The column budget in bytes (``MAX_COLUMN_BYTES``).
+    columns : ndarray, optional
+        The forward pass's unfolded input, ``(groups, N * H_out * W_out, K / groups)``.
+
+    Returns
+    -------
+    ndarray, shape ``weight_size``
+        Summed over the batch.
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> from minidl.functional.conv import MAX_COLUMN_BYTES, conv2d_input, conv2d_weight
+    >>> geo = geometry((5, 5), (3, 3), 1, 1, 1, "example")  # 3x3 kernel, stride 1, padding 1
+    >>> g, w, x = np.ones((2, 4, 5, 5)), np.ones((4, 3, 3, 3)), np.ones((2, 3, 5, 5))
+    >>> rows = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, 4)
+    >>> dw = weight_grad(rows, x.transpose(0, 2, 3, 1), (4, 3, 3, 3), geo, 1, MAX_COLUMN_BYTES)
+    >>> dw.shape, np.allclose(dw, conv2d_weight(x, (4, 3, 3, 3), g, padding=1))
+    ((4, 3, 3, 3), True)
+    """
     n = x_nhwc.shape[0]
     o, c_group, kh, kw = weight_size
     ho, wo = geo.out

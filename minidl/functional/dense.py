@@ -15,6 +15,16 @@ __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
 def linear(x, weight, bias=None):
     r"""``x @ weight.T + bias``.
 
+    Parameters
+    ----------
+    x : ndarray, shape (N, in_features)
+    weight : ndarray, shape (out_features, in_features), ``x``'s dtype
+    bias : ndarray, shape (out_features,), optional
+
+    Returns
+    -------
+    ndarray, shape (N, out_features)
+
     Shape
     -----
     x: (N, in_features); weight: (out_features, in_features); bias: (out_features,);
@@ -46,7 +56,26 @@ def linear(x, weight, bias=None):
 
 
 def linear_input(grad_output, weight):
-    r"""dL/dx = ``grad_output @ weight``, shape (N, in_features)."""
+    r"""dL/dx = ``grad_output @ weight``, shape (N, in_features).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, out_features)
+    weight : ndarray, shape (out_features, in_features)
+
+    Returns
+    -------
+    ndarray, shape (N, in_features)
+
+    Shape
+    -----
+    (N, out_features) and (out_features, in_features) -> (N, in_features).
+
+    Examples
+    --------
+    >>> linear_input(np.ones((2, 4)), np.ones((4, 3))).shape
+    (2, 3)
+    """
     check_array(grad_output, "grad_output", "linear_input")
     check_array(weight, "weight", "linear_input")
     if grad_output.ndim != 2 or weight.ndim != 2:
@@ -58,7 +87,28 @@ def linear_input(grad_output, weight):
 
 
 def linear_weight(x, grad_output):
-    r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch."""
+    r"""dL/dW = ``grad_output.T @ x``, shape (out_features, in_features), summed over the batch.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in_features)
+        The forward input.
+    grad_output : ndarray, shape (N, out_features)
+
+    Returns
+    -------
+    ndarray, shape (out_features, in_features)
+
+    Shape
+    -----
+    (N, in_features) and (N, out_features) -> (out_features, in_features).
+
+    Examples
+    --------
+    >>> linear_weight(np.ones((5, 3)), np.ones((5, 2)))
+    array([[5., 5., 5.],
+           [5., 5., 5.]])
+    """
     check_array(x, "x", "linear_weight")
     check_array(grad_output, "grad_output", "linear_weight")
     if grad_output.ndim != 2 or x.ndim != 2:
@@ -71,7 +121,25 @@ def linear_weight(x, grad_output):
 
 
 def linear_bias(grad_output):
-    r"""dL/db = ``grad_output.sum(0)``, shape (out_features,)."""
+    r"""dL/db = ``grad_output.sum(0)``, shape (out_features,).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, out_features)
+
+    Returns
+    -------
+    ndarray, shape (out_features,)
+
+    Shape
+    -----
+    (N, out_features) -> (out_features,).
+
+    Examples
+    --------
+    >>> linear_bias(np.ones((4, 2)))
+    array([4., 4.])
+    """
     check_array(grad_output, "grad_output", "linear_bias")
     return blas.column_sums(grad_output)
 
@@ -81,6 +149,27 @@ def flatten(x, start_dim=1):
 
     The merged size is computed, not inferred (``-1``), so an empty batch
     ``(0, C, H, W)`` flattens to ``(0, C * H * W)`` as in PyTorch.
+
+    Parameters
+    ----------
+    x : ndarray
+    start_dim : int, default 1
+
+    Returns
+    -------
+    ndarray
+        A view of ``x`` when its layout allows (``np.reshape``'s rule).
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C * H * W) with ``start_dim=1``; generally the axes from ``start_dim`` on merged.
+
+    Examples
+    --------
+    >>> flatten(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    >>> flatten(np.zeros((0, 3, 4, 4))).shape
+    (0, 48)
     """
     check_array(x, "x", "flatten")
     return x.reshape(x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),))

@@ -12,7 +12,23 @@ __all__ = ["dropout", "dropout_backward", "check_dropout_p"]
 
 
 def check_dropout_p(p, where) -> float:
-    """``p`` as a float in [0, 1] (TypeError for a non-number or a bool, ValueError outside)."""
+    """``p`` as a float in [0, 1] (TypeError for a non-number or a bool, ValueError outside).
+
+    Parameters
+    ----------
+    p : real number
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> check_dropout_p(0.5, "Dropout")
+    0.5
+    """
     if not isinstance(p, numbers.Real) or isinstance(p, (bool, np.bool_)):
         raise TypeError(f"{where}: p must be a real number in [0, 1]. Received: p={p!r}")
     if not 0 <= p <= 1:  # nan fails too
@@ -75,6 +91,25 @@ def dropout_backward(grad_output, mask, p, *, where="dropout_backward"):
     r"""The gradient of :func:`dropout` for the same mask: ``grad_output * mask / (1 - p)``.
 
     Parameters and shapes as :func:`dropout` (``grad_output`` in the place of the input).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(output).
+    mask : ndarray of bool
+        The forward pass's keep-mask (broadcasts against ``grad_output``).
+    p : float in [0, 1]
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, ``grad_output``'s shape and dtype.
+
+    Shape
+    -----
+    ``grad_output``: any; ``mask``: the same or broadcastable ((N, C, 1, 1) for Dropout2D).
 
     Examples
     --------

@@ -27,7 +27,23 @@ def _erf(x):
 
 
 def check_approximate(approximate, where) -> str:
-    """``approximate`` as ``'none'`` or ``'tanh'``, or ValueError."""
+    """``approximate`` as ``'none'`` or ``'tanh'``, or ValueError.
+
+    Parameters
+    ----------
+    approximate : str
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> check_approximate("tanh", "GELU")
+    'tanh'
+    """
     if approximate not in ("none", "tanh"):
         raise ValueError(
             f"{where}: approximate must be 'none' (the exact erf form) or 'tanh', as in torch.nn.GELU. "
@@ -47,10 +63,16 @@ def gelu(x, approximate="none", *, where="gelu"):
     ----------
     x : ndarray, floating point, any shape (dtype kept)
     approximate : {'none', 'tanh'}
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
     ndarray, same shape and dtype as ``x``
+
+    Shape
+    -----
+    Any shape; the output has ``x``'s.
 
     Notes
     -----
@@ -74,6 +96,25 @@ def gelu(x, approximate="none", *, where="gelu"):
 
 def gelu_backward(grad_output, x, approximate="none", *, where="gelu_backward"):
     r"""Gradient of :func:`gelu` with respect to ``x``.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(gelu(x)), of ``x``'s shape and dtype.
+    x : ndarray, floating point
+        The forward input.
+    approximate : {'none', 'tanh'}, default 'none'
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, ``x``'s shape and dtype.
+
+    Shape
+    -----
+    ``grad_output``, ``x`` and dL/dx: one shape, any.
 
     Notes
     -----

@@ -35,6 +35,18 @@ def resolve_padding(padding, input_hw, kernel_size, stride=1, dilation=1, where=
         extra row/column goes to the bottom/right. For stride 1 this is
         PyTorch's ``padding='same'``.
     input_hw, kernel_size, stride, dilation : int or pair of ints
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ((int, int), (int, int))
+        ``((top, bottom), (left, right))``.
+
+    Shape
+    -----
+    With the result, the output is (H_out, W_out) of :func:`conv2d_output_size`;
+    ``'same'`` gives ``ceil(H / stride)``.
 
     Examples
     --------
@@ -78,6 +90,24 @@ def conv2d_output_size(input_hw, kernel_size, stride=1, padding=0, dilation=1, w
 
     Raises ``ValueError`` when the dilated kernel is larger than the padded input.
 
+    Parameters
+    ----------
+    input_hw : (int, int)
+        (H, W).
+    kernel_size, stride, dilation : int or pair of ints
+    padding : as in :func:`resolve_padding`
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    (int, int)
+        (H_out, W_out).
+
+    Shape
+    -----
+    ``H_out = floor((H + pt + pb - dilation * (kh - 1) - 1) / stride) + 1``, likewise ``W_out``.
+
     Examples
     --------
     >>> conv2d_output_size((8, 8), 3, stride=2)
@@ -92,6 +122,17 @@ class Geometry(NamedTuple):
     ``pads`` is explicit ``((top, bottom), (left, right))``; ``out`` is
     ``(H_out, W_out)``. A stride with a single output position and a dilation
     of a one-tap kernel are normalised to 1.
+
+    Attributes
+    ----------
+    kernel, stride, dilation : (int, int)
+    pads : ((int, int), (int, int))
+    out : (int, int)
+
+    Examples
+    --------
+    >>> geometry((8, 8), 3, 2, "same", 1, "example")
+    Geometry(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((0, 1), (0, 1)), out=(4, 4))
     """
 
     kernel: tuple[int, int]
@@ -106,6 +147,23 @@ def geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometr
 
     Only exact ``int``/``str`` (and tuples of them) are cached: ``1 == 1.0 == True``
     hash alike, and a cached ``1`` must not let ``1.0`` or ``True`` through.
+
+    Parameters
+    ----------
+    input_hw : (int, int)
+    kernel_size, stride, dilation : int or pair of ints
+    padding : as in :func:`resolve_padding`
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    Geometry
+
+    Examples
+    --------
+    >>> geometry((28, 28), 5, 1, "same", 1, "Conv2D").out
+    (28, 28)
     """
     args = (kernel_size, stride, padding, dilation)
     cacheable = _plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
@@ -168,7 +226,23 @@ def _compute_geometry(input_hw, kernel_size, stride, padding, dilation, where) -
 def check_padding_arg(padding, where):
     """Validate a layer's ``padding`` argument at construction and return it
     normalised (a lower-case string, an int, or a tuple); ``'same'`` is
-    resolved per input size in forward by :func:`resolve_padding`."""
+    resolved per input size in forward by :func:`resolve_padding`.
+
+    Parameters
+    ----------
+    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    str, int or tuple
+
+    Examples
+    --------
+    >>> check_padding_arg("SAME", "Conv2D"), check_padding_arg([1, 2], "Conv2D")
+    ('same', (1, 2))
+    """
     if isinstance(padding, str):
         if padding.lower() not in ("same", "valid"):
             raise ValueError(
@@ -183,7 +257,23 @@ def check_padding_arg(padding, where):
 
 
 def check_groups(groups, where) -> int:
-    """``groups`` as an int >= 1 (bools and floats refused)."""
+    """``groups`` as an int >= 1 (bools and floats refused).
+
+    Parameters
+    ----------
+    groups : int
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> check_groups(2, "Conv2D")
+    2
+    """
     if type(groups) is int and groups >= 1:  # the usual case, on every call
         return groups
     return positive_int(groups, "groups", where)
@@ -192,7 +282,29 @@ def check_groups(groups, where) -> int:
 def check_conv_args(x_shape, w_shape, where, groups=1):
     """Raise ValueError unless ``w_shape`` is (out, in / groups, kh, kw) for the
     channels ``in`` of ``x_shape``, ``out`` divisible by ``groups``, and no
-    channel count is zero."""
+    channel count is zero.
+
+    Parameters
+    ----------
+    x_shape : tuple (N, C_in, H, W)
+    w_shape : tuple (C_out, C_in / groups, kh, kw)
+    where : str
+        The caller, named in error messages.
+    groups : int, default 1
+
+    Raises
+    ------
+    ValueError
+        A mismatch; the message gives both shapes.
+
+    Examples
+    --------
+    >>> check_conv_args((2, 4, 8, 8), (6, 2, 3, 3), "Conv2D", groups=2)
+    >>> check_conv_args((2, 4, 8, 8), (6, 3, 3, 3), "Conv2D")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Conv2D: expected input with 3 channels, got 4 channels in input of shape (2, 4, 8, 8) ...
+    """
     if len(w_shape) != 4:
         raise ValueError(
             f"{where}: expected weight with 4 dimensions (out_channels, in_channels / groups, kh, "

@@ -47,6 +47,10 @@ def log_softmax(x, axis=-1):
     -------
     ndarray, same shape as ``x``
 
+    Shape
+    -----
+    Any; the result has ``x``'s shape.
+
     Notes
     -----
     A ``-inf`` entry gives ``-inf`` (probability 0) and leaves the others exact;
@@ -70,6 +74,20 @@ def log_softmax(x, axis=-1):
 def softmax(x, axis=-1):
     """``exp(log_softmax(x))``; rows sum to 1, a ``-inf`` entry gives exactly 0.
 
+    Parameters
+    ----------
+    x : ndarray
+        Float (dtype kept) or integer (computed in float64).
+    axis : int, default -1
+
+    Returns
+    -------
+    ndarray, same shape as ``x``
+
+    Shape
+    -----
+    Any; the result has ``x``'s shape.
+
     Examples
     --------
     >>> softmax(np.array([[0.0, -np.inf, 0.0]]))
@@ -87,7 +105,23 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_label_smoothing(label_smoothing, where: str) -> float:
-    """Return ``label_smoothing`` as a float in [0, 1], or raise ValueError (bools refused)."""
+    """Return ``label_smoothing`` as a float in [0, 1], or raise ValueError (bools refused).
+
+    Parameters
+    ----------
+    label_smoothing : float
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> check_label_smoothing(0.1, "SoftmaxCrossEntropy")
+    0.1
+    """
     if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
             or not 0.0 <= label_smoothing <= 1.0):
         raise ValueError(
@@ -98,7 +132,23 @@ def check_label_smoothing(label_smoothing, where: str) -> float:
 
 
 def check_reduction(reduction, where: str) -> str:
-    """Return ``reduction`` if it is 'mean', 'sum' or 'none' (PyTorch's names), or raise ValueError."""
+    """Return ``reduction`` if it is 'mean', 'sum' or 'none' (PyTorch's names), or raise ValueError.
+
+    Parameters
+    ----------
+    reduction : str
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> check_reduction("sum", "MSE")
+    'sum'
+    """
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', as in PyTorch. "
                          f"Received: reduction={reduction!r}")
@@ -106,7 +156,23 @@ def check_reduction(reduction, where: str) -> str:
 
 
 def check_class_weight(weight, where: str):
-    """``weight`` as a 1-D float64 array of finite per-class weights (a copy), or None."""
+    """``weight`` as a 1-D float64 array of finite per-class weights (a copy), or None.
+
+    Parameters
+    ----------
+    weight : array-like (K,) or None
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray (K,) of float64, or None
+
+    Examples
+    --------
+    >>> check_class_weight([1, 2], "SoftmaxCrossEntropy")
+    array([1., 2.])
+    """
     if weight is None:
         return None
     if isinstance(weight, (str, bytes, numbers.Number)):
@@ -142,6 +208,33 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
     :func:`cross_entropy` and :func:`cross_entropy_backward` run it unless told
     ``check_args=False`` by a caller that ran it on the same arguments
     (:class:`~minidl.losses.SoftmaxCrossEntropy` checks in forward only).
+
+    Parameters
+    ----------
+    logits, targets, label_smoothing, weight, ignore_index, reduction
+        As in :func:`cross_entropy`.
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``targets`` as an array (labels (N,) or probabilities (N, K)).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong types or dtypes, shapes that do not match, labels out of range,
+        ``ignore_index`` with probability targets; the message names ``where``.
+
+    Shape
+    -----
+    ``logits`` (N, K); ``targets`` (N,) or (N, K).
+
+    Examples
+    --------
+    >>> check_cross_entropy_args(np.zeros((2, 3)), [0, 2], 0.0)
+    array([0, 2])
     """
     check_array(logits, "logits", where)
     check_ndim(logits, 2, "logits", where, "(N, num_classes)")
@@ -205,6 +298,29 @@ def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"
     Integer labels ``y`` (shape (N,)) give ``T = (1 - eps) * onehot(y) + eps / K``;
     probability targets (float, shape (N, K)) give ``T = (1 - eps) * P + eps / K``,
     PyTorch's ``label_smoothing`` rule in both cases.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (N, K)
+    targets : ndarray
+        Labels (N,) or probabilities (N, K).
+    label_smoothing : float in [0, 1], default 0.0
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+
+    Shape
+    -----
+    ``logits`` (N, K) and ``targets`` (N,) or (N, K) -> (N, K).
+
+    Examples
+    --------
+    >>> smoothed_targets(np.zeros((2, 3)), np.array([0, 2]), 0.3)
+    array([[0.8, 0.1, 0.1],
+           [0.1, 0.1, 0.8]])
     """
     targets = check_cross_entropy_args(logits, targets, label_smoothing, where)
     return _smoothed(targets, logits, label_smoothing)
@@ -246,6 +362,10 @@ def cross_entropy(logits, targets, label_smoothing=0.0, *, weight=None, ignore_i
     Returns
     -------
     float ('mean', 'sum') or ndarray (N,) in the logits' dtype ('none')
+
+    Shape
+    -----
+    ``logits`` (N, K); ``targets`` (N,) or (N, K); the result a float, or (N,) for 'none'.
 
     Notes
     -----
@@ -312,6 +432,11 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None,
     Returns
     -------
     ndarray (N, K), the logits' dtype
+
+    Shape
+    -----
+    ``logits`` (N, K); ``targets`` (N,) or (N, K); ``grad_output`` a scalar or (N,);
+    the result (N, K).
 
     Notes
     -----

@@ -11,7 +11,31 @@ __all__ = ["mse_loss", "mse_loss_backward", "check_mse_args"]
 
 
 def check_mse_args(outputs, targets, reduction="mean", where="mse_loss"):
-    """Validate; return ``targets`` as an array of ``outputs``' dtype (a real array of the same shape)."""
+    """Validate; return ``targets`` as an array of ``outputs``' dtype (a real array of the same shape).
+
+    Parameters
+    ----------
+    outputs : ndarray, floating point
+    targets : ndarray
+        Real, of ``outputs``' shape.
+    reduction : {'mean', 'sum', 'none'}
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``targets`` in ``outputs``' dtype.
+
+    Shape
+    -----
+    ``outputs`` and ``targets``: one shape, any.
+
+    Examples
+    --------
+    >>> check_mse_args(np.zeros(2, np.float32), np.array([1, 2]))
+    array([1., 2.], dtype=float32)
+    """
     check_array(outputs, "outputs", where)
     check_float_dtype(outputs, "outputs", where)
     check_reduction(reduction, where)
@@ -43,6 +67,10 @@ def mse_loss(outputs, targets, reduction="mean", *, check_args=True):
     -------
     float ('mean', 'sum') or ndarray of the outputs' shape and dtype ('none')
 
+    Shape
+    -----
+    ``outputs`` and ``targets``: one shape, any; 'none' returns that shape.
+
     Examples
     --------
     >>> mse_loss(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))
@@ -65,6 +93,22 @@ def mse_loss_backward(outputs, targets, reduction="mean", *, grad_output=None, c
     ``r`` is ``grad_output / numel`` ('mean'), ``grad_output`` ('sum'; a scalar,
     default 1) or the element-wise upstream gradient ('none'; an array of the
     outputs' shape and dtype, required).
+
+    Parameters
+    ----------
+    outputs, targets, reduction, check_args
+        As in :func:`mse_loss`.
+    grad_output : float, or ndarray for ``reduction='none'``
+        The upstream gradient (see above).
+
+    Returns
+    -------
+    ndarray
+        dL/doutputs, the outputs' shape and dtype.
+
+    Shape
+    -----
+    ``outputs``, ``targets`` and the result: one shape (``grad_output`` too for 'none').
 
     Examples
     --------

@@ -31,7 +31,23 @@ _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def check_padding_mode(padding_mode, where) -> str:
-    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise ValueError."""
+    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise ValueError.
+
+    Parameters
+    ----------
+    padding_mode : str
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> check_padding_mode("circular", "Conv2D")
+    'circular'
+    """
     if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise ValueError(
             f"{where}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))} "
@@ -67,7 +83,25 @@ def _source(u: int, a: int, n: int, mode: str) -> int:
 
 
 def pad(x_nhwc: np.ndarray, pads, mode: str) -> np.ndarray:
-    """``x`` (NHWC) padded by ``((top, bottom), (left, right))`` in ``mode`` (not 'zeros')."""
+    """``x`` (NHWC) padded by ``((top, bottom), (left, right))`` in ``mode`` (not 'zeros').
+
+    Parameters
+    ----------
+    x_nhwc : ndarray, shape (N, H, W, C)
+    pads : ((top, bottom), (left, right))
+    mode : {'reflect', 'replicate', 'circular'}
+
+    Returns
+    -------
+    ndarray, shape (N, H + top + bottom, W + left + right, C)
+        A new array.
+
+    Examples
+    --------
+    >>> x = np.arange(3.0).reshape(1, 3, 1, 1)  # NHWC: a column 0, 1, 2
+    >>> pad(x, ((1, 1), (0, 0)), "reflect")[0, :, 0, 0]
+    array([1., 0., 1., 2., 1.])
+    """
     (pt, pb), (pl, pr) = pads
     return np.pad(x_nhwc, ((0, 0), (pt, pb), (pl, pr), (0, 0)), mode=_NUMPY_MODE[mode])
 
@@ -85,7 +119,26 @@ def _fold_axis(g: np.ndarray, axis: int, a: int, b: int, mode: str) -> np.ndarra
 
 
 def pad_adjoint(grad_padded: np.ndarray, pads, mode: str) -> np.ndarray:
-    """The gradient with respect to the unpadded input of :func:`pad` (NHWC in and out)."""
+    """The gradient with respect to the unpadded input of :func:`pad` (NHWC in and out).
+
+    Parameters
+    ----------
+    grad_padded : ndarray, shape (N, H + top + bottom, W + left + right, C)
+        The gradient with respect to :func:`pad`'s result.
+    pads : ((top, bottom), (left, right))
+    mode : {'reflect', 'replicate', 'circular'}
+
+    Returns
+    -------
+    ndarray, shape (N, H, W, C)
+        Each copied border value's gradient folded back onto the element it copies.
+
+    Examples
+    --------
+    >>> g = np.ones((1, 5, 1, 1))  # the reflect padding above copies element 1 twice
+    >>> pad_adjoint(g, ((1, 1), (0, 0)), "reflect")[0, :, 0, 0]
+    array([1., 3., 1.])
+    """
     (pt, pb), (pl, pr) = pads
     g = _fold_axis(grad_padded, 2, pl, pr, mode) if pl or pr else grad_padded
     return _fold_axis(g, 1, pt, pb, mode) if pt or pb else np.ascontiguousarray(g)

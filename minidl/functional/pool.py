@@ -23,6 +23,25 @@ def pool_geometry(input_hw, kernel_size, stride, padding, where, dilation=1, cei
     PyTorch's ceil rule: ``out = ceil((H + 2p - d(k - 1) - 1) / s) + 1``, less one when
     the last window would start at or past ``H + p`` (in the right padding). Windows
     that hang over the edge read the extra padding, which pooling never reads.
+
+    Parameters
+    ----------
+    input_hw : (int, int)
+    kernel_size, stride, dilation : int or pair of ints
+        ``stride`` None means ``kernel_size``.
+    padding : int, (ph, pw), 'valid' or 'same'
+    where : str
+        The caller, named in error messages.
+    ceil_mode : bool, default False
+
+    Returns
+    -------
+    Geometry
+
+    Examples
+    --------
+    >>> pool_geometry((5, 5), 2, 2, 0, "MaxPool2D", ceil_mode=True)
+    Geometry(kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=((0, 1), (0, 1)), out=(3, 3))
     """
     ks = positive_pair(kernel_size, "kernel_size", where)
     st = ks if stride is None else positive_pair(stride, "stride", where)
@@ -46,7 +65,31 @@ def pool_geometry(input_hw, kernel_size, stride, padding, where, dilation=1, cei
 
 
 def check_pool_padding(pads, kernel, padding, where) -> None:
-    """Refuse explicit ``pads`` wider than half the ``kernel``, as PyTorch does."""
+    """Refuse explicit ``pads`` wider than half the ``kernel``, as PyTorch does.
+
+    Parameters
+    ----------
+    pads : ((top, bottom), (left, right))
+        The resolved padding.
+    kernel : (kh, kw)
+    padding : object
+        The padding argument as given, for the message.
+    where : str
+        The caller, named in error messages.
+
+    Raises
+    ------
+    ValueError
+        A side wider than ``k // 2``.
+
+    Examples
+    --------
+    >>> check_pool_padding(((1, 1), (1, 1)), (3, 3), 1, "MaxPool2D")
+    >>> check_pool_padding(((2, 2), (2, 2)), (3, 3), 2, "MaxPool2D")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: MaxPool2D: padding should be at most half the kernel size, as in PyTorch ...
+    """
     for (pa, pb), k in zip(pads, kernel):
         if max(pa, pb) > k // 2:
             raise ValueError(
@@ -140,6 +183,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return_indices : bool
         Also return the flat index, inside each window (row-major, ``p * kw + q``),
         of the element that won; :func:`max_pool2d_backward` needs it.
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
@@ -267,11 +312,17 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     grad_output : ndarray, shape (N, C, H_out, W_out)
     indices : ndarray of integers, from ``max_pool2d(..., return_indices=True)``
     kernel_size, stride, padding, dilation, ceil_mode : as in the forward call
+    where : str, optional
+        The caller, named in error messages.
 
     Returns
     -------
     ndarray, shape ``input_size``: each window's upstream gradient goes to its
     winning element; overlapping windows add up.
+
+    Shape
+    -----
+    ``grad_output`` and ``indices`` (N, C, H_out, W_out) -> (N, C, H, W) = ``input_size``.
 
     Examples
     --------

@@ -40,6 +40,19 @@ class StateDictMixin:
         persistent : bool, default True
             False keeps it out of the state dict and files (recomputable state).
 
+        Raises
+        ------
+        TypeError
+            ``name`` not an identifier, ``tensor`` not an ndarray or None.
+        ValueError
+            ``name`` is taken by an attribute that is not a buffer.
+        RuntimeError
+            Called before ``super().__init__()``.
+
+        Shape
+        -----
+        Any: the buffer keeps the array it is given (not a copy).
+
         Examples
         --------
         >>> from minidl.layers import Layer
@@ -85,6 +98,25 @@ class StateDictMixin:
 
         As :meth:`torch.nn.Module.named_buffers`; an array shared by several
         layers is yielded once unless ``remove_duplicate=False``.
+
+        Parameters
+        ----------
+        prefix : str, default ''
+            Prepended to every name.
+        recurse : bool, default True
+            False: this layer's own buffers only.
+        remove_duplicate : bool, default True
+
+        Yields
+        ------
+        (str, ndarray)
+            The dotted name and the buffer itself (not a copy).
+
+        Examples
+        --------
+        >>> from minidl.layers import BatchNorm1D
+        >>> [name for name, _ in BatchNorm1D(3).named_buffers()]
+        ['running_mean', 'running_var', 'num_batches_tracked']
         """
         seen: set[int] = set()
         for name, value in self._all_buffers(prefix, recurse):
@@ -100,7 +132,24 @@ class StateDictMixin:
                 yield from child._all_buffers(f"{prefix}{name}.", True)
 
     def buffers(self, recurse: bool = True) -> list[np.ndarray]:
-        """Every buffer array, each once (see :meth:`register_buffer`)."""
+        """Every buffer array, each once (see :meth:`register_buffer`).
+
+        Parameters
+        ----------
+        recurse : bool, default True
+            False: this layer's own buffers only.
+
+        Returns
+        -------
+        list of ndarray
+            The buffers themselves (not copies), in :meth:`named_buffers` order.
+
+        Examples
+        --------
+        >>> from minidl.layers import BatchNorm1D
+        >>> [b.shape for b in BatchNorm1D(3).buffers()]
+        [(3,), (3,), ()]
+        """
         return [b for _, b in self.named_buffers(recurse=recurse)]
 
     def _state_slots(self, prefix: str = ""):
@@ -123,6 +172,19 @@ class StateDictMixin:
 
         A parameter shared by several layers appears under each of its names,
         as in :meth:`torch.nn.Module.state_dict`.
+
+        Returns
+        -------
+        collections.OrderedDict of str to ndarray
+            Copies: changing them does not change the layer.
+
+        Examples
+        --------
+        >>> from minidl import Sequential
+        >>> from minidl.layers import Dense, ReLU
+        >>> model = Sequential(Dense(4, 3, rng=0), ReLU(), Dense(3, 2, rng=0))
+        >>> {name: a.shape for name, a in model.state_dict().items()}
+        {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
         """
         return OrderedDict((name, np.array(_slot_value(owner, attr, is_param), copy=True))
                            for name, owner, attr, is_param in self._state_slots())
@@ -133,6 +195,27 @@ class StateDictMixin:
 
         Nothing is assigned unless everything matches. With ``strict=False``
         missing and unexpected keys are ignored (shapes and dtypes still checked).
+
+        Parameters
+        ----------
+        state_dict : mapping of str to ndarray
+            As :meth:`state_dict` returns it; the arrays are copied in.
+        strict : bool, default True
+            Require exactly the keys of :meth:`state_dict`.
+
+        Raises
+        ------
+        KeyError, ValueError, TypeError
+            Missing or unexpected keys (with ``strict``), another shape, another dtype
+            (the message lists every mismatch).
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> a, b = Dense(4, 3, rng=0), Dense(4, 3, rng=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> np.array_equal(a.weight.data, b.weight.data)
+        True
         """
         where = f"{type(self).__name__}.load_state_dict"
         slots = OrderedDict((name, (owner, attr, is_param)) for name, owner, attr, is_param in self._state_slots())

@@ -21,6 +21,11 @@ class ReLU(Layer):
     dL/dx is ``grad_output`` where ``x > 0`` (or ``x`` is nan) and 0 where ``x <= 0``, even
     for a nan/inf ``grad_output`` there; at exactly 0 it is 0 (PyTorch's rules).
 
+    Shape
+    -----
+    - Input: any shape, floating dtype
+    - Output: the input's shape and dtype
+
     Examples
     --------
     >>> ReLU()(np.array([-1.0, 2.0]))

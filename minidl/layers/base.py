@@ -18,7 +18,21 @@ _MODEL_WRITER = [None]
 
 
 def set_model_writer(write) -> None:
-    """Install ``write(model, path)`` as what :meth:`Layer.save` calls (minidl.io does)."""
+    """Install ``write(model, path)`` as what :meth:`Layer.save` calls (minidl.io does).
+
+    Parameters
+    ----------
+    write : callable
+        ``write(model, path)``; :mod:`minidl.io` installs :func:`minidl.save` when
+        ``minidl`` is imported (the layers never import the I/O, which imports them).
+
+    Examples
+    --------
+    >>> import minidl
+    >>> from minidl.layers import base
+    >>> base._MODEL_WRITER[0] is minidl.save
+    True
+    """
     _MODEL_WRITER[0] = write
 
 
@@ -81,9 +95,75 @@ class Layer(StateDictMixin):
 
     # ----------------------------------------------------------- computation
     def forward(self, *inputs):  # pragma: no cover - abstract
+        """Compute the output; in training mode keep what :meth:`backward` needs.
+
+        Calling the layer, ``layer(x)``, calls this. Each built-in layer checks
+        its input (an ndarray of its parameters' dtype and of the rank it
+        expects) and raises a TypeError or ValueError that names the layer.
+
+        Parameters
+        ----------
+        *inputs : ndarray
+            One array for most layers; several for merge layers
+            (:class:`~minidl.layers.Add`, :class:`~minidl.layers.Concat`);
+            ``(logits, targets)`` for losses.
+
+        Returns
+        -------
+        ndarray
+            The output (a float for a loss).
+
+        Shape
+        -----
+        The layer's class documents it (e.g. Conv2D: ``(N, C_in, H, W) ->
+        (N, C_out, H_out, W_out)``).
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer = Dense(4, 3, rng=0)
+        >>> layer.forward(np.ones((2, 4), np.float32)).shape
+        (2, 3)
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def backward(self, grad_output):  # pragma: no cover - abstract
+        """Gradient with respect to the input(s); add the parameters' gradients into ``.grad``.
+
+        The exact gradient of ``sum(output * grad_output)`` (nothing averaged:
+        a loss carries the 1/N). ``grad_output`` follows the backward rule of
+        the class docstring; a refused gradient leaves every ``.grad`` untouched.
+
+        Parameters
+        ----------
+        grad_output : ndarray
+            dL/d(output) of the last :meth:`forward` call: its shape and dtype.
+
+        Returns
+        -------
+        ndarray or tuple of ndarray
+            dL/d(input), one per input of :meth:`forward`, each of its input's
+            shape and dtype.
+
+        Raises
+        ------
+        RuntimeError
+            No forward call kept anything (none yet, or one in eval mode).
+        TypeError, ValueError
+            ``grad_output`` not an ndarray of the output's dtype / shape.
+
+        Shape
+        -----
+        ``grad_output``: the output's; the result: the input's.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer = Dense(4, 3, rng=0)
+        >>> y = layer(np.ones((2, 4), np.float32))
+        >>> layer.backward(np.ones_like(y)).shape, layer.weight.grad.shape
+        ((2, 4), (3, 4))
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
     def backward_params(self, grad_output) -> None:
@@ -97,6 +177,24 @@ class Layer(StateDictMixin):
         then calls ``_backward(grad_output, input_grad=False)``. Otherwise, and
         for a subclass that overrides ``backward`` only (its backward is
         honoured), it runs :meth:`backward` and drops the result.
+
+        Parameters
+        ----------
+        grad_output : ndarray
+            As for :meth:`backward`.
+
+        Shape
+        -----
+        ``grad_output``: the last forward output's.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer = Dense(4, 3, rng=0)
+        >>> y = layer(np.ones((2, 4), np.float32))
+        >>> layer.backward_params(np.ones_like(y))
+        >>> layer.bias.grad
+        array([2., 2., 2.], dtype=float32)
         """
         cls = type(self)
         owner = _defining_class(cls, "_backward")
@@ -116,6 +214,20 @@ class Layer(StateDictMixin):
         kept, so a forward pass holds no memory after it returns, and what an
         earlier training-mode forward kept is dropped: call it before the
         computation in eval mode to free that memory first.
+
+        Parameters
+        ----------
+        *values
+            Anything (arrays, shapes, flags); :attr:`saved_values` returns them
+            as a tuple.
+
+        Examples
+        --------
+        >>> from minidl.layers import ReLU
+        >>> layer = ReLU()
+        >>> layer.save_for_backward(1, 2)
+        >>> layer.saved_values
+        (1, 2)
         """
         self._forward_in_eval = not self.training
         self._saved = values if self.training else None
@@ -143,6 +255,29 @@ class Layer(StateDictMixin):
 
         The message names the cause: a forward in eval mode (which keeps
         nothing) or no forward at all.
+
+        Parameters
+        ----------
+        cache : object or None
+            What the layer kept in its forward pass (None: nothing).
+
+        Returns
+        -------
+        object
+            ``cache`` itself.
+
+        Raises
+        ------
+        RuntimeError
+            ``cache`` is None.
+
+        Examples
+        --------
+        >>> from minidl.layers import ReLU
+        >>> ReLU().require_cache(None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        RuntimeError: ReLU(): backward() was called before forward(). Call forward(x) first; ...
         """
         if cache is None and self._forward_in_eval:
             raise RuntimeError(
@@ -176,7 +311,26 @@ class Layer(StateDictMixin):
 
         Returns
         -------
-        ndarray, ``grad_output`` itself
+        ndarray
+            ``grad_output`` itself.
+
+        Raises
+        ------
+        TypeError
+            Not an ndarray, or another dtype.
+        ValueError
+            Another shape.
+
+        Shape
+        -----
+        ``grad_output``: exactly ``shape``.
+
+        Examples
+        --------
+        >>> from minidl.layers import ReLU
+        >>> g = np.ones((2, 3), np.float32)
+        >>> ReLU().check_grad_output(g, (2, 3), np.float32) is g
+        True
         """
         if not isinstance(grad_output, np.ndarray):
             raise TypeError(
@@ -209,6 +363,18 @@ class Layer(StateDictMixin):
         gives ``"parts.0"`` and ``"parts.1"``, so its parameters are
         ``"parts.0.weight"``, ... A set of layers (no order, so no names) and a
         Parameter inside a container are refused with a TypeError.
+
+        Yields
+        ------
+        (str, Layer)
+            The attribute (or dotted container) name and the child.
+
+        Examples
+        --------
+        >>> from minidl import Sequential
+        >>> from minidl.layers import Dense, ReLU
+        >>> [name for name, _ in Sequential(Dense(4, 3), ReLU()).named_children()]
+        ['0', '1']
         """
         for name, value in vars(self).items():
             if isinstance(value, Layer):
@@ -222,6 +388,22 @@ class Layer(StateDictMixin):
 
         A parameter shared by several layers (tied weights) is yielded once,
         under its first name, unless ``remove_duplicate=False`` (as in torch).
+
+        Parameters
+        ----------
+        prefix : str, default ''
+            Prepended to every name.
+        remove_duplicate : bool, default True
+
+        Yields
+        ------
+        (str, Parameter)
+
+        Examples
+        --------
+        >>> from minidl.layers import Conv2D
+        >>> [(name, p.shape) for name, p in Conv2D(1, 4, 3).named_parameters()]
+        [('weight', (4, 1, 3, 3)), ('bias', (4,))]
         """
         seen: set[int] = set()
         for name, value in self._all_parameters(prefix):
@@ -237,20 +419,71 @@ class Layer(StateDictMixin):
             yield from child._all_parameters(f"{prefix}{name}.")
 
     def parameters(self) -> list[Parameter]:
-        """Every trainable :class:`Parameter`, each once."""
+        """Every trainable :class:`Parameter`, each once.
+
+        Returns
+        -------
+        list of Parameter
+            In :meth:`named_parameters` order (what an optimizer takes).
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> [p.shape for p in Dense(4, 3).parameters()]
+        [(3, 4), (3,)]
+        """
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
-        """Reset every parameter's gradient to zero."""
+        """Reset every parameter's gradient to zero.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer = Dense(4, 3, rng=0)
+        >>> _ = layer.backward(np.ones_like(layer(np.ones((2, 4), np.float32))))
+        >>> layer.zero_grad()
+        >>> float(np.abs(layer.weight.grad).sum())
+        0.0
+        """
         for p in self.parameters():
             p.zero_grad()
 
     def num_parameters(self) -> int:
+        """The number of trainable scalars (shared parameters counted once).
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> Dense(4, 3).num_parameters()
+        15
+        """
         return int(sum(p.size for p in self.parameters()))
 
     # ----------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> "Layer":
-        """Set training mode (recursively); returns ``self``."""
+        """Set training mode (recursively); returns ``self``.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            False sets evaluation mode (as :meth:`eval`).
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dropout
+        >>> Dropout(0.5).train().training
+        True
+        """
         self.training = bool(mode)
         for _, child in self.named_children():
             child.train(mode)
@@ -263,6 +496,17 @@ class Layer(StateDictMixin):
         im2col columns, argmax indices), so a forward pass holds no memory
         once it returns; ``backward`` after an eval-mode forward raises a
         RuntimeError. ``Trainer.predict`` and ``Trainer.evaluate`` run in eval mode.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dropout
+        >>> Dropout(0.5).eval().training
+        False
         """
         return self.train(False)
 
@@ -270,17 +514,59 @@ class Layer(StateDictMixin):
     def save(self, path) -> None:
         """Save architecture and weights to one ``.npz`` file: :func:`minidl.save`, which
         :mod:`minidl.io` installs with :func:`set_model_writer` (the layers never import
-        the I/O, which imports them); see :func:`minidl.load`."""
+        the I/O, which imports them); see :func:`minidl.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (``.npz``).
+
+        Examples
+        --------
+        >>> import os, tempfile, minidl
+        >>> from minidl.layers import Dense
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     Dense(4, 3).save(os.path.join(tmp, "dense.npz"))
+        ...     minidl.load(os.path.join(tmp, "dense.npz"))
+        Dense(in_features=4, out_features=3)
+        """
         if _MODEL_WRITER[0] is None:  # pragma: no cover - minidl/__init__ imports minidl.io
             raise RuntimeError(f"{type(self).__name__}.save: import minidl (minidl.io) first.")
         _MODEL_WRITER[0](self, path)
 
     # ----------------------------------------------------------------- repr
     def extra_repr(self) -> str:
+        """What goes between the parentheses of the layer's ``repr`` (as torch's).
+
+        Returns
+        -------
+        str
+            The arguments that differ from the defaults.
+
+        Examples
+        --------
+        >>> from minidl.layers import Conv2D
+        >>> Conv2D(1, 8, 3, stride=2).extra_repr()
+        '1, 8, kernel_size=(3, 3), stride=(2, 2)'
+        """
         return ""
 
     def get_config(self) -> dict:
-        """Constructor arguments (JSON-serialisable) that rebuild this layer."""
+        """Constructor arguments (JSON-serialisable) that rebuild this layer.
+
+        :func:`minidl.save` stores them as the architecture; ``type(layer)(**config)``
+        rebuilds the layer (its weights come from the state dict).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> Dense(4, 3, bias=False).get_config()
+        {'in_features': 4, 'out_features': 3, 'bias': False, 'dtype': 'float32'}
+        """
         return {}
 
     def __repr__(self) -> str:

@@ -94,6 +94,11 @@ class Dense(Layer):
 class Flatten(Layer):
     r"""Flatten every axis from ``start_dim`` (default 1) on, as :class:`torch.nn.Flatten`.
 
+    Parameters
+    ----------
+    start_dim : int, default 1
+        The first axis flattened (>= 1: the batch axis stays).
+
     Shape
     -----
     (N, C, H, W) -> (N, C * H * W), C-order, so weights match PyTorch's.

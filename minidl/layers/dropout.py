@@ -64,7 +64,23 @@ class Dropout(Layer):
         check_float_dtype(x, "input", self)
 
     def mask_shape(self, shape) -> tuple:
-        """The shape of the mask drawn for an input of ``shape`` (the whole shape here)."""
+        """The shape of the mask drawn for an input of ``shape`` (the whole shape here).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The input's shape.
+
+        Returns
+        -------
+        tuple of int
+            The mask's shape (it broadcasts against the input).
+
+        Examples
+        --------
+        >>> Dropout(0.5).mask_shape((2, 3, 4, 4))
+        (2, 3, 4, 4)
+        """
         return tuple(shape)
 
     def draw_mask(self, shape) -> np.ndarray:
@@ -72,6 +88,20 @@ class Dropout(Layer):
 
         Uniform float32 draws compared with ``p`` (a transient 4 bytes per mask
         value); the bool mask takes 1.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The input's shape.
+
+        Returns
+        -------
+        ndarray of bool, shape ``mask_shape(shape)``
+
+        Examples
+        --------
+        >>> Dropout(0.5, rng=0).draw_mask((2, 3)).dtype
+        dtype('bool')
         """
         return self.rng.random(self.mask_shape(shape), dtype=np.float32) >= np.float32(self.p)
 
@@ -128,5 +158,20 @@ class Dropout2D(Dropout):
         check_float_dtype(x, "input", self)
 
     def mask_shape(self, shape) -> tuple:
-        """(N, C, 1, 1): one draw per channel of each sample."""
+        """(N, C, 1, 1): one draw per channel of each sample.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The input's shape, (N, C, H, W).
+
+        Returns
+        -------
+        tuple of int
+
+        Examples
+        --------
+        >>> Dropout2D(0.5).mask_shape((2, 3, 4, 4))
+        (2, 3, 1, 1)
+        """
         return tuple(shape[:2]) + (1, 1)

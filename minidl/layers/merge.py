@@ -18,6 +18,11 @@ class Add(Layer):
     Each input receives the upstream gradient unchanged (cast to the inputs'
     dtype; a gradient of another shape than the output is refused).
 
+    Shape
+    -----
+    - Inputs: two or more arrays of one shape and dtype
+    - Output: that shape and dtype; backward returns a tuple of that many gradients
+
     Examples
     --------
     >>> Add()(np.ones(3), np.ones(3))
@@ -66,6 +71,12 @@ class Concat(Layer):
     -----
     The upstream gradient (of the output's shape, cast to the inputs' dtype) is
     split back into the inputs' slices.
+
+    Shape
+    -----
+    - Inputs: one or more arrays of one dtype, equal on every axis but ``axis``
+      (e.g. (N, C_i, H, W))
+    - Output: the sum of their sizes along ``axis`` (e.g. (N, sum C_i, H, W))
 
     Examples
     --------

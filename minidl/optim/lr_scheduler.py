@@ -52,6 +52,21 @@ class LRScheduler:
     ----------
     optimizer : Optimizer
         A minidl optimizer (it has ``param_groups``).
+
+    Examples
+    --------
+    >>> from minidl.layers import Dense
+    >>> from minidl.optim import SGD
+    >>> class Halve(LRScheduler):
+    ...     def _check_hyper(self, values, where):
+    ...         return values
+    ...     def get_lr(self):
+    ...         return [base * 0.5 ** self.last_epoch for base in self.base_lrs]
+    >>> sched = Halve(SGD(Dense(2, 1).parameters(), lr=1.0))
+    >>> for _ in range(3):
+    ...     sched.step()
+    >>> sched.get_last_lr()
+    [0.125]
     """
 
     _hyper_names: tuple = ()
@@ -72,7 +87,13 @@ class LRScheduler:
         raise NotImplementedError
 
     def get_lr(self) -> list:  # pragma: no cover - abstract
-        """The lrs of epoch ``last_epoch`` (called by :meth:`step` after it advanced the count)."""
+        """The lrs of epoch ``last_epoch`` (called by :meth:`step` after it advanced the count).
+
+        Returns
+        -------
+        list of float
+            One lr per parameter group.
+        """
         raise NotImplementedError
 
     def _group_lrs(self) -> list:
@@ -87,7 +108,20 @@ class LRScheduler:
 
     def step(self) -> None:
         """Advance one epoch (call it after the epoch's optimizer steps), setting every
-        group's lr."""
+        group's lr.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD, StepLR
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+        >>> for epoch in range(4):
+        ...     # ... the epoch's batches: opt.step() ...
+        ...     sched.step()
+        >>> opt.lr
+        0.25
+        """
         self._group_lrs()
         self._step_count += 1
         self.last_epoch += 1
@@ -96,17 +130,64 @@ class LRScheduler:
         self._last_lr = self._group_lrs()
 
     def get_last_lr(self) -> list:
-        """The lrs set by the last :meth:`step`, one per parameter group (a list, as torch)."""
+        """The lrs set by the last :meth:`step`, one per parameter group (a list, as torch).
+
+        Returns
+        -------
+        list of float
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD, StepLR
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+        >>> sched.step(); sched.step()
+        >>> sched.get_last_lr()
+        [0.5]
+        """
         return list(self._last_lr)
 
     def state_dict(self) -> dict:
-        """The hyper-parameters, ``base_lrs``, ``last_epoch``, the step count and the last lrs."""
+        """The hyper-parameters, ``base_lrs``, ``last_epoch``, the step count and the last lrs.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD, StepLR
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+        >>> sched.state_dict()
+        {'step_size': 2, 'gamma': 0.5, 'base_lrs': [1.0], 'last_epoch': 0, 'step_count': 1, 'last_lr': [1.0]}
+        """
         return {**{n: getattr(self, n) for n in self._hyper_names},
                 "base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch,
                 "step_count": self._step_count, "last_lr": list(self._last_lr)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore from :meth:`state_dict`; a ValueError (and no change) on a malformed state."""
+        """Restore from :meth:`state_dict`; a ValueError (and no change) on a malformed state.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As :meth:`state_dict` returns it. The optimizer's lrs are not set: they
+            come with the optimizer's own state dict.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD, StepLR
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+        >>> state = sched.state_dict(); state["last_epoch"] = 5
+        >>> sched.load_state_dict(state)
+        >>> sched.last_epoch
+        5
+        """
         where = f"{type(self).__name__}.load_state_dict"
         keys = {*self._hyper_names, "base_lrs", "last_epoch", "step_count", "last_lr"}
         sd = self._legacy(state_dict)

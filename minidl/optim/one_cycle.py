@@ -170,7 +170,22 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def step(self) -> None:
-        """Advance one batch; raises a ValueError (and changes nothing) past ``total_steps``."""
+        """Advance one batch; raises a ValueError (and changes nothing) past ``total_steps``.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=0.1, momentum=0.9)
+        >>> sched = OneCycleLR(opt, max_lr=1.0, total_steps=10)
+        >>> round(opt.lr, 4), opt.momentum  # max_lr / div_factor (25)
+        (0.04, 0.95)
+        >>> for _ in range(3):
+        ...     opt.step()  # (after the batch's backward)
+        ...     sched.step()
+        >>> round(opt.lr, 4), round(opt.momentum, 4)  # the peak is at step 3 (pct_start 0.3)
+        (0.9505, 0.855)
+        """
         if self.last_epoch + 1 > self.total_steps:
             raise ValueError(
                 f"OneCycleLR.step: step {self.last_epoch + 1} is past total_steps="

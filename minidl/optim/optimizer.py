@@ -40,7 +40,23 @@ def _flag(value, name: str, where: str) -> bool:
 
 def all_finite(a: np.ndarray) -> bool:
     """Every element finite: one sum in ``a``'s dtype (nan/inf propagate through it); the exact
-    element-wise check runs only when that sum is not finite (it may merely have overflowed)."""
+    element-wise check runs only when that sum is not finite (it may merely have overflowed).
+
+    Parameters
+    ----------
+    a : ndarray
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1.0, np.nan]))
+    (True, False)
+    >>> all_finite(np.full(4, 6e4, np.float16))  # the sum overflows, the elements do not
+    True
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(a.sum()):
             return True
@@ -74,6 +90,15 @@ class Optimizer:
         hyper-parameters that differ from the defaults.
     defaults : dict
         Every hyper-parameter's default value.
+
+    Examples
+    --------
+    >>> from minidl.layers import Dense
+    >>> from minidl.optim import SGD
+    >>> layer = Dense(4, 2)
+    >>> opt = SGD([{"params": [layer.weight]}, {"params": [layer.bias], "lr": 0.01}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.01]
     """
 
     #: ``step()`` changes nothing when it raises (the Trainer need not keep a copy).
@@ -134,6 +159,21 @@ class Optimizer:
 
         Raises ValueError for an empty group, an unknown key, a parameter that
         is already in a group, or an invalid hyper-parameter.
+
+        Parameters
+        ----------
+        param_group : dict
+            ``{"params": [...], "lr": ..., ...}``.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> layer = Dense(4, 2)
+        >>> opt = SGD([layer.weight], lr=0.1)
+        >>> opt.add_param_group({"params": [layer.bias], "lr": 0.0})
+        >>> len(opt.param_groups)
+        2
         """
         where = type(self).__name__
         k = len(self.param_groups)
@@ -242,6 +282,25 @@ class Optimizer:
         own dtype (an element-wise check only when that sum is not finite). The
         price is memory: until the commit the step holds the new values of all
         parameters and of their state arrays (one extra copy of each).
+
+        Raises
+        ------
+        FloatingPointError
+            An update is not finite (nothing changed).
+        ValueError
+            A gradient of another shape than its parameter.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> layer = Dense(2, 1, rng=0)
+        >>> opt = SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        >>> layer.weight.grad[...] = 1.0
+        >>> before = layer.weight.data.copy()
+        >>> opt.step()
+        >>> np.allclose(layer.weight.data, before - 0.1)
+        True
         """
         name = type(self).__name__
         pending = []
@@ -285,7 +344,19 @@ class Optimizer:
         return cached[1]
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero, in place."""
+        """Set every parameter's gradient to zero, in place.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> layer = Dense(2, 1, rng=0)
+        >>> opt = SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        >>> layer.weight.grad[...] = 1.0
+        >>> opt.zero_grad()
+        >>> float(layer.weight.grad.sum())
+        0.0
+        """
         for p in self.params:
             p.zero_grad()
 
@@ -293,7 +364,23 @@ class Optimizer:
     def state_dict(self) -> dict:
         """``{"num_params", "param_groups", "state"}``, like torch's: each group's
         hyper-parameters with ``"params"`` as parameter indices, and copies of the
-        per-parameter state ``{index: {name: array or step count}}``."""
+        per-parameter state ``{index: {name: array or step count}}``.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> layer = Dense(2, 1, rng=0)
+        >>> opt = SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        >>> layer.weight.grad[...] = 1.0; opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["num_params"], sd["param_groups"][0]["params"], list(sd["state"][0])
+        (2, [0, 1], ['momentum_buffer'])
+        """
         groups = [{**{n: g[n] for n in self.defaults},
                    "params": [self._index[id(p)] for p in g["params"]]} for g in self.param_groups]
         state = {i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
@@ -305,6 +392,23 @@ class Optimizer:
 
         Everything is checked first; on any mismatch a ValueError is raised and
         nothing is changed.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As :meth:`state_dict` returns it, for an optimizer over the same parameters.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> layer = Dense(2, 1, rng=0)
+        >>> opt = SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        >>> layer.weight.grad[...] = 1.0; opt.step()
+        >>> fresh = SGD(layer.parameters(), lr=0.5, momentum=0.9)
+        >>> fresh.load_state_dict(opt.state_dict())
+        >>> fresh.lr, np.array_equal(fresh.state[0]["momentum_buffer"], opt.state[0]["momentum_buffer"])
+        (0.1, True)
         """
         name = type(self).__name__
         where = f"{name}.load_state_dict"

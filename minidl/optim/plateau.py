@@ -109,7 +109,29 @@ class ReduceLROnPlateau:
         return a < best - self.threshold if self.mode == "min" else a > best + self.threshold
 
     def step(self, metrics) -> None:
-        """Record this epoch's ``metrics`` (a number) and reduce the lrs if it is time."""
+        """Record this epoch's ``metrics`` (a number) and reduce the lrs if it is time.
+
+        Parameters
+        ----------
+        metrics : float
+            The monitored value of the epoch just ended (e.g. the validation loss).
+
+        Raises
+        ------
+        TypeError
+            ``metrics`` is not a number.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+        >>> for val_loss in [1.0, 0.9, 0.9, 0.9]:
+        ...     sched.step(val_loss)
+        >>> opt.lr  # two epochs without improving on 0.9 (more than patience=1): halved
+        0.5
+        """
         if not isinstance(metrics, numbers.Real) and not hasattr(metrics, "__float__"):
             raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number (the monitored "
                             f"value, e.g. the validation loss). Received: {metrics!r:.100}")
@@ -143,17 +165,54 @@ class ReduceLROnPlateau:
                 group["lr"] = new
 
     def get_last_lr(self) -> list:
-        """The lrs after the last :meth:`step`, one per parameter group."""
+        """The lrs after the last :meth:`step`, one per parameter group.
+
+        Returns
+        -------
+        list of float
+        """
         return list(self._last_lr)
 
     def state_dict(self) -> dict:
-        """The hyper-parameters, the best value, the counters and the last lrs."""
+        """The hyper-parameters, the best value, the counters and the last lrs.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+        >>> sched.step(0.5)
+        >>> {k: sched.state_dict()[k] for k in ("best", "num_bad_epochs", "last_lr")}
+        {'best': 0.5, 'num_bad_epochs': 0, 'last_lr': [1.0]}
+        """
         return {**{k: getattr(self, k) for k in _HYPER}, "best": self.best,
                 "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter,
                 "last_epoch": self.last_epoch, "last_lr": list(self._last_lr)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore from :meth:`state_dict`; a ValueError (and no change) on a malformed state."""
+        """Restore from :meth:`state_dict`; a ValueError (and no change) on a malformed state.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As :meth:`state_dict` returns it.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> from minidl.optim import SGD
+        >>> opt = SGD(Dense(2, 1).parameters(), lr=1.0)
+        >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+        >>> state = sched.state_dict(); state["best"] = 0.1
+        >>> sched.load_state_dict(state)
+        >>> sched.best
+        0.1
+        """
         where = "ReduceLROnPlateau.load_state_dict"
         sd = state_dict
         keys = {*_HYPER, *_COUNTERS}

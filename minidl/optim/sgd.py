@@ -159,6 +159,20 @@ class SGD(Optimizer):
         ``momentum_buffers``) is accepted too, for a single parameter group.
         Everything is checked first; on any mismatch a ValueError is raised and
         nothing is changed.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As :meth:`~minidl.optim.Optimizer.state_dict` returns it (or a minidl 0.x flat dict).
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer = Dense(2, 1)
+        >>> opt = SGD(layer.parameters(), lr=0.1)
+        >>> opt.load_state_dict(SGD(layer.parameters(), lr=0.2).state_dict())
+        >>> opt.lr
+        0.2
         """
         if isinstance(state_dict, dict) and set(state_dict) == _LEGACY_KEYS:
             sd = state_dict
