@@ -4,7 +4,7 @@
 >>> from minidl import layers, losses
 """
 
-from . import callbacks, data, export, functional, interop, layers, losses, models, optim, validation
+from . import callbacks, data, export, functional, interop, layers, losses, models, optim, plot, validation
 from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, NormHistory
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
@@ -17,6 +17,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport",
     "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
-    "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "validation",
+    "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",
     "__version__",
 ]
