@@ -41,6 +41,11 @@ def images_of(fig):
     return [a.images[0].get_array() for a in fig.axes if a.images and a.get_label() != "<colorbar>"]
 
 
+def title_of(fig):
+    """The figure's suptitle (Figure.get_suptitle needs matplotlib >= 3.8)."""
+    return fig._suptitle.get_text() if fig._suptitle is not None else ""
+
+
 # ---------------------------------------------------------------------------- no matplotlib
 def test_missing_matplotlib_names_the_function_and_the_fix(monkeypatch):
     for name in [m for m in list(sys.modules) if m == "matplotlib" or m.startswith("matplotlib.")]:
@@ -199,7 +204,7 @@ def test_feature_maps_equal_the_layer_output_and_leave_training_state_alone(plt)
     assert len(shown) == 16
     for c in range(16):
         np.testing.assert_allclose(shown[c], expected[c], rtol=1e-12, atol=1e-12)
-    assert "layer 1 (ReLU)" in fig._suptitle.get_text()
+    assert "layer 1 (ReLU)" in title_of(fig)
 
 
 @needs_mpl
@@ -226,9 +231,16 @@ def test_feature_maps_runs_in_eval_mode_and_names_graph_nodes(plt):
     assert len(shown) == 2
     for c in range(2):
         np.testing.assert_array_equal(shown[c], expected[0, c])
-    # the default follows the first Conv2D only to a ReLU reading it: here the conv itself
-    assert "layer conv (Conv2D): 3 of 3" in mdl.plot.feature_maps(model, x[0])._suptitle.get_text()
     assert len(images_of(mdl.plot.feature_maps(model, x, layer="inner.1"))) == 3
+    # the default: the ReLU after the first Conv2D, through BatchNorm and Dropout ...
+    assert "layer relu (ReLU): 3 of 3" in title_of(mdl.plot.feature_maps(model, x[0]))
+    pooled = mdl.Sequential(layers.Conv2D(1, 2, 3, rng=0), layers.MaxPool2D(2), layers.ReLU())
+    # ... not past another layer: then the Conv2D itself
+    assert "layer 0 (Conv2D)" in title_of(mdl.plot.feature_maps(pooled, x[0]))
+    # only the model up to the layer runs: the Dense of a 6x6 input would refuse it
+    assert len(images_of(mdl.plot.feature_maps(mdl.models.reference_cnn(rng=0), x[0]))) == 16
+    residual = mdl.models.residual_cnn(rng=0)
+    assert "layer stem_relu (ReLU)" in title_of(mdl.plot.feature_maps(residual, np.ones((1, 8, 8), np.float32)))
 
 
 @needs_mpl
@@ -241,6 +253,7 @@ def test_feature_maps_runs_in_eval_mode_and_names_graph_nodes(plt):
     (np.zeros((1, 8, 8), np.float32), {"layer": "7"}, ValueError,
      r"layer '7' \(Dense\) outputs shape \(1, 10\); feature maps are \(1, C, H, W\)"),
     (np.zeros((1, 8, 8), np.float32), {"max_maps": 0}, ValueError, r"max_maps must be >= 1"),
+    (np.zeros((1, 8, 8), np.float64), {}, TypeError, r"Conv2D.*float32"),  # the model's own message
 ])
 def test_feature_maps_bad_input(plt, x, kwargs, exc, match):
     model = mdl.models.reference_cnn(rng=0)
@@ -327,7 +340,7 @@ def test_misclassified_shows_exactly_the_wrong_samples(plt):
     assert [a.get_title() for a in fig.axes] == [f"{y_true[i]}→{y_pred[i]}" for i in wrong]
     for image, i in zip(images_of(fig), wrong):
         np.testing.assert_array_equal(image, x[i, 0])
-    assert "misclassified: 4 of 10" in fig._suptitle.get_text()
+    assert "misclassified: 4 of 10" in title_of(fig)
     fig = mdl.plot.misclassified(x[:, 0], y_true, y_pred, max_images=2)  # (N, H, W), the first two
     assert [a.get_title() for a in fig.axes] == [f"{y_true[i]}→{y_pred[i]}" for i in wrong[:2]]
     rgb = mdl.plot.misclassified(rng.random((3, 3, 4, 4)), [0, 1, 2], [1, 1, 2])

@@ -23,7 +23,7 @@ def axes_for(ax, count: int, fn: str, figsize):
     """``(figure, [count Axes])``: the given Axes (one, or a sequence of ``count``), or new ones in a row."""
     plt = pyplot(fn)
     if ax is None:
-        fig, axes = plt.subplots(1, count, figsize=figsize, squeeze=False)
+        fig, axes = plt.subplots(1, count, figsize=figsize, squeeze=False, layout="constrained")
         return fig, list(axes[0])
     axes = list(ax) if isinstance(ax, (Sequence, np.ndarray)) else [ax]
     if len(axes) != count or not all(hasattr(a, "plot") and hasattr(a, "figure") for a in axes):
@@ -38,7 +38,7 @@ def grid(fig, count: int, fn: str, cell: float = 1.2, ncols: int | None = None):
     ncols = ncols or max(1, math.ceil(math.sqrt(count)))
     nrows = max(1, math.ceil(count / ncols))
     if fig is None:
-        fig = plt.figure(figsize=(cell * ncols + 1.0, cell * nrows + 0.8))
+        fig = plt.figure(figsize=(cell * ncols + 1.0, cell * nrows + 0.8), layout="constrained")
     elif not hasattr(fig, "subplots"):
         raise TypeError(f"minidl.plot.{fn}: fig must be None or a matplotlib Figure (or SubFigure) to draw "
                         f"the grid into. Received: {type(fig).__name__}")

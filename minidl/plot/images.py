@@ -62,19 +62,22 @@ def filters(model_or_layer, channel=None, fig=None):
 
 
 def _default_layer(model, fn):
-    """The first Conv2D's ReLU (the node reading only it) if any, else the first Conv2D."""
+    """The ReLU after the first Conv2D (reading it alone, possibly through BatchNorm2D / Dropout
+    layers that do), else that Conv2D."""
     from ..graph import Graph, _walk
-    from ..layers import ReLU
+    from ..layers import BatchNorm2D, Dropout, Dropout2D, Identity, ReLU
 
     path, conv = first_conv(model, fn)
     for gpath, g in _walk(model, ""):
-        if isinstance(g, Graph):
-            node = next((n for n, (layer, _) in g.nodes.items() if layer is conv), None)
-            if node is not None:
-                relu = next((n for n, (layer, inputs) in g.nodes.items()
-                             if isinstance(layer, ReLU) and inputs == (node,)), None)
-                if relu is not None:
-                    return f"{gpath}.{relu}".lstrip(".")
+        nodes = g.nodes if isinstance(g, Graph) else {}
+        node = next((n for n, (layer, _) in nodes.items() if layer is conv), None)
+        while node is not None:
+            reader = next((n for n, (_, inputs) in nodes.items() if inputs == (node,)), None)
+            if reader is None or not isinstance(nodes[reader][0], (ReLU, BatchNorm2D, Dropout, Dropout2D, Identity)):
+                break
+            if isinstance(nodes[reader][0], ReLU):
+                return f"{gpath}.{reader}".lstrip(".")
+            node = reader
     return path
 
 
@@ -88,6 +91,10 @@ def _check_input(x, fn):
         raise ValueError(f"minidl.plot.{fn}: x must be ONE input of shape (C, H, W) or (1, C, H, W). "
                          f"Received: x of shape {x.shape}. Pick a sample, e.g. X_test[0].")
     return x
+
+
+class _Reached(Exception):
+    """Raised by feature_maps' probe once the layer has run."""
 
 
 def feature_maps(model, x, layer=None, max_maps=16, fig=None):
@@ -105,7 +112,8 @@ def feature_maps(model, x, layer=None, max_maps=16, fig=None):
         The layer whose output is shown, by its dotted name inside the model:
         a Graph's node name (``"stem_relu"``), a Sequential's index (``"1"``),
         ``"block.conv"`` for a node of a nested graph. Default: the ReLU that
-        follows the first Conv2D, or that Conv2D when no ReLU reads it alone.
+        follows the first Conv2D (directly, or after a BatchNorm2D or Dropout),
+        else that Conv2D.
     max_maps : int >= 1, default 16
         Show the first ``max_maps`` channels.
     fig : matplotlib Figure or SubFigure, optional
@@ -139,14 +147,16 @@ def feature_maps(model, x, layer=None, max_maps=16, fig=None):
     target, captured = layers[name], []
 
     def capture(*inputs):
-        out = type(target).forward(target, *inputs)
-        captured.append(out)
-        return out
+        captured.append(type(target).forward(target, *inputs))
+        raise _Reached  # the rest of the model is not needed
 
     with _layer_state_restored(model):  # mode flags, caches: as they were on exit
         model.eval()
         vars(target)["forward"] = capture  # removed again on exit with the other attributes
-        model.forward(x)
+        try:
+            model.forward(x)
+        except _Reached:
+            pass
     if not captured:
         raise ValueError(f"minidl.plot.{fn}: layer {name!r} did not run in the model's forward pass (the output "
                          "does not depend on it). Pick a layer on the path to the output.")

@@ -67,6 +67,8 @@ def learning_curves(history, metrics=None, ax=None):
             raise ValueError(f"minidl.plot.{fn}: metric {m!r} is not in the history, which logged "
                              f"{sorted(data)}. Pass metrics from that list (without 'val_').")
     fig, axes = axes_for(ax, len(metrics), fn, figsize=(4.5 * len(metrics), 3.6))
+    from matplotlib.ticker import MaxNLocator
+
     for a, m in zip(axes, metrics):
         for key, label in ((m, "train"), (f"val_{m}", "validation")):
             if key in data:
@@ -75,6 +77,7 @@ def learning_curves(history, metrics=None, ax=None):
                      else np.arange(1, len(values) + 1))
                 a.plot(x, values, marker="o", markersize=3, label=label)
         a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.set_ylabel(m)
         a.grid(True, alpha=0.3)
         a.legend()
