@@ -44,7 +44,7 @@ def confusion_matrix(y_true, y_pred, num_classes=None, normalize=None, ax=None):
     """
     cm = metrics.confusion_matrix(y_true, y_pred, num_classes, normalize)
     k = cm.shape[0]
-    fig, (a,) = axes_for(ax, 1, "confusion_matrix", figsize=(1.5 + 0.45 * k, 1.1 + 0.45 * k))
+    fig, (a,) = axes_for(ax, 1, "confusion_matrix", figsize=(2.4 + 0.45 * k, 1.3 + 0.45 * k))
     image = a.imshow(cm, cmap="Blues", vmin=0, vmax=max(cm.max(initial=0), 1e-12) if normalize else None)
     threshold = (cm.max(initial=0) + cm.min(initial=0)) / 2
     for (i, j), value in np.ndenumerate(cm):

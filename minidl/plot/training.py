@@ -66,7 +66,7 @@ def learning_curves(history, metrics=None, ax=None):
         if m not in data and f"val_{m}" not in data:
             raise ValueError(f"minidl.plot.{fn}: metric {m!r} is not in the history, which logged "
                              f"{sorted(data)}. Pass metrics from that list (without 'val_').")
-    fig, axes = axes_for(ax, len(metrics), fn, figsize=(4.5 * len(metrics), 3.6))
+    fig, axes = axes_for(ax, len(metrics), fn, figsize=(0.6 + 4.6 * len(metrics), 3.8))
     from matplotlib.ticker import MaxNLocator
 
     for a, m in zip(axes, metrics):
@@ -120,7 +120,7 @@ def norms(recorder, ax=None):
     if not steps:
         raise RuntimeError(f"minidl.plot.{fn}: the NormHistory has no records yet. Pass it to Trainer.fit "
                            "(callbacks=[recorder]) first, then plot it.")
-    fig, axes = axes_for(ax, 2, fn, figsize=(11, 4))
+    fig, axes = axes_for(ax, 2, fn, figsize=(11.5, 4.2))
     for a, title, series in ((axes[0], "gradient norm", recorder.grad_norms),
                              (axes[1], "weight norm", recorder.weight_norms)):
         for name, values in series.items():
@@ -130,6 +130,6 @@ def norms(recorder, ax=None):
         a.set_yscale("log")
         a.set_xlabel("batch")
         a.set_title(title)
-        a.grid(True, which="both", alpha=0.3)
+        a.grid(True, alpha=0.3)
     axes[1].legend(fontsize="small", ncol=1 + len(recorder.weight_norms) // 8)
     return fig
