@@ -4,8 +4,8 @@
 >>> from minidl import layers, losses
 """
 
-from . import callbacks, data, export, functional, interop, layers, losses, models, optim, validation
-from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from . import callbacks, data, export, functional, interop, layers, losses, models, optim, plot, validation
+from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, NormHistory
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport",
-    "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-    "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "validation",
+    "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
+    "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",
     "__version__",
 ]

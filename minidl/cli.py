@@ -16,10 +16,11 @@ __all__ = ["main"]
 
 
 def confusion_matrix(y_true, y_pred, num_classes=10) -> np.ndarray:
-    """``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
+    """``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j``
+    (:func:`minidl.metrics.confusion_matrix` with 10 classes by default)."""
+    from .metrics import confusion_matrix as counts
+
+    return counts(y_true, y_pred, num_classes)
 
 
 def format_confusion(cm) -> str:
@@ -30,30 +31,42 @@ def format_confusion(cm) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: dict, path: str, title: str = "reference CNN on digits") -> bool:
-    """Write a learning-curve PNG; returns False when matplotlib is not installed."""
+#: The PNGs ``minidl train`` writes next to the model (with matplotlib), in this order.
+PICTURES = ("learning_curve.png", "filters.png", "feature_maps.png", "confusion.png", "misclassified.png",
+            "norms.png")
+
+
+def write_pictures(mdl, out, title, history, model, X_test, y_test, scores, norms) -> list | None:
+    """Write :data:`PICTURES` to the folder ``out``; their paths, or None without matplotlib."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
-        return False
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, label in (("", "train"), ("val_", "test")):
-            if prefix + metric in history:
-                ax.plot(epochs, history[prefix + metric], marker="o", label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"minidl {title}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+        return None
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # files only: no window, no GUI toolkit (a caller's pyplot is left alone)
+    import matplotlib.pyplot as plt
+
+    pred = scores.argmax(axis=1)
+    draw = {
+        "learning_curve.png": lambda: mdl.plot.learning_curves(history, metrics=["loss", "accuracy"]),
+        "filters.png": lambda: mdl.plot.filters(model),
+        "feature_maps.png": lambda: mdl.plot.feature_maps(model, X_test[0]),
+        "confusion.png": lambda: mdl.plot.confusion_matrix(y_test, pred, num_classes=scores.shape[1]),
+        "misclassified.png": lambda: mdl.plot.misclassified(X_test, y_test, pred),
+        "norms.png": lambda: mdl.plot.norms(norms),
+    }
+    written = []
+    for name in PICTURES:
+        fig = draw[name]()
+        try:
+            if name == "learning_curve.png":
+                fig.suptitle(f"minidl {title}")
+            path = os.path.join(out, name)
+            fig.savefig(path, dpi=100)
+            written.append(path)
+        finally:
+            plt.close(fig)
+    return written
 
 
 def _writable_folder(path: str) -> str | None:
@@ -132,6 +145,9 @@ def _train(args) -> int:
           f"lr {args.lr}, momentum {args.momentum}, seed {args.seed}")
     if not args.quiet:
         print(model.summary(tuple(X.shape[1:])))
+    batches = args.epochs * -(-len(X) // args.batch_size)
+    norms = mdl.NormHistory(every=max(1, batches // 1000))  # for norms.png: at most ~1000 points per curve
+    fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", ()), norms]
     start = time.perf_counter()
     try:  # the Trainer reports nan/inf itself: no numpy overflow warnings on top
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -143,23 +159,23 @@ def _train(args) -> int:
         return 1
     elapsed = time.perf_counter() - start
     result = trainer.evaluate(X_test, y_test)
-    pred = trainer.predict(X_test).argmax(axis=1)
+    scores = trainer.predict(X_test)
+    pred = scores.argmax(axis=1)
     print(f"\ntrained in {elapsed:.1f} s ({elapsed / len(history['loss']):.3f} s/epoch)")
     print(f"test loss {result['loss']:.4f}   test accuracy {result['accuracy']:.2%}")
     print("confusion matrix (rows: true class, columns: predicted):")
-    print(format_confusion(confusion_matrix(y_test, pred)))
+    print(format_confusion(confusion_matrix(y_test, pred, scores.shape[1])))
     model_path = os.path.join(args.out, "model.npz")
     model.save(model_path)
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"history": history.history, "test": result,
                    "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
     written = [model_path, os.path.join(args.out, "history.json")]
-    curve = os.path.join(args.out, "learning_curve.png")
-    if plot_history(history.history, curve, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}"):
-        written.append(curve)
-    else:
-        print("(matplotlib not installed: no learning-curve PNG; pip install 'minidl[plot]')")
-    print("wrote " + ", ".join(written))
+    pictures = write_pictures(mdl, args.out, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}", history,
+                              model, X_test, y_test, scores, norms)
+    if pictures is None:
+        print("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')")
+    print("wrote:\n" + "\n".join(f"  {path}" for path in written + (pictures or [])))
     return 0
 
 

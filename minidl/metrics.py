@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "resolve_metrics", "METRICS"]
+from .validation import check_int
+
+__all__ = ["accuracy", "confusion_matrix", "resolve_metrics", "METRICS"]
 
 
 def accuracy(y_true, outputs) -> float:
@@ -36,6 +38,76 @@ def accuracy(y_true, outputs) -> float:
     if y_true.ndim == 2:  # class-probability targets
         y_true = y_true.argmax(axis=1)
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
+
+
+def _labels(y, name: str, where: str) -> np.ndarray:
+    """Integer class labels from labels (N,) or per-class scores / one-hot rows (N, K) (arg-max)."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise ValueError(f"{where}: {name} must be integer class labels of shape (N,) or class scores of "
+                         f"shape (N, K). Received: {name} of shape {y.shape} and dtype {y.dtype}")
+    if y.size and y.min() < 0:
+        raise ValueError(f"{where}: {name} holds a negative label. Received: min({name})={y.min()}")
+    return y.astype(np.int64)
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None, normalize=None) -> np.ndarray:
+    """Count how often each true class is predicted as each class.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        Integer labels of shape (N,), or scores / probabilities / one-hot rows
+        of shape (N, K) (the arg-max of each row is the label, as in
+        :func:`accuracy`; so ``trainer.predict(X)`` can be passed as it is).
+    num_classes : int >= 1, optional
+        The matrix's size; default: the largest label + 1.
+    normalize : {None, 'true', 'pred', 'all'}
+        As scikit-learn's: divide by the row sums (recall per class), the
+        column sums (precision per class) or the total; an empty row or
+        column stays 0.
+
+    Returns
+    -------
+    ndarray of shape (num_classes, num_classes)
+        ``cm[i, j]``: the samples of true class ``i`` predicted as ``j``;
+        int64 counts, or float64 fractions with ``normalize``.
+
+    Shape
+    -----
+    ``y_true``, ``y_pred``: (N,) labels or (N, K) scores; result: (num_classes, num_classes).
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2])
+    array([[1, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
+    >>> confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], normalize="true")[1]
+    array([0. , 0.5, 0.5])
+    """
+    where = "confusion_matrix"
+    y_true, y_pred = _labels(y_true, "y_true", where), _labels(y_pred, "y_pred", where)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{where}: y_true and y_pred must have one label per sample each. "
+                         f"Received: {len(y_true)} and {len(y_pred)} labels")
+    if normalize not in (None, "true", "pred", "all"):
+        raise ValueError(f"{where}: normalize must be None, 'true', 'pred' or 'all'. Received: normalize={normalize!r}")
+    largest = int(max(y_true.max(initial=-1), y_pred.max(initial=-1)))
+    if num_classes is None:
+        num_classes = largest + 1
+    elif check_int(num_classes, "num_classes", where, 1) <= largest:
+        raise ValueError(f"{where}: label {largest} does not fit num_classes={num_classes} (labels are "
+                         "0 .. num_classes - 1); pass a larger num_classes, or None to infer it")
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    if normalize is None:
+        return cm
+    total = {"true": cm.sum(axis=1, keepdims=True), "pred": cm.sum(axis=0, keepdims=True), "all": cm.sum()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(cm / total[normalize])
 
 
 METRICS = {"accuracy": accuracy, "acc": accuracy}

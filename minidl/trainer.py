@@ -159,6 +159,8 @@ class Trainer:
         self.optimizer.zero_grad()
         # backward_params: the gradient with respect to the data is never used
         getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
+        for cb in self._callbacks:  # the batch's gradients, before clipping and the step
+            cb.on_after_backward(batch, {"loss": self._per_sample(loss, len(xb)), "batch_size": len(xb)})
         self._step(epoch, batch, clip)
         return self._per_sample(loss, len(xb)), outputs
 

@@ -85,14 +85,35 @@ def test_train_writes_history_json(trained):
     assert data["test"]["accuracy"] == pytest.approx(hist["val_accuracy"][-1])
 
 
-def test_train_writes_learning_curve_png(trained):
+PNGS = ["learning_curve.png", "filters.png", "feature_maps.png", "confusion.png", "misclassified.png", "norms.png"]
+
+
+def test_train_writes_learning_curve_and_the_other_pngs(trained):
+    """Issue 10: next to the model, the six pictures of minidl.plot (learning_curve.png keeps its name)."""
     pytest.importorskip("matplotlib")
     _, out, _, out_dir = trained
-    png = out_dir / "learning_curve.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 1000
-    assert "learning_curve.png" in out
-    assert sorted(os.listdir(out_dir)) == ["history.json", "learning_curve.png", "model.npz"]
+    for name in PNGS:
+        png = out_dir / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert png.stat().st_size > 1000, name
+    written = out[out.index("wrote:"):].splitlines()[1:]
+    assert [line.strip() for line in written] == [str(out_dir / n) for n in ["model.npz", "history.json", *PNGS]]
+    assert sorted(os.listdir(out_dir)) == sorted(["history.json", "model.npz", *PNGS])
+    assert "matplotlib not installed" not in out
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # every figure closed
+
+
+def test_train_without_matplotlib_writes_no_png_and_succeeds(tmp_path, monkeypatch, capsys):
+    for name in [m for m in list(sys.modules) if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')") == 1
+    assert "confusion matrix" in out
+    assert sorted(os.listdir(tmp_path)) == ["history.json", "model.npz"]
 
 
 def test_train_is_reproducible(trained, tmp_path, capsys):
