@@ -188,3 +188,30 @@ def test_split_max_pool_and_relu_equal_serial(pool, channels_last, split_everyth
     for name, e, a in zip(("y", "idx", "dx", "relu", "relu_backward"), expected, got):
         assert a.shape == e.shape and a.dtype == e.dtype and a.strides == e.strides, name
         np.testing.assert_array_equal(a, e, err_msg=name)
+
+
+def _split_conv_sum(queue):
+    x, w = np.ones((8, 4, 16, 16)), np.ones((8, 4, 3, 3))
+    with blas.auto_threads(max_threads=2):
+        queue.put(float(fconv.conv2d(x, w, padding=1).sum()))
+
+
+def test_a_forked_process_splits_batches_too(split_everything):
+    """A child forked after the worker threads exist inherits the executor but not its
+    threads: it must start its own (before the fix, the child waited forever)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    _split_conv_sum(queue)  # the parent's worker threads exist from here on
+    expected = queue.get(timeout=10)
+    child = ctx.Process(target=_split_conv_sum, args=(queue,))
+    child.start()
+    child.join(20)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung in map_batch"
+    assert queue.get(timeout=5) == expected

@@ -52,7 +52,7 @@ ELEMENT_FLOPS = 100
 # "threads": inside auto_threads, how many threads a large batch is split over;
 # "busy": inside map_batch's parallel region (no nested split)
 _STATE = {"threads": 0, "busy": False}
-_POOL = {"executor": None, "workers": 0, "lock": threading.Lock()}
+_POOL = {"executor": None, "workers": 0, "lock": threading.Lock(), "pid": os.getpid()}
 
 
 def matmul(a, b, out=None):
@@ -276,8 +276,15 @@ def _run_block(fn, block):
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    """The process's worker threads (created on first use, grown when more are asked for)."""
+    """The process's worker threads (created on first use, grown when more are asked for).
+
+    A process forked from one that had them (``multiprocessing``'s fork start method)
+    inherits the executor but not its threads: it gets a new one, instead of waiting
+    forever for threads that do not exist.
+    """
     with _POOL["lock"]:
+        if _POOL["pid"] != os.getpid():
+            _POOL.update(executor=None, workers=0, pid=os.getpid())
         if _POOL["workers"] < workers:
             if _POOL["executor"] is not None:
                 _POOL["executor"].shutdown(wait=False)
