@@ -2,8 +2,11 @@
 ==================================================
 
 We train minidl's reference CNN on scikit-learn's 8x8 digits, then look at what it learned:
-the learning curves, the first layer's filters, the feature maps one digit produces on its way
-through the network, the confusion matrix and the digits it gets wrong.
+the learning curves, the gradient and weight norms of every layer during training, the first
+layer's filters, the feature maps one digit produces on its way through the network, the
+confusion matrix and the digits it gets wrong. Every picture is drawn by one :mod:`minidl.plot`
+function (matplotlib, the ``plot`` extra); ``minidl train`` writes the same pictures as PNG files
+next to the model.
 
 Run from any folder:  python examples/plot_digits_tutorial.py  (about 2 s of training on one core)
 """
@@ -46,11 +49,16 @@ print(model.summary((1, 8, 8)))
 # Training
 # --------
 # Cross-entropy on the logits (the loss carries the 1/N of the batch mean; the layers never
-# divide by the batch size), SGD with momentum, 20 epochs of 32-image batches.
+# divide by the batch size), SGD with momentum, 20 epochs of 32-image batches. The
+# ``NormHistory`` callback is opt-in: after every batch's backward pass it records the L2 norm
+# of each parameter's gradient and of the parameter itself (one pass over the weights per batch;
+# ``NormHistory(every=10)`` records every 10th batch).
 trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(),
                       mdl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+norms = mdl.NormHistory()
 history = trainer.fit(X_train, y_train, epochs=20, batch_size=32,
-                      validation_data=(X_test, y_test), seed=0, progress=False)
+                      validation_data=(X_test, y_test), seed=0, progress=False,
+                      callbacks=[norms])
 print(trainer.evaluate(X_test, y_test))
 
 # %%
@@ -58,81 +66,72 @@ print(trainer.evaluate(X_test, y_test))
 # ---------------
 # ``history`` holds one value per epoch for each metric. The training loss is the mean over
 # the epoch's batches while the weights changed; the validation numbers are measured after it.
-# TODO(plot): mdl.plot.learning_curves(history)
-epochs = np.arange(1, len(history["loss"]) + 1)
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
-ax_loss.plot(epochs, history["loss"], label="train")
-ax_loss.plot(epochs, history["val_loss"], label="test")
-ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
-ax_acc.plot(epochs, history["accuracy"], label="train")
-ax_acc.plot(epochs, history["val_accuracy"], label="test")
-ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-for ax in (ax_loss, ax_acc):
-    ax.legend()
-fig.tight_layout()
+# Every ``minidl.plot`` function returns its matplotlib figure, to adjust or save: here the loss
+# axis becomes logarithmic.
+fig = mdl.plot.learning_curves(history, metrics=["loss", "accuracy"])
+fig.axes[0].set_yscale("log")
+
+# %%
+# Gradient and weight norms
+# -------------------------
+# ``norms.grad_norms`` and ``norms.weight_norms`` map each parameter's name (``"0.weight"`` is
+# the first Conv2D's kernel, ``"7.bias"`` the Dense layer's bias) to one value per batch.
+# The gradient norms say whether the error signal reaches a layer: here the first Conv2D's
+# kernel gets gradients only a few times smaller than the Dense layer's, and all of them shrink
+# (noisily, batch to batch) by one to two orders of magnitude as the loss falls, while the
+# weight norms grow over the first epochs and then level off: every layer learns. A layer whose
+# gradient norm sits orders of magnitude below the others (vanishing gradients, e.g. behind
+# dead ReLUs) or that climbs until the loss becomes nan (exploding: lower the learning rate or
+# clip with ``fit(..., clip_grad_norm=...)``) explains a network that does not learn, and a
+# weight norm that stays flat shows a layer whose weights do not move.
+mdl.plot.norms(norms)
+print({name: f"{values[0]:.3f} -> {values[-1]:.4f}" for name, values in norms.grad_norms.items()})
 
 # %%
 # The first layer's filters
 # -------------------------
 # ``model[0].weight.data`` has PyTorch's layout (out_channels, in_channels, kh, kw) = (16, 1, 3, 3):
-# sixteen 3x3 filters. Blue is negative, red positive, on one symmetric scale per filter.
-# TODO(plot): mdl.plot.filters(model)
-weights = model[0].weight.data
-fig, axes = plt.subplots(2, 8, figsize=(8, 2.2))
-for ax, w in zip(axes.flat, weights[:, 0]):
-    limit = np.abs(w).max()
-    ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    ax.axis("off")
-fig.suptitle("Conv2D(1, 16, 3) filters")
+# sixteen 3x3 filters. Blue is negative, red positive, on one scale symmetric around 0 for all of them.
+mdl.plot.filters(model)
 
 # %%
 # Feature maps of one digit
 # -------------------------
+# ``feature_maps`` runs the model on one input and shows one layer's output channels; ``layer``
+# names the layer by its index in the Sequential, ``"1"`` being the first ReLU: every filter
+# gives an 8x8 map. It runs the model in eval mode (inference: no cache for a backward pass) and
+# leaves the model as it was.
+print("the input: a", y_test[0])
+mdl.plot.feature_maps(model, X_test[:1], layer="1")
+
+# %%
 # A Sequential can be indexed, and every layer can be called on its own: running the layers
-# one by one shows what each produces. After the first ReLU every filter gives an 8x8 map;
-# after the second block, 32 maps of 2x2 feed the Dense layer. ``eval()`` switches the model to
-# inference (no cache for a backward pass).
-# TODO(plot): mdl.plot.feature_maps(model, X_test[:1], layer=1)
+# one by one shows what each produces: after the second block, 32 maps of 2x2 feed the Dense
+# layer. Some of the maps above are blank: where a filter's response plus its bias is negative,
+# the ReLU outputs 0. A channel that is 0 for every input is a *dead* ReLU: it passes no
+# gradient back, so its filter no longer learns.
 model.eval()
-x = X_test[:1]
-activations = [x]
+activations = [X_test[:1]]
 for layer in model:
     activations.append(layer(activations[-1]))
-fig, axes = plt.subplots(2, 9, figsize=(9, 2.4))
-axes[0, 0].imshow(x[0, 0], cmap="gray_r")
-axes[0, 0].set_title(f"label {y_test[0]}")
-for ax, fmap in zip(axes.flat[1:], activations[2][0]):  # the output of model[1], the first ReLU
-    ax.imshow(fmap, cmap="viridis")
-for ax in axes.flat:
-    ax.axis("off")
-fig.suptitle("the input and the first ReLU's 16 feature maps")
 print("shapes through the network:", [a.shape[1:] for a in activations])
+first_relu = model[1](model[0](X_test))
+print("first-ReLU channels that are 0 on every test digit:",
+      np.flatnonzero(first_relu.max(axis=(0, 2, 3)) == 0))
 
 # %%
 # Confusion matrix
 # ----------------
 # Rows are the true classes, columns the predicted ones; the diagonal holds the right answers.
-# TODO(plot): mdl.plot.confusion_matrix(y_test, y_pred)
+# ``trainer.predict`` returns the logits, one row per image; their arg-max is the predicted class.
 y_pred = trainer.predict(X_test).argmax(axis=1)
-cm = np.zeros((10, 10), dtype=int)
-np.add.at(cm, (y_test, y_pred), 1)
-fig, ax = plt.subplots(figsize=(4.5, 4))
-ax.imshow(cm, cmap="Blues")
-for (i, j), count in np.ndenumerate(cm):
-    if count:
-        ax.text(j, i, count, ha="center", va="center", color="white" if i == j else "black", fontsize=8)
-ax.set(xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10),
-       title=f"test accuracy {np.mean(y_pred == y_test):.2%}")
+print(f"test accuracy {np.mean(y_pred == y_test):.2%}")
+mdl.plot.confusion_matrix(y_test, y_pred)
 
 # %%
 # The digits it gets wrong
 # ------------------------
-# TODO(plot): mdl.plot.misclassified(X_test, y_test, y_pred)
+# Each one is titled "true→predicted".
+mdl.plot.misclassified(X_test, y_test, y_pred)
 wrong = np.flatnonzero(y_pred != y_test)
-fig, axes = plt.subplots(1, max(len(wrong), 1), figsize=(1.2 * max(len(wrong), 1), 1.6), squeeze=False)
-for ax, i in zip(axes[0], wrong):
-    ax.imshow(X_test[i, 0], cmap="gray_r")
-    ax.set_title(f"{y_test[i]} -> {y_pred[i]}", fontsize=9)
-for ax in axes[0]:
-    ax.axis("off")
 print(f"{len(wrong)} of {len(y_test)} test digits misclassified")

@@ -26,15 +26,15 @@ for lr in (0.005, 0.05, 0.3):
     print(f"lr={lr:<6} final train loss {histories[lr]['loss'][-1]:.4f}  "
           f"test accuracy {histories[lr]['val_accuracy'][-1]:.2%}")
 
-# TODO(plot): mdl.plot.learning_curves(history), once per run
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
-for lr, history in histories.items():
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    (line,) = ax_loss.plot(epochs, history["loss"], label=f"lr={lr} train")
-    ax_loss.plot(epochs, history["val_loss"], "--", color=line.get_color(), label=f"lr={lr} test")
-    ax_acc.plot(epochs, history["val_accuracy"], color=line.get_color(), label=f"lr={lr}")
-ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss (solid: train, dashed: test)")
-ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
-ax_loss.legend(fontsize=7)
-ax_acc.legend(fontsize=7)
+# %%
+# One row per learning rate, drawn by ``mdl.plot.learning_curves`` on the row's two Axes; the
+# panels of a column share their y axis, so the rows compare directly.
+fig, axes = plt.subplots(len(histories), 2, figsize=(9, 2.6 * len(histories)), sharex=True, sharey="col")
+for row, (lr, history) in zip(axes, histories.items()):
+    mdl.plot.learning_curves(history, metrics=["loss", "accuracy"], ax=row)
+    row[0].set_title(f"lr={lr}: loss")
+    row[1].set_title(f"lr={lr}: accuracy")
+for ax in axes[:-1].flat:
+    ax.set_xlabel("")  # the x axis is shared: "epoch" once, under the last row
+axes[0, 0].set_yscale("log")  # shared by the loss column
 fig.tight_layout()
