@@ -27,11 +27,17 @@ CASES = [
     ("m2_k4_same_asym", 1, 2, 2, (6, 7), 4, 1, "same", 1),  # even kernel: pads (1, 2)
     ("m2_k32_s21_explicit", 2, 3, 2, (8, 9), (3, 2), (2, 1), ((2, 0), (1, 3)), (1, 2)),
     ("m3_s12_d21", 2, 2, 3, (9, 9), (2, 3), (1, 2), ((1, 1), (0, 2)), (2, 1)),
+    ("m2_s3_d2_k4", 2, 2, 2, (6, 13), (2, 4), (1, 3), "same", (1, 2)),  # columns in 3 phases
+    ("m1_s2_d4", 1, 3, 1, (5, 14), 3, 2, 3, 4),  # every column in one phase, 2 apart
     ("m2_pad_beyond_reach", 2, 2, 2, (5, 6), 3, 1, 4, 1),  # stride 1, padding > d (k - 1)
-    ("m1_s3_skips_rows", 2, 3, 1, (8, 8), 2, 3, 0, 1),  # the floor skips input rows
+    ("m2_s2_pad_beyond_reach", 1, 2, 2, (3, 4), 3, 2, 4, 1),
+    ("m1_k1_s2_pad3", 2, 2, 1, (1, 3), 1, 2, 3, 1),  # outputs reading only padding, input rows unread
+    ("m2_k1_input_unread", 1, 2, 2, (1, 4), 1, (3, 2), ((5, 0), (0, 1)), 1),  # every output in the padding
+    ("m1_s3_skips_rows", 2, 3, 1, (9, 10), 2, 3, 0, 1),  # the floor skips inner and last rows
     ("m3_k1", 2, 2, 3, (4, 5), 1, 1, 0, 1),
 ]
 IDS = [c[0] for c in CASES]
+BY_NAME = {c[0]: c for c in CASES}
 
 
 def _data(case, seed=0, dtype=np.float64):
@@ -108,7 +114,9 @@ def test_padding_modes_match_torch(mode):
 
 
 @pytest.mark.parametrize("cap", [4096, 700, 1], ids=["rows", "columns_of_a_row", "one_pixel"])
-@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[6], CASES[8]], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", [BY_NAME[k] for k in ("m2_same", "m3_s2_d2", "m2_k32_s21_explicit",
+                                                       "m2_s3_d2_k4", "m2_pad_beyond_reach",
+                                                       "m2_s2_pad_beyond_reach")], ids=lambda c: c[0])
 def test_pieces_give_the_unsplit_result(case, cap, monkeypatch):
     """Split into bands of rows, runs of one row's pixels or single pixels: the same numbers
     (the separate kernels too)."""
@@ -120,7 +128,7 @@ def test_pieces_give_the_unsplit_result(case, cap, monkeypatch):
     np.testing.assert_allclose(F.conv2d_weight(x, w.shape, g, **kwargs), whole[2], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[2]], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", [BY_NAME["m2_same"], BY_NAME["m3_s2_same_asym"]], ids=lambda c: c[0])
 def test_layouts_and_float32(case):
     """A channels-last input (read without a copy where unpadded) gives the NCHW input's
     result; float32 stays float32, channels-last as the rest of conv2d returns it."""
@@ -140,6 +148,23 @@ def test_layouts_and_float32(case):
     y, dx = got[0], got[1]
     for a in (y, dx):  # NCHW shape, channels-last memory
         assert a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize("case", [BY_NAME[k] for k in ("m3_s2_same_asym", "m2_s3_d2_k4", "m2_pad_beyond_reach",
+                                                       "m2_s2_pad_beyond_reach", "m1_k1_s2_pad3",
+                                                       "m2_k1_input_unread", "m1_s3_skips_rows")], ids=lambda c: c[0])
+def test_every_input_gradient_is_written(case):
+    """dX is allocated without zeros at stride > 1: the rows and columns no output reads
+    (outside the padding's reach, or skipped by the floor) are zeroed explicitly. The
+    allocator is handed freed NaN-filled blocks of dX's size first."""
+    x, w, b, g, kwargs = _data(case, seed=7)
+    expected = _minidl(x, w, b, g, kwargs)[1]
+    for _ in range(3):
+        poison = np.full(x.shape, np.nan)
+        del poison
+        dx = F.conv2d_input(x.shape, w, g, **kwargs)
+        assert np.isfinite(dx).all()
+        np.testing.assert_allclose(dx, expected, rtol=0, atol=1e-12)
 
 
 def _peak(fn):

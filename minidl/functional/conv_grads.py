@@ -29,7 +29,9 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     ``min_ratio`` output channels per input channel: a full correlation of ``G``
     with the rotated kernel (returned already cropped: NHWC ``(N, H, W, C)``).
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
-    the zero-padded input; the caller crops (or folds) the padding.
+    the zero-padded input; the caller crops (or folds) the padding. A depthwise
+    convolution (one input channel per group) uses the direct kernels of
+    :mod:`minidl.functional.depthwise` instead (returned cropped).
     Returns ``(dx_nhwc, cropped)``.
 
     Parameters
