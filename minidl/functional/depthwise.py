@@ -213,9 +213,9 @@ def _scatter(g, wk, dx, geo, cap):
     m = wk.shape[0]
     (kh, kw), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = geo.kernel, geo.stride, geo.dilation, geo.pads
     ho, wo = geo.out
+    # (m, kh, kw, W_out * C)
     wt = np.tile(wk[..., None, :], (1, 1, 1, wo, 1)).reshape(m, kh, kw, -1)  # tiled along a row
     zeroed = False
-    no_pads = ((0, 0), (0, 0))
     pixel_bytes = dx.itemsize * c * (m + 2 + sh * sw)  # G's piece with m first, a product, the target rows
     for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, pixel_bytes, cap):
         # whole samples at stride > 1 are assigned (and the rest of them zeroed) as
@@ -230,38 +230,49 @@ def _scatter(g, wk, dx, geo, cap):
             if not zeroed:
                 dx[n0:n1] = 0
             continue
-        gk = _band(g, no_pads, n0, n1, (i0, i1), (j0, j1), m, 1, 1)[:, :, :, 0]  # (m, n, ni, nj, C)
-        if sw == 1:
-            acc = dx[n0:n1, u0:u1, None, v0:v1]
-        else:
-            acc = np.zeros((n1 - n0, u1 - u0, sw, -(-(v1 - v0) // sw), c), dtype=dx.dtype)
-        for p in range(kh):
-            ia, ib = _inside(i0, i1, sh, p * dh - pt, h)
-            for q in range(kw):
-                ja, jb = _inside(j0, j1, sw, q * dw - pl, w)
-                if ia >= ib or ja >= jb:
-                    continue
-                u, v = ia * sh + p * dh - pt - u0, ja * sw + q * dw - pl - v0
-                target = acc[:, u : u + sh * (ib - ia - 1) + 1 : sh, v % sw, v // sw : v // sw + jb - ja]
-                runs = target.reshape(target.shape[:2] + (-1,), copy=False)
-                part = gk[:, :, ia - i0 : ib - i0, ja - j0 : jb - j0]
-                part = part.reshape(part.shape[:3] + (-1,), copy=False)
-                wq = wt[:, p, q, : (jb - ja) * c]
-                if m == 1:
-                    runs += part[0] * wq[0]
-                else:
-                    runs += np.einsum("knab,kb->nab", part, wq)
-        if sw > 1:  # fold the phases back
-            for ph in range(sw):
-                dst = dx[n0:n1, u0:u1, v0 + ph : v1 : sw]
-                if zeroed:
-                    dst += acc[:, :, ph, : dst.shape[2]]
-                else:
-                    dst[...] = acc[:, :, ph, : dst.shape[2]]
-            if not zeroed:  # the input rows and columns no output reached
-                for block in (dx[n0:n1, :u0], dx[n0:n1, u1:], dx[n0:n1, u0:u1, :v0], dx[n0:n1, u0:u1, v1:]):
-                    block[...] = 0
-        del gk, acc
+        _scatter_piece(g, wt, dx, geo, (n0, n1, i0, i1, j0, j1), (u0, v0, u1, v1), not zeroed)
+
+
+def _scatter_piece(g, wt, dx, geo, piece, reach, assign):
+    """One piece of :func:`_scatter` (its temporaries die with the call): output pixels
+    ``piece = (n0, n1, i0, i1, j0, j1)`` onto input rows ``u0:u1`` and columns ``v0:v1``
+    (``reach``), assigned when ``assign`` (whole samples, stride > 1), else added."""
+    n0, n1, i0, i1, j0, j1 = piece
+    u0, v0, u1, v1 = reach
+    h, w, c = dx.shape[1:]
+    m = wt.shape[0]
+    (kh, kw), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = geo.kernel, geo.stride, geo.dilation, geo.pads
+    gk = _band(g, ((0, 0), (0, 0)), n0, n1, (i0, i1), (j0, j1), m, 1, 1)[:, :, :, 0]  # (m, n, ni, nj, C)
+    if sw == 1:
+        acc = dx[n0:n1, u0:u1, None, v0:v1]
+    else:
+        acc = np.zeros((n1 - n0, u1 - u0, sw, -(-(v1 - v0) // sw), c), dtype=dx.dtype)
+    for p in range(kh):
+        ia, ib = _inside(i0, i1, sh, p * dh - pt, h)
+        for q in range(kw):
+            ja, jb = _inside(j0, j1, sw, q * dw - pl, w)
+            if ia >= ib or ja >= jb:
+                continue
+            u, v = ia * sh + p * dh - pt - u0, ja * sw + q * dw - pl - v0
+            target = acc[:, u : u + sh * (ib - ia - 1) + 1 : sh, v % sw, v // sw : v // sw + jb - ja]
+            runs = target.reshape(target.shape[:2] + (-1,), copy=False)
+            part = gk[:, :, ia - i0 : ib - i0, ja - j0 : jb - j0]
+            part = part.reshape(part.shape[:3] + (-1,), copy=False)
+            wq = wt[:, p, q, : (jb - ja) * c]
+            if m == 1:
+                runs += part[0] * wq[0]
+            else:
+                runs += np.einsum("knab,kb->nab", part, wq)
+    if sw > 1:  # fold the phases back
+        for ph in range(sw):
+            dst = dx[n0:n1, u0:u1, v0 + ph : v1 : sw]
+            if assign:
+                dst[...] = acc[:, :, ph, : dst.shape[2]]
+            else:
+                dst += acc[:, :, ph, : dst.shape[2]]
+        if assign:  # the input rows and columns no output reached
+            for block in (dx[n0:n1, :u0], dx[n0:n1, u1:], dx[n0:n1, u0:u1, :v0], dx[n0:n1, u0:u1, v1:]):
+                block[...] = 0
 
 
 def _inside(i0, i1, s, shift, size):
