@@ -83,6 +83,23 @@ def test_matches_the_block_diagonal_dense_convolution(case):
     _check(_minidl(x, w, b, g, kwargs), (y, dx, dw, db), TIGHT)
 
 
+@pytest.mark.parametrize("c, groups, padding, dilation", [(4, 2, 1, 1), (6, 3, "same", 2), (6, 2, ((2, 0), (1, 2)), 1)])
+def test_one_output_per_group_input_gradient(c, groups, padding, dilation):
+    """One output channel per group (C / groups inputs): at stride 1, dX is a depthwise
+    correlation of G (one channel per group) with C / groups outputs per channel -- the
+    same forward kernel. Checked against groups=1 with the block-diagonal weight."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, c, 7, 8))
+    w = rng.standard_normal((groups, c // groups, 3, 3))
+    kwargs = dict(padding=padding, dilation=dilation, groups=groups)
+    g = rng.standard_normal(F.conv2d(x, w, **kwargs).shape)
+    dense = np.zeros((groups, c, 3, 3))
+    for o in range(groups):
+        dense[o, o * (c // groups) : (o + 1) * (c // groups)] = w[o]
+    expected = conv_mod.conv2d_backward(x, dense, g, **dict(kwargs, groups=1))[0]
+    np.testing.assert_allclose(F.conv2d_input(x.shape, w, g, **kwargs), expected, rtol=0, atol=TIGHT)
+
+
 def _torch(x, w, b, g, kwargs, mode="zeros"):
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
