@@ -14,6 +14,7 @@ import pytest
 
 import minidl.functional.conv as conv_mod
 from minidl import functional as F
+from minidl.functional import depthwise
 
 TIGHT = 1e-11
 
@@ -33,6 +34,10 @@ CASES = [
     ("m2_s2_pad_beyond_reach", 1, 2, 2, (3, 4), 3, 2, 4, 1),
     ("m1_k1_s2_pad3", 2, 2, 1, (1, 3), 1, 2, 3, 1),  # outputs reading only padding, input rows unread
     ("m2_k1_input_unread", 1, 2, 2, (1, 4), 1, (3, 2), ((5, 0), (0, 1)), 1),  # every output in the padding
+    ("m8_direct_limit", 1, 2, 8, (5, 6), 3, 1, 1, 1),  # depthwise.MAX_MULTIPLIER at stride 1
+    ("m9_gemm", 1, 2, 9, (5, 6), 3, 1, 1, 1),  # beyond it: the grouped GEMM paths
+    ("m4_s2_direct_limit", 1, 2, 4, (7, 6), 3, 2, "same", 1),
+    ("m5_s2_gemm", 1, 2, 5, (7, 6), 3, 2, "same", 1),
     ("m1_s3_skips_rows", 2, 3, 1, (9, 10), 2, 3, 0, 1),  # the floor skips inner and last rows
     ("m3_k1", 2, 2, 3, (4, 5), 1, 1, 0, 1),
 ]
@@ -182,6 +187,16 @@ def test_every_input_gradient_is_written(case):
         dx = F.conv2d_input(x.shape, w, g, **kwargs)
         assert np.isfinite(dx).all()
         np.testing.assert_allclose(dx, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("m, stride, direct", [(8, 1, True), (9, 1, False), (4, 2, True), (5, 2, False)])
+def test_many_outputs_per_channel_take_the_gemm_paths(m, stride, direct):
+    """Up to depthwise.MAX_MULTIPLIER outputs per channel the direct kernels run (no
+    columns); beyond, the grouped im2col GEMMs (whose columns the forward pass returns)."""
+    x, w, b, g, kwargs = _data(("", 1, 2, m, (6, 6), 3, stride, 1, 1))
+    _, cols = F.conv2d(x, w, b, **kwargs, return_columns=True)
+    assert (cols is None) == direct
+    assert depthwise.direct(m, (stride, stride)) == direct
 
 
 def _peak(fn):

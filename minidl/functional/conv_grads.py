@@ -31,7 +31,8 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
     the zero-padded input; the caller crops (or folds) the padding. A depthwise
     convolution (one input channel per group) uses the direct kernels of
-    :mod:`minidl.functional.depthwise` instead (returned cropped).
+    :mod:`minidl.functional.depthwise` instead (returned cropped), or col2im
+    beyond their ``MAX_MULTIPLIER`` outputs per channel.
     Returns ``(dx_nhwc, cropped)``.
 
     Parameters
@@ -69,8 +70,11 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     (pt, pb), (pl, pr) = geo.pads
     o, c_group, kh, kw = weight.shape
     (dh, dw) = geo.dilation
-    if c_group == 1 and groups > 1:  # depthwise: direct per-offset kernels, no GEMM
-        return depthwise.input_grad(rows, weight, input_size, geo, cap), True
+    if c_group == 1 and groups > 1:  # depthwise
+        if depthwise.direct(o // groups, geo.stride):  # direct per-offset kernels, no GEMM
+            return depthwise.input_grad(rows, weight, input_size, geo, cap), True
+        # many outputs per channel: G_c (pixels x m) @ W_c (m x kh kw) per channel, then col2im
+        return _col2im(rows, weight, input_size, geo, groups, cap), False
     if (geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1)
             and o < min_ratio * c_group * groups):
         return _full_correlation(rows, weight, input_size, geo, groups, cap), True
@@ -163,8 +167,8 @@ def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
     o, c_group, kh, kw = weight_size
     ho, wo = geo.out
     k = c_group * groups * kh * kw
-    if c_group == 1 and groups > 1:  # depthwise: direct per-offset kernels, no columns
-        return depthwise.weight_grad(rows, x_nhwc, weight_size, geo, cap)
+    if c_group == 1 and groups > 1 and depthwise.direct(o // groups, geo.stride):
+        return depthwise.weight_grad(rows, x_nhwc, weight_size, geo, cap)  # no columns
     if columns is None:
         columns = im2col.one_piece(x_nhwc, geo.pads, geo, k, cap, groups)
     if columns is not None and groups == 1:  # one GEMM: the usual case

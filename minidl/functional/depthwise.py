@@ -40,6 +40,21 @@ from .geometry import Geometry
 
 __all__: list[str] = []
 
+#: The most outputs per channel for which the direct kernels are used, at stride 1 and
+#: otherwise. Their work grows with the output (``m`` times the input), the GEMM paths'
+#: (unfold the input once, a GEMM per channel) mostly with the input: measured on one
+#: thread, x (64, 32, 16, 16) 3x3, forward / dW / dX in ms, direct against GEMM paths:
+#: stride 1, m = 8: 6.9 / 6.7 / 7.1 against 8.9 / 9.1 / 6.4; m = 16: 14.5 / 15.2 / 16.3
+#: against 11.6 / 12.2 / 9.1. Stride 2, m = 4: 1.5 / 1.8 / 1.4 against 2.2 / 1.9 / 1.4;
+#: m = 8: 3.3 / 3.8 / 2.3 against 2.4 / 2.3 / 1.8.
+MAX_MULTIPLIER = {"stride 1": 8, "strided": 4}
+
+
+def direct(m, stride):
+    """Whether a depthwise convolution with ``m`` outputs per channel and ``stride``
+    (a pair) runs on these kernels (:data:`MAX_MULTIPLIER`)."""
+    return m <= MAX_MULTIPLIER["stride 1" if tuple(stride) == (1, 1) else "strided"]
+
 
 def _band(src, pads, n0, n1, rows, cols, r_in, r_out, phases):
     """Zero-padded copy of samples ``n0:n1`` of the NHWC ``src`` (any strides) at

@@ -157,8 +157,9 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     if groups > 1 and k_group == geo.kernel[0] * geo.kernel[1]:  # one input channel per group
         from . import depthwise  # (here: depthwise uses this module's tiles)
 
-        depthwise.forward(src, pads, geo, wmat_t, out, cap)
-        return None
+        if depthwise.direct(o_group, geo.stride):
+            depthwise.forward(src, pads, geo, wmat_t, out, cap)
+            return None
     cols = one_piece(src, pads, geo, k, cap, groups)
     if cols is not None:
         _product(cols, wmat_t, out.reshape(-1, o))
