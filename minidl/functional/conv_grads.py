@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas, im2col
+from . import blas, depthwise, im2col
 from .geometry import Geometry
 
 __all__ = ["input_grad", "weight_grad"]
@@ -29,7 +29,10 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     ``min_ratio`` output channels per input channel: a full correlation of ``G``
     with the rotated kernel (returned already cropped: NHWC ``(N, H, W, C)``).
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
-    the zero-padded input; the caller crops (or folds) the padding.
+    the zero-padded input; the caller crops (or folds) the padding. A depthwise
+    convolution (one input channel per group) uses the direct kernels of
+    :mod:`minidl.functional.depthwise` instead (returned cropped), or col2im
+    beyond their ``MAX_MULTIPLIER`` outputs per channel.
     Returns ``(dx_nhwc, cropped)``.
 
     Parameters
@@ -67,6 +70,11 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     (pt, pb), (pl, pr) = geo.pads
     o, c_group, kh, kw = weight.shape
     (dh, dw) = geo.dilation
+    if c_group == 1 and groups > 1:  # depthwise
+        if depthwise.direct(o // groups, geo.stride):  # direct per-offset kernels, no GEMM
+            return depthwise.input_grad(rows, weight, input_size, geo, cap), True
+        # many outputs per channel: G_c (pixels x m) @ W_c (m x kh kw) per channel, then col2im
+        return _col2im(rows, weight, input_size, geo, groups, cap), False
     if (geo.stride == (1, 1) and max(pt, pb) <= dh * (kh - 1) and max(pl, pr) <= dw * (kw - 1)
             and o < min_ratio * c_group * groups):
         return _full_correlation(rows, weight, input_size, geo, groups, cap), True
@@ -159,17 +167,8 @@ def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
     o, c_group, kh, kw = weight_size
     ho, wo = geo.out
     k = c_group * groups * kh * kw
-    if c_group == 1 and groups > 1:  # depthwise: one einsum per piece, no columns
-        m = o // groups
-        g = rows.reshape(n, ho, wo, groups, m) if m > 1 else rows.reshape(n, ho, wo, groups)
-        acc = np.zeros((kh, kw, groups, m), dtype=x_nhwc.dtype)
-        pixel_bytes = 2 * x_nhwc.shape[3] * x_nhwc.itemsize  # no columns: the band and the einsum
-        for n0, n1, i0, i1, j0, j1, view in im2col.piece_views(x_nhwc, geo.pads, geo, pixel_bytes, cap):
-            if m == 1:  # (einsum is several times slower with a length-1 axis)
-                acc[..., 0] += np.einsum("nijpqc,nijc->pqc", view, g[n0:n1, i0:i1, j0:j1])
-            else:
-                acc += np.einsum("nijpqc,nijcm->pqcm", view, g[n0:n1, i0:i1, j0:j1])
-        return np.ascontiguousarray(acc.transpose(2, 3, 0, 1)).reshape(o, 1, kh, kw)
+    if c_group == 1 and groups > 1 and depthwise.direct(o // groups, geo.stride):
+        return depthwise.weight_grad(rows, x_nhwc, weight_size, geo, cap)  # no columns
     if columns is None:
         columns = im2col.one_piece(x_nhwc, geo.pads, geo, k, cap, groups)
     if columns is not None and groups == 1:  # one GEMM: the usual case

@@ -155,8 +155,11 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     groups, k_group, o_group = wmat_t.shape
     k, o = k_group * groups, o_group * groups
     if groups > 1 and k_group == geo.kernel[0] * geo.kernel[1]:  # one input channel per group
-        _depthwise(src, pads, geo, wmat_t, out, cap)
-        return None
+        from . import depthwise  # (here: depthwise uses this module's tiles)
+
+        if depthwise.direct(o_group, geo.stride):
+            depthwise.forward(src, pads, geo, wmat_t, out, cap)
+            return None
     cols = one_piece(src, pads, geo, k, cap, groups)
     if cols is not None:
         _product(cols, wmat_t, out.reshape(-1, o))
@@ -166,23 +169,6 @@ def correlate(src, pads, geo, wmat_t, out, cap):
         _product(cols, wmat_t, out[n0:n1, i0:i1, j0:j1].reshape(-1, o))
         del cols
     return None
-
-
-def _depthwise(src, pads, geo, wmat_t, out, cap):
-    """A convolution with one input channel per group (depthwise, ``O / C`` outputs per
-    channel): ``kh * kw`` multiply-adds per output, one einsum over the windows view,
-    instead of ``C`` one-column GEMMs."""
-    groups, _, per_channel = wmat_t.shape
-    kh, kw = geo.kernel
-    # (kh, kw, C, O / C), contiguous: einsum's loops follow its operands' strides
-    w = np.ascontiguousarray(wmat_t.reshape(groups, kh, kw, per_channel).transpose(1, 2, 0, 3))
-    # no columns: a piece holds its input band and its einsum result, about a pixel's channels each
-    for n0, n1, i0, i1, j0, j1, view in piece_views(src, pads, geo, 2 * src.shape[3] * src.itemsize, cap):
-        if per_channel == 1:  # (einsum is several times slower with a length-1 axis or out=)
-            out[n0:n1, i0:i1, j0:j1] = np.einsum("nijpqc,pqc->nijc", view, w[..., 0])
-        else:
-            out[n0:n1, i0:i1, j0:j1] = np.einsum("nijpqc,pqcm->nijcm", view, w).reshape(
-                view.shape[:3] + (-1,))
 
 
 def _product(cols, wmat_t, out2d):
