@@ -194,7 +194,7 @@ def markdown(rows, machine, args, elapsed):
               "`blas_threads=\"auto\"` computes its runs on that one thread), "
               "`torch.set_num_threads(1)`. Threads \"all\": no limit; minidl runs every case as the "
               "Trainer does by default (`blas_threads=\"auto\"`, `minidl.functional.blas.auto_threads`: "
-              "BLAS on one thread, batches of 80 MFLOP and more split into runs of samples computed on "
+              "BLAS on one thread, batches of 32 MFLOP and more split into runs of samples computed on "
               "every core), against PyTorch's defaults; the rows marked `(blas_threads=None)` are "
               "minidl epochs with BLAS left at all threads and nothing split.",
               "- The stride-2 conv: minidl `padding='same'` (Keras rule, `resolve_padding` gives "

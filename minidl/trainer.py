@@ -56,8 +56,9 @@ class Trainer:
         How ``fit``, ``evaluate`` and ``predict`` use the cores; BLAS's setting is
         restored afterwards. ``"auto"`` (:func:`minidl.functional.blas.auto_threads`):
         BLAS on one thread, and each batch with enough work (convolutions, Dense,
-        ReLU, max pooling on 28x28 or 32x32 images; not the 8x8 digits) split into
-        runs of samples computed on as many threads as BLAS had (the cores): an
+        ReLU, max pooling from 32 MFLOP: 28x28 and 32x32 images, not the reference
+        digits CNN) split into runs of samples computed on as many threads as BLAS
+        had (the cores): an
         MNIST-shaped step 37 -> 31 ms, a CIFAR-shaped one 106 -> 85 ms on 2 cores,
         against BLAS threads per product. The runs depend on the machine's cores, not
         on how many threads compute them (one, under ``OPENBLAS_NUM_THREADS=1``): a

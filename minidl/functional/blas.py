@@ -3,7 +3,7 @@
 Inside :func:`auto_threads` -- which the Trainer enters when ``blas_threads="auto"``,
 its default -- the BLAS library runs on one thread, and kernels whose batch holds
 enough work (at least :data:`PARALLEL_MIN_FLOPS`: a convolution or a Dense layer on
-28x28 or 32x32 images, not the 8x8 digits) split it into one contiguous run of
+28x28 or 32x32 images, not the reference digits CNN) split it into one contiguous run of
 samples per thread (:func:`map_batch`). Each thread unfolds, multiplies and folds its
 own samples, so that the copies around the GEMMs, single-threaded in numpy, use every
 core too (numpy releases the GIL in both). Small batches stay on the calling thread:
@@ -32,10 +32,12 @@ __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch
 
 #: Floating-point operations per run of samples: :func:`map_batch` splits a batch
 #: into one run per ``PARALLEL_MIN_FLOPS`` of work (so from twice that on), each run
-#: about 0.4 ms of one-thread GEMM. Smaller work is not split: waking a thread would
-#: cost more than it saves (the best digits model, whose largest pass is 75 MFLOP,
-#: trained no faster split, 208-241 against 228-231 ms per epoch on 2 cores).
-PARALLEL_MIN_FLOPS = 40e6
+#: about 0.15 ms of one-thread GEMM. Smaller work is not split: waking a thread would
+#: cost more than it saves. Measured on 2 cores (forward + backward, medians): conv
+#: 16 -> 32 channels on 8x8 at batch 64 (38 + 75 MFLOP) 1.34 -> 0.98 ms, Dense 3136 -> 128
+#: at batch 64 1.35 -> 0.99 ms, an epoch of the best digits model 236-256 -> 217-227 ms
+#: against a threshold of 40 MFLOP; 8 MFLOP gained nothing more.
+PARALLEL_MIN_FLOPS = 16e6
 
 #: The most runs :func:`map_batch` splits one batch into, hence the most threads it
 #: uses: the machine's cores, at most 8. A fixed number on a given machine, so that the

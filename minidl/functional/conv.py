@@ -107,8 +107,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         kh * kw * C_in)`` for one group, ``(groups, N * H_out * W_out,
         kh * kw * C_in / groups)`` otherwise, for :func:`conv2d_backward` to
         reuse; None when it was built in pieces or is larger than
-        ``MAX_CACHED_COLUMN_BYTES``, the padding is not zeros, or the
-        convolution is depthwise (one input channel per group: computed by
+        ``MAX_CACHED_COLUMN_BYTES``, the padding is not zeros, the batch was
+        split over threads (:func:`minidl.functional.blas.map_batch`), or the
+        convolution is depthwise with few outputs per channel (at most 8 at
+        stride 1, 4 otherwise: ``depthwise.MAX_MULTIPLIER``; computed by
         ``kh * kw`` multiply-adds per output, without columns).
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
         What the padding holds, as :class:`torch.nn.Conv2d`'s ``padding_mode``
