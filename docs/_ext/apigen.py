@@ -20,7 +20,7 @@ API_MODULES = [
     ("minidl.functional", "the pure numpy kernels the layers call, forward and backward"),
     ("minidl.losses", "SoftmaxCrossEntropy and MSE"),
     ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),
-    ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler"),
+    ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler, NormHistory"),
     ("minidl.trainer", "the training loop: Trainer and History"),
     ("minidl.data", "digits, batching, and the dataset and transform helpers"),
     ("minidl.datasets", "IDX (MNIST family), .npz and your own arrays"),
