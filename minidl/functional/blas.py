@@ -3,17 +3,17 @@
 Inside :func:`auto_threads` -- which the Trainer enters when ``blas_threads="auto"``,
 its default -- the BLAS library runs on one thread, and kernels whose batch holds
 enough work (at least :data:`PARALLEL_MIN_FLOPS`: a convolution or a Dense layer on
-28x28 or 32x32 images, not the reference digits CNN) split it into one contiguous run of
-samples per thread (:func:`map_batch`). Each thread unfolds, multiplies and folds its
-own samples, so that the copies around the GEMMs, single-threaded in numpy, use every
+28x28 or 32x32 images, not the reference digits CNN) split it into contiguous runs of
+samples, one per core, computed on as many threads (:func:`map_batch`). Each thread
+unfolds, multiplies and folds its own samples, so that the copies around the GEMMs, single-threaded in numpy, use every
 core too (numpy releases the GIL in both). Small batches stay on the calling thread:
 waking threads would cost more than it saves.
 
 BLAS's own threads are not used inside the block: they parallelise only the GEMMs,
 and after each multi-threaded GEMM OpenBLAS's workers keep spinning for a while,
 taking the cores from any other thread. Measured on 2 cores, MNIST-shaped training
-step: 35 ms with BLAS threads chosen per GEMM (the previous ``"auto"``), 52 ms when
-those are mixed with split batches, 32 ms with split batches on a one-thread BLAS
+step, medians: 37 ms with BLAS threads chosen per GEMM (the previous ``"auto"``), 52 ms
+when those are mixed with split batches, 31 ms with split batches on a one-thread BLAS
 (docs/performance.md). Outside the block, :func:`matmul` is ``np.matmul``, BLAS
 threads are left alone and no batch is split.
 """
