@@ -37,7 +37,10 @@ PICTURES = ("learning_curve.png", "filters.png", "feature_maps.png", "confusion.
 
 
 def write_pictures(mdl, out, title, history, model, X_test, y_test, scores, norms) -> list | None:
-    """Write :data:`PICTURES` to the folder ``out``; their paths, or None without matplotlib."""
+    """Write :data:`PICTURES` to the folder ``out``; the paths written, or None without matplotlib.
+
+    A picture that cannot be written (OSError) is reported on stderr, one line, and skipped.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -57,13 +60,15 @@ def write_pictures(mdl, out, title, history, model, X_test, y_test, scores, norm
     }
     written = []
     for name in PICTURES:
+        path = os.path.join(out, name)
         fig = draw[name]()
         try:
             if name == "learning_curve.png":
                 fig.suptitle(f"minidl {title}")
-            path = os.path.join(out, name)
             fig.savefig(path, dpi=100)
             written.append(path)
+        except OSError as exc:  # the model is saved already: say which picture is missing, go on
+            print(f"minidl train: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         finally:
             plt.close(fig)
     return written
@@ -176,7 +181,7 @@ def _train(args) -> int:
     if pictures is None:
         print("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')")
     print("wrote:\n" + "\n".join(f"  {path}" for path in written + (pictures or [])))
-    return 0
+    return 0 if pictures is None or len(pictures) == len(PICTURES) else 1
 
 
 def _gradcheck(args) -> int:

@@ -246,3 +246,26 @@ def test_diverging_training_is_a_one_line_error_not_a_traceback(tmp_path, capsys
     assert len(lines) == 1 and lines[0].startswith("minidl train: error: Trainer.fit:")
     assert "epoch 1, batch" in lines[0] and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_png_that_cannot_be_written_is_a_one_line_error_and_the_rest_is_written(tmp_path, capsys):
+    """A picture's path that cannot be written (here a folder named filters.png): exit status 1,
+    one line naming it on stderr, the model, the history and the other PNGs written and listed
+    (it was an IsADirectoryError traceback, and the PNGs after it were never drawn)."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "filters.png").mkdir()
+    code = cli.main(["train", "--epochs", "1", "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minidl train: error: cannot write ")
+    assert str(tmp_path / "filters.png") in lines[0] and "Traceback" not in err
+    others = [n for n in PNGS if n != "filters.png"]
+    for name in others:
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    written = out[out.index("wrote:"):].splitlines()[1:]
+    assert [line.strip() for line in written] == [str(tmp_path / n) for n in ["model.npz", "history.json", *others]]
+    assert mdl.load(str(tmp_path / "model.npz")) is not None
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # every figure closed

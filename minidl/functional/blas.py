@@ -21,6 +21,7 @@ threads are left alone and no batch is split.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -263,7 +264,10 @@ def map_batch(fn, n: int, flops: float) -> list:
     blocks = [runs[count * t // threads : count * (t + 1) // threads] for t in range(threads)]
     _STATE["busy"] = True
     try:
-        futures = [_executor(threads - 1).submit(_run_block, fn, block) for block in blocks[1:]]
+        # each worker block in a copy of the caller's context: numpy's error state (np.errstate)
+        # is a context variable, which the pool's threads would otherwise not see
+        futures = [_executor(threads - 1).submit(contextvars.copy_context().run, _run_block, fn, block)
+                   for block in blocks[1:]]
         try:
             first = _run_block(fn, blocks[0])  # the calling thread takes the first block itself
         finally:  # every run has ended before the region closes, even on an error

@@ -163,7 +163,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         cols = im2col.correlate(src[n0:n1], pads, geo, wmat_t, out[n0:n1], MAX_COLUMN_BYTES)
         if bias is not None:
             blas.add_row_vector(out[n0:n1], bias)
-        return cols
+        return cols if n1 - n0 == n else None  # a run's columns are freed now, not kept to the end
 
     runs = blas.map_batch(samples, n, 2.0 * out.size * wmat_t.shape[1])
     cols = runs[0] if len(runs) == 1 else None  # split over threads: no whole-batch columns
@@ -324,6 +324,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
         dx_part = _input_grad(part, weight, (n1 - n0, c, h, w), geo, groups, padding_mode) if input_grad else None
         if dx is not None:
             dx[n0:n1] = dx_part.transpose(0, 2, 3, 1)
+            dx_part = None  # copied: freed now, not kept (in map_batch's results) to the end
         whole = n0 == 0 and n1 == n
         return dx_part, _weight_grad(part, x[n0:n1], weight.shape, geo, groups, padding_mode,
                                      columns if whole else None)
