@@ -15,7 +15,10 @@ class NormHistory(Callback):
     ``step % every == 0``, counted over the whole run), before clipping and
     the optimizer step, so that each gradient is the batch's own, this stores
     ``np.linalg.norm(p.grad)`` and ``np.linalg.norm(p.data)`` for every named
-    parameter. :func:`minidl.plot.norms` draws them.
+    parameter. :func:`minidl.plot.norms` draws them. (As in PyTorch, the Trainer
+    zeroes the gradients of the optimizer's parameters only: a parameter the
+    optimizer does not train accumulates its gradient over the batches, and its
+    recorded norm is that sum.)
 
     Parameters
     ----------
