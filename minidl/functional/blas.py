@@ -257,6 +257,8 @@ def map_batch(fn, n: int, flops: float) -> list:
     [(0, 2), (2, 5)]
     """
     count = batch_runs(n, flops)
+    if count == 1:  # the usual case for small batches: no lists, no threads
+        return [fn(0, n)]
     runs = [(n * r // count, n * (r + 1) // count) for r in range(count)]
     threads = min(_STATE["threads"], count)
     if threads < 2:
