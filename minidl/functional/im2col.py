@@ -102,30 +102,21 @@ def unfold(view: np.ndarray, groups: int = 1) -> np.ndarray:
     return np.ascontiguousarray(per_group).reshape(groups, -1, kh * kw * (c // groups))
 
 
-def piece_views(src: np.ndarray, pads: Padding, geo: Geometry, pixel_bytes: int, cap: int):
-    """Yield ``(n0, n1, i0, i1, j0, j1, view)``: for each piece of :func:`tiles`
-    (``pixel_bytes`` per output pixel), the :func:`windows` view of the NHWC-shaped
-    ``src`` zero-padded by ``pads`` -- only the padded rows the piece reads are
-    copied (its input band)."""
+def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
+    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: for each piece of :func:`tiles`, the
+    im2col matrices ``(groups, pixels, kh * kw * C / groups)`` (see :func:`unfold`) of
+    the NHWC-shaped ``src`` zero-padded by ``pads``; ``k`` is ``kh * kw * C``.
+
+    Only the padded rows a piece reads are copied (its input band), and each piece
+    is dropped before the next is built, so at most one piece's columns (and its
+    input band) exist at a time.
+    """
     (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
-    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, pixel_bytes, cap):
+    for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, k * src.itemsize, cap):
         rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
         view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
-        del rows  # the view keeps the band alive as long as it is needed
-        yield n0, n1, i0, i1, j0, j1, (view if j1 - j0 == wo else view[:, :, j0:j1])
-        del view
-
-
-def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
-    """Yield ``(n0, n1, i0, i1, j0, j1, columns)``: the im2col matrices of each piece
-    of :func:`piece_views`, ``(groups, pixels, kh * kw * C / groups)`` (see
-    :func:`unfold`); ``k`` is ``kh * kw * C``.
-
-    Each piece is dropped before the next is built, so at most one piece's
-    columns (and its input band) exist at a time.
-    """
-    for n0, n1, i0, i1, j0, j1, view in piece_views(src, pads, geo, k * src.itemsize, cap):
-        columns = unfold(view, groups)
+        del rows  # the view keeps the band alive until the columns are copied
+        columns = unfold(view if j1 - j0 == wo else view[:, :, j0:j1], groups)
         del view
         yield n0, n1, i0, i1, j0, j1, columns
         del columns  # free this piece before the next is built
