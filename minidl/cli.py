@@ -12,15 +12,15 @@ import time
 
 import numpy as np
 
+from . import metrics
+
 __all__ = ["main"]
 
 
 def confusion_matrix(y_true, y_pred, num_classes=10) -> np.ndarray:
     """``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j``
     (:func:`minidl.metrics.confusion_matrix` with 10 classes by default)."""
-    from .metrics import confusion_matrix as counts
-
-    return counts(y_true, y_pred, num_classes)
+    return metrics.confusion_matrix(y_true, y_pred, num_classes)
 
 
 def format_confusion(cm) -> str:
@@ -36,7 +36,7 @@ PICTURES = ("learning_curve.png", "filters.png", "feature_maps.png", "confusion.
             "norms.png")
 
 
-def write_pictures(mdl, out, title, history, model, X_test, y_test, scores, norms) -> list | None:
+def write_pictures(mdl, out, title, history, model, X_test, y_test, pred, num_classes, norms) -> list | None:
     """Write :data:`PICTURES` to the folder ``out``; the paths written, or None without matplotlib.
 
     A picture that cannot be written (OSError) is reported on stderr, one line, and skipped.
@@ -49,12 +49,11 @@ def write_pictures(mdl, out, title, history, model, X_test, y_test, scores, norm
         matplotlib.use("Agg")  # files only: no window, no GUI toolkit (a caller's pyplot is left alone)
     import matplotlib.pyplot as plt
 
-    pred = scores.argmax(axis=1)
     draw = {
         "learning_curve.png": lambda: mdl.plot.learning_curves(history, metrics=["loss", "accuracy"]),
         "filters.png": lambda: mdl.plot.filters(model),
         "feature_maps.png": lambda: mdl.plot.feature_maps(model, X_test[0]),
-        "confusion.png": lambda: mdl.plot.confusion_matrix(y_test, pred, num_classes=scores.shape[1]),
+        "confusion.png": lambda: mdl.plot.confusion_matrix(y_test, pred, num_classes=num_classes),
         "misclassified.png": lambda: mdl.plot.misclassified(X_test, y_test, pred),
         "norms.png": lambda: mdl.plot.norms(norms),
     }
@@ -177,7 +176,7 @@ def _train(args) -> int:
                    "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
     written = [model_path, os.path.join(args.out, "history.json")]
     pictures = write_pictures(mdl, args.out, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}", history,
-                              model, X_test, y_test, scores, norms)
+                              model, X_test, y_test, pred, scores.shape[1], norms)
     if pictures is None:
         print("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')")
     print("wrote:\n" + "\n".join(f"  {path}" for path in written + (pictures or [])))
