@@ -42,7 +42,7 @@ from . import layers as L
 from .architecture import REGISTRY, build, check_spec, json_default, spec_of
 from .functional.geometry import resolve_padding
 from .functional.pool import pool_geometry
-from .graph import INPUT, Graph, _layer_state_restored
+from .graph import INPUT, Graph, layer_state_restored
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]
 
@@ -106,7 +106,7 @@ def to_onnx(model, path, input_shape):
     dtype = np.dtype(params[0].data.dtype if params else np.float32)
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[dtype]
     b = _Builder(helper, onnx.numpy_helper, dtype)
-    with _layer_state_restored(model):
+    with layer_state_restored(model):
         model.eval()
         out_name, out_value = b.emit(model, [INPUT], [np.zeros((1, *shape), dtype)], "", "model")
     b.nodes.append(helper.make_node("Identity", [out_name], ["output"], name="output"))

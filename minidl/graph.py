@@ -91,7 +91,7 @@ class Graph(Layer):
         self._nodes[name] = (layer, inputs)
         self._plan = None
         if self._members is not None:
-            for path, sub in _walk(layer, name):
+            for path, sub in walk_layers(layer, name):
                 self._members.setdefault(id(sub), f"node {path!r}")
         if isinstance(layer, Graph):
             layer._parents.append(weakref.ref(self))
@@ -110,7 +110,7 @@ class Graph(Layer):
         if self._members is None or self._members_of != id(self):
             members = {id(self): "this graph"}
             for node, (existing, _) in self._nodes.items():
-                for path, sub in _walk(existing, node):
+                for path, sub in walk_layers(existing, node):
                     members.setdefault(id(sub), f"node {path!r}")
             self._members, self._members_of = members, id(self)
         return self._members
@@ -125,7 +125,7 @@ class Graph(Layer):
         if layer is self:
             raise ValueError(f"{where}: a graph cannot contain itself (node {name!r}).")
         here = self._member_paths()
-        for path, sub in _walk(layer, name):
+        for path, sub in walk_layers(layer, name):
             if id(sub) in here:
                 what = "this graph itself" if sub is self else f"already {here[id(sub)]}"
                 raise ValueError(
@@ -279,7 +279,7 @@ class Graph(Layer):
         shows_inputs = self._sources(()) is not None
         values = {INPUT: np.zeros((1, *input_shape), dtype=dtype)}
         rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
-        with _layer_state_restored(self):  # a forward waiting for its backward keeps its caches
+        with layer_state_restored(self):  # a forward waiting for its backward keeps its caches
             self.eval()  # and the probe keeps none
             for name in self._execution_plan():
                 layer, inputs = self._nodes[name]
@@ -367,13 +367,13 @@ class Sequential(Graph):
 
 
 @contextlib.contextmanager
-def _layer_state_restored(model: Layer):
+def layer_state_restored(model: Layer):
     """Put back every attribute of ``model`` and of every layer inside it on exit.
 
     Shallow (a dict copy per layer, no array is copied): what a forward
     replaces (caches, mode flags) comes back as it was.
     """
-    saved = [(layer, dict(vars(layer))) for _, layer in _walk(model, "")]
+    saved = [(layer, dict(vars(layer))) for _, layer in walk_layers(model, "")]
     try:
         yield
     finally:
@@ -382,7 +382,7 @@ def _layer_state_restored(model: Layer):
             vars(layer).update(state)
 
 
-def _walk(layer: Layer, path: str, _seen=None):
+def walk_layers(layer: Layer, path: str, _seen=None):
     """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it."""
     _seen = set() if _seen is None else _seen
     if id(layer) in _seen:  # a cycle cannot be built through add(), but be safe
@@ -390,7 +390,7 @@ def _walk(layer: Layer, path: str, _seen=None):
     _seen.add(id(layer))
     yield path, layer
     for child, sub in layer.named_children():
-        yield from _walk(sub, f"{path}.{child}", _seen)
+        yield from walk_layers(sub, f"{path}.{child}", _seen)
 
 
 _ZIP_UNSAFE = ("/", "\\")

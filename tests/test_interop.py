@@ -114,7 +114,7 @@ def _compare(model, tmodel, x, dtype, train=True):
 
 def _no_dropout_randomness(model):
     """p = 0: training-mode dropouts without randomness (minidl's cannot backward in eval mode)."""
-    for _, layer in mdl.graph._walk(model, ""):
+    for _, layer in mdl.graph.walk_layers(model, ""):
         if isinstance(layer, L.Dropout):
             layer.p = 0.0
 
@@ -137,7 +137,7 @@ def test_to_torch_matches(build, shape, dtype):
     _compare(model, tmodel, x, dtype)
     next(iter(model.nodes.values()))[0].eval()  # every module gets its own layer's mode
     modes = [m.training for m in mdl.interop.to_torch(model).modules()]
-    assert modes == [layer.training for _, layer in mdl.graph._walk(model, "")] and modes.count(False) == 1
+    assert modes == [layer.training for _, layer in mdl.graph.walk_layers(model, "")] and modes.count(False) == 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

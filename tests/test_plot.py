@@ -173,9 +173,9 @@ def test_filters_bad_input(plt, obj, kwargs, exc, match):
 
 # ---------------------------------------------------------------------------- feature_maps
 def _snapshot(model):
-    from minidl.graph import _walk
+    from minidl.graph import walk_layers
 
-    return [(layer, layer.training, layer._saved) for _, layer in _walk(model, "")]
+    return [(layer, layer.training, layer._saved) for _, layer in walk_layers(model, "")]
 
 
 @needs_mpl

@@ -63,12 +63,12 @@ def positive_count(value, name: str, fn: str) -> int:
 
 def first_conv(model, fn: str):
     """``(path, Conv2D)``: ``model`` itself or the first Conv2D inside it (in named order)."""
-    from ..graph import _walk
+    from ..graph import walk_layers
     from ..layers import Conv2D, Layer
 
     if not isinstance(model, Layer):
         raise TypeError(f"minidl.plot.{fn}: expected a minidl model or layer. Received: {type(model).__name__}")
-    for path, layer in _walk(model, ""):
+    for path, layer in walk_layers(model, ""):
         if isinstance(layer, Conv2D):
             return path.lstrip("."), layer
     raise ValueError(f"minidl.plot.{fn}: the model has no Conv2D layer. Received: {type(model).__name__} "
@@ -77,6 +77,6 @@ def first_conv(model, fn: str):
 
 def layer_names(model) -> list[str]:
     """The dotted names of the layers inside ``model`` (``"0"``, ``"block.conv"``), model excluded."""
-    from ..graph import _walk
+    from ..graph import walk_layers
 
-    return [path.lstrip(".") for path, _ in _walk(model, "")][1:]
+    return [path.lstrip(".") for path, _ in walk_layers(model, "")][1:]

@@ -64,11 +64,11 @@ def filters(model_or_layer, channel=None, fig=None):
 def _default_layer(model, fn):
     """The ReLU after the first Conv2D (reading it alone, possibly through BatchNorm2D / Dropout
     layers that do), else that Conv2D."""
-    from ..graph import Graph, _walk
+    from ..graph import Graph, walk_layers
     from ..layers import BatchNorm2D, Dropout, Dropout2D, Identity, ReLU
 
     path, conv = first_conv(model, fn)
-    for gpath, g in _walk(model, ""):
+    for gpath, g in walk_layers(model, ""):
         nodes = g.nodes if isinstance(g, Graph) else {}
         node = next((n for n, (layer, _) in nodes.items() if layer is conv), None)
         while node is not None:
@@ -139,13 +139,13 @@ def feature_maps(model, x, layer=None, max_maps=16, fig=None):
     (4, (8, 8))
     >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
-    from ..graph import _layer_state_restored, _walk
+    from ..graph import layer_state_restored, walk_layers
 
     fn = "feature_maps"
     x = _check_input(x, fn)
     max_maps = positive_count(max_maps, "max_maps", fn)
     name = _default_layer(model, fn) if layer is None else layer
-    layers = {path.lstrip("."): sub for path, sub in _walk(model, "")}
+    layers = {path.lstrip("."): sub for path, sub in walk_layers(model, "")}
     if not isinstance(name, str) or name not in layers or name == "":
         raise ValueError(f"minidl.plot.{fn}: unknown layer {name!r}. The model's layers are "
                          f"{layer_names(model)[:40]}; pass one of them (a Graph node name or a Sequential index).")
@@ -155,7 +155,7 @@ def feature_maps(model, x, layer=None, max_maps=16, fig=None):
         captured.append(type(target).forward(target, *inputs))
         raise _Reached  # the rest of the model is not needed
 
-    with _layer_state_restored(model):  # mode flags, caches: as they were on exit
+    with layer_state_restored(model):  # mode flags, caches: as they were on exit
         model.eval()
         vars(target)["forward"] = capture  # removed again on exit with the other attributes
         try:
