@@ -40,7 +40,7 @@ def accuracy(y_true, outputs) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 
 
-def _labels(y, name: str, where: str) -> np.ndarray:
+def class_labels(y, name: str, where: str) -> np.ndarray:
     """Integer class labels from labels (N,) or per-class scores / one-hot rows (N, K) (arg-max)."""
     y = np.asarray(y)
     if y.ndim == 2:
@@ -89,7 +89,7 @@ def confusion_matrix(y_true, y_pred, num_classes=None, normalize=None) -> np.nda
     array([0. , 0.5, 0.5])
     """
     where = "confusion_matrix"
-    y_true, y_pred = _labels(y_true, "y_true", where), _labels(y_pred, "y_pred", where)
+    y_true, y_pred = class_labels(y_true, "y_true", where), class_labels(y_pred, "y_pred", where)
     if len(y_true) != len(y_pred):
         raise ValueError(f"{where}: y_true and y_pred must have one label per sample each. "
                          f"Received: {len(y_true)} and {len(y_pred)} labels")

@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 TOL = 1e-10
 
 
-def _channels_last(x):
+def is_channels_last(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
@@ -51,7 +51,7 @@ def test_avgpool_matches_torch_over_a_grid(layout):
     worst = 0.0
     for h, w, k, s, p, cm, cip in AVG_GRID:
         x = rng.standard_normal((2, 3, h, w))
-        x = _channels_last(x) if layout == "channels_last" else x
+        x = is_channels_last(x) if layout == "channels_last" else x
         ours = layers.AvgPool2D(k, s, p, ceil_mode=cm, count_include_pad=cip)
         theirs = torch.nn.AvgPool2d(k, s, p, ceil_mode=cm, count_include_pad=cip)
         worst = max(worst, *max_errors(ours, theirs, x))
@@ -70,7 +70,7 @@ def test_maxpool_dilation_and_ceil_mode_match_torch_over_a_grid(layout):
     worst = 0.0
     for h, w, k, s, p, d, cm in MAX_GRID:
         x = rng.standard_normal((2, 3, h, w))
-        x = _channels_last(x) if layout == "channels_last" else x
+        x = is_channels_last(x) if layout == "channels_last" else x
         ours = layers.MaxPool2D(k, s, p, dilation=d, ceil_mode=cm)
         theirs = torch.nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=cm)
         worst = max(worst, *max_errors(ours, theirs, x))
@@ -80,7 +80,7 @@ def test_maxpool_dilation_and_ceil_mode_match_torch_over_a_grid(layout):
 @pytest.mark.parametrize("shape", [(2, 3, 5, 4), (1, 1, 1, 1), (3, 2, 8, 8)])
 def test_global_avgpool_matches_adaptive_avgpool_1(shape):
     x = np.random.default_rng(2).standard_normal(shape)
-    for xin in (x, _channels_last(x)):
+    for xin in (x, is_channels_last(x)):
         ey, edx = max_errors(layers.GlobalAvgPool2D(), torch.nn.AdaptiveAvgPool2d(1), xin)
         assert ey <= TOL and edx <= TOL
 

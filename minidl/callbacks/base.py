@@ -130,7 +130,7 @@ class Callback:
         """
 
 
-class _Monitor(Callback):
+class MonitorCallback(Callback):
     """Tracks the best value of a logged metric ('min' for losses, 'max' otherwise)."""
 
     def __init__(self, monitor, mode, min_delta=0.0):

@@ -10,10 +10,10 @@ import numpy as np
 
 from ..optim import all_finite
 from ..validation import is_int, nonnegative_int
-from .base import _Monitor
+from .base import MonitorCallback
 
 
-class EarlyStopping(_Monitor):
+class EarlyStopping(MonitorCallback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs.
 
     Parameters
@@ -121,7 +121,7 @@ class EarlyStopping(_Monitor):
         self.best_weights = None if weights is None else {k: v.copy() for k, v in weights.items()}
 
 
-class ModelCheckpoint(_Monitor):
+class ModelCheckpoint(MonitorCallback):
     """Save the model (``model.save``) at the end of epochs.
 
     Parameters

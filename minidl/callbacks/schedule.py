@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..optim import ReduceLROnPlateau
-from .base import Callback, _Monitor
+from .base import Callback, MonitorCallback
 
 
 class LearningRateScheduler(Callback):
@@ -66,7 +66,7 @@ class LearningRateScheduler(Callback):
 
     def on_train_begin(self, logs=None):
         if self.monitor is not None:
-            _Monitor._check_monitor(self)
+            MonitorCallback._check_monitor(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         if callable(self.schedule) and not hasattr(self.schedule, "step"):
@@ -87,7 +87,7 @@ class LearningRateScheduler(Callback):
             if self.monitor is None:
                 self.schedule.step()
             else:
-                self.schedule.step(_Monitor._current(self, logs))
+                self.schedule.step(MonitorCallback._current(self, logs))
 
     def state_dict(self) -> dict:
         """The schedule's own state, when it has one (e.g. StepLR's epoch count).

@@ -101,15 +101,15 @@ def relu_backward(grad_output, x):
     return out
 
 
-def _float_input(x, name, where):
+def float_input(x, name, where):
     check_array(x, name, where)
     check_float_dtype(x, name, where)
     return x
 
 
-def _check_grad_pair(grad_output, ref, ref_name, where):
+def check_grad_pair(grad_output, ref, ref_name, where):
     """``grad_output`` a float array of ``ref``'s shape and dtype (``ref`` is x or the output)."""
-    _float_input(grad_output, "grad_output", where)
+    float_input(grad_output, "grad_output", where)
     check_same_dtype(grad_output, ref, "grad_output", ref_name, where)
     if grad_output.shape != ref.shape:
         raise ValueError(
@@ -173,7 +173,7 @@ def leaky_relu(x, negative_slope=0.01, *, where="leaky_relu"):
     >>> leaky_relu(np.array([-2.0, 0.0, 3.0]), 0.1)
     array([-0.2,  0. ,  3. ])
     """
-    _float_input(x, "x", where)
+    float_input(x, "x", where)
     slope = x.dtype.type(check_negative_slope(negative_slope, where))
     return np.where(x > 0, x, x * slope)
 
@@ -207,8 +207,8 @@ def leaky_relu_backward(grad_output, x, negative_slope=0.01, *, where="leaky_rel
     >>> leaky_relu_backward(np.ones(3), np.array([-2.0, 0.0, 3.0]), 0.1)
     array([0.1, 0.1, 1. ])
     """
-    _float_input(x, "x", where)
-    _check_grad_pair(grad_output, x, "x", where)
+    float_input(x, "x", where)
+    check_grad_pair(grad_output, x, "x", where)
     slope = x.dtype.type(check_negative_slope(negative_slope, where))
     return np.where(x > 0, grad_output, grad_output * slope)
 
@@ -240,7 +240,7 @@ def sigmoid(x, *, where="sigmoid"):
     >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
     array([0. , 0.5, 1. ])
     """
-    _float_input(x, "x", where)
+    float_input(x, "x", where)
     e = np.exp(-np.abs(x))
     denom = 1 + e
     return np.where(x >= 0, 1 / denom, e / denom).astype(x.dtype, copy=False)
@@ -272,8 +272,8 @@ def sigmoid_backward(grad_output, output, *, where="sigmoid_backward"):
     >>> sigmoid_backward(np.ones(1), sigmoid(np.zeros(1)))
     array([0.25])
     """
-    _float_input(output, "output", where)
-    _check_grad_pair(grad_output, output, "output", where)
+    float_input(output, "output", where)
+    check_grad_pair(grad_output, output, "output", where)
     return grad_output * (1 - output) * output
 
 
@@ -299,7 +299,7 @@ def tanh(x, *, where="tanh"):
     >>> tanh(np.array([0.0]))
     array([0.])
     """
-    _float_input(x, "x", where)
+    float_input(x, "x", where)
     return np.tanh(x)
 
 
@@ -329,8 +329,8 @@ def tanh_backward(grad_output, output, *, where="tanh_backward"):
     >>> tanh_backward(np.ones(1), np.zeros(1))
     array([1.])
     """
-    _float_input(output, "output", where)
-    _check_grad_pair(grad_output, output, "output", where)
+    float_input(output, "output", where)
+    check_grad_pair(grad_output, output, "output", where)
     return grad_output * (1 - output * output)
 
 
@@ -368,8 +368,8 @@ def softmax_backward(grad_output, output, axis=1, *, where="softmax_backward"):
     >>> softmax_backward(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]))
     array([[ 0.25, -0.25]])
     """
-    _float_input(output, "output", where)
-    _check_grad_pair(grad_output, output, "output", where)
+    float_input(output, "output", where)
+    check_grad_pair(grad_output, output, "output", where)
     gs = grad_output * output
     gs -= output * gs.sum(axis=axis, keepdims=True)
     return gs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_ndim, pair
-from .pool import _channels_last, _full, _offsets, pool_geometry
+from .pool import full_nchw, is_channels_last, kernel_offsets, pool_geometry
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
            "check_avg_padding"]
@@ -117,11 +117,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     n, c, h, w = x.shape
     pads = check_avg_padding(padding, where)
     geo = pool_geometry((h, w), kernel_size, stride, pads, where, 1, ceil_mode)
-    channels_last = _channels_last(x)
+    channels_last = is_channels_last(x)
     xm = x.transpose(0, 2, 3, 1) if channels_last else x
     ho, wo = geo.out
     out = np.zeros((n, ho, wo, c) if channels_last else (n, c, ho, wo), dtype=x.dtype)
-    for _, src, sel in _offsets(xm, geo, channels_last):
+    for _, src, sel in kernel_offsets(xm, geo, channels_last):
         dst = out if sel is None else out[sel]
         dst += src
     out /= _divisors((h, w), geo, pads, count_include_pad, channels_last, x.dtype)
@@ -169,12 +169,12 @@ def avg_pool2d_backward(input_size, grad_output, kernel_size, stride=None, paddi
     ho, wo = geo.out
     if grad_output.shape != (n, c, ho, wo):
         raise ValueError(f"{where}: expected grad_output of shape {(n, c, ho, wo)}, got {grad_output.shape}.")
-    channels_last = _channels_last(grad_output)
+    channels_last = is_channels_last(grad_output)
     gm = grad_output.transpose(0, 2, 3, 1) if channels_last else grad_output
     scaled = gm / _divisors((h, w), geo, pads, count_include_pad, channels_last, grad_output.dtype)
-    dx = _full((n, c, h, w), 0, grad_output.dtype, channels_last)
+    dx = full_nchw((n, c, h, w), 0, grad_output.dtype, channels_last)
     dxm = dx.transpose(0, 2, 3, 1) if channels_last else dx
-    for _, dst, sel in _offsets(dxm, geo, channels_last):
+    for _, dst, sel in kernel_offsets(dxm, geo, channels_last):
         dst += scaled if sel is None else scaled[sel]
     return dx
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .activation import _check_grad_pair, _float_input
+from .activation import check_grad_pair, float_input
 
 __all__ = ["gelu", "gelu_backward", "check_approximate"]
 
@@ -86,7 +86,7 @@ def gelu(x, approximate="none", *, where="gelu"):
     >>> gelu(np.array([1.0]), approximate='tanh').round(6)
     array([0.841192])
     """
-    _float_input(x, "x", where)
+    float_input(x, "x", where)
     approximate = check_approximate(approximate, where)
     half = x.dtype.type(0.5)
     if approximate == "tanh":
@@ -130,8 +130,8 @@ def gelu_backward(grad_output, x, approximate="none", *, where="gelu_backward"):
     >>> gelu_backward(np.ones(1), np.zeros(1))
     array([0.5])
     """
-    _float_input(x, "x", where)
-    _check_grad_pair(grad_output, x, "x", where)
+    float_input(x, "x", where)
+    check_grad_pair(grad_output, x, "x", where)
     approximate = check_approximate(approximate, where)
     t = x.dtype.type
     if approximate == "tanh":

@@ -99,12 +99,12 @@ def check_pool_padding(pads, kernel, padding, where) -> None:
             )
 
 
-def _channels_last(a) -> bool:
+def is_channels_last(a) -> bool:
     """True for an NCHW-shaped view of a contiguous NHWC array (see the conv module's docstring)."""
     return not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
-def _full(shape, fill, dtype, channels_last):
+def full_nchw(shape, fill, dtype, channels_last):
     """``np.full`` of NCHW ``shape`` (``np.empty`` for ``fill=None``), in channels-last
     memory when asked."""
     n, c, h, w = shape
@@ -127,7 +127,7 @@ def _in_bounds(offset, pad, stride, n_out, size):
     return i0, max(i0, i1)
 
 
-def _offsets(xm, geo, channels_last):
+def kernel_offsets(xm, geo, channels_last):
     """Yield ``(k, src, sel)`` for each kernel offset ``k = p * kw + q``.
 
     ``xm`` is ``x`` in its memory order: NCHW, or NHWC (``channels_last``).
@@ -220,7 +220,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
             f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
             f"samples is fine). Received: x of shape {x.shape}."
         )
-    channels_last = _channels_last(x)  # work, and answer, in the layout x comes in
+    channels_last = is_channels_last(x)  # work, and answer, in the layout x comes in
     # Everything runs on memory-order views (NHWC for channels-last x), where numpy's
     # element-wise loops are fastest.
     xm = x.transpose(0, 2, 3, 1) if channels_last else x
@@ -259,7 +259,7 @@ def _running_max(xm, geo, channels_last, out, idx):
     # meets offsets >= its starting index, so "idx <- k where x_k > out" is
     # idx <- max(idx, k * (x_k > out)): branch-free, no masked assignment.
     # Strictly greater: the first maximum keeps ties.
-    for k, src, sel in _offsets(xm, geo, channels_last):
+    for k, src, sel in kernel_offsets(xm, geo, channels_last):
         if not started:
             np.copyto(out, src)
             started = True
@@ -295,7 +295,7 @@ def _last_nan_wins(xm, geo, channels_last, idx, hit) -> None:
     NaN it meets) the last NaN of a window wins. NaN never compared greater in
     the running maximum, so every NaN offset is larger than ``idx`` there.
     """
-    for k, src, sel in _offsets(xm, geo, channels_last):
+    for k, src, sel in kernel_offsets(xm, geo, channels_last):
         h_k, i_k = (hit, idx) if sel is None else (hit[sel], idx[sel])
         np.isnan(src, out=h_k)
         np.multiply(h_k, k, out=h_k)
@@ -350,10 +350,10 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     (pt, pb), (pl, pr) = geo.pads
     hp, wp = h + pt + pb, w + pl + pr
     g = grad_output
-    channels_last = _channels_last(indices)
-    if channels_last and not _channels_last(g):  # one small copy, so every pass below runs in one layout
+    channels_last = is_channels_last(indices)
+    if channels_last and not is_channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    dxp = _full((n, c, hp, wp), None, g.dtype, channels_last)
+    dxp = full_nchw((n, c, hp, wp), None, g.dtype, channels_last)
     # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
     blas.map_batch(lambda n0, n1: _scatter(dxp[n0:n1], g[n0:n1], indices[n0:n1], geo),
                    n, dxp.size * blas.ELEMENT_FLOPS)

@@ -7,12 +7,12 @@ import numbers
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import Optimizer, _below_one, _flag, _real
+from .optimizer import Optimizer, below_one, check_flag, real_number
 
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+def lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     """torch's ``start.lerp(end, weight)``, out of place (its two formulas, split at 0.5)."""
     if abs(weight) < 0.5:
         out = end - start
@@ -94,12 +94,12 @@ class Adam(Optimizer):
                 or not all(isinstance(b, numbers.Real) for b in betas):
             raise ValueError(f"{where}: betas must be a pair of numbers in [0, 1), e.g. "
                              f"(0.9, 0.999). Received: betas={betas!r}")
-        return {"lr": _real(hyper["lr"], "lr", where),
-                "betas": (_below_one(betas[0], "betas[0]", where),
-                          _below_one(betas[1], "betas[1]", where)),
-                "eps": _real(hyper["eps"], "eps", where),
-                "weight_decay": _real(hyper["weight_decay"], "weight_decay", where),
-                "amsgrad": _flag(hyper["amsgrad"], "amsgrad", where)}
+        return {"lr": real_number(hyper["lr"], "lr", where),
+                "betas": (below_one(betas[0], "betas[0]", where),
+                          below_one(betas[1], "betas[1]", where)),
+                "eps": real_number(hyper["eps"], "eps", where),
+                "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
+                "amsgrad": check_flag(hyper["amsgrad"], "amsgrad", where)}
 
     def _update(self, data, g, hyper, state):
         lr, (beta1, beta2), eps, wd = hyper["lr"], hyper["betas"], hyper["eps"], hyper["weight_decay"]
@@ -113,7 +113,7 @@ class Adam(Optimizer):
                 base = data * (1 - lr * wd)
             else:
                 g = g + wd * data
-        exp_avg = _lerp(state["exp_avg"], g, 1 - beta1)
+        exp_avg = lerp(state["exp_avg"], g, 1 - beta1)
         exp_avg_sq = state["exp_avg_sq"] * beta2  # addcmul: v * beta2 + (1 - beta2) * g * g
         sq = g * (1 - beta2)
         sq *= g

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..layers.base import Layer
 from ..parameter import Parameter
-from .optimizer import _real
+from .optimizer import real_number
 
 __all__ = ["clip_grad_norm"]
 
@@ -50,7 +50,7 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
     elif isinstance(parameters, Parameter):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
-    max_norm = _real(max_norm, "max_norm", where)
+    max_norm = real_number(max_norm, "max_norm", where)
     if not isinstance(norm_type, numbers.Real) or isinstance(norm_type, bool) or not (
             norm_type >= 1 or norm_type == math.inf):
         raise ValueError(f"{where}: norm_type must be a number >= 1 or inf. Received: norm_type={norm_type!r}")

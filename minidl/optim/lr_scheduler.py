@@ -8,21 +8,21 @@ import numbers
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import _real
+from .optimizer import real_number
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
            "CosineAnnealingLR"]
 
 
-def _int(value, name: str, where: str, minimum: int) -> int:
+def int_at_least(value, name: str, where: str, minimum: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) \
             or value < minimum:
         raise ValueError(f"{where}: {name} must be an int >= {minimum}. Received: {name}={value!r}")
     return int(value)
 
 
-def _groups_of(optimizer, where: str) -> list:
+def param_groups_of(optimizer, where: str) -> list:
     groups = getattr(optimizer, "param_groups", None)  # (not opt.lr: it raises when groups differ)
     if not isinstance(groups, list) or not groups \
             or not all(isinstance(g, dict) and "lr" in g for g in groups):
@@ -31,11 +31,11 @@ def _groups_of(optimizer, where: str) -> list:
     return groups
 
 
-def _lr_list(values, n: int, name: str, where: str) -> list:
+def lr_list(values, n: int, name: str, where: str) -> list:
     if not isinstance(values, (list, tuple)) or len(values) != n:
         raise ValueError(f"{where}: {name} must be a list of {n} learning rates (one per parameter "
                          f"group). Received: {name}={values!r:.200}")
-    return [_real(v, f"{name}[{i}]", where) for i, v in enumerate(values)]
+    return [real_number(v, f"{name}[{i}]", where) for i, v in enumerate(values)]
 
 
 class LRScheduler:
@@ -74,7 +74,7 @@ class LRScheduler:
     def __init__(self, optimizer):
         where = type(self).__name__
         self.optimizer = optimizer
-        self.base_lrs = [float(g["lr"]) for g in _groups_of(optimizer, where)]
+        self.base_lrs = [float(g["lr"]) for g in param_groups_of(optimizer, where)]
         self.last_epoch = -1
         self._step_count = 0
         self._initial = True  # torch's _is_initial: the constructor's step
@@ -197,8 +197,9 @@ class LRScheduler:
                              f"Pass the result of {type(self).__name__}.state_dict().")
         n = len(self.optimizer.param_groups)
         hyper = self._check_hyper({k: sd[k] for k in self._hyper_names}, where)
-        base, last = _lr_list(sd["base_lrs"], n, "base_lrs", where), _lr_list(sd["last_lr"], n, "last_lr", where)
-        epoch, count = _int(sd["last_epoch"], "last_epoch", where, 0), _int(sd["step_count"], "step_count", where, 1)
+        base, last = lr_list(sd["base_lrs"], n, "base_lrs", where), lr_list(sd["last_lr"], n, "last_lr", where)
+        epoch = int_at_least(sd["last_epoch"], "last_epoch", where, 0)
+        count = int_at_least(sd["step_count"], "step_count", where, 1)
         for k, v in hyper.items():
             setattr(self, k, v)
         self.base_lrs, self._last_lr, self.last_epoch, self._step_count = base, last, epoch, count
@@ -241,14 +242,14 @@ class StepLR(LRScheduler):
     _hyper_names = ("step_size", "gamma")
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        _groups_of(optimizer, "StepLR")
+        param_groups_of(optimizer, "StepLR")
         self.step_size, self.gamma = self._check_hyper(dict(step_size=step_size, gamma=gamma),
                                                        "StepLR").values()
         super().__init__(optimizer)
 
     def _check_hyper(self, values, where):
-        return {"step_size": _int(values["step_size"], "step_size", where, 1),
-                "gamma": _real(values["gamma"], "gamma", where)}
+        return {"step_size": int_at_least(values["step_size"], "step_size", where, 1),
+                "gamma": real_number(values["gamma"], "gamma", where)}
 
     def get_lr(self):
         lrs = self._group_lrs()
@@ -295,7 +296,7 @@ class MultiStepLR(LRScheduler):
     _hyper_names = ("milestones", "gamma")
 
     def __init__(self, optimizer, milestones, gamma=0.1):
-        _groups_of(optimizer, "MultiStepLR")
+        param_groups_of(optimizer, "MultiStepLR")
         self.milestones, self.gamma = self._check_hyper(dict(milestones=milestones, gamma=gamma),
                                                         "MultiStepLR").values()
         super().__init__(optimizer)
@@ -306,9 +307,9 @@ class MultiStepLR(LRScheduler):
         except TypeError:
             raise ValueError(f"{where}: milestones must be a list of epoch counts (ints >= 0). "
                              f"Received: milestones={values['milestones']!r}") from None
-        return {"milestones": sorted(_int(m, f"milestones[{i}]", where, 0)
+        return {"milestones": sorted(int_at_least(m, f"milestones[{i}]", where, 0)
                                      for i, m in enumerate(milestones)),
-                "gamma": _real(values["gamma"], "gamma", where)}
+                "gamma": real_number(values["gamma"], "gamma", where)}
 
     def get_lr(self):
         count = self.milestones.count(self.last_epoch)
@@ -340,12 +341,12 @@ class ExponentialLR(LRScheduler):
     _hyper_names = ("gamma",)
 
     def __init__(self, optimizer, gamma):
-        _groups_of(optimizer, "ExponentialLR")
+        param_groups_of(optimizer, "ExponentialLR")
         self.gamma = self._check_hyper(dict(gamma=gamma), "ExponentialLR")["gamma"]
         super().__init__(optimizer)
 
     def _check_hyper(self, values, where):
-        return {"gamma": _real(values["gamma"], "gamma", where)}
+        return {"gamma": real_number(values["gamma"], "gamma", where)}
 
     def get_lr(self):
         lrs = self._group_lrs()
@@ -386,20 +387,20 @@ class LinearLR(LRScheduler):
     _hyper_names = ("start_factor", "end_factor", "total_iters")
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
-        _groups_of(optimizer, "LinearLR")
+        param_groups_of(optimizer, "LinearLR")
         self.start_factor, self.end_factor, self.total_iters = self._check_hyper(
             dict(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters),
             "LinearLR").values()
         super().__init__(optimizer)
 
     def _check_hyper(self, values, where):
-        start, end = _real(values["start_factor"], "start_factor", where), \
-            _real(values["end_factor"], "end_factor", where)
+        start, end = real_number(values["start_factor"], "start_factor", where), \
+            real_number(values["end_factor"], "end_factor", where)
         if not 0 < start <= 1 or end > 1:
             raise ValueError(f"{where}: start_factor must be in (0, 1] and end_factor in [0, 1]. "
                              f"Received: start_factor={start!r}, end_factor={end!r}")
         return {"start_factor": start, "end_factor": end,
-                "total_iters": _int(values["total_iters"], "total_iters", where, 1)}
+                "total_iters": int_at_least(values["total_iters"], "total_iters", where, 1)}
 
     def get_lr(self):
         lrs = self._group_lrs()
@@ -458,14 +459,14 @@ class CosineAnnealingLR(LRScheduler):
     _hyper_names = ("T_max", "eta_min")
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        _groups_of(optimizer, "CosineAnnealingLR")
+        param_groups_of(optimizer, "CosineAnnealingLR")
         self.T_max, self.eta_min = self._check_hyper(dict(T_max=T_max, eta_min=eta_min),
                                                      "CosineAnnealingLR").values()
         super().__init__(optimizer)
 
     def _check_hyper(self, values, where):
-        return {"T_max": _int(values["T_max"], "T_max", where, 1),
-                "eta_min": _real(values["eta_min"], "eta_min", where)}
+        return {"T_max": int_at_least(values["T_max"], "T_max", where, 1),
+                "eta_min": real_number(values["eta_min"], "eta_min", where)}
 
     def get_lr(self):
         lrs = self._group_lrs()

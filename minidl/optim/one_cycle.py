@@ -7,8 +7,8 @@ import math
 import numpy as np  # noqa: F401 - the doctests' namespace
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .lr_scheduler import LRScheduler, _groups_of, _int, _lr_list
-from .optimizer import _flag, _real
+from .lr_scheduler import LRScheduler, int_at_least, lr_list, param_groups_of
+from .optimizer import check_flag, real_number
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["OneCycleLR"]
@@ -16,8 +16,8 @@ __all__ = ["OneCycleLR"]
 
 def _per_group(value, n: int, name: str, where: str) -> list:
     if isinstance(value, (list, tuple)):
-        return _lr_list(value, n, name, where)
-    return [_real(value, name, where)] * n
+        return lr_list(value, n, name, where)
+    return [real_number(value, name, where)] * n
 
 
 class OneCycleLR(LRScheduler):
@@ -87,20 +87,20 @@ class OneCycleLR(LRScheduler):
                  three_phase=False, *, cycle_momentum=True, base_momentum=0.85,
                  max_momentum=0.95):
         where = "OneCycleLR"
-        groups = _groups_of(optimizer, where)
+        groups = param_groups_of(optimizer, where)
         n, self.optimizer = len(groups), optimizer
         if total_steps is not None:
-            total_steps = _int(total_steps, "total_steps", where, 1)
+            total_steps = int_at_least(total_steps, "total_steps", where, 1)
         elif epochs is not None and steps_per_epoch is not None:
-            total_steps = _int(epochs, "epochs", where, 1) * \
-                _int(steps_per_epoch, "steps_per_epoch", where, 1)
+            total_steps = int_at_least(epochs, "epochs", where, 1) * \
+                int_at_least(steps_per_epoch, "steps_per_epoch", where, 1)
         else:
             raise ValueError(f"{where}: pass total_steps, or both epochs and steps_per_epoch. "
                              f"Received: total_steps={total_steps!r}, epochs={epochs!r}, "
                              f"steps_per_epoch={steps_per_epoch!r}")
         max_lrs = _per_group(max_lr, n, "max_lr", where)
-        div = _real(div_factor, "div_factor", where)
-        final_div = _real(final_div_factor, "final_div_factor", where)
+        div = real_number(div_factor, "div_factor", where)
+        final_div = real_number(final_div_factor, "final_div_factor", where)
         if div == 0 or final_div == 0:
             raise ValueError(f"{where}: div_factor and final_div_factor must be > 0. Received: "
                              f"div_factor={div_factor!r}, final_div_factor={final_div_factor!r}")
@@ -133,19 +133,19 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer)
 
     def _check_hyper(self, values, where):
-        pct = _real(values["pct_start"], "pct_start", where)
+        pct = real_number(values["pct_start"], "pct_start", where)
         if pct > 1:
             raise ValueError(f"{where}: pct_start must be in [0, 1]. Received: pct_start={pct!r}")
         if values["anneal_strategy"] not in ("cos", "linear"):
             raise ValueError(f"{where}: anneal_strategy must be 'cos' or 'linear'. "
                              f"Received: anneal_strategy={values['anneal_strategy']!r}")
         n = len(self.optimizer.param_groups)
-        out = {"total_steps": _int(values["total_steps"], "total_steps", where, 1), "pct_start": pct,
+        out = {"total_steps": int_at_least(values["total_steps"], "total_steps", where, 1), "pct_start": pct,
                "anneal_strategy": values["anneal_strategy"],
-               "three_phase": _flag(values["three_phase"], "three_phase", where),
-               "cycle_momentum": _flag(values["cycle_momentum"], "cycle_momentum", where)}
+               "three_phase": check_flag(values["three_phase"], "three_phase", where),
+               "cycle_momentum": check_flag(values["cycle_momentum"], "cycle_momentum", where)}
         for name in self._hyper_names[5:]:
-            out[name] = _lr_list(values[name], n, name, where)
+            out[name] = lr_list(values[name], n, name, where)
         return out
 
     @staticmethod

@@ -13,7 +13,7 @@ from ..parameter import Parameter
 __all__ = ["Optimizer", "all_finite"]
 
 
-def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
+def real_number(value, name: str, where: str, minimum: float = 0.0) -> float:
     """Return ``value`` as a finite float >= ``minimum``."""
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where}: {name} must be a real number. Received: {name}={value!r}")
@@ -24,15 +24,15 @@ def _real(value, name: str, where: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
-def _below_one(value, name: str, where: str) -> float:
+def below_one(value, name: str, where: str) -> float:
     """Return ``value`` as a float in [0, 1) (betas, torch's check)."""
-    value = _real(value, name, where)
+    value = real_number(value, name, where)
     if value >= 1.0:
         raise ValueError(f"{where}: {name} must be in [0, 1). Received: {name}={value!r}")
     return value
 
 
-def _flag(value, name: str, where: str) -> bool:
+def check_flag(value, name: str, where: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where}: {name} must be a bool. Received: {name}={value!r}")
     return bool(value)
@@ -264,7 +264,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value) -> None:
         where = type(self).__name__
-        value = _real(value, "lr", where)
+        value = real_number(value, "lr", where)
         self._check_lr_dtype(value, self.params, where)
         for group in self.param_groups:
             group["lr"] = value

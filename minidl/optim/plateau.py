@@ -8,8 +8,8 @@ import numbers
 import numpy as np  # noqa: F401 - the doctests' namespace
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .lr_scheduler import _groups_of, _int, _lr_list
-from .optimizer import _real
+from .lr_scheduler import int_at_least, lr_list, param_groups_of
+from .optimizer import real_number
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["ReduceLROnPlateau"]
@@ -67,7 +67,7 @@ class ReduceLROnPlateau:
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
         where = "ReduceLROnPlateau"
-        groups = _groups_of(optimizer, where)
+        groups = param_groups_of(optimizer, where)
         self.optimizer = optimizer
         default = None if isinstance(min_lr, (list, tuple)) else min_lr
         min_lrs = list(min_lr) if default is None else [min_lr] * len(groups)
@@ -87,20 +87,20 @@ class ReduceLROnPlateau:
         if values["threshold_mode"] not in ("rel", "abs"):
             raise ValueError(f"{where}: threshold_mode must be 'rel' or 'abs'. "
                              f"Received: threshold_mode={values['threshold_mode']!r}")
-        factor = _real(values["factor"], "factor", where)
+        factor = real_number(values["factor"], "factor", where)
         if factor >= 1.0:
             raise ValueError(f"{where}: factor must be < 1 (the lr is multiplied by it). "
                              f"Received: factor={factor!r}")
         default = values["default_min_lr"]
         return {"mode": values["mode"], "factor": factor,
-                "patience": _int(values["patience"], "patience", where, 0),
-                "threshold": _real(values["threshold"], "threshold", where),
+                "patience": int_at_least(values["patience"], "patience", where, 0),
+                "threshold": real_number(values["threshold"], "threshold", where),
                 "threshold_mode": values["threshold_mode"],
-                "cooldown": _int(values["cooldown"], "cooldown", where, 0),
-                "min_lrs": _lr_list(values["min_lrs"], len(self.optimizer.param_groups),
+                "cooldown": int_at_least(values["cooldown"], "cooldown", where, 0),
+                "min_lrs": lr_list(values["min_lrs"], len(self.optimizer.param_groups),
                                     "min_lr", where),
-                "default_min_lr": None if default is None else _real(default, "min_lr", where),
-                "eps": _real(values["eps"], "eps", where)}
+                "default_min_lr": None if default is None else real_number(default, "min_lr", where),
+                "eps": real_number(values["eps"], "eps", where)}
 
     def _is_better(self, a: float, best: float) -> bool:
         if self.threshold_mode == "rel":
@@ -224,9 +224,9 @@ class ReduceLROnPlateau:
         best = sd["best"]
         if not isinstance(best, numbers.Real) or isinstance(best, bool):
             raise ValueError(f"{where}: best must be a number. Received: best={best!r}")
-        counters = [_int(sd[k], k, where, 0) for k in ("num_bad_epochs", "cooldown_counter",
+        counters = [int_at_least(sd[k], k, where, 0) for k in ("num_bad_epochs", "cooldown_counter",
                                                         "last_epoch")]
-        last = _lr_list(sd["last_lr"], len(self.optimizer.param_groups), "last_lr", where)
+        last = lr_list(sd["last_lr"], len(self.optimizer.param_groups), "last_lr", where)
         for k, v in hyper.items():
             setattr(self, k, v)
         self.best = float(best)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .adam import _lerp
-from .optimizer import Optimizer, _flag, _real
+from .adam import lerp
+from .optimizer import Optimizer, check_flag, real_number
 
 __all__ = ["RMSprop"]
 
@@ -71,12 +71,12 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        return {"lr": _real(hyper["lr"], "lr", where),
-                "alpha": _real(hyper["alpha"], "alpha", where),
-                "eps": _real(hyper["eps"], "eps", where),
-                "weight_decay": _real(hyper["weight_decay"], "weight_decay", where),
-                "momentum": _real(hyper["momentum"], "momentum", where),
-                "centered": _flag(hyper["centered"], "centered", where)}
+        return {"lr": real_number(hyper["lr"], "lr", where),
+                "alpha": real_number(hyper["alpha"], "alpha", where),
+                "eps": real_number(hyper["eps"], "eps", where),
+                "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
+                "momentum": real_number(hyper["momentum"], "momentum", where),
+                "centered": check_flag(hyper["centered"], "centered", where)}
 
     def _update(self, data, g, hyper, state):
         lr, alpha, eps, wd, mu = (hyper[k] for k in ("lr", "alpha", "eps", "weight_decay",
@@ -93,7 +93,7 @@ class RMSprop(Optimizer):
         new_state["square_avg"] = square_avg
         if hyper["centered"]:
             old = state.get("grad_avg")
-            grad_avg = _lerp(np.zeros_like(data) if old is None else old, g, 1 - alpha)
+            grad_avg = lerp(np.zeros_like(data) if old is None else old, g, 1 - alpha)
             new_state["grad_avg"] = grad_avg
             avg = grad_avg * -1.0  # addcmul(grad_avg, grad_avg, value=-1), then sqrt
             avg *= grad_avg

@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import Optimizer, _flag, _real
+from .optimizer import Optimizer, check_flag, real_number
 
 __all__ = ["SGD"]
 
@@ -111,11 +111,11 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        out = {"lr": _real(hyper["lr"], "lr", where),
-               "momentum": _real(hyper["momentum"], "momentum", where),
-               "dampening": _real(hyper["dampening"], "dampening", where),
-               "weight_decay": _real(hyper["weight_decay"], "weight_decay", where),
-               "nesterov": _flag(hyper["nesterov"], "nesterov", where)}
+        out = {"lr": real_number(hyper["lr"], "lr", where),
+               "momentum": real_number(hyper["momentum"], "momentum", where),
+               "dampening": real_number(hyper["dampening"], "dampening", where),
+               "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
+               "nesterov": check_flag(hyper["nesterov"], "nesterov", where)}
         if out["nesterov"] and (out["momentum"] <= 0 or out["dampening"] != 0):
             raise ValueError(
                 f"{where}: Nesterov momentum requires a momentum and zero dampening. "

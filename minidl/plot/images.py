@@ -224,13 +224,13 @@ def misclassified(x, y_true, y_pred, max_images=25, fig=None):
     ['1→7', '3→1']
     >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
-    from ..metrics import _labels
+    from ..metrics import class_labels
 
     fn = "misclassified"
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[1] not in (1, 3)):
         raise ValueError(f"minidl.plot.{fn}: x must be images of shape (N, C, H, W) with C = 1 or 3, or (N, H, W). "
                          f"Received: {type(x).__name__} of shape {getattr(x, 'shape', None)}")
-    y_true, y_pred = _labels(y_true, "y_true", fn), _labels(y_pred, "y_pred", fn)
+    y_true, y_pred = class_labels(y_true, "y_true", fn), class_labels(y_pred, "y_pred", fn)
     if not len(x) == len(y_true) == len(y_pred):
         raise ValueError(f"minidl.plot.{fn}: x, y_true and y_pred must have one entry per sample. "
                          f"Received: {len(x)} images, {len(y_true)} and {len(y_pred)} labels")
