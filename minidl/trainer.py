@@ -116,11 +116,7 @@ class Trainer:
             return contextlib.nullcontext()
         if isinstance(self.blas_threads, str):  # "auto": one-thread BLAS, large batches split over the cores
             return blas.auto_threads()
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - installed with scikit-learn
-            return contextlib.nullcontext()
-        return threadpool_limits(int(self.blas_threads), user_api="blas")
+        return blas.limit_threads(int(self.blas_threads))
 
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""

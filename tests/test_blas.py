@@ -21,3 +21,46 @@ def test_add_row_vector_equals_broadcast_add(shape):
 def test_column_sums_equal_sum_over_rows(shape):
     a = np.random.default_rng(1).standard_normal(shape)
     np.testing.assert_allclose(blas.column_sums(a), a.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_the_blas_libraries_are_looked_for_once_not_on_every_fit(monkeypatch):
+    """Finding the BLAS libraries reads the process's memory map (~2 ms): the Trainer's
+    blas_threads ("auto" or a number) used to do it on every fit/evaluate/predict."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import minidl as mdl
+
+    scans = []
+    real = threadpoolctl.ThreadpoolController
+
+    class Counting(real):
+        def __init__(self):
+            scans.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda *a, **k: (scans.append(1), real().limit(*a, **k))[1])
+    blas.blas_libraries()  # whatever was found before the patch is found once more at most
+    scans.clear()
+    X = np.random.default_rng(0).random((8, 3), dtype=np.float32)
+    y = np.arange(8) % 2
+    for threads in ("auto", 1):
+        model = mdl.Sequential(mdl.layers.Dense(3, 2, rng=0))
+        trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1),
+                              blas_threads=threads)
+        for _ in range(3):
+            trainer.fit(X, y, epochs=1, batch_size=4, progress=False)
+            trainer.evaluate(X, y)
+    assert scans == []
+
+
+def test_limit_threads_sets_and_restores_every_blas_library():
+    libs = blas.blas_libraries()
+    if not libs:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    before = [lib.num_threads for lib in libs]
+    with blas.limit_threads(1):
+        assert [lib.num_threads for lib in libs] == [1] * len(libs)
+    assert [lib.num_threads for lib in libs] == before
+    with pytest.raises(KeyError), blas.limit_threads(1):
+        raise KeyError("restored on an exception too")
+    assert [lib.num_threads for lib in libs] == before
