@@ -71,4 +71,7 @@ def test_split_conv2d_backward_holds_dx_once(eight_runs, monkeypatch):
         (dx, dw, _), split = _peak(lambda: fconv.conv2d_backward(x, w, g, padding=1, bias=False))
     np.testing.assert_allclose(dx, dx0, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, dw0, rtol=1e-12, atol=1e-12)
-    assert split <= serial + dx.nbytes // 4, f"split peak {split} B, unsplit {serial} B, dx {dx.nbytes} B"
+    # eight runs each hold a few small temporaries (a dW partial, rows): about 66 KB here, at the
+    # edge of dx / 4 (the test failed by 0.5 % depending on what ran before); dx held twice
+    # would add all of dx
+    assert split <= serial + dx.nbytes // 2, f"split peak {split} B, unsplit {serial} B, dx {dx.nbytes} B"

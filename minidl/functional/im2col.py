@@ -50,23 +50,28 @@ def tiles(n: int, out_hw, pixel_bytes: int, cap: int):
                     yield n0, n0 + 1, i0, i0 + 1, j0, min(j0 + step, wo)
 
 
-def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
-    """Zero-padded, C-contiguous NHWC copy of samples ``n0:n1`` of the NHWC-shaped
-    ``src`` (any strides), restricted to rows ``r0:r1`` of the padded image.
-
+def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int, groups: int = 1) -> np.ndarray:
+    """Zero-padded, C-contiguous copy of samples ``n0:n1`` of the NHWC-shaped ``src``
+    (any strides), restricted to rows ``r0:r1`` of the padded image: NHWC for one
+    group, group-major ``(groups, n, rows, W, C / groups)`` for several.
     Channels-last makes every receptive field a run of ``kw * C`` contiguous
-    values (for dilation 1), so the im2col copy in :func:`windows` is fast.
-    An unpadded channels-last ``src`` is used without a copy.
+    values (for dilation 1), so the im2col copy in :func:`unfold` is fast; with
+    groups, the group-major copy keeps those runs (``kw * C / groups`` values)
+    within each group. An unpadded channels-last ``src`` is used without a copy
+    for one group.
     """
     (pt, pb), (pl, pr) = pads
     _, h, w, c = src.shape
     part = src[n0:n1]
+    if groups > 1:  # (n, h, w, groups, C / groups) -> group-major, in the one copy
+        part = part.reshape(part.shape[:3] + (groups, c // groups)).transpose(3, 0, 1, 2, 4)
     if not (pt or pb or pl or pr) and r0 == 0 and r1 == h:
         return np.ascontiguousarray(part)
-    out = np.zeros((n1 - n0, r1 - r0, w + pl + pr, c), dtype=src.dtype)
+    lead = part.shape[:-3]  # (n,) or (groups, n)
+    out = np.zeros(lead + (r1 - r0, w + pl + pr, part.shape[-1]), dtype=src.dtype)
     a, b = max(r0, pt), min(r1, pt + h)  # the padded rows that hold data
     if a < b:
-        out[:, a - r0 : b - r0, pl : pl + w, :] = part[:, a - pt : b - pt]
+        out[..., a - r0 : b - r0, pl : pl + w, :] = part[..., a - pt : b - pt, :, :]
     return out
 
 
@@ -87,19 +92,25 @@ def windows(xp: np.ndarray, geo: Geometry) -> np.ndarray:
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
-def unfold(view: np.ndarray, groups: int = 1) -> np.ndarray:
-    """Copy a :func:`windows` view ``(n, ho, wo, kh, kw, C)`` into the columns of
-    each group: ``(groups, n * ho * wo, kh * kw * C / groups)``.
+def unfold(rows: np.ndarray, geo: Geometry, groups: int = 1, cols=None) -> np.ndarray:
+    """The columns of each group, ``(groups, n * ho * wo, kh * kw * C / groups)``, of a
+    :func:`band` ``rows`` (NHWC for one group, group-major for several): a copy of its
+    :func:`windows` view (output columns ``cols``, a slice, when given).
 
-    For one group the copy is a plain reshape; with several, the channel axis is
-    split into ``(groups, C / groups)`` and the group axis moved first, so that
-    each group's columns are one C-contiguous matrix (one GEMM per group).
+    Each group's columns are one C-contiguous matrix (one GEMM per group).
     """
-    n, ho, wo, kh, kw, c = view.shape
     if groups == 1:
-        return view.reshape(1, -1, kh * kw * c)  # the copy (windows overlap)
-    per_group = view.reshape(n, ho, wo, kh, kw, groups, c // groups).transpose(5, 0, 1, 2, 3, 4, 6)
-    return np.ascontiguousarray(per_group).reshape(groups, -1, kh * kw * (c // groups))
+        view = windows(rows, geo)
+        view = view if cols is None else view[:, :, cols]
+        return view.reshape(1, -1, int(np.prod(view.shape[3:])))  # the copy (windows overlap)
+    out = None
+    for g in range(groups):
+        view = windows(rows[g], geo)
+        view = view if cols is None else view[:, :, cols]
+        if out is None:
+            out = np.empty((groups,) + view.shape, dtype=rows.dtype)
+        out[g] = view
+    return out.reshape(groups, -1, int(np.prod(view.shape[3:])))
 
 
 def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
@@ -113,11 +124,10 @@ def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, grou
     """
     (kh, _), (sh, _), (dh, _), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
     for n0, n1, i0, i1, j0, j1 in tiles(src.shape[0], geo.out, k * src.itemsize, cap):
-        rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1)
-        view = windows(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)))
-        del rows  # the view keeps the band alive until the columns are copied
-        columns = unfold(view if j1 - j0 == wo else view[:, :, j0:j1], groups)
-        del view
+        rows = band(src, pads, n0, n1, i0 * sh, (i1 - 1) * sh + dh * (kh - 1) + 1, groups)
+        columns = unfold(rows, geo if i1 - i0 == ho else geo._replace(out=(i1 - i0, wo)), groups,
+                         None if j1 - j0 == wo else slice(j0, j1))
+        del rows
         yield n0, n1, i0, i1, j0, j1, columns
         del columns  # free this piece before the next is built
 
@@ -127,8 +137,7 @@ def one_piece(src, pads, geo, k, cap, groups=1):
     in ``cap`` bytes -- the usual case, without the generator's overhead -- else None."""
     if src.shape[0] * geo.out[0] * geo.out[1] * k * src.itemsize > cap:
         return None
-    return unfold(windows(band(src, pads, 0, src.shape[0], 0, src.shape[1] + pads[0][0] + pads[0][1]),
-                          geo), groups)
+    return unfold(band(src, pads, 0, src.shape[0], 0, src.shape[1] + pads[0][0] + pads[0][1], groups), geo, groups)
 
 
 def group_rows(rows: np.ndarray, groups: int) -> np.ndarray:
