@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import real_number
+from .optimizer import check_state_keys, real_number
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
@@ -189,12 +189,8 @@ class LRScheduler:
         5
         """
         where = f"{type(self).__name__}.load_state_dict"
-        keys = {*self._hyper_names, "base_lrs", "last_epoch", "step_count", "last_lr"}
-        sd = self._legacy(state_dict)
-        if not isinstance(sd, dict) or set(sd) != keys:
-            got = sorted(sd) if isinstance(sd, dict) else type(sd).__name__
-            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
-                             f"Pass the result of {type(self).__name__}.state_dict().")
+        sd = check_state_keys(self._legacy(state_dict), {*self._hyper_names, "base_lrs", "last_epoch",
+                                                         "step_count", "last_lr"}, type(self).__name__)
         n = len(self.optimizer.param_groups)
         hyper = self._check_hyper({k: sd[k] for k in self._hyper_names}, where)
         base, last = lr_list(sd["base_lrs"], n, "base_lrs", where), lr_list(sd["last_lr"], n, "last_lr", where)

@@ -38,6 +38,16 @@ def check_flag(value, name: str, where: str) -> bool:
     return bool(value)
 
 
+def check_state_keys(state_dict, keys, owner: str) -> dict:
+    """``state_dict`` if it is a dict with exactly ``keys``, else the ValueError of
+    ``owner.load_state_dict`` (the optimizers' and the schedules' first check)."""
+    if not isinstance(state_dict, dict) or set(state_dict) != set(keys):
+        got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+        raise ValueError(f"{owner}.load_state_dict: expected a dict with keys {sorted(keys)}. "
+                         f"Received: {got}. Pass the result of {owner}.state_dict().")
+    return state_dict
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Every element finite: one sum in ``a``'s dtype (nan/inf propagate through it); the exact
     element-wise check runs only when that sum is not finite (it may merely have overflowed).
@@ -412,12 +422,7 @@ class Optimizer:
         """
         name = type(self).__name__
         where = f"{name}.load_state_dict"
-        keys = {"num_params", "param_groups", "state"}
-        if not isinstance(state_dict, dict) or set(state_dict) != keys:
-            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
-            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
-                             f"Pass the result of {name}.state_dict().")
-        sd = state_dict
+        sd = check_state_keys(state_dict, {"num_params", "param_groups", "state"}, name)
         if sd["num_params"] != len(self.params):
             raise ValueError(f"{where}: the state is for {sd['num_params']} parameters but this "
                              f"optimizer has {len(self.params)}. Build the optimizer on the same "
