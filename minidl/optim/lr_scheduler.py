@@ -9,7 +9,8 @@ import numbers
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
-from .optimizer import check_state_keys, real_number
+from .optimizer import real_number
+from .optimizer_state import check_state_keys
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",

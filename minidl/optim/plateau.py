@@ -9,7 +9,8 @@ import numpy as np  # noqa: F401 - the doctests' namespace
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .lr_scheduler import int_at_least, lr_list, param_groups_of
-from .optimizer import check_state_keys, real_number
+from .optimizer import real_number
+from .optimizer_state import check_state_keys
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["ReduceLROnPlateau"]
