@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 
 import numpy as np
 
 from .layers.base import Layer
+from .layers.tree import layer_state_restored, walk_layers  # noqa: F401 - their import path before the split
 
 __all__ = ["Graph", "Sequential", "check_node_name"]
 
@@ -364,33 +364,6 @@ class Sequential(Graph):
 
     def _sources(self, inputs) -> None:
         return None  # each node reads the one before it: summary and repr need not say so
-
-
-@contextlib.contextmanager
-def layer_state_restored(model: Layer):
-    """Put back every attribute of ``model`` and of every layer inside it on exit.
-
-    Shallow (a dict copy per layer, no array is copied): what a forward
-    replaces (caches, mode flags) comes back as it was.
-    """
-    saved = [(layer, dict(vars(layer))) for _, layer in walk_layers(model, "")]
-    try:
-        yield
-    finally:
-        for layer, state in saved:
-            vars(layer).clear()
-            vars(layer).update(state)
-
-
-def walk_layers(layer: Layer, path: str, _seen=None):
-    """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it."""
-    _seen = set() if _seen is None else _seen
-    if id(layer) in _seen:  # a cycle cannot be built through add(), but be safe
-        return
-    _seen.add(id(layer))
-    yield path, layer
-    for child, sub in layer.named_children():
-        yield from walk_layers(sub, f"{path}.{child}", _seen)
 
 
 _ZIP_UNSAFE = ("/", "\\")

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
-from .functional.loss import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
+from .functional.loss_args import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
 from .functional.mse import check_mse_args, mse_loss, mse_loss_backward
 from .layers.base import Layer
 from .validation import check_int

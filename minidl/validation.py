@@ -241,6 +241,13 @@ def positive_real(value, name: str, where: str) -> float:
     return float(value)
 
 
+def check_bool(value, name: str, where: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` or a numpy bool (not 0 or 1), else TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False. Received: {name}={value!r}")
+    return bool(value)
+
+
 def check_array(x, name: str, where: str) -> np.ndarray:
     """Require a numpy array (no silent conversion of lists or tensors).
 

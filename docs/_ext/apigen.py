@@ -76,6 +76,17 @@ def _directive(obj) -> str:
     return "autodata"
 
 
+def _class_options(cls, exporters) -> str:
+    """autoclass options: members, and those of minidl base classes that no page documents (a
+    mixin such as ``LayerTree``, which holds part of ``Layer``), as the class's own."""
+    options = "   :members:\n   :show-inheritance:\n"
+    public = [k for k in cls.__mro__[1:] if id(k) in exporters or not k.__module__.startswith("minidl")]
+    skip = {k.__name__ for base in public for k in base.__mro__}
+    if all(k.__name__ in skip for k in cls.__mro__[1:]):
+        return options
+    return options + f"   :inherited-members: {', '.join(sorted(skip))}\n"
+
+
 def build_pages(modules):
     """``{module name: reST text}`` of every page, and the index page."""
     exporters: dict[int, list[str]] = {}
@@ -99,7 +110,7 @@ def build_pages(modules):
             else:
                 table.append(f"   ~{home}.{attr}")
             if home == name:
-                options = "   :members:\n   :show-inheritance:\n" if inspect.isclass(obj) else ""
+                options = _class_options(obj, exporters) if inspect.isclass(obj) else ""
                 bodies.append(f".. {_directive(obj)}:: {name}.{attr}\n{options}")
         submodules = [f"* :mod:`{getattr(module, a).__name__}`" for a in public_names(module)
                       if inspect.ismodule(getattr(module, a))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_float_dtype
-from .loss import check_reduction
+from .loss_args import check_reduction
 
 __all__ = ["mse_loss", "mse_loss_backward", "check_mse_args"]
 

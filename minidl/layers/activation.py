@@ -32,9 +32,6 @@ class ReLU(Layer):
     array([0., 2.])
     """
 
-    def __init__(self):
-        super().__init__()
-
     def forward(self, x):
         check_array(x, "input", "ReLU")
         check_float_dtype(x, "input", "ReLU")
@@ -47,13 +44,40 @@ class ReLU(Layer):
 
 
 class _Elementwise(Layer):
-    """An element-wise activation: checks the input, calls a kernel that names the layer."""
+    """An element-wise activation: checks the input, calls a kernel that names the layer.
 
-    def _check(self, x):
+    A subclass sets ``_kernel(x, *hyper, where=)`` and ``_kernel_backward(grad_output, saved,
+    *hyper, where=)`` (:mod:`minidl.functional`'s), ``_hyper`` (the names of its hyper-parameters,
+    which are also its config) and ``_saves_output`` (backward from the output, else the input).
+    """
+
+    _hyper: tuple = ()
+    _saves_output = False
+
+    def forward(self, x):
         where = repr(self)
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
-        return where
+        hyper = [getattr(self, n) for n in self._hyper]
+        if not self._saves_output:
+            self.save_for_backward(x)
+            return self._kernel(x, *hyper, where=where)
+        self.save_for_backward()  # eval mode: drop a training call's cache before computing
+        out = self._kernel(x, *hyper, where=where)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad_output):
+        (saved,) = self.saved_values
+        grad_output = self.check_grad_output(grad_output, saved.shape, saved.dtype)
+        return self._kernel_backward(grad_output, saved, *[getattr(self, n) for n in self._hyper],
+                                     where=repr(self))
+
+    def get_config(self):
+        return {n: getattr(self, n) for n in self._hyper}
+
+    def extra_repr(self):
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper)
 
 
 class LeakyReLU(_Elementwise):
@@ -78,25 +102,12 @@ class LeakyReLU(_Elementwise):
     array([-0.1,  2. ])
     """
 
+    _hyper = ("negative_slope",)
+    _kernel, _kernel_backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
-
-    def forward(self, x):
-        where = self._check(x)
-        self.save_for_backward(x)
-        return F.leaky_relu(x, self.negative_slope, where=where)
-
-    def backward(self, grad_output):
-        (x,) = self.saved_values
-        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
-        return F.leaky_relu_backward(grad_output, x, self.negative_slope, where=repr(self))
-
-    def get_config(self):
-        return dict(negative_slope=self.negative_slope)
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
 
 
 class Sigmoid(_Elementwise):
@@ -116,20 +127,8 @@ class Sigmoid(_Elementwise):
     array([0. , 0.5, 1. ])
     """
 
-    def __init__(self):
-        super().__init__()
-
-    def forward(self, x):
-        where = self._check(x)
-        self.save_for_backward()  # eval mode: drop a training call's cache before computing
-        out = F.sigmoid(x, where=where)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad_output):
-        (out,) = self.saved_values
-        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
-        return F.sigmoid_backward(grad_output, out, where=repr(self))
+    _saves_output = True
+    _kernel, _kernel_backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
 
 
 class Tanh(_Elementwise):
@@ -149,20 +148,8 @@ class Tanh(_Elementwise):
     array([0.])
     """
 
-    def __init__(self):
-        super().__init__()
-
-    def forward(self, x):
-        where = self._check(x)
-        self.save_for_backward()
-        out = F.tanh(x, where=where)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad_output):
-        (out,) = self.saved_values
-        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
-        return F.tanh_backward(grad_output, out, where=repr(self))
+    _saves_output = True
+    _kernel, _kernel_backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
 
 
 class GELU(_Elementwise):
@@ -188,25 +175,12 @@ class GELU(_Elementwise):
     array([-0.1587,  0.    ,  0.8413])
     """
 
+    _hyper = ("approximate",)
+    _kernel, _kernel_backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
+
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = check_approximate(approximate, "GELU")
-
-    def forward(self, x):
-        where = self._check(x)
-        self.save_for_backward(x)
-        return F.gelu(x, self.approximate, where=where)
-
-    def backward(self, grad_output):
-        (x,) = self.saved_values
-        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
-        return F.gelu_backward(grad_output, x, self.approximate, where=repr(self))
-
-    def get_config(self):
-        return dict(approximate=self.approximate)
-
-    def extra_repr(self):
-        return f"approximate={self.approximate!r}"
 
 
 class Identity(Layer):
@@ -226,9 +200,6 @@ class Identity(Layer):
     >>> Identity()(x) is x
     True
     """
-
-    def __init__(self):
-        super().__init__()
 
     def forward(self, x):
         check_array(x, "input", repr(self))

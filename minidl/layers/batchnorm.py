@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..parameter import Parameter, deferring, placeholder
-from ..validation import check_array, check_same_dtype, positive_int, positive_real
+from ..validation import check_array, check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
 from .base import Layer
 
@@ -18,12 +18,6 @@ __all__ = ["BatchNorm1D", "BatchNorm2D"]
 def _filled(shape, value, dtype):
     """``np.full``, or a placeholder under :func:`minidl.parameter.deferred_init`."""
     return placeholder(shape, dtype) if deferring() else np.full(shape, value, dtype=dtype)
-
-
-def _flag(value, name, where) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be True or False. Received: {name}={value!r}")
-    return bool(value)
 
 
 class _BatchNorm(Layer):
@@ -46,8 +40,8 @@ class _BatchNorm(Layer):
                                  f"Received: momentum={momentum!r}")
             momentum = float(momentum)
         self.momentum = momentum
-        self.affine = _flag(affine, "affine", where)
-        self.track_running_stats = _flag(track_running_stats, "track_running_stats", where)
+        self.affine = check_bool(affine, "affine", where)
+        self.track_running_stats = check_bool(track_running_stats, "track_running_stats", where)
         self._dtype = float_dtype(dtype, where)
         c = (self.num_features,)
         self.weight = Parameter(_filled(c, 1, self._dtype)) if self.affine else None

@@ -10,6 +10,18 @@ from .base import Layer
 __all__ = ["Add", "Concat"]
 
 
+def _checked(inputs, name, where):
+    """``(i, x)`` for each input, after checking that it is an array of input 0's dtype."""
+    for i, x in enumerate(inputs):
+        check_array(x, f"input {i}", name)
+        if x.dtype != inputs[0].dtype:
+            raise TypeError(
+                f"{where}: every input must have the dtype of input 0 ({inputs[0].dtype}); "
+                f"input {i} has {x.dtype}. Cast it with .astype(np.{inputs[0].dtype})."
+            )
+        yield i, x
+
+
 class Add(Layer):
     r"""Element-wise sum of two or more inputs of the same shape and dtype.
 
@@ -29,19 +41,10 @@ class Add(Layer):
     array([2., 2., 2.])
     """
 
-    def __init__(self):
-        super().__init__()
-
     def forward(self, *inputs):
         if len(inputs) < 2:
             raise ValueError(f"Add: expected at least 2 inputs, got {len(inputs)}.")
-        for i, x in enumerate(inputs):
-            check_array(x, f"input {i}", "Add")
-            if x.dtype != inputs[0].dtype:
-                raise TypeError(
-                    f"Add: every input must have the dtype of input 0 ({inputs[0].dtype}); "
-                    f"input {i} has {x.dtype}. Cast it with .astype(np.{inputs[0].dtype})."
-                )
+        for i, x in _checked(inputs, "Add", "Add"):
             if x.shape != inputs[0].shape:
                 raise ValueError(
                     f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
@@ -91,13 +94,7 @@ class Concat(Layer):
     def forward(self, *inputs):
         if len(inputs) < 1:
             raise ValueError("Concat: expected at least 1 input, got 0.")
-        for i, x in enumerate(inputs):
-            check_array(x, f"input {i}", "Concat")
-            if x.dtype != inputs[0].dtype:
-                raise TypeError(
-                    f"{self!r}: every input must have the dtype of input 0 ({inputs[0].dtype}); "
-                    f"input {i} has {x.dtype}. Cast it with .astype(np.{inputs[0].dtype})."
-                )
+        for i, x in _checked(inputs, "Concat", self):
             if not -x.ndim <= self.axis < x.ndim:
                 raise ValueError(
                     f"{self!r}: axis {self.axis} is out of range for input {i} with "

@@ -14,16 +14,10 @@ from ..functional.avgpool import (
 )
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
-from ..validation import positive_pair
+from ..validation import check_bool, positive_pair
 from .base import Layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
-
-
-def _check_bool(value, name, where) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be True or False. Received: {name}={value!r}")
-    return bool(value)
 
 
 class MaxPool2D(Layer):
@@ -63,7 +57,7 @@ class MaxPool2D(Layer):
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
         self.dilation = positive_pair(dilation, "dilation", where)
-        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode", where)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
         self.padding = check_padding_arg(padding, where)
         if not isinstance(self.padding, str):  # 'same'/'valid' are resolved per input in forward
             pads = F.resolve_padding(self.padding, (1, 1), self.kernel_size, where=where)
@@ -143,8 +137,8 @@ class AvgPool2D(Layer):
         self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride", where)
         self.padding = check_avg_padding(padding, where)
         check_pool_padding([(p, p) for p in self.padding], self.kernel_size, padding, where)
-        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode", where)
-        self.count_include_pad = _check_bool(count_include_pad, "count_include_pad", where)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad", where)
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad

@@ -10,6 +10,7 @@ import numpy as np  # noqa: F401 - the doctests' namespace
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .lr_scheduler import int_at_least, lr_list, param_groups_of
 from .optimizer import real_number
+from .optimizer_state import check_state_keys
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["ReduceLROnPlateau"]
@@ -214,12 +215,7 @@ class ReduceLROnPlateau:
         0.1
         """
         where = "ReduceLROnPlateau.load_state_dict"
-        sd = state_dict
-        keys = {*_HYPER, *_COUNTERS}
-        if not isinstance(sd, dict) or set(sd) != keys:
-            got = sorted(sd) if isinstance(sd, dict) else type(sd).__name__
-            raise ValueError(f"{where}: expected a dict with keys {sorted(keys)}. Received: {got}. "
-                             "Pass the result of ReduceLROnPlateau.state_dict().")
+        sd = check_state_keys(state_dict, {*_HYPER, *_COUNTERS}, "ReduceLROnPlateau")
         hyper = self._check_hyper({k: sd[k] for k in _HYPER}, where)
         best = sd["best"]
         if not isinstance(best, numbers.Real) or isinstance(best, bool):

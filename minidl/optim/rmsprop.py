@@ -71,11 +71,7 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        return {"lr": real_number(hyper["lr"], "lr", where),
-                "alpha": real_number(hyper["alpha"], "alpha", where),
-                "eps": real_number(hyper["eps"], "eps", where),
-                "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
-                "momentum": real_number(hyper["momentum"], "momentum", where),
+        return {**{k: real_number(hyper[k], k, where) for k in ("lr", "alpha", "eps", "weight_decay", "momentum")},
                 "centered": check_flag(hyper["centered"], "centered", where)}
 
     def _update(self, data, g, hyper, state):

@@ -111,10 +111,7 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        out = {"lr": real_number(hyper["lr"], "lr", where),
-               "momentum": real_number(hyper["momentum"], "momentum", where),
-               "dampening": real_number(hyper["dampening"], "dampening", where),
-               "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
+        out = {**{k: real_number(hyper[k], k, where) for k in ("lr", "momentum", "dampening", "weight_decay")},
                "nesterov": check_flag(hyper["nesterov"], "nesterov", where)}
         if out["nesterov"] and (out["momentum"] <= 0 or out["dampening"] != 0):
             raise ValueError(
