@@ -240,12 +240,6 @@ class Layer(LayerTree, StateDictMixin):
         """
         return self.require_cache(self._saved)
 
-    def _keep(self, value):
-        """``value`` in training mode, None in eval mode (the older form of
-        :meth:`save_for_backward`, for a cache kept under the layer's own attribute)."""
-        self._forward_in_eval = not self.training
-        return value if self.training else None
-
     def require_cache(self, cache):
         """Return ``cache``, or raise the RuntimeError for a backward without its forward.
 
