@@ -215,3 +215,89 @@ def test_a_forked_process_splits_batches_too(split_everything):
         child.kill()
     assert not alive, "the forked child hung in map_batch"
     assert queue.get(timeout=5) == expected
+
+
+def test_no_nested_split_on_one_thread_either(split_everything):
+    """Runs computed one after another (one thread) must not split further either: the split,
+    and every sum over it, must not depend on the number of threads."""
+    with split_everything(1):
+        inner = blas.map_batch(lambda a, b: blas.map_batch(lambda c, d: (c, d), 6, 1e12), 2, 1e12)
+    assert inner == [[(0, 6)], [(0, 6)]]
+
+
+def test_concurrent_auto_threads_blocks_do_not_end_each_others_split(split_everything):
+    """Two threads training at once: the first to leave its block used to end the split for
+    both (and restore BLAS's threads under the other), so the second's sums changed order
+    mid-run."""
+    libs = blas.blas_libraries()
+    before = [lib.num_threads for lib in libs]
+    a_inside, b_left = threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with split_everything(2):
+            a_inside.set()
+            b_left.wait(5)
+            seen["a_runs"] = blas.batch_runs(8, 1e12)
+            seen["depth"] = blas._BLAS["depth"]
+
+    def b():
+        a_inside.wait(5)
+        with split_everything(2):
+            pass
+        b_left.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen["a_runs"] == 8  # still split after b left its block
+    assert seen["depth"] == 1  # a's block still holds BLAS's setting (OpenBLAS reports its thread
+    # count per calling thread once its pool runs, so the count itself is not read here)
+    assert [lib.num_threads for lib in libs] == before  # restored once both left
+
+
+def test_a_parallel_region_in_one_thread_does_not_change_another_threads_split(split_everything):
+    """While one thread computes split runs, another thread's batches split as they would alone
+    (the "inside a run" flag was process-wide)."""
+    in_region, checked = threading.Event(), threading.Event()
+    seen = {}
+
+    def run(n0, n1):
+        if n0 == 0:
+            in_region.set()
+            checked.wait(5)
+        return n0
+
+    def other():
+        with split_everything(2):
+            in_region.wait(5)
+            seen["runs"] = blas.batch_runs(8, 1e12)
+            checked.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with split_everything(2):
+        blas.map_batch(run, 8, 1e12)
+    t.join(10)
+    assert seen["runs"] == 8
+
+
+def test_a_thread_outside_auto_threads_is_not_split(split_everything):
+    """Only the code inside the block (and its worker threads) splits batches."""
+    inside, checked = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        inside.wait(5)
+        seen["runs"] = blas.batch_runs(8, 1e12)
+        checked.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with split_everything(2):
+        inside.set()
+        checked.wait(5)
+    t.join(10)
+    assert seen["runs"] == 1

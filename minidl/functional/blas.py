@@ -53,9 +53,14 @@ MAX_RUNS = max(1, min(8, os.cpu_count() or 1))
 #: GFLOP/s. Such kernels pass ``elements * ELEMENT_FLOPS`` to :func:`map_batch`.
 ELEMENT_FLOPS = 100
 
-# "threads": inside auto_threads, how many threads a large batch is split over;
-# "busy": inside map_batch's parallel region (no nested split)
-_STATE = {"threads": 0, "busy": False}
+# Inside auto_threads (in this context: the thread that entered the block and the workers
+# it starts), how many threads a large batch is split over; 0 outside.
+_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("minidl_split_threads", default=0)
+# Inside a run of map_batch (in the calling thread and the workers): no nested split.
+_IN_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar("minidl_in_run", default=False)
+# BLAS's thread counts saved by the first of the blocks open in the process (threads may
+# train at once), restored when the last one closes.
+_BLAS = {"depth": 0, "saved": [], "lock": threading.Lock()}
 _POOL = {"executor": None, "workers": 0, "lock": threading.Lock(), "pid": os.getpid()}
 
 
@@ -152,6 +157,11 @@ def auto_threads(max_threads=None):
     count when the block starts, i.e. the cores, or what ``OPENBLAS_NUM_THREADS``
     or an outer :func:`threadpoolctl.threadpool_limits` set); BLAS is restored on exit.
 
+    The split applies to the thread that entered the block (and the workers it
+    starts), not to other threads of the process; when several threads are inside
+    blocks at once (two models trained at once), BLAS stays on one thread until the
+    last of them leaves, and each thread's batches split exactly as they would alone.
+
     Parameters
     ----------
     max_threads : int, optional
@@ -170,22 +180,29 @@ def auto_threads(max_threads=None):
     >>> batch_runs(64, 1e9)  # outside the block: never split
     1
     """
-    if _STATE["threads"]:  # nested (fit calls evaluate): the outer block rules
+    if _THREADS.get():  # nested (fit calls evaluate): the outer block rules
         yield
         return
-    libs = blas_libraries()
-    saved = [lib.num_threads for lib in libs]
-    for lib in libs:
-        if lib.num_threads != 1:
-            lib.set_num_threads(1)
-    _STATE.update(threads=int(max_threads or max(saved, default=1)), busy=False)
+    with _BLAS["lock"]:  # the first block open in the process sets BLAS to one thread
+        if _BLAS["depth"] == 0:
+            _BLAS["saved"] = [(lib, lib.num_threads) for lib in blas_libraries()]
+            for lib, n in _BLAS["saved"]:
+                if n != 1:
+                    lib.set_num_threads(1)
+        _BLAS["depth"] += 1
+        cores = max((n for _, n in _BLAS["saved"]), default=1)
+    token = _THREADS.set(int(max_threads or cores))
     try:
         yield
     finally:
-        _STATE.update(threads=0, busy=False)
-        for lib, n in zip(libs, saved):
-            if n != 1:
-                lib.set_num_threads(n)
+        _THREADS.reset(token)
+        with _BLAS["lock"]:  # the last one to close restores it
+            _BLAS["depth"] -= 1
+            if _BLAS["depth"] == 0:
+                for lib, n in _BLAS["saved"]:
+                    if n != 1:
+                        lib.set_num_threads(n)
+                _BLAS["saved"] = []
 
 
 def blas_libraries() -> list:
@@ -285,7 +302,7 @@ def batch_runs(n: int, flops: float) -> int:
     >>> batch_runs(64, 1e12)  # outside auto_threads
     1
     """
-    if not _STATE["threads"] or _STATE["busy"] or flops < 2 * PARALLEL_MIN_FLOPS:
+    if not _THREADS.get() or _IN_RUN.get() or flops < 2 * PARALLEL_MIN_FLOPS:
         return 1
     return int(max(1, min(n, MAX_RUNS, flops // PARALLEL_MIN_FLOPS)))
 
@@ -323,12 +340,12 @@ def map_batch(fn, n: int, flops: float) -> list:
     if count == 1:  # the usual case for small batches: no lists, no threads
         return [fn(0, n)]
     runs = [(n * r // count, n * (r + 1) // count) for r in range(count)]
-    threads = min(_STATE["threads"], count)
-    if threads < 2:
-        return [fn(*run) for run in runs]
-    blocks = [runs[count * t // threads : count * (t + 1) // threads] for t in range(threads)]
-    _STATE["busy"] = True
+    threads = min(_THREADS.get(), count)
+    token = _IN_RUN.set(True)  # before the contexts are copied: the workers see it too
     try:
+        if threads < 2:
+            return [fn(*run) for run in runs]
+        blocks = [runs[count * t // threads : count * (t + 1) // threads] for t in range(threads)]
         # each worker block in a copy of the caller's context: numpy's error state (np.errstate)
         # is a context variable, which the pool's threads would otherwise not see
         futures = [_executor(threads - 1).submit(contextvars.copy_context().run, _run_block, fn, block)
@@ -339,7 +356,7 @@ def map_batch(fn, n: int, flops: float) -> list:
             wait(futures)
         return first + [result for f in futures for result in f.result()]
     finally:
-        _STATE["busy"] = False
+        _IN_RUN.reset(token)
 
 
 def _run_block(fn, block):
