@@ -31,21 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import (
-    check_array,
-    check_float_dtype,
-    check_ndim,
-    check_same_dtype,
-)
-from . import blas, conv_grads, im2col
-from . import padding as padding_modes
-from .geometry import (
-    check_conv_args,
-    check_groups,
-    conv2d_output_size,
-    geometry,
-    resolve_padding,
-)
+from ..validation import check_array, check_ndim, check_same_dtype
+from . import blas, conv_args, conv_grads, im2col
+from .geometry import conv2d_output_size, resolve_padding
 
 __all__ = [
     "conv2d",
@@ -146,15 +134,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
     >>> conv2d(np.ones((1, 4, 5, 5)), np.ones((4, 1, 3, 3)), groups=4).shape  # depthwise
     (1, 4, 3, 3)
     """
-    geo, groups, padding_mode = _check_input_and_weight(x, weight, stride, padding, dilation, groups,
-                                                        padding_mode, where)
+    geo, groups, padding_mode = conv_args.check_input_and_weight(x, weight, stride, padding, dilation, groups,
+                                                                 padding_mode, where)
     n, o = x.shape[0], weight.shape[0]
     if bias is not None:
         check_array(bias, "bias", where)
         check_same_dtype(bias, x, "bias", "x", where)
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
-    src, pads = _padded_source(x, geo, padding_mode)
+    src, pads = conv_grads.padded_source(x, geo, padding_mode)
     geo = geo._replace(pads=pads)
     wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight, groups).transpose(0, 2, 1))
     out = np.empty((n,) + tuple(geo.out) + (o,), dtype=x.dtype)
@@ -172,83 +160,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         return out
     keep = cols is not None and cols.nbytes <= MAX_CACHED_COLUMN_BYTES and padding_mode == "zeros"
     return out, ((cols[0] if groups == 1 else cols) if keep else None)
-
-
-def _padded_source(x, geo, padding_mode):
-    """The NHWC source the im2col machinery reads and the zero padding it adds: ``x``
-    itself and ``geo.pads`` for 'zeros'; else ``x`` padded in that mode and no more."""
-    src = x.transpose(0, 2, 3, 1)
-    if padding_mode == "zeros" or not any(a or b for a, b in geo.pads):
-        return src, geo.pads
-    return padding_modes.pad(src, geo.pads, padding_mode), ((0, 0), (0, 0))
-
-
-def _grad_rows(grad_output: np.ndarray) -> np.ndarray:
-    """``(N, O, Ho, Wo) -> (N * Ho * Wo, O)``: the layout that matches the columns."""
-    n, o = grad_output.shape[:2]
-    return np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)).reshape(-1, o)
-
-
-def _check_x(x, where):
-    check_array(x, "x", where)
-    check_ndim(x, 4, "x", where, "(N, C, H, W)")
-
-
-def _check_input_and_weight(x, weight, stride, padding, dilation, groups, padding_mode, where):
-    """The checks of conv2d and conv2d_backward on ``x`` and ``weight``; returns the
-    geometry and the validated ``groups`` and ``padding_mode``."""
-    _check_x(x, where)
-    check_array(weight, "weight", where)
-    check_float_dtype(weight, "weight", where)
-    check_same_dtype(x, weight, "x", "weight", where)
-    return _geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode, where)
-
-
-def _geometry_of(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, where):
-    groups = check_groups(groups, where)
-    padding_mode = padding_modes.check_padding_mode(padding_mode, where)
-    check_conv_args(x_shape, w_shape, where, groups)
-    geo = geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
-    if padding_mode != "zeros":
-        padding_modes.check_pads_fit(geo.pads, x_shape[2:], padding_mode, where)
-    return geo, groups, padding_mode
-
-
-def _check_grad_output(grad_output, like, like_name, x_shape, w_shape, geo, where):
-    """grad_output: an array of the forward output's shape and ``like``'s dtype."""
-    check_array(grad_output, "grad_output", where)
-    expected = (x_shape[0], w_shape[0]) + tuple(geo.out)
-    if grad_output.shape != expected:
-        raise ValueError(
-            f"{where}: expected grad_output of shape {expected}, got {grad_output.shape}."
-        )
-    check_same_dtype(grad_output, like, "grad_output", like_name, where)
-
-
-def _input_grad(rows, weight, input_size, geo, groups, padding_mode):
-    """dL/dX (NCHW shape, channels-last memory) from ``rows = G`` as ``(N * Ho * Wo, O)``."""
-    n, c, h, w = input_size
-    (pt, pb), (pl, pr) = geo.pads
-    cap, ratio = MAX_COLUMN_BYTES, FULL_CORRELATION_MIN_RATIO
-    if padding_mode != "zeros" and (pt or pb or pl or pr):
-        # the gradient of the padded input, whose padding holds copies of the input:
-        # fold their gradient back onto the positions they copy
-        padded = (n, c, h + pt + pb, w + pl + pr)
-        dxp, _ = conv_grads.input_grad(rows, weight, padded, geo._replace(pads=((0, 0), (0, 0))),
-                                       groups, cap, ratio)
-        return padding_modes.pad_adjoint(dxp, geo.pads, padding_mode).transpose(0, 3, 1, 2)
-    dx, cropped = conv_grads.input_grad(rows, weight, input_size, geo, groups, cap, ratio)
-    if not cropped and (pt or pb or pl or pr):
-        dx = np.ascontiguousarray(dx[:, pt : pt + h, pl : pl + w, :])
-    return dx.transpose(0, 3, 1, 2)
-
-
-def _weight_grad(rows, x, weight_size, geo, groups, padding_mode, columns=None):
-    src, pads = _padded_source(x, geo, padding_mode)
-    if columns is not None and columns.ndim == 2:
-        columns = columns[None]
-    return conv_grads.weight_grad(rows, src, weight_size, geo._replace(pads=pads), groups,
-                                  MAX_COLUMN_BYTES, columns)
 
 
 def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, bias=True,
@@ -298,9 +209,9 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     >>> dx.shape, dw.shape, db
     ((2, 1, 4, 4), (1, 1, 3, 3), array([8.]))
     """
-    geo, groups, padding_mode = _check_input_and_weight(x, weight, stride, padding, dilation, groups,
-                                                        padding_mode, where)
-    _check_grad_output(grad_output, x, "x", x.shape, weight.shape, geo, where)
+    geo, groups, padding_mode = conv_args.check_input_and_weight(x, weight, stride, padding, dilation, groups,
+                                                                 padding_mode, where)
+    conv_args.check_grad_output(grad_output, x, "x", x.shape, weight.shape, geo, where)
     if columns is not None:
         n, c = x.shape[:2]
         pixels, k = n * geo.out[0] * geo.out[1], c * weight.shape[2] * weight.shape[3]
@@ -312,7 +223,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
                 f"conv2d(x, ..., return_columns=True) returned for this x (zero padding); got "
                 f"{columns.shape} {columns.dtype}. Pass columns=None to recompute them."
             )
-    rows = _grad_rows(grad_output)
+    rows = conv_grads.grad_rows(grad_output)
     n, c, h, w = x.shape
     pixels = geo.out[0] * geo.out[1]
     flops = 2.0 * rows.size * (c // groups) * weight.shape[2] * weight.shape[3] * (1 + bool(input_grad))
@@ -321,13 +232,14 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
 
     def samples(n0, n1):  # the gradients of samples n0:n1 (dx written into its block of dx)
         part = rows[n0 * pixels : n1 * pixels]
-        dx_part = _input_grad(part, weight, (n1 - n0, c, h, w), geo, groups, padding_mode) if input_grad else None
+        dx_part = (conv_grads.input_grad_nchw(part, weight, (n1 - n0, c, h, w), geo, groups, padding_mode,
+                                              MAX_COLUMN_BYTES, FULL_CORRELATION_MIN_RATIO) if input_grad else None)
         if dx is not None:
             dx[n0:n1] = dx_part.transpose(0, 2, 3, 1)
             dx_part = None  # copied: freed now, not kept (in map_batch's results) to the end
         whole = n0 == 0 and n1 == n
-        return dx_part, _weight_grad(part, x[n0:n1], weight.shape, geo, groups, padding_mode,
-                                     columns if whole else None)
+        return dx_part, conv_grads.weight_grad_nchw(part, x[n0:n1], weight.shape, geo, groups, padding_mode,
+                                                    MAX_COLUMN_BYTES, columns if whole else None)
 
     runs = blas.map_batch(samples, n, flops)
     if len(runs) == 1:
@@ -388,10 +300,11 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     if len(input_size) != 4:
         raise ValueError(f"{where}: input_size must be (N, C, H, W). Received: {input_size!r}")
     check_array(weight, "weight", where)
-    geo, groups, padding_mode = _geometry_of(input_size, weight.shape, stride, padding, dilation,
+    geo, groups, padding_mode = conv_args.conv_geometry(input_size, weight.shape, stride, padding, dilation,
                                              groups, padding_mode, where)
-    _check_grad_output(grad_output, weight, "weight", input_size, weight.shape, geo, where)
-    return _input_grad(_grad_rows(grad_output), weight, input_size, geo, groups, padding_mode)
+    conv_args.check_grad_output(grad_output, weight, "weight", input_size, weight.shape, geo, where)
+    return conv_grads.input_grad_nchw(conv_grads.grad_rows(grad_output), weight, input_size, geo, groups,
+                                      padding_mode, MAX_COLUMN_BYTES, FULL_CORRELATION_MIN_RATIO)
 
 
 def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
@@ -431,12 +344,13 @@ def conv2d_weight(x, weight_size, grad_output, stride=1, padding=0, dilation=1, 
            [8., 8., 8.]])
     """
     where = "conv2d_weight"
-    _check_x(x, where)
+    conv_args.check_x(x, where)
     weight_size = tuple(int(s) for s in weight_size)
-    geo, groups, padding_mode = _geometry_of(x.shape, weight_size, stride, padding, dilation, groups,
+    geo, groups, padding_mode = conv_args.conv_geometry(x.shape, weight_size, stride, padding, dilation, groups,
                                              padding_mode, where)
-    _check_grad_output(grad_output, x, "x", x.shape, weight_size, geo, where)
-    return _weight_grad(_grad_rows(grad_output), x, weight_size, geo, groups, padding_mode)
+    conv_args.check_grad_output(grad_output, x, "x", x.shape, weight_size, geo, where)
+    return conv_grads.weight_grad_nchw(conv_grads.grad_rows(grad_output), x, weight_size, geo, groups,
+                                       padding_mode, MAX_COLUMN_BYTES)
 
 
 def conv2d_bias(grad_output):
@@ -461,5 +375,5 @@ def conv2d_bias(grad_output):
     """
     check_array(grad_output, "grad_output", "conv2d_bias")
     check_ndim(grad_output, 4, "grad_output", "conv2d_bias", "(N, C_out, H_out, W_out)")
-    return blas.column_sums(_grad_rows(grad_output))  # the summation order of conv2d_backward
+    return blas.column_sums(conv_grads.grad_rows(grad_output))  # the summation order of conv2d_backward
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import blas, depthwise, im2col
+from . import padding as padding_modes
 from .geometry import Geometry
 
-__all__ = ["input_grad", "weight_grad"]
+__all__ = ["input_grad", "weight_grad", "input_grad_nchw", "weight_grad_nchw", "padded_source", "grad_rows"]
 
 
 def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
@@ -183,3 +184,153 @@ def weight_grad(rows, x_nhwc, weight_size, geo, groups, cap, columns=None):
             dw += blas.matmul(piece.transpose(0, 2, 1), cols)
             del cols
     return np.ascontiguousarray(dw.reshape(o, kh, kw, c_group).transpose(0, 3, 1, 2))
+
+
+def padded_source(x, geo, padding_mode):
+    """The NHWC source the im2col machinery reads and the zero padding it adds: ``x``
+    itself and ``geo.pads`` for 'zeros'; else ``x`` padded in that mode and no more.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    geo : Geometry
+    padding_mode : str
+
+    Returns
+    -------
+    src : ndarray, shape (N, H', W', C)
+        A channels-last view of ``x``, or its padded copy.
+    pads : ((int, int), (int, int))
+        The zero padding still to add.
+
+    Shape
+    -----
+    ``x`` (N, C, H, W) -> ``src`` (N, H', W', C).
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> src, pads = padded_source(np.ones((1, 2, 4, 4)), geometry((4, 4), 3, 1, 1, 1, "x"), "reflect")
+    >>> src.shape, pads
+    ((1, 6, 6, 2), ((0, 0), (0, 0)))
+    """
+    src = x.transpose(0, 2, 3, 1)
+    if padding_mode == "zeros" or not any(a or b for a, b in geo.pads):
+        return src, geo.pads
+    return padding_modes.pad(src, geo.pads, padding_mode), ((0, 0), (0, 0))
+
+
+def grad_rows(grad_output: np.ndarray) -> np.ndarray:
+    """``(N, O, Ho, Wo) -> (N * Ho * Wo, O)``: the layout that matches the columns.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, O, H_out, W_out)
+
+    Returns
+    -------
+    ndarray, shape (N * H_out * W_out, O), C-contiguous
+
+    Shape
+    -----
+    (N, O, H_out, W_out) -> (N * H_out * W_out, O).
+
+    Examples
+    --------
+    >>> grad_rows(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[0., 4.],
+           [1., 5.],
+           [2., 6.],
+           [3., 7.]])
+    """
+    n, o = grad_output.shape[:2]
+    return np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)).reshape(-1, o)
+
+
+def input_grad_nchw(rows, weight, input_size, geo, groups, padding_mode, cap, min_ratio):
+    """dL/dX (NCHW shape, channels-last memory) from ``rows`` (:func:`grad_rows` of G):
+    :func:`input_grad`, its padding cropped, or, for a padding mode other than
+    'zeros', folded back onto the input positions it copies.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (N * H_out * W_out, O)
+    weight : ndarray, shape (O, C / groups, kh, kw)
+    input_size : tuple (N, C, H, W)
+    geo : Geometry
+    groups : int
+    padding_mode : str
+    cap, min_ratio : int
+        As in :func:`input_grad`.
+
+    Returns
+    -------
+    ndarray, shape ``input_size``
+
+    Shape
+    -----
+    ``rows`` (N * H_out * W_out, O) -> (N, C, H, W) = ``input_size``.
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> geo = geometry((4, 4), (3, 3), 1, 1, 1, "example")
+    >>> dx = input_grad_nchw(np.ones((16, 1)), np.ones((1, 1, 3, 3)), (1, 1, 4, 4), geo, 1, "zeros", 2**22, 16)
+    >>> dx[0, 0]
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    """
+    n, c, h, w = input_size
+    (pt, pb), (pl, pr) = geo.pads
+    if padding_mode != "zeros" and (pt or pb or pl or pr):
+        # the gradient of the padded input, whose padding holds copies of the input:
+        # fold their gradient back onto the positions they copy
+        padded = (n, c, h + pt + pb, w + pl + pr)
+        dxp, _ = input_grad(rows, weight, padded, geo._replace(pads=((0, 0), (0, 0))), groups, cap, min_ratio)
+        return padding_modes.pad_adjoint(dxp, geo.pads, padding_mode).transpose(0, 3, 1, 2)
+    dx, cropped = input_grad(rows, weight, input_size, geo, groups, cap, min_ratio)
+    if not cropped and (pt or pb or pl or pr):
+        dx = np.ascontiguousarray(dx[:, pt : pt + h, pl : pl + w, :])
+    return dx.transpose(0, 3, 1, 2)
+
+
+def weight_grad_nchw(rows, x, weight_size, geo, groups, padding_mode, cap, columns=None):
+    """dL/dW from ``rows`` (:func:`grad_rows` of G) and the NCHW input ``x`` (padded
+    in ``padding_mode``), or the forward pass's ``columns``: :func:`weight_grad`.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (N * H_out * W_out, O)
+    x : ndarray, shape (N, C, H, W)
+    weight_size : tuple (O, C / groups, kh, kw)
+    geo : Geometry
+    groups : int
+    padding_mode : str
+    cap : int
+        The column budget in bytes.
+    columns : ndarray, optional
+        ``(pixels, K)`` or ``(groups, pixels, K / groups)``.
+
+    Returns
+    -------
+    ndarray, shape ``weight_size``
+
+    Shape
+    -----
+    ``rows`` (N * H_out * W_out, O) and ``x`` (N, C, H, W) -> (O, C / groups, kh, kw) = ``weight_size``.
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> geo = geometry((4, 4), (3, 3), 1, 0, 1, "example")
+    >>> weight_grad_nchw(np.ones((4, 1)), np.ones((1, 1, 4, 4)), (1, 1, 3, 3), geo, 1, "zeros", 2**22)[0, 0]
+    array([[4., 4., 4.],
+           [4., 4., 4.],
+           [4., 4., 4.]])
+    """
+    src, pads = padded_source(x, geo, padding_mode)
+    if columns is not None and columns.ndim == 2:
+        columns = columns[None]
+    return weight_grad(rows, src, weight_size, geo._replace(pads=pads), groups, cap, columns)
