@@ -242,3 +242,29 @@ def test_backward_after_an_eval_forward_names_the_cause(make, x):
     fresh = make()
     with pytest.raises(RuntimeError, match="before forward"):
         fresh.backward(np.ones_like(y))
+
+
+# --------------------------------------------------------------------------
+# grouped convolutions: no copy of the input beyond the columns
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("k, stride, padding, mode", [(1, 1, 0, "zeros"), (1, 2, 0, "zeros"), (3, 1, 0, "zeros"),
+                                                      (3, 1, 1, "reflect")])
+def test_grouped_conv_without_zero_padding_copies_no_band(k, stride, padding, mode):
+    """With nothing to zero-pad, the columns are copied straight from the (channels-last)
+    input, as for one group: the group-major band must not add a copy of the whole input
+    (it did: 1x1 stride 2, peak 3x the old one)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 16, 16, 32), dtype=np.float32).transpose(0, 3, 1, 2)  # channels-last memory
+    w = rng.standard_normal((32, 8, k, k), dtype=np.float32)
+    kw = dict(stride=stride, padding=padding, groups=4, padding_mode=mode)
+    y, peak = measure(lambda: F.conv2d(x, w, **kw))
+    ho, wo = y.shape[2:]
+    columns = x.shape[0] * ho * wo * k * k * x.shape[1] * x.itemsize
+    padded = 0 if mode == "zeros" else x.nbytes * (18 * 18) // (16 * 16)  # reflect: the padded copy
+    assert columns + y.nbytes <= conv_mod.MAX_COLUMN_BYTES  # one piece
+    bound = padded + columns + y.nbytes + SLACK
+    assert peak < bound, ("forward", peak, bound)
+    g = rng.standard_normal(y.shape, dtype=np.float32)
+    _, peak = measure(lambda: F.conv2d_weight(x, w.shape, g, **kw))
+    bound = padded + columns + g.nbytes + SLACK  # G re-laid out as rows, the columns
+    assert peak < bound, ("dW", peak, bound)

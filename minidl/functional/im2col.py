@@ -57,8 +57,10 @@ def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int, gro
     Channels-last makes every receptive field a run of ``kw * C`` contiguous
     values (for dilation 1), so the im2col copy in :func:`unfold` is fast; with
     groups, the group-major copy keeps those runs (``kw * C / groups`` values)
-    within each group. An unpadded channels-last ``src`` is used without a copy
-    for one group.
+    within each group. With nothing to pad and every row read, no copy: an unpadded
+    channels-last ``src`` as it is for one group, a group-major view of ``src`` for
+    several (:func:`unfold` copies the columns from it; a group-major copy first would
+    add a copy of the whole input to the peak).
     """
     (pt, pb), (pl, pr) = pads
     _, h, w, c = src.shape
@@ -66,7 +68,7 @@ def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int, gro
     if groups > 1:  # (n, h, w, groups, C / groups) -> group-major, in the one copy
         part = part.reshape(part.shape[:3] + (groups, c // groups)).transpose(3, 0, 1, 2, 4)
     if not (pt or pb or pl or pr) and r0 == 0 and r1 == h:
-        return np.ascontiguousarray(part)
+        return part if groups > 1 else np.ascontiguousarray(part)
     lead = part.shape[:-3]  # (n,) or (groups, n)
     out = np.zeros(lead + (r1 - r0, w + pl + pr, part.shape[-1]), dtype=src.dtype)
     a, b = max(r0, pt), min(r1, pt + h)  # the padded rows that hold data
@@ -85,7 +87,7 @@ def windows(xp: np.ndarray, geo: Geometry) -> np.ndarray:
     # an axis of length 1 never steps: its stride is irrelevant (and stride * step
     # could exceed the address space for huge strides or dilations, e.g. stride 2**63)
     strides = tuple(st if size > 1 else 0 for st, size in zip(strides, shape))
-    if xp.flags.c_contiguous:  # always, here; np.ndarray is much cheaper than as_strided
+    if xp.flags.c_contiguous:  # a band (not: a group of an unpadded src); cheaper than as_strided
         view = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
         view.flags.writeable = False
         return view
