@@ -301,3 +301,59 @@ def test_a_thread_outside_auto_threads_is_not_split(split_everything):
         checked.wait(5)
     t.join(10)
     assert seen["runs"] == 1
+
+
+class _FakeBlas:
+    """A BLAS library controller whose thread count is one number, whichever thread sets it
+    (OpenBLAS 0.3.31 can ignore a set from another thread than the one that set it last)."""
+
+    def __init__(self, n):
+        self.num_threads = n
+
+    def set_num_threads(self, n):
+        self.num_threads = n
+
+
+def test_a_block_left_in_another_context_restores_blas_and_ends_the_split(split_everything, monkeypatch):
+    """A generator that yields inside the block, started in one thread and finished in
+    another: leaving the block raised ValueError (its context-variable token belonged to the
+    first thread), BLAS stayed on one thread for good, and the first thread kept splitting."""
+    libs = [_FakeBlas(4)]
+    monkeypatch.setattr(blas, "blas_libraries", lambda: libs)
+    before = [lib.num_threads for lib in libs]
+
+    def steps():
+        with split_everything(2):
+            for _ in range(3):
+                yield blas.batch_runs(8, 1e12)
+
+    gen = steps()
+    assert next(gen) == 8
+    seen = {}
+
+    def finish():
+        try:
+            seen["runs"] = list(gen)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            seen["error"] = exc
+
+    t = threading.Thread(target=finish)
+    t.start()
+    t.join(10)
+    assert "error" not in seen, seen
+    assert seen["runs"] == [1, 1]  # resumed in a thread outside the block: not split there
+    assert blas._BLAS["depth"] == 0
+    assert [lib.num_threads for lib in libs] == before
+    assert blas.batch_runs(8, 1e12) == 1  # this thread left the block too
+
+
+def test_a_bad_max_threads_changes_nothing(split_everything, monkeypatch):
+    libs = [_FakeBlas(4)]
+    monkeypatch.setattr(blas, "blas_libraries", lambda: libs)
+    before = [lib.num_threads for lib in libs]
+    with pytest.raises(ValueError), blas.auto_threads(max_threads="two"):
+        pass
+    assert blas._BLAS["depth"] == 0  # was left at 1: BLAS on one thread for the process's life
+    assert [lib.num_threads for lib in libs] == before
+    with split_everything(2):
+        assert blas.batch_runs(8, 1e12) == 8

@@ -54,8 +54,10 @@ MAX_RUNS = max(1, min(8, os.cpu_count() or 1))
 ELEMENT_FLOPS = 100
 
 # Inside auto_threads (in this context: the thread that entered the block and the workers
-# it starts), how many threads a large batch is split over; 0 outside.
-_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("minidl_split_threads", default=0)
+# it starts), how many threads a large batch is split over; 0 outside. The block's one-item
+# list, set to 0 when the block closes, so that a context still holding it (the block was
+# left from another context: a generator resumed in another thread) stops splitting too.
+_THREADS: contextvars.ContextVar = contextvars.ContextVar("minidl_split_threads", default=(0,))
 # Inside a run of map_batch (in the calling thread and the workers): no nested split.
 _IN_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar("minidl_in_run", default=False)
 # BLAS's thread counts saved by the first of the blocks open in the process (threads may
@@ -180,9 +182,10 @@ def auto_threads(max_threads=None):
     >>> batch_runs(64, 1e9)  # outside the block: never split
     1
     """
-    if _THREADS.get():  # nested (fit calls evaluate): the outer block rules
+    if _THREADS.get()[0]:  # nested (fit calls evaluate): the outer block rules
         yield
         return
+    limit = int(max_threads) if max_threads else 0  # a bad value raises before anything changes
     with _BLAS["lock"]:  # the first block open in the process sets BLAS to one thread
         if _BLAS["depth"] == 0:
             _BLAS["saved"] = [(lib, lib.num_threads) for lib in blas_libraries()]
@@ -191,11 +194,14 @@ def auto_threads(max_threads=None):
                     lib.set_num_threads(1)
         _BLAS["depth"] += 1
         cores = max((n for _, n in _BLAS["saved"]), default=1)
-    token = _THREADS.set(int(max_threads or cores))
+    block = [limit or cores]
+    token = _THREADS.set(block)
     try:
         yield
     finally:
-        _THREADS.reset(token)
+        block[0] = 0
+        with contextlib.suppress(ValueError):  # left from another context: ended by block[0] = 0
+            _THREADS.reset(token)
         with _BLAS["lock"]:  # the last one to close restores it
             _BLAS["depth"] -= 1
             if _BLAS["depth"] == 0:
@@ -302,7 +308,7 @@ def batch_runs(n: int, flops: float) -> int:
     >>> batch_runs(64, 1e12)  # outside auto_threads
     1
     """
-    if not _THREADS.get() or _IN_RUN.get() or flops < 2 * PARALLEL_MIN_FLOPS:
+    if not _THREADS.get()[0] or _IN_RUN.get() or flops < 2 * PARALLEL_MIN_FLOPS:
         return 1
     return int(max(1, min(n, MAX_RUNS, flops // PARALLEL_MIN_FLOPS)))
 
@@ -340,7 +346,7 @@ def map_batch(fn, n: int, flops: float) -> list:
     if count == 1:  # the usual case for small batches: no lists, no threads
         return [fn(0, n)]
     runs = [(n * r // count, n * (r + 1) // count) for r in range(count)]
-    threads = min(_THREADS.get(), count)
+    threads = min(_THREADS.get()[0], count)
     token = _IN_RUN.set(True)  # before the contexts are copied: the workers see it too
     try:
         if threads < 2:
