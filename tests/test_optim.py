@@ -367,3 +367,27 @@ def test_lr_not_finite_in_the_smallest_parameter_dtype_is_refused(dtype, lr):
     with pytest.raises(ValueError, match="not finite"):
         opt.lr = lr
     assert opt.lr == 0.1
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+                                  lambda p: optim.Adam(p, lr=0.01)], ids=["sgd_momentum", "adam"])
+def test_a_copied_trainer_trains_on_like_the_original(how, make):
+    """A deepcopy or pickle of a Trainer (model and optimizer together, as torch users copy a model
+    and its optimizer) raised KeyError in step: the optimizer found its parameters by id()."""
+    import copy
+    import pickle
+
+    import minidl as mdl
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 4)).astype(np.float32), np.arange(32) % 3
+    model = mdl.Sequential(mdl.layers.Dense(4, 8, rng=0), mdl.layers.ReLU(), mdl.layers.Dense(8, 3, rng=1))
+    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), make(model.parameters()), blas_threads=None)
+    trainer.fit(X, y, epochs=1, batch_size=8, seed=0, progress=False)
+    twin = copy.deepcopy(trainer) if how == "deepcopy" else pickle.loads(pickle.dumps(trainer))
+    assert all(p is q for p, q in zip(twin.optimizer.params, twin.model.parameters()))
+    for t in (trainer, twin):
+        t.fit(X, y, epochs=1, batch_size=8, seed=1, progress=False)
+    for (name, a), (_, b) in zip(trainer.model.named_parameters(), twin.model.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)

@@ -115,7 +115,7 @@ class Optimizer(OptimizerState):
         self.param_groups: list[dict] = []
         self.params: list[Parameter] = []
         self.state: dict[int, dict] = {}
-        self._index: dict[int, int] = {}
+        self._index: dict = {}  # Parameter -> position in params (by identity: copies keep it)
         self._hyper_cache: dict[int, tuple] = {}
         for group in self._split_groups(params, where):
             self.add_param_group(group)
@@ -212,7 +212,7 @@ class Optimizer(OptimizerState):
             if id(p) in seen:
                 raise ValueError(f"{where}: {label}[{i}] is the same Parameter as {label}[{seen[id(p)]}]; "
                                  "each parameter may appear only once. Remove the duplicate.")
-            if id(p) in self._index:
+            if p in self._index:
                 other = next(j for j, g in enumerate(self.param_groups)
                              if any(q is p for q in g["params"]))
                 raise ValueError(f"{where}: {label}[{i}] is already in param_groups[{other}]; a "
@@ -222,7 +222,7 @@ class Optimizer(OptimizerState):
         hyper = self._check_hyper(hyper, where if flat else f"{where}: param_groups[{k}]")
         self._check_lr_dtype(hyper["lr"], params, where)
         for p in params:
-            self._index[id(p)] = len(self.params)
+            self._index[p] = len(self.params)
             self.params.append(p)
         self.param_groups.append({"params": params, **hyper})
 
@@ -313,7 +313,7 @@ class Optimizer(OptimizerState):
                     grad, data = p.grad, p.data
                     if grad is None:
                         continue
-                    i = self._index[id(p)]
+                    i = self._index[p]
                     if grad.shape != data.shape:
                         raise ValueError(
                             f"{name}.step: params[{i}].grad has shape {grad.shape} but the parameter "

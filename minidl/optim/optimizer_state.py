@@ -43,7 +43,7 @@ class OptimizerState:
         (2, [0, 1], ['momentum_buffer'])
         """
         groups = [{**{n: g[n] for n in self.defaults},
-                   "params": [self._index[id(p)] for p in g["params"]]} for g in self.param_groups]
+                   "params": [self._index[p] for p in g["params"]]} for g in self.param_groups]
         state = {i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
                  for i, s in sorted(self.state.items())}
         return {"num_params": len(self.params), "param_groups": groups, "state": state}
@@ -85,7 +85,7 @@ class OptimizerState:
                              f"{len(self.param_groups)}. Build the optimizer with the same groups.")
         new_hyper = []
         for k, (saved, group) in enumerate(zip(groups, self.param_groups)):
-            mine = [self._index[id(p)] for p in group["params"]]
+            mine = [self._index[p] for p in group["params"]]
             if not isinstance(saved, dict) or set(saved) != {"params", *self.defaults}:
                 raise ValueError(f"{where}: param_groups[{k}] must have the keys "
                                  f"{sorted(['params', *self.defaults])}. Received: {saved!r:.200}")
