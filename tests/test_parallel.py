@@ -357,3 +357,47 @@ def test_a_bad_max_threads_changes_nothing(split_everything, monkeypatch):
     assert [lib.num_threads for lib in libs] == before
     with split_everything(2):
         assert blas.batch_runs(8, 1e12) == 8
+
+
+def _enter_auto_threads(queue):
+    with blas.auto_threads(max_threads=2):
+        queue.put(blas.batch_runs(8, 1e12) >= 1)
+
+
+def _start_workers(queue):
+    queue.put(blas._executor(1) is not None)
+
+
+@pytest.mark.parametrize("lock", ["blas", "pool"])
+def test_a_child_forked_while_another_thread_holds_a_lock_does_not_hang(lock):
+    """fork copies a lock held by another thread as held, and that thread does not exist in
+    the child: the child's first auto_threads / map_batch waited forever."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    held = blas._BLAS["lock"] if lock == "blas" else blas._POOL["lock"]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with held:
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(5)
+    try:
+        child = ctx.Process(target=_enter_auto_threads if lock == "blas" else _start_workers, args=(queue,))
+        child.start()
+        child.join(20)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+    finally:
+        release.set()
+        holder.join(10)
+    assert not alive, f"the forked child hung on the {lock} lock"
+    assert queue.get(timeout=5) is not None

@@ -66,6 +66,17 @@ _BLAS = {"depth": 0, "saved": [], "lock": threading.Lock()}
 _POOL = {"executor": None, "workers": 0, "lock": threading.Lock(), "pid": os.getpid()}
 
 
+def _new_locks_after_fork() -> None:
+    """A child is forked with its parent's locks as they were: one held by another thread
+    (which the child does not have) would never be released, so the child gets new ones."""
+    _BLAS["lock"] = threading.Lock()
+    _POOL["lock"] = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
+
+
 def matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)``: the one place minidl's kernels multiply matrices.
 
