@@ -347,11 +347,13 @@ def test_a_block_left_in_another_context_restores_blas_and_ends_the_split(split_
     assert blas.batch_runs(8, 1e12) == 1  # this thread left the block too
 
 
-def test_a_bad_max_threads_changes_nothing(split_everything, monkeypatch):
+@pytest.mark.parametrize("bad,error", [("two", TypeError), (True, TypeError), (1.5, TypeError),
+                                       (0, ValueError), (-2, ValueError)])
+def test_a_bad_max_threads_changes_nothing(split_everything, monkeypatch, bad, error):
     libs = [_FakeBlas(4)]
     monkeypatch.setattr(blas, "blas_libraries", lambda: libs)
     before = [lib.num_threads for lib in libs]
-    with pytest.raises(ValueError), blas.auto_threads(max_threads="two"):
+    with pytest.raises(error, match="auto_threads.*max_threads"), blas.auto_threads(max_threads=bad):
         pass
     assert blas._BLAS["depth"] == 0  # was left at 1: BLAS on one thread for the process's life
     assert [lib.num_threads for lib in libs] == before
@@ -401,3 +403,12 @@ def test_a_child_forked_while_another_thread_holds_a_lock_does_not_hang(lock):
         holder.join(10)
     assert not alive, f"the forked child hung on the {lock} lock"
     assert queue.get(timeout=5) is not None
+
+
+@pytest.mark.parametrize("bad,error", [("2", TypeError), (0, ValueError)])
+def test_limit_threads_refuses_a_bad_count_before_touching_blas(monkeypatch, bad, error):
+    libs = [_FakeBlas(4)]
+    monkeypatch.setattr(blas, "blas_libraries", lambda: libs)
+    with pytest.raises(error, match="limit_threads.*n"), blas.limit_threads(bad):
+        pass
+    assert libs[0].num_threads == 4

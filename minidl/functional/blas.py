@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from ..validation import positive_int
+
 __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch", "batch_runs",
            "blas_libraries", "limit_threads", "PARALLEL_MIN_FLOPS", "MAX_RUNS", "ELEMENT_FLOPS"]
 
@@ -178,7 +180,8 @@ def auto_threads(max_threads=None):
     Parameters
     ----------
     max_threads : int, optional
-        How many threads a large batch is computed on (at most :data:`MAX_RUNS` are used).
+        How many threads a large batch is computed on (at most :data:`MAX_RUNS` are used);
+        at least 1. None: BLAS's own thread count.
 
     Yields
     ------
@@ -196,7 +199,8 @@ def auto_threads(max_threads=None):
     if _THREADS.get()[0]:  # nested (fit calls evaluate): the outer block rules
         yield
         return
-    limit = int(max_threads) if max_threads else 0  # a bad value raises before anything changes
+    # a bad value raises before anything changes
+    limit = 0 if max_threads is None else positive_int(max_threads, "max_threads", "auto_threads")
     with _BLAS["lock"]:  # the first block open in the process sets BLAS to one thread
         if _BLAS["depth"] == 0:
             _BLAS["saved"] = [(lib, lib.num_threads) for lib in blas_libraries()]
@@ -278,6 +282,7 @@ def limit_threads(n: int):
     ...     all(lib.num_threads == 1 for lib in blas_libraries())
     True
     """
+    n = positive_int(n, "n", "limit_threads")
     libs = blas_libraries()
     saved = [lib.num_threads for lib in libs]
     for lib in libs:
