@@ -209,7 +209,10 @@ def auto_threads(max_threads=None):
                     lib.set_num_threads(1)
         _BLAS["depth"] += 1
         cores = max((n for _, n in _BLAS["saved"]), default=1)
-    block = [limit or cores]
+        # OpenBLAS can ignore the setting in this thread (set from a thread other than the
+        # main one after the main thread set it): then the runs stay on this thread
+        deaf = any(lib.num_threads != 1 for lib, _ in _BLAS["saved"])
+    block = [1 if deaf else limit or cores]
     token = _THREADS.set(block)
     try:
         yield
