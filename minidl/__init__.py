@@ -6,6 +6,7 @@
 
 from . import callbacks, data, export, functional, interop, layers, losses, models, optim, plot, validation
 from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, NormHistory
+from .grad_mode import enable_grad
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
@@ -15,7 +16,7 @@ from .trainer import History, Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport",
+    "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport", "enable_grad",
     "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
     "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",
     "__version__",

@@ -471,6 +471,34 @@ def check_train_eval(case):
         np.testing.assert_array_equal(layer(*xs), out_eval)  # the layer does not depend on the mode
 
 
+def check_eval_gradients(case):
+    """Inside mdl.enable_grad an eval-mode forward keeps its caches: backward gives the gradients
+    of the eval-mode computation (gradchecked; for layers that do not depend on the mode, the
+    training-mode gradients exactly), and outside the block eval mode keeps nothing again."""
+    layer, xs = build(case, np.float64, seed=5)
+    if case.mode_dependent:
+        layer(*xs)  # move BatchNorm's running statistics away from (0, 1)
+    layer.eval()
+    with mdl.enable_grad():
+        assert layer.keeps_caches
+        report = mdl.gradcheck(layer, *xs)
+        assert report.passed, "\n" + str(report)
+        _, g, eval_grads = forward_backward(layer, case, xs)
+        eval_params = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    if not case.mode_dependent:
+        layer.train()
+        layer.zero_grad()
+        _, _, train_grads = forward_backward(layer, case, xs, grad=g)
+        for a, b in zip(eval_grads, train_grads):
+            np.testing.assert_array_equal(a, b)
+        for name, p in layer.named_parameters():
+            np.testing.assert_array_equal(p.grad, eval_params[name], err_msg=name)
+        layer.eval()
+    out = layer(*xs)  # outside the block: nothing kept
+    with pytest.raises(RuntimeError, match="enable_grad"):
+        layer.backward() if case.is_loss else layer.backward(np.ones_like(out))
+
+
 def check_save_load(case, tmp_path):
     """In a Sequential, saved and loaded: the same config, parameters and buffers, bit for bit."""
     layer, xs = build(case, np.float32, seed=3)
@@ -558,6 +586,11 @@ def test_backward_params_matches_backward(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_train_eval(case):
     check_train_eval(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_eval_mode_gradients_inside_enable_grad(case):
+    check_eval_gradients(case)
 
 
 @pytest.mark.parametrize("case", LAYER_CASES, ids=[c.id for c in LAYER_CASES])

@@ -27,6 +27,7 @@ API_MODULES = [
     ("minidl.transforms", "data augmentation, vectorised over the batch"),
     ("minidl.metrics", "training metrics"),
     ("minidl.gradcheck", "numerical gradient checks"),
+    ("minidl.grad_mode", "gradients of a model in eval mode: enable_grad"),
     ("minidl.testing", "helpers for tests of layers, built-in or your own"),
     ("minidl.validation", "the input checks of the built-in layers, for your own layers"),
     ("minidl.io", "save and load models"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..grad_mode import eval_caches_enabled
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace (and its import path)
 from ._state import StateDictMixin
 from .tree import LayerTree
@@ -225,8 +226,30 @@ class Layer(LayerTree, StateDictMixin):
         >>> layer.saved_values
         (1, 2)
         """
-        self._forward_in_eval = not self.training
-        self._saved = values if self.training else None
+        keep = self.keeps_caches
+        self._forward_in_eval = not keep
+        self._saved = values if keep else None
+
+    @property
+    def keeps_caches(self) -> bool:
+        """Whether a forward pass keeps what :meth:`backward` needs: in training mode, and
+        in eval mode inside :func:`minidl.enable_grad`.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> layer = mdl.layers.ReLU().eval()
+        >>> layer.keeps_caches
+        False
+        >>> with mdl.enable_grad():
+        ...     layer.keeps_caches
+        True
+        """
+        return self.training or eval_caches_enabled()
 
     @property
     def saved_values(self) -> tuple:
@@ -273,7 +296,8 @@ class Layer(LayerTree, StateDictMixin):
             raise RuntimeError(
                 f"{self!r}: backward() after a forward() in eval mode, which keeps no backward "
                 "caches (to save memory). Call model.train() (or layer.train()) before the "
-                "forward pass whose gradients you need."
+                "forward pass whose gradients you need, or run the eval-mode forward and backward "
+                "inside `with minidl.enable_grad():`."
             )
         if cache is None:
             raise RuntimeError(

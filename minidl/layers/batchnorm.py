@@ -74,7 +74,7 @@ class _BatchNorm(Layer):
 
     def forward(self, x):
         self._check_input(x)
-        if not self.training:
+        if not self.keeps_caches:
             self.save_for_backward()  # eval mode keeps nothing: drop a training call's cache first
         use_batch = self.training or self.running_mean is None
         update = self.training and self.track_running_stats

@@ -100,7 +100,7 @@ class Conv2D(Layer):
 
     def forward(self, x):
         bias = None if self.bias is None else self.bias.data
-        if not self.training:  # keeps nothing; drops a training call's cache before computing
+        if not self.keeps_caches:  # eval mode keeps nothing; drops a training call's cache first
             self.save_for_backward()
             return F.conv2d(x, self.weight.data, bias, **self._conv_args())
         # the previous call's cache is replaced once the new one exists: freeing it

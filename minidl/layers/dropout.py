@@ -107,8 +107,8 @@ class Dropout(Layer):
 
     def forward(self, x):
         self._check_input(x)
-        if not self.training:
-            self.save_for_backward()
+        if not self.training:  # the identity (kept for backward only inside minidl.enable_grad)
+            self.save_for_backward(None, x.shape, x.dtype)
             return x
         mask = self.draw_mask(x.shape)
         self.save_for_backward(mask, x.shape, x.dtype)
@@ -117,6 +117,8 @@ class Dropout(Layer):
     def backward(self, grad_output):
         mask, shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, shape, dtype)
+        if mask is None:  # an eval-mode forward: the identity
+            return grad_output
         return F.dropout_backward(grad_output, mask, self.p, where=self)
 
     def get_config(self):

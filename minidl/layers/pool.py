@@ -65,7 +65,7 @@ class MaxPool2D(Layer):
 
     def forward(self, x):
         # the kernel checks x (array, 4-D, floating) and names this layer in its errors
-        if not self.training:  # eval mode: no argmax, no backward cache; drop a training call's
+        if not self.keeps_caches:  # eval mode: no argmax, no backward cache; drop a training call's
             self.save_for_backward()
             return F.max_pool2d(x, *self._args(), where=self)
         out, idx = F.max_pool2d(x, *self._args(), return_indices=True, where=self)
