@@ -98,6 +98,13 @@ def test_parity_with_torch_in_training_and_eval_after_training(kind, shape, kw):
         errs.append(_err(dx, xt.grad))
         if ours.affine:
             errs += [_err(dw, theirs.weight.grad), _err(db, theirs.bias.grad)]
+    # and the layer itself, whose eval-mode forward keeps its caches inside mdl.enable_grad
+    ours.zero_grad()
+    with mdl.enable_grad():
+        np.testing.assert_array_equal(ours(x), y)
+        errs.append(_err(ours.backward(g), xt.grad))
+    if ours.affine:
+        errs += [_err(ours.weight.grad, theirs.weight.grad), _err(ours.bias.grad, theirs.bias.grad)]
     worst = max(worst, *errs)
     assert max(errs) <= TOL, errs
     assert _err(ours.state_dict().get("running_mean", 0), theirs.state_dict().get("running_mean", torch.zeros(()))) \
