@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..grad_mode import eval_caches_enabled
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace (and its import path)
 from ._state import StateDictMixin
 from .tree import LayerTree
@@ -229,27 +228,6 @@ class Layer(LayerTree, StateDictMixin):
         keep = self.keeps_caches
         self._forward_in_eval = not keep
         self._saved = values if keep else None
-
-    @property
-    def keeps_caches(self) -> bool:
-        """Whether a forward pass keeps what :meth:`backward` needs: in training mode, and
-        in eval mode inside :func:`minidl.enable_grad`.
-
-        Returns
-        -------
-        bool
-
-        Examples
-        --------
-        >>> import minidl as mdl
-        >>> layer = mdl.layers.ReLU().eval()
-        >>> layer.keeps_caches
-        False
-        >>> with mdl.enable_grad():
-        ...     layer.keeps_caches
-        True
-        """
-        return self.training or eval_caches_enabled()
 
     @property
     def saved_values(self) -> tuple:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np  # noqa: F401 - the doctests' namespace
 
+from ..grad_mode import eval_caches_enabled
 from ..parameter import Parameter
 
 if TYPE_CHECKING:
@@ -132,6 +133,27 @@ class LayerTree:
         return int(sum(p.size for p in self.parameters()))
 
     # ----------------------------------------------------------------- modes
+    @property
+    def keeps_caches(self) -> bool:
+        """Whether a forward pass keeps what :meth:`backward` needs: in training mode, and
+        in eval mode inside :func:`minidl.enable_grad`.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import minidl as mdl
+        >>> layer = mdl.layers.ReLU().eval()
+        >>> layer.keeps_caches
+        False
+        >>> with mdl.enable_grad():
+        ...     layer.keeps_caches
+        True
+        """
+        return self.training or eval_caches_enabled()
+
     def train(self, mode: bool = True) -> "Layer":
         """Set training mode (recursively); returns ``self``.
 
