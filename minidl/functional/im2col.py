@@ -101,18 +101,16 @@ def unfold(rows: np.ndarray, geo: Geometry, groups: int = 1, cols=None) -> np.nd
 
     Each group's columns are one C-contiguous matrix (one GEMM per group).
     """
+    views = [windows(r, geo) for r in (rows[None] if groups == 1 else rows)]  # one per group
+    if cols is not None:
+        views = [v[:, :, cols] for v in views]
+    k = int(np.prod(views[0].shape[3:]))
     if groups == 1:
-        view = windows(rows, geo)
-        view = view if cols is None else view[:, :, cols]
-        return view.reshape(1, -1, int(np.prod(view.shape[3:])))  # the copy (windows overlap)
-    out = None
-    for g in range(groups):
-        view = windows(rows[g], geo)
-        view = view if cols is None else view[:, :, cols]
-        if out is None:
-            out = np.empty((groups,) + view.shape, dtype=rows.dtype)
+        return views[0].reshape(1, -1, k)  # the copy (windows overlap)
+    out = np.empty((groups,) + views[0].shape, dtype=rows.dtype)
+    for g, view in enumerate(views):  # the copy, each group's columns contiguous
         out[g] = view
-    return out.reshape(groups, -1, int(np.prod(view.shape[3:])))
+    return out.reshape(groups, -1, k)
 
 
 def pieces(src: np.ndarray, pads: Padding, geo: Geometry, k: int, cap: int, groups: int = 1):
