@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -17,7 +16,6 @@ from .fit_checks import (
     check_optimizer_params,
     progress_bar,
 )
-from .functional import blas
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -99,13 +97,6 @@ class Trainer(TrainerBase):
         self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
 
     # --------------------------------------------------------------- helpers
-    def _blas_limit(self):
-        if self.blas_threads is None:
-            return contextlib.nullcontext()
-        if isinstance(self.blas_threads, str):  # "auto": one-thread BLAS, large batches split over the cores
-            return blas.auto_threads()
-        return blas.limit_threads(int(self.blas_threads))
-
     def _step(self, epoch, batch, clip):
         """Clip, then update; on a non-finite update nothing changes and FloatingPointError says where."""
         atomic = getattr(self.optimizer, "atomic_step", False)

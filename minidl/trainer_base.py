@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -10,7 +11,18 @@ import numpy as np
 from . import checkpoint as _checkpoint
 from .data import iterate_batches
 from .fit_checks import check_xy
+from .functional import blas
 from .history import History
+
+
+def _blas_context(blas_threads):
+    """The context a Trainer runs in for ``blas_threads``: None leaves BLAS alone, "auto"
+    is :func:`minidl.functional.blas.auto_threads`, an int :func:`~minidl.functional.blas.limit_threads`."""
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the cores
+        return blas.auto_threads()
+    return blas.limit_threads(int(blas_threads))
 
 
 def limited_blas(method):
@@ -18,7 +30,7 @@ def limited_blas(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self._blas_limit():
+        with _blas_context(self.blas_threads):
             return method(self, *args, **kwargs)
 
     return wrapper
