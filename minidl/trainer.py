@@ -135,10 +135,11 @@ class Trainer(TrainerBase):
         self.optimizer.zero_grad()
         # backward_params: the gradient with respect to the data is never used
         getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
+        logged = self._per_sample(loss, len(xb))
         for cb in self._callbacks:  # the batch's gradients, before clipping and the step
-            cb.on_after_backward(batch, {"loss": self._per_sample(loss, len(xb)), "batch_size": len(xb)})
+            cb.on_after_backward(batch, {"loss": logged, "batch_size": len(xb)})
         self._step(epoch, batch, clip)
-        return self._per_sample(loss, len(xb)), outputs
+        return logged, outputs
 
     def _per_sample(self, loss, n):
         """The logged loss is a mean per sample: a reduction='sum' loss's value over the batch size."""
