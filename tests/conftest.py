@@ -26,9 +26,14 @@ def pytest_terminal_summary(terminalreporter):
     p = module.PARITY
     if not (p["torch_configs"] or p["reference_configs"]):
         return
+    if p["torch_configs"]:
+        torch_part = "max |minidl - torch| = {torch:.3e} over {torch_configs} configs (worst: {where})".format(
+            where=(p["torch_where"] or ("-",))[0], **p)
+    else:  # no torch: say so, rather than print a maximum over nothing that reads like agreement
+        torch_part = "not compared with torch (torch is not installed: pip install torch==2.13.0)"
     terminalreporter.write_line(
-        "conv parity: max |minidl - torch| = {torch:.3e} over {torch_configs} configs (worst: "
-        "{where}); max |minidl - loop reference| = {reference:.3e} over {reference_configs} "
-        "configs; max |reference - torch| = {ref_vs_torch:.3e}; hypothesis examples: parity "
+        "conv parity: {torch_part}; max |minidl - loop reference| = {reference:.3e} over {reference_configs} "
+        "configs; max |reference - torch| = {ref_vs_torch}; hypothesis examples: parity "
         "{hypothesis_parity_examples}, gradcheck {hypothesis_gradcheck_examples}".format(
-            where=(p["torch_where"] or ("-",))[0], **p))
+            torch_part=torch_part, **{**p, "ref_vs_torch": "{:.3e}".format(p["ref_vs_torch"]) if p["torch_configs"]
+                                      else "-"}))

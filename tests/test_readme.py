@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -16,15 +17,47 @@ def test_readme_opens_with_exactly_the_two_setup_commands():
     assert first_block == ['pip install -e . && minidl train', 'pip install -e ".[test]" && pytest']
 
 
-def test_readme_python_snippets_run(tmp_path, monkeypatch):
+# a snippet needing an optional package runs where it is installed and is skipped (with the
+# reason) where it is not; the other snippets always run
+OPTIONAL = {"mdl.interop": "torch", "to_torch": "torch", "to_onnx": "onnx", "from_onnx": "onnx"}
+
+
+def optional_packages(block: str) -> set:
+    """The optional packages a README snippet imports, by the API it calls."""
+    return {package for marker, package in OPTIONAL.items() if marker in block}
+
+
+def run_snippets(tmp_path, monkeypatch, blocks):
     monkeypatch.chdir(tmp_path)  # the snippets save files
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) >= 3
     namespace: dict = {}
     for block in blocks:  # they build on one another, as a reader runs them
         block = block.replace("epochs=20", "epochs=2")
         exec(compile(block, str(README), "exec"), namespace)
+    return namespace
+
+
+def readme_blocks():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 3
+    return blocks
+
+
+def test_readme_python_snippets_run(tmp_path, monkeypatch):
+    """Every snippet needing only the runtime dependencies runs (a bare install has nothing more)."""
+    namespace = run_snippets(tmp_path, monkeypatch, [b for b in readme_blocks() if not optional_packages(b)])
     assert namespace["report"].passed
     assert isinstance(namespace["same"], type(namespace["model"]))
     np.testing.assert_array_equal(namespace["same"](namespace["X_test"]), namespace["model"](namespace["X_test"]))
+
+
+def test_readme_snippets_with_optional_packages_run(tmp_path, monkeypatch):
+    """The snippets that use torch or onnx, in the README's order, where those are installed."""
+    blocks = readme_blocks()
+    needed = set().union(*map(optional_packages, blocks))
+    assert needed == {"torch", "onnx"}, "OPTIONAL no longer matches the README's snippets"
+    for package in sorted(needed):
+        pytest.importorskip(package, reason=f"the README's snippets using {package} need it "
+                                            f"(pip install -e '.[test,torch,plot,onnx]')")
+    namespace = run_snippets(tmp_path, monkeypatch, blocks)
+    assert type(namespace["same_again"]) is type(namespace["model"])
