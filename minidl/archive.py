@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["write_npz", "open_npz", "member_header", "read_member", "MAX_MEMBERS"]
+__all__ = ["write_npz", "write_atomic", "open_npz", "member_header", "read_member", "MAX_MEMBERS"]
 
 #: Most members a file may have (a model with 50,000 parameters is far beyond any real use).
 MAX_MEMBERS = 100_000
@@ -155,6 +155,42 @@ def write_npz(path, arrays: dict, where: str = "minidl.save") -> None:
     ...         print(shape, dtype, read_member(zf, info))
     (3,) float64 [0. 1. 2.]
     """
+    # through a file object: np.savez adds no suffix
+    write_atomic(path, lambda f: np.savez(f, allow_pickle=False, **arrays), where)
+
+
+def write_atomic(path, write, where: str) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then move it over ``path``.
+
+    The rules of every minidl file (model files, checkpoints, ONNX exports): the
+    target is either the old file or the complete new one; the new file gets the
+    mode a plain ``open(path, "w")`` would give; a temporary left by a killed
+    writer is removed by the next write to the same target; SIGTERM during the
+    write removes the temporary, then ends the process as SIGTERM would.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Used exactly as given (no suffix added).
+    write : callable
+        ``write(f)`` writes the whole content to the binary file object ``f``.
+    where : str
+        Names the caller in error messages.
+
+    Raises
+    ------
+    OSError (PermissionError, FileNotFoundError, ...)
+        Naming ``path``; the previous file at ``path``, if any, is intact and
+        no temporary file is left behind.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_atomic(os.path.join(tmp, "a.bin"), lambda f: f.write(b"abc"), "example")
+    ...     print(open(os.path.join(tmp, "a.bin"), "rb").read(), os.listdir(tmp))
+    b'abc' ['a.bin']
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(path)
@@ -165,8 +201,8 @@ def write_npz(path, arrays: dict, where: str = "minidl.save") -> None:
         except OSError as exc:
             raise _named_error(exc, path, where) from exc
         try:
-            with os.fdopen(fd, "wb") as f:  # through a file object: np.savez adds no suffix
-                np.savez(f, allow_pickle=False, **arrays)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, _file_mode(path))

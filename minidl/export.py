@@ -34,15 +34,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import stat
 
 import numpy as np
 
+from . import archive
 from . import layers as L
 from .architecture import REGISTRY, build, check_spec, json_default, spec_of
 from .functional.geometry import resolve_padding
 from .functional.pool import pool_geometry
 from .graph import INPUT, Graph, layer_state_restored
+from .io import MAX_LOAD_BYTES
+from .parameter import deferred_init
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]
 
@@ -69,8 +72,9 @@ def to_onnx(model, path, input_shape):
         A :class:`~minidl.Sequential`, a :class:`~minidl.Graph` (nested ones too) or one
         built-in layer; see the module's table for the layers supported.
     path : str or os.PathLike
-        Where to write; the file is replaced atomically (a temporary file in the same
-        folder, then ``os.replace``).
+        Where to write, as ``model.save`` writes (:func:`minidl.archive.write_atomic`):
+        replaced atomically, with the mode a plain ``open`` would give, and no
+        temporary file left behind by an error, Ctrl-C or SIGTERM.
     input_shape : tuple of int
         Shape of ONE sample, without the batch axis, e.g. ``(1, 8, 8)``. The batch
         dimension of the ONNX input and output is dynamic (``"N"``).
@@ -116,7 +120,8 @@ def to_onnx(model, path, input_shape):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="minidl",
                               ir_version=8)
     _set_minidl_metadata(helper, proto, model, {t.name for t in b.initializers})
-    _write_atomic(proto.SerializeToString(), os.fspath(path))
+    data = proto.SerializeToString()
+    archive.write_atomic(path, lambda f: f.write(data), "minidl.export.to_onnx")
     return proto
 
 
@@ -132,14 +137,24 @@ def _set_minidl_metadata(helper, proto, model, exported):
     helper.set_model_props(proto, {_ARCH_KEY: arch, _STATE_KEY: json.dumps(state)})
 
 
-def from_onnx(path):
+def from_onnx(path, *, max_bytes=MAX_LOAD_BYTES):
     """Read back a model written by :func:`to_onnx`: same architecture, same state, bit for bit.
+
+    The file is treated as untrusted, as :func:`minidl.load` treats a model file: it
+    must be a regular file of at most ``max_bytes``; the architecture in its metadata
+    is rebuilt without allocating any weight; every initializer's declared type, shape
+    and stored length are checked against that architecture (and their total against
+    ``max_bytes``) before any array is made. External data is never followed: minidl
+    never writes it, so an initializer stored outside the file is refused.
 
     Parameters
     ----------
     path : str or os.PathLike
         An ONNX file exported by minidl (it carries the minidl architecture in its
         metadata; the weights and running statistics are its initializers).
+    max_bytes : int or None, default ``minidl.io.MAX_LOAD_BYTES`` (2 GiB)
+        Refuse files, and architectures whose arrays, taking more bytes; checked
+        before reading them. None lifts the limit.
 
     Returns
     -------
@@ -149,9 +164,13 @@ def from_onnx(path):
 
     Raises
     ------
+    FileNotFoundError
+        When ``path`` does not exist.
     ValueError
-        For an ONNX file not exported by minidl (arbitrary ONNX graphs are not imported),
-        or one whose initializers do not match its architecture.
+        Naming ``path``, for anything else that is not a minidl export: not a regular
+        file, larger than ``max_bytes``, not ONNX, an ONNX model not exported by minidl
+        (arbitrary ONNX graphs are not imported), metadata that does not describe a
+        model, initializers that do not match its architecture or are stored externally.
 
     Examples
     --------
@@ -159,34 +178,105 @@ def from_onnx(path):
     """
     onnx = _import_onnx("minidl.export.from_onnx")
     path = os.fspath(path)
-    proto = onnx.load(path)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if _ARCH_KEY not in props:
-        raise ValueError(f"from_onnx: {path!r} was not written by minidl.export.to_onnx (no {_ARCH_KEY!r} "
-                         "metadata). Only minidl's own exports can be read back; rebuild other models in minidl "
-                         "and copy their weights with load_state_dict.")
+    if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 0):
+        raise TypeError(f"from_onnx: max_bytes must be an int >= 0 or None. Received: {max_bytes!r}")
     try:
-        spec, extra = json.loads(props[_ARCH_KEY]), json.loads(props.get(_STATE_KEY, "{}"))
-        check_spec(spec)
-        model = build(spec, REGISTRY)
-    except Exception as exc:  # untrusted metadata: any failure is a bad file
-        raise ValueError(f"from_onnx: cannot rebuild the model stored in {path!r}: {exc}") from exc
-    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
-    state = {}
-    for key, ref in model.state_dict().items():
-        if key in extra:
-            value = np.array(extra[key]["value"], dtype=np.dtype(extra[key]["dtype"]))
-        elif key in inits:
-            value = inits[key]
-        else:
-            raise ValueError(f"from_onnx: {path!r} has no initializer {key!r}, which its architecture needs.")
-        if value.shape != np.shape(ref) or value.dtype != np.asarray(ref).dtype:
-            raise ValueError(f"from_onnx: {path!r}: {key!r} has shape {value.shape} and dtype {value.dtype}; "
-                             f"the architecture needs {np.shape(ref)} and {np.asarray(ref).dtype}.")
-        state[key] = np.array(value)
-    model.load_state_dict(state, strict=True)
+        proto = onnx.ModelProto.FromString(_read_regular_file(path, max_bytes))  # never follows external data
+        model = _rebuild(proto, onnx, max_bytes)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # protobuf, json, onnx and numpy all have their own errors: untrusted input
+        raise ValueError(f"from_onnx: cannot load a model from {path!r}: {exc}") from exc
     model.eval()
     return model
+
+
+def _read_regular_file(path, max_bytes):
+    """The bytes of ``path``, refusing FIFOs, devices and files over ``max_bytes`` before reading."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without waiting
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+            raise ValueError(f"not a regular file ({kind})")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ValueError(f"the file has {info.st_size:,} bytes, more than max_bytes={max_bytes:,}; pass a "
+                             "larger max_bytes to from_onnx if you trust this file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(info.st_size + 1)
+    finally:
+        os.close(fd)
+
+
+def _rebuild(proto, onnx, max_bytes):
+    """The model described by a minidl export's metadata, filled from its initializers after checking them."""
+    props = {p.key: p.value for p in proto.metadata_props}
+    if _ARCH_KEY not in props:
+        raise ValueError(f"it was not written by minidl.export.to_onnx (no {_ARCH_KEY!r} metadata). Only "
+                         "minidl's own exports can be read back; rebuild other models in minidl and copy their "
+                         "weights with load_state_dict.")
+    spec, extra = json.loads(props[_ARCH_KEY]), json.loads(props.get(_STATE_KEY, "{}"))
+    if not isinstance(extra, dict):
+        raise ValueError(f"the {_STATE_KEY!r} metadata must be a JSON object")
+    check_spec(spec)
+    with deferred_init():  # no weights drawn or allocated before the checks
+        model = build(spec, REGISTRY)
+    inits = {}
+    for tensor in proto.graph.initializer:
+        if tensor.name in inits:
+            raise ValueError(f"two initializers are named {tensor.name!r}")
+        inits[tensor.name] = tensor
+    expected = {}  # what state_dict() would hold, read off the placeholders (state_dict() would copy them)
+    for key, owner, attr, is_param in model._state_slots():
+        value = getattr(owner, attr).data if is_param else getattr(owner, attr)
+        expected[key] = (value.shape, value.dtype)
+    total = sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for shape, dtype in expected.values())
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"its architecture's arrays take {total:,} bytes, more than max_bytes={max_bytes:,}; "
+                         "pass a larger max_bytes to from_onnx if you trust this file")
+    state = {}
+    for key, (shape, dtype) in expected.items():
+        if key in extra:
+            state[key] = _metadata_array(key, extra[key], shape, dtype)
+        elif key in inits:
+            state[key] = _initializer_array(onnx, inits[key], shape, dtype)
+        else:
+            raise ValueError(f"it has no initializer {key!r}, which its architecture needs")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _metadata_array(key, entry, shape, dtype):
+    """A state entry stored in the metadata (``num_batches_tracked``), checked before it is made."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and "value" in entry):
+        raise ValueError(f"the metadata entry {key!r} must be an object with 'dtype' and 'value'")
+    if entry["dtype"] != dtype.str:
+        raise ValueError(f"the metadata entry {key!r} has dtype {entry['dtype']!r}; the architecture needs "
+                         f"{dtype.str!r}")
+    value = np.array(entry["value"], dtype=dtype)
+    if value.shape != shape:
+        raise ValueError(f"the metadata entry {key!r} has shape {value.shape}; the architecture needs {shape}")
+    return value
+
+
+def _initializer_array(onnx, tensor, shape, dtype):
+    """An initializer as an array, after checking its type, shape and stored length against the architecture."""
+    from onnx import TensorProto
+    key = tensor.name
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        raise ValueError(f"the initializer {key!r} is stored outside the file (external data), which minidl "
+                         "never writes and does not follow")
+    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}.get(dtype)
+    if tensor.data_type != elem or tuple(tensor.dims) != shape:
+        raise ValueError(f"the initializer {key!r} has ONNX data type {tensor.data_type} and shape "
+                         f"{tuple(tensor.dims)}; the architecture needs data type {elem} ({dtype}) and shape {shape}")
+    count = int(np.prod(shape, dtype=np.int64))
+    typed = tensor.float_data if elem == TensorProto.FLOAT else tensor.double_data
+    stored = len(tensor.raw_data) if tensor.raw_data else len(typed) * dtype.itemsize
+    if stored != count * dtype.itemsize:
+        raise ValueError(f"the initializer {key!r} holds {stored:,} bytes; its shape {shape} needs "
+                         f"{count * dtype.itemsize:,}")
+    return np.array(onnx.numpy_helper.to_array(tensor), dtype=dtype)
 
 
 def _check_shape(input_shape):
@@ -199,19 +289,6 @@ def _check_shape(input_shape):
         raise ValueError("to_onnx: input_shape must be the shape of one sample without the batch axis, a tuple "
                          f"of positive ints such as (1, 8, 8). Received: input_shape={input_shape!r}")
     return shape
-
-
-def _write_atomic(data: bytes, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class _Builder:

@@ -245,8 +245,12 @@ class StateDictMixin:
         for key, (owner, attr, is_param) in slots.items():
             if key in state_dict:
                 target = _slot_value(owner, attr, is_param)
-                if is_param or target.flags.writeable:
+                if target.flags.writeable:
                     np.copyto(target, np.asarray(state_dict[key]))
+                elif is_param:  # a parameter still holding a deferred_init placeholder
+                    param = getattr(owner, attr)
+                    param.data = np.array(state_dict[key], copy=True)
+                    param.grad = np.zeros_like(param.data)
                 else:  # a buffer still holding a deferred_init placeholder
                     setattr(owner, attr, np.array(state_dict[key], copy=True))
 
