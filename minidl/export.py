@@ -104,8 +104,7 @@ def to_onnx(model, path, input_shape):
     onnx = _import_onnx("minidl.export.to_onnx")
     from onnx import TensorProto, helper
     shape = _check_shape(input_shape)
-    params = model.parameters()
-    dtype = np.dtype(params[0].data.dtype if params else np.float32)
+    dtype = _model_dtype(model)
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[dtype]
     b = _Builder(helper, onnx.numpy_helper, dtype)
     with layer_state_restored(model):
@@ -349,10 +348,20 @@ def _flatten(b, layer, names, in_shape, prefix, where):
     return b.node("Reshape", [names[0], shape], prefix)
 
 
+def _model_dtype(model):
+    """The dtype of the model's first parameter, else of its first floating-point buffer (a
+    BatchNorm with affine=False has no parameter), else float32."""
+    params = model.parameters()
+    if params:
+        return np.dtype(params[0].data.dtype)
+    floats = [np.dtype(v.dtype) for v in model.state_dict().values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    return floats[0] if floats else np.dtype(np.float32)
+
+
 def _batchnorm(b, layer, names, in_shape, prefix, where):
     c = layer.num_features
-    scale = layer.weight.data if layer.affine else np.ones(c)
-    bias = layer.bias.data if layer.affine else np.zeros(c)
+    scale = layer.weight.data if layer.affine else np.ones(c, layer.running_mean.dtype)  # ONNX needs both
+    bias = layer.bias.data if layer.affine else np.zeros(c, layer.running_mean.dtype)
     inputs = [names[0], b.const(prefix, "weight", scale), b.const(prefix, "bias", bias),
               b.const(prefix, "running_mean", layer.running_mean),
               b.const(prefix, "running_var", layer.running_var)]

@@ -257,12 +257,14 @@ def _copy_state(module, layer, where):
 
 
 def _np_dtype(module, where):
-    params = list(module.parameters())
-    if not params:
+    """The dtype of the module's first parameter, else of its first floating-point buffer
+    (``BatchNorm1d(affine=False)`` has only buffers), else float32."""
+    tensors = list(module.parameters()) or [b for b in module.buffers() if b.is_floating_point()]
+    if not tensors:
         return np.float32
-    name = str(params[0].dtype).replace("torch.", "")
+    name = str(tensors[0].dtype).replace("torch.", "")
     if name not in ("float32", "float64"):
-        raise TypeError(f"from_torch: {where} ({module!r}) has {name} parameters; minidl supports float32 "
+        raise TypeError(f"from_torch: {where} ({module!r}) has {name} weights; minidl supports float32 "
                         "and float64. Convert the module first (module.float() or module.double()).")
     return np.dtype(name)
 

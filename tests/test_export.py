@@ -174,6 +174,28 @@ def test_maxpool_grid_runs_in_onnxruntime_with_minidls_values(tmp_path):
     assert refused == [] and checked == 324, refused
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make, shape", [(lambda dt: L.BatchNorm1D(3, affine=False, dtype=dt), (3,)),
+                                         (lambda dt: L.BatchNorm2D(3, affine=False, dtype=dt), (3, 4, 5))],
+                         ids=["1d", "2d"])
+def test_batchnorm_without_affine_exports_with_ones_and_zeros(make, shape, dtype, tmp_path):
+    """ONNX's BatchNormalization needs a scale and a bias: ones and zeros of the model's dtype. A
+    float64 BatchNorm with affine=False raised TypeError (the export probed it in float32)."""
+    layer = make(dtype)
+    rng = np.random.default_rng(0)
+    layer.running_mean[...] = rng.standard_normal(3)
+    layer.running_var[...] = rng.uniform(0.5, 2.0, 3)
+    layer.eval()
+    proto = mdl.export.to_onnx(layer, tmp_path / "bn.onnx", shape)
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((4, *shape)).astype(dtype)
+    (got,) = session.run(None, {"input": x})
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, layer(x), rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
+    assert not np.allclose(got, x, atol=1e-3)  # the running statistics did something
+
+
 class Doubler(L.Layer):
     def forward(self, x):
         return 2 * x

@@ -265,6 +265,25 @@ def test_unsupported_torch_modules(module, where, match):
         mdl.interop.from_torch(module)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tcls, shape", [(nn.BatchNorm1d, (6, 3)), (nn.BatchNorm2d, (4, 3, 5, 5))], ids=["1d", "2d"])
+def test_batchnorm_without_affine_both_ways(tcls, shape, dtype):
+    """BatchNorm1d(affine=False).double() has buffers but no parameters: from_torch took float32 for it and
+    raised TypeError (float64 buffers into a float32 layer)."""
+    tbn = tcls(3, affine=False, dtype=getattr(torch, np.dtype(dtype).name))
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype) * 2 + 1
+    with torch.no_grad():
+        tbn(_t(x))  # running statistics that are not the defaults
+    bn = mdl.interop.from_torch(tbn)
+    assert type(bn).__name__ == tcls.__name__[:-1] + "D" and not bn.affine and bn._dtype == dtype
+    for train in (False, True):
+        tbn.train(train), bn.train(train)
+        _compare(bn, tbn, x * 0.5, dtype, train)  # outputs, input gradient (train), running statistics
+    back = mdl.interop.to_torch(bn)
+    assert back.running_mean.dtype == tbn.running_mean.dtype and back.weight is None
+    np.testing.assert_array_equal(back.running_var.numpy(), bn.running_var)
+
+
 def test_conv_and_pool_options_round_trip():
     """Every padding form of Conv2D and MaxPool2D maps to torch and back to the same layer."""
     convs = [L.Conv2D(2, 2, 3, stride=s, padding=p, padding_mode=m, dtype=np.float64, rng=0)
