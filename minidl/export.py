@@ -11,7 +11,9 @@ Conv2D              ``Conv`` (explicit asymmetric ``pads``, so TF-style 'same'
                     ``Pad`` (reflect / edge) then ``Conv``; circular: ``Slice``
                     + ``Concat`` per axis (opset 17 has no ``wrap`` mode)
 MaxPool2D           ``MaxPool`` (pads, dilations; ceil_mode as explicit extra pads,
-                    PyTorch's rule, which onnx's shape inference does not follow)
+                    PyTorch's rule, which onnx's shape inference does not follow;
+                    a ``-inf`` ``Pad`` first when a pad reaches the kernel size,
+                    which onnxruntime refuses)
 AvgPool2D           ``AveragePool`` (count_include_pad: a zero ``Pad`` first, so
                     ceil_mode's extra pads stay out of the divisor, as in PyTorch)
 GlobalAvgPool2D     ``GlobalAveragePool``
@@ -106,8 +108,7 @@ def to_onnx(model, path, input_shape):
     onnx = _import_onnx("minidl.export.to_onnx")
     from onnx import TensorProto, helper
     shape = _check_shape(input_shape)
-    params = model.parameters()
-    dtype = np.dtype(params[0].data.dtype if params else np.float32)
+    dtype = _model_dtype(model)
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[dtype]
     b = _Builder(helper, onnx.numpy_helper, dtype)
     with layer_state_restored(model):
@@ -385,8 +386,15 @@ def _maxpool(b, layer, names, in_shape, prefix, where):
     # window starting in the right padding); MaxPool's padding never wins a window
     geo = pool_geometry(in_shape[2:], layer.kernel_size, layer.stride, layer.padding, where, layer.dilation,
                         layer.ceil_mode)
-    return b.node("MaxPool", names, prefix, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  dilations=list(layer.dilation), pads=_pairs(geo.pads))
+    x, pads, (kh, kw) = names[0], _pairs(geo.pads), layer.kernel_size
+    if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw:
+        # onnxruntime refuses a pad as large as the kernel (ceil_mode's extra with a dilation can be):
+        # pad with -inf first, which never wins a window either, then pool without pads
+        (pt, pb), (pl, pr) = geo.pads
+        amounts = b.const(prefix, "pads", [0, 0, pt, pl, 0, 0, pb, pr], np.int64)
+        x, pads = b.node("Pad", [x, amounts, b.const(prefix, "pad_value", -np.inf)], prefix), [0, 0, 0, 0]
+    return b.node("MaxPool", [x], prefix, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                  dilations=list(layer.dilation), pads=pads)
 
 
 def _avgpool(b, layer, names, in_shape, prefix, where):
@@ -417,10 +425,20 @@ def _flatten(b, layer, names, in_shape, prefix, where):
     return b.node("Reshape", [names[0], shape], prefix)
 
 
+def _model_dtype(model):
+    """The dtype of the model's first parameter, else of its first floating-point buffer (a
+    BatchNorm with affine=False has no parameter), else float32."""
+    params = model.parameters()
+    if params:
+        return np.dtype(params[0].data.dtype)
+    floats = [np.dtype(v.dtype) for v in model.state_dict().values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    return floats[0] if floats else np.dtype(np.float32)
+
+
 def _batchnorm(b, layer, names, in_shape, prefix, where):
     c = layer.num_features
-    scale = layer.weight.data if layer.affine else np.ones(c)
-    bias = layer.bias.data if layer.affine else np.zeros(c)
+    scale = layer.weight.data if layer.affine else np.ones(c, layer.running_mean.dtype)  # ONNX needs both
+    bias = layer.bias.data if layer.affine else np.zeros(c, layer.running_mean.dtype)
     inputs = [names[0], b.const(prefix, "weight", scale), b.const(prefix, "bias", bias),
               b.const(prefix, "running_mean", layer.running_mean),
               b.const(prefix, "running_var", layer.running_var)]

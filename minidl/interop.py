@@ -20,7 +20,9 @@ Graph, Add, Concat  ``GraphModule`` (runs the nodes in order), ``Add``, ``Concat
 ==================  ==========================================================
 
 ``from_torch`` inverts the table; it also merges an ``nn.ZeroPad2d`` followed by an
-``nn.Conv2d`` (zeros padding mode) into one Conv2D with explicit pads.
+``nn.Conv2d`` (zeros padding mode) into one Conv2D with explicit pads. Tied weights stay
+tied both ways: one minidl Parameter in several layers is one ``nn.Parameter``, and a torch
+module used at several places becomes one layer per place sharing its Parameters.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def to_torch(model):
         ``minidl._interop_torch.GraphModule`` for a Graph (submodules named after
         the nodes), else the module of the layer. Parameters keep their dtype
         (float32 or float64) and every module the train/eval mode of its layer.
-        The arrays are copied: the two models do not share memory.
+        The arrays are copied: the two models do not share memory. A Parameter
+        shared by several layers (tied weights) is one ``nn.Parameter`` shared by
+        their modules, so torch counts and trains it once too.
 
     Raises
     ------
@@ -74,7 +78,7 @@ def to_torch(model):
     """
     torch = _import_torch("minidl.interop.to_torch")
     with torch.no_grad():
-        return _to_torch(model, "model")
+        return _to_torch(model, "model", {})
 
 
 def _dtype_of(layer):
@@ -84,7 +88,8 @@ def _dtype_of(layer):
     return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
 
 
-def _to_torch(layer, where):
+def _to_torch(layer, where, tied):
+    """``tied`` maps ``id`` of each minidl Parameter met so far to its ``nn.Parameter``."""
     import torch
     from torch import nn
 
@@ -92,15 +97,19 @@ def _to_torch(layer, where):
     if isinstance(layer, Sequential):
         module = nn.Sequential()
         for name, child in layer.named_children():
-            module.add_module(name, _to_torch(child, f"{where}[{name}]"))
+            module.add_module(name, _to_torch(child, f"{where}[{name}]", tied))
     elif isinstance(layer, Graph):
-        nodes = [(name, _to_torch(child, f"{where}[{name!r}]"), inputs)
+        nodes = [(name, _to_torch(child, f"{where}[{name!r}]", tied), inputs)
                  for name, (child, inputs) in layer.nodes.items()]
         module = T.GraphModule(nodes, layer.output_name)
     else:
         module = _leaf_to_torch(layer, where, nn, T)
         state = {k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()}
         module.load_state_dict(state, strict=True)
+        for name, p in layer.named_parameters():  # a leaf's own: torch's names are minidl's
+            first = tied.setdefault(id(p), getattr(module, name))
+            if first is not getattr(module, name):
+                setattr(module, name, first)  # tied weights stay one parameter
     module.training = layer.training
     return module
 
@@ -198,11 +207,17 @@ def from_torch(module):
     Returns
     -------
     minidl Layer: a Sequential, a Graph or a layer, each layer in its module's train/eval mode.
+        A module used at several places (``nn.Sequential(lin, nn.ReLU(), lin)``) becomes one
+        layer per place, all sharing the same Parameter objects (tied weights), as do
+        modules that share an ``nn.Parameter``: counted and trained once, as in torch.
 
     Raises
     ------
     TypeError
         For an unsupported module (or option), naming it and its position (``model[2][0]``).
+    ValueError
+        For a module with buffers (BatchNorm's running statistics) used at several places,
+        or a buffer shared by two modules: minidl ties parameters, not buffers.
 
     Examples
     --------
@@ -215,54 +230,69 @@ def from_torch(module):
     """
     torch = _import_torch("minidl.interop.from_torch")
     with torch.no_grad():
-        return _from_torch(module, "module")
+        return _from_torch(module, "module", {})
 
 
-def _from_torch(module, where):
+def _from_torch(module, where, tied):
+    """``tied`` maps ``id`` of each torch parameter (and buffer) met so far to its minidl counterpart."""
     from torch import nn
 
     from . import _interop_torch as T
     if isinstance(module, nn.Sequential):
-        children = list(module.named_children())
+        children = [(n, c) for n, c in module._modules.items() if c is not None]  # as forward: repeats too
         out, i = Sequential(), 0
         while i < len(children):
             name, child = children[i]
             here = f"{where}[{name}]"
             if isinstance(child, nn.ZeroPad2d):
                 nxt = children[i + 1][1] if i + 1 < len(children) else None
-                out.append(_merge_pad_conv(child, nxt, here))
+                out.append(_merge_pad_conv(child, nxt, here, tied))
                 i += 2
                 continue
-            out.append(_from_torch(child, here))
+            out.append(_from_torch(child, here, tied))
             i += 1
     elif isinstance(module, T.GraphModule):
         out = Graph()
         for name, inputs in module.node_inputs.items():
-            out.add(name, _from_torch(getattr(module, name), f"{where}.{name}"), inputs)
+            out.add(name, _from_torch(getattr(module, name), f"{where}.{name}", tied), inputs)
         if module.output != next(reversed(module.node_inputs)):
             out.set_output(module.output)
     else:
         out = _leaf_from_torch(module, where, nn, T)
-        _copy_state(module, out, where)
+        _copy_state(module, out, where, tied)
     out.training = module.training
     return out
 
 
-def _copy_state(module, layer, where):
+def _copy_state(module, layer, where, tied):
     state = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
     try:
         layer.load_state_dict(state, strict=True)
     except ValueError as exc:  # pragma: no cover - a mapping bug, not a user error
         raise TypeError(f"from_torch: {where} ({module!r}): its state does not map onto {layer!r}: {exc}") from exc
+    for name, buffer in module.named_buffers(recurse=False):
+        if id(buffer) in tied:
+            raise ValueError(
+                f"from_torch: {where} ({module!r}) shares its buffer {name!r} with {tied[id(buffer)]} (a module "
+                "with running statistics used at two places?). minidl layers can share parameters, not buffers. "
+                "Use a separate module at each place, e.g. copy.deepcopy(module)."
+            )
+        tied[id(buffer)] = where
+    for name, p in module.named_parameters(recurse=False):  # torch's names are minidl's
+        first = tied.setdefault(id(p), getattr(layer, name))
+        if first is not getattr(layer, name):
+            setattr(layer, name, first)  # a module used twice, or tied weights: one Parameter
 
 
 def _np_dtype(module, where):
-    params = list(module.parameters())
-    if not params:
+    """The dtype of the module's first parameter, else of its first floating-point buffer
+    (``BatchNorm1d(affine=False)`` has only buffers), else float32."""
+    tensors = list(module.parameters()) or [b for b in module.buffers() if b.is_floating_point()]
+    if not tensors:
         return np.float32
-    name = str(params[0].dtype).replace("torch.", "")
+    name = str(tensors[0].dtype).replace("torch.", "")
     if name not in ("float32", "float64"):
-        raise TypeError(f"from_torch: {where} ({module!r}) has {name} parameters; minidl supports float32 "
+        raise TypeError(f"from_torch: {where} ({module!r}) has {name} weights; minidl supports float32 "
                         "and float64. Convert the module first (module.float() or module.double()).")
     return np.dtype(name)
 
@@ -331,7 +361,7 @@ def _conv_from_torch(m, padding, where):
                     bias=m.bias is not None, padding_mode=m.padding_mode, dtype=_np_dtype(m, where))
 
 
-def _merge_pad_conv(pad, conv, where):
+def _merge_pad_conv(pad, conv, where, tied):
     """One Conv2D for ``nn.ZeroPad2d`` followed by ``nn.Conv2d`` (zeros mode, numeric padding)."""
     from torch import nn
     left, right, top, bottom = pad.padding
@@ -345,6 +375,6 @@ def _merge_pad_conv(pad, conv, where):
         )
     ph, pw = conv.padding
     layer = _conv_from_torch(conv, ((top + ph, bottom + ph), (left + pw, right + pw)), where)
-    _copy_state(conv, layer, where)
+    _copy_state(conv, layer, where, tied)
     layer.training = conv.training
     return layer

@@ -77,6 +77,28 @@ def test_float32_close_to_torch(name, ours, theirs):
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
+DTYPE_PAIRS = PAIRS + [("relu", lambda: layers.ReLU(), lambda: torch.nn.ReLU())]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name, ours, theirs", DTYPE_PAIRS, ids=[p[0] for p in DTYPE_PAIRS])
+def test_every_activation_keeps_the_dtype_as_torch(name, ours, theirs, dtype):
+    """Output and input gradient in the input's dtype, as torch (GELU turned float16 into float64),
+    and float16 values within a float16 rounding or two of torch's (which computes half in float32)."""
+    x, g = _inputs(4)
+    x, g = np.clip(x, -8, 8).astype(dtype), g.astype(dtype)
+    layer = ours()
+    y, dx = layer(x), layer.backward(g)
+    assert (y.dtype, dx.dtype) == (dtype, dtype), name
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs()(xt)
+    yt.backward(torch.tensor(g))
+    assert yt.dtype == xt.grad.dtype == getattr(torch, np.dtype(dtype).name)
+    tol = {np.float16: 4e-3, np.float32: 1e-5, np.float64: 1e-10}[dtype]
+    np.testing.assert_allclose(y.astype(np.float64), yt.detach().double().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx.astype(np.float64), xt.grad.double().numpy(), rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_sigmoid_never_overflows(dtype):
     big = float(np.finfo(dtype).max)

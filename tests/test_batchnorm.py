@@ -4,6 +4,7 @@ gradient, running statistics), gradchecks, layouts, memory and bad arguments."""
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -224,11 +225,46 @@ def test_float32_kept_and_close_to_float64():
 
 def test_training_needs_more_than_one_value_per_channel():
     bn = layers.BatchNorm1D(3)
-    with pytest.raises(ValueError, match=r"more than 1 value per channel when training.*\(1, 3\)"):
+    with pytest.raises(ValueError, match=r"more than 1 value per channel when training.*\(1, 3\)") as info:
         bn(np.ones((1, 3), np.float32))
+    assert "torch's rule" not in str(info.value)  # torch's rule also takes an empty batch: not this one
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        torch.nn.BatchNorm1d(3)(torch.ones(1, 3))  # torch refuses one value too
     assert int(bn.num_batches_tracked) == 0  # nothing counted for a refused batch
     bn.eval()(np.ones((1, 3), np.float32))  # eval mode is fine
     layers.BatchNorm2D(3)(np.ones((1, 3, 2, 1), np.float32))  # N * H * W = 2
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("track", [True, False])
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (0, 3, 2, 2), (2, 3, 0, 2)])
+def test_an_empty_batch_in_training_does_what_torch_does(shape, track, momentum):
+    """torch 2.13 returns an empty output, leaves the running statistics as they are, counts the batch
+    in num_batches_tracked and gives zero weight and bias gradients; minidl refused the batch."""
+    ours = (layers.BatchNorm1D if len(shape) < 4 else layers.BatchNorm2D)(
+        3, momentum=momentum, track_running_stats=track, dtype=np.float64)
+    theirs = (torch.nn.BatchNorm1d if len(shape) < 4 else torch.nn.BatchNorm2d)(
+        3, momentum=momentum, track_running_stats=track, dtype=torch.float64)
+    state = {"weight": RNG(0).random(3) + 0.5, "bias": RNG(1).random(3)}
+    if track:
+        state.update(running_mean=RNG(2).random(3), running_var=RNG(3).random(3) + 1,
+                     num_batches_tracked=np.array(5))
+    ours.load_state_dict(state)
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    x = np.ones(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0
+        y = ours(x)
+        dx = ours.backward(np.ones_like(y))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.sum().backward()
+    assert y.shape == dx.shape == tuple(yt.shape) == shape and y.dtype == dx.dtype == np.float64
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[name], value.numpy(), err_msg=name)
+    np.testing.assert_array_equal(ours.weight.grad, theirs.weight.grad.numpy())
+    np.testing.assert_array_equal(ours.bias.grad, theirs.bias.grad.numpy())
+    assert not ours.weight.grad.any()
 
 
 def test_eval_mode_keeps_no_cache_and_backward_says_so():

@@ -1,5 +1,7 @@
 """mdl.export.to_onnx: onnx's checker accepts every model, onnxruntime computes minidl's outputs."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -139,6 +141,59 @@ POOLS = [
 @pytest.mark.parametrize("hw", [(5, 5), (8, 7)])
 def test_pooling(pool, hw, tmp_path):
     check_export(mdl.Sequential(pool), (2, *hw), tmp_path)
+
+
+MAXPOOL_GRID = [(k, s, p, d, cm, hw) for k, s, d, cm, hw in itertools.product((2, 3, 4), (1, 2, 3), (1, 2),
+                                                                            (False, True), (5, 6, 7, 8))
+                for p in range(k // 2 + 1)]
+
+
+def test_maxpool_grid_runs_in_onnxruntime_with_minidls_values(tmp_path):
+    """Every small MaxPool2D configuration (336, of which 324 fit their input) loads in onnxruntime
+    and gives minidl's eval values exactly. Before the -inf Pad, 6 of them passed onnx's checker but
+    onnxruntime refused them ("Pad should be smaller than kernel": ceil_mode's extra pad with a
+    dilation, e.g. MaxPool2D(2, 3, dilation=2, ceil_mode=True) on 7 x 7)."""
+    assert len(MAXPOOL_GRID) == 336
+    rng, refused, checked = np.random.default_rng(0), [], 0
+    for k, s, p, d, cm, hw in MAXPOOL_GRID:
+        layer = L.MaxPool2D(k, s, p, dilation=d, ceil_mode=cm).eval()
+        x = rng.standard_normal((2, 2, hw, hw)).astype(np.float32)
+        try:
+            expected = layer(x)
+        except ValueError:  # the dilated kernel does not fit the padded input
+            continue
+        proto = mdl.export.to_onnx(layer, tmp_path / "m.onnx", (2, hw, hw))
+        onnx.checker.check_model(proto, full_check=True)
+        try:
+            session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error type
+            refused.append(((k, s, p, d, cm, hw), str(exc)[-60:]))
+            continue
+        np.testing.assert_array_equal(session.run(None, {"input": x})[0], expected, err_msg=str((k, s, p, d, cm)))
+        checked += 1
+    assert refused == [] and checked == 324, refused
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make, shape", [(lambda dt: L.BatchNorm1D(3, affine=False, dtype=dt), (3,)),
+                                         (lambda dt: L.BatchNorm2D(3, affine=False, dtype=dt), (3, 4, 5))],
+                         ids=["1d", "2d"])
+def test_batchnorm_without_affine_exports_with_ones_and_zeros(make, shape, dtype, tmp_path):
+    """ONNX's BatchNormalization needs a scale and a bias: ones and zeros of the model's dtype. A
+    float64 BatchNorm with affine=False raised TypeError (the export probed it in float32)."""
+    layer = make(dtype)
+    rng = np.random.default_rng(0)
+    layer.running_mean[...] = rng.standard_normal(3)
+    layer.running_var[...] = rng.uniform(0.5, 2.0, 3)
+    layer.eval()
+    proto = mdl.export.to_onnx(layer, tmp_path / "bn.onnx", shape)
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((4, *shape)).astype(dtype)
+    (got,) = session.run(None, {"input": x})
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, layer(x), rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
+    assert not np.allclose(got, x, atol=1e-3)  # the running statistics did something
 
 
 class Doubler(L.Layer):

@@ -265,6 +265,89 @@ def test_unsupported_torch_modules(module, where, match):
         mdl.interop.from_torch(module)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tcls, shape", [(nn.BatchNorm1d, (6, 3)), (nn.BatchNorm2d, (4, 3, 5, 5))], ids=["1d", "2d"])
+def test_batchnorm_without_affine_both_ways(tcls, shape, dtype):
+    """BatchNorm1d(affine=False).double() has buffers but no parameters: from_torch took float32 for it and
+    raised TypeError (float64 buffers into a float32 layer)."""
+    tbn = tcls(3, affine=False, dtype=getattr(torch, np.dtype(dtype).name))
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype) * 2 + 1
+    with torch.no_grad():
+        tbn(_t(x))  # running statistics that are not the defaults
+    bn = mdl.interop.from_torch(tbn)
+    assert type(bn).__name__ == tcls.__name__[:-1] + "D" and not bn.affine and bn._dtype == dtype
+    for train in (False, True):
+        tbn.train(train), bn.train(train)
+        _compare(bn, tbn, x * 0.5, dtype, train)  # outputs, input gradient (train), running statistics
+    back = mdl.interop.to_torch(bn)
+    assert back.running_mean.dtype == tbn.running_mean.dtype and back.weight is None
+    np.testing.assert_array_equal(back.running_var.numpy(), bn.running_var)
+
+
+def _sgd_step_both(model, tmodel, lr=0.1):
+    mdl.optim.SGD(model.parameters(), lr=lr).step()
+    torch.optim.SGD(tmodel.parameters(), lr=lr).step()
+
+
+def _torch_used_twice(dtype):
+    """A Linear used twice, a nested block used twice, a merged ZeroPad2d + Conv2d used twice, and
+    two Linears sharing one weight (torch's tied weights)."""
+    torch.manual_seed(0)
+    tdt = getattr(torch, np.dtype(dtype).name)
+    pad, conv = nn.ZeroPad2d((0, 1, 1, 0)), nn.Conv2d(2, 2, 2, dtype=tdt)
+    lin, tied = nn.Linear(8, 8, dtype=tdt), nn.Linear(8, 8, dtype=tdt)
+    tied.weight = lin.weight
+    block = nn.Sequential(lin, nn.Tanh())
+    return nn.Sequential(pad, conv, nn.ReLU(), pad, conv, nn.Flatten(), block, block, tied, nn.ReLU(), lin)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_from_torch_keeps_a_module_used_twice_tied(dtype):
+    """nn.Sequential(lin, nn.ReLU(), lin) gave a 2-layer minidl model (torch's named_children skips a
+    repeat) whose outputs differed; now each place is a layer and the places share the Parameters."""
+    tmodel = _torch_used_twice(dtype)
+    x = np.random.default_rng(0).standard_normal((5, 2, 2, 2)).astype(dtype)
+    model = mdl.interop.from_torch(tmodel)
+    assert len(model) == len(tmodel) - 2  # the two ZeroPad2d merged into their Conv2d
+    assert model[0].weight is model[2].weight and model[0].bias is model[2].bias
+    assert model[4][0].weight is model[5][0].weight is model[6].weight is model[8].weight
+    assert model[4][0].bias is model[8].bias and model[6].bias is not model[8].bias
+    assert len(model.parameters()) == len(list(tmodel.parameters())) == 5
+    for _ in range(2):  # outputs, input and parameter gradients (both uses summed), then one SGD step
+        _compare(model, tmodel, x, dtype)
+        _sgd_step_both(model, tmodel)
+    _compare(model, tmodel, x, dtype)
+    assert model[0].weight is model[2].weight  # still one parameter after training
+
+
+def test_from_torch_refuses_a_module_with_buffers_used_twice():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"from_torch: module\[2\] .*shares its buffer 'running_mean' with "
+                                         r"module\[0\].*minidl layers can share parameters, not buffers"):
+        mdl.interop.from_torch(nn.Sequential(bn, nn.ReLU(), bn))
+    mdl.interop.from_torch(nn.Sequential(bn, nn.ReLU(), nn.BatchNorm1d(3)))  # two modules: fine
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_to_torch_keeps_tied_weights(dtype):
+    """minidl's tied weights (one Parameter in two layers) became two torch parameters (4 for 3)."""
+    r = np.random.default_rng(0)
+    d1, d2, d3 = (L.Dense(6, 6, dtype=dtype, rng=r) for _ in range(3))
+    d2.weight = d1.weight
+    d3.weight, d3.bias = d1.weight, d2.bias
+    model = mdl.Sequential(d1, L.ReLU(), d2, L.Tanh(), d3)
+    tmodel = mdl.interop.to_torch(model)
+    assert tmodel[2].weight is tmodel[0].weight is tmodel[4].weight and tmodel[4].bias is tmodel[2].bias
+    assert len(list(tmodel.parameters())) == len(model.parameters()) == 3
+    x = r.standard_normal((4, 6)).astype(dtype)
+    for _ in range(2):
+        _compare(model, tmodel, x, dtype)
+        _sgd_step_both(model, tmodel)
+    _compare(model, tmodel, x, dtype)
+    back = mdl.interop.from_torch(tmodel)
+    assert back[2].weight is back[0].weight is back[4].weight and back[4].bias is back[2].bias
+
+
 def test_conv_and_pool_options_round_trip():
     """Every padding form of Conv2D and MaxPool2D maps to torch and back to the same layer."""
     convs = [L.Conv2D(2, 2, 3, stride=s, padding=p, padding_mode=m, dtype=np.float64, rng=0)

@@ -176,6 +176,32 @@ def test_forward_errors_name_the_layer():
         F.avg_pool2d_backward((1, 1, 4, 4), np.ones((1, 1, 3, 3)), 2)
 
 
+@pytest.mark.parametrize("ours, theirs", [(lambda: layers.AvgPool2D(2), lambda: torch.nn.AvgPool2d(2)),
+                                          (lambda: layers.MaxPool2D(2), lambda: torch.nn.MaxPool2d(2))],
+                         ids=["avg", "max"])
+def test_zero_channels_are_refused_as_torch_does_and_empty_batches_pooled(ours, theirs):
+    """AvgPool2D pooled an (N, 0, H, W) input into (N, 0, ...); torch's pooling refuses it (MaxPool2D did)."""
+    for shape in ((2, 0, 4, 4), (0, 0, 4, 4)):
+        with pytest.raises(RuntimeError):
+            theirs()(torch.zeros(shape))
+        with pytest.raises(ValueError, match=r"Pool2D\(kernel_size=\(2, 2\)\): expected at least one channel, "
+                           r"as PyTorch does .*Received: x of shape \(\d, 0, 4, 4\)"):
+            ours()(np.zeros(shape, np.float32))
+    layer = ours()
+    y = layer(np.zeros((0, 3, 4, 4), np.float32))
+    assert y.shape == tuple(theirs()(torch.zeros(0, 3, 4, 4)).shape) == (0, 3, 2, 2)
+    assert layer.backward(y).shape == (0, 3, 4, 4)
+
+
+def test_global_avgpool_takes_zero_channels_as_adaptive_avgpool_1():
+    """torch 2.13's AdaptiveAvgPool2d(1) pools (N, 0, H, W) into (N, 0, 1, 1), so GlobalAvgPool2D does too."""
+    for shape in ((2, 0, 4, 4), (0, 0, 4, 4)):
+        layer = layers.GlobalAvgPool2D()
+        y = layer(np.zeros(shape, np.float32))
+        assert y.shape == tuple(torch.nn.AdaptiveAvgPool2d(1)(torch.zeros(shape)).shape) == shape[:2] + (1, 1)
+        assert layer.backward(y).shape == shape
+
+
 # ------------------------------------------- the comparison catches a wrong gradient
 class AvgPoolDividingByTheKernelSize(layers.AvgPool2D):
     """A plausible mistake: backward divides by the full window (count_include_pad=True's

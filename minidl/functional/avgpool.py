@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_ndim, pair
-from .pool import full_nchw, is_channels_last, kernel_offsets, pool_geometry
+from .pool import check_channels, full_nchw, is_channels_last, kernel_offsets, pool_geometry
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
            "check_avg_padding"]
@@ -117,6 +117,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     n, c, h, w = x.shape
     pads = check_avg_padding(padding, where)
     geo = pool_geometry((h, w), kernel_size, stride, pads, where, 1, ceil_mode)
+    check_channels(x, where)
     channels_last = is_channels_last(x)
     xm = x.transpose(0, 2, 3, 1) if channels_last else x
     ho, wo = geo.out

@@ -129,7 +129,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         x_hat = (x - mu) / sqrt(var + eps),   y = gamma * x_hat + beta
 
     In training the running variance is updated with the unbiased variance
-    ``sum((x - mu)^2) / (M - 1)``, as torch; M = 1 is refused (ValueError).
+    ``sum((x - mu)^2) / (M - 1)``, as torch; M = 1 is refused (ValueError). An
+    empty batch (M = 0) gives an empty output and leaves the running statistics
+    as they are, as torch (the statistics returned are then 0 and ``1 / sqrt(eps)``).
     The variance is computed in two passes (``x - mu`` first), so a large mean
     costs no accuracy.
 
@@ -150,10 +152,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     momentum = _check_real(momentum, "momentum", where, 0.0, 1.0)
     eps = _check_real(eps, "eps", where, 0.0)
     m = input.size // input.shape[1]
-    if training and m < 2:
-        raise ValueError(f"{where}: expected more than 1 value per channel when training (torch's rule: "
-                         f"a variance needs 2 values). Received: input of shape {input.shape}. Use a "
-                         "batch of 2 or more, or eval mode.")
+    if training and m == 1:
+        raise ValueError(f"{where}: expected more than 1 value per channel when training (the batch "
+                         f"variance of one value is undefined; torch refuses it too). Received: input of "
+                         f"shape {input.shape}. Use a batch of 2 or more, or eval mode.")
+    if training and m == 0:  # an empty batch, as torch: an empty output, the running statistics untouched
+        mean, inv_std = np.zeros(input.shape[1], input.dtype), np.full(input.shape[1], 1 / np.sqrt(eps), input.dtype)
+        out = np.empty_like(input)
+        return (out, mean, inv_std) if return_stats else out
     nd = input.ndim
     if not training:
         mean = running_mean
@@ -254,7 +260,7 @@ def batch_norm_backward(grad_output, input, mean, inv_std, weight=None, training
     if not input_grad:
         return None, grad_weight, grad_bias
     g = inv_std if weight is None else inv_std * weight
-    if not training:
+    if not training or m == 0:  # fixed statistics, or an empty batch (an empty gradient)
         return grad_output * _per_channel(g, nd), grad_weight, grad_bias
     centred *= _per_channel(-(inv_std * inv_std) * dot / m, nd)
     centred += grad_output

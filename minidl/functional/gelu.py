@@ -1,7 +1,8 @@
 """GELU, exact (erf) and tanh-approximated, as :func:`torch.nn.functional.gelu`.
 
 numpy has no ``erf``; :func:`scipy.special.erf` (scipy comes with scikit-learn, a
-runtime dependency of minidl) is imported on first use.
+runtime dependency of minidl) is imported on first use. float16 is computed in float32
+and rounded back, as torch does on the CPU (scipy's ``erf`` has no float16 loop).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def check_approximate(approximate, where) -> str:
     return approximate
 
 
+def _compute_dtype(x):
+    """The input itself, or in float32 when it is float16 (torch's "opmath" type for half)."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
 def _tanh_inner(x):
     return np.tanh(x.dtype.type(_SQRT_2_PI) * (x + x.dtype.type(_KAPPA) * (x * x * x)))
 
@@ -68,7 +74,7 @@ def gelu(x, approximate="none", *, where="gelu"):
 
     Returns
     -------
-    ndarray, same shape and dtype as ``x``
+    ndarray, same shape and dtype as ``x`` (float16 is computed in float32, then rounded)
 
     Shape
     -----
@@ -88,10 +94,11 @@ def gelu(x, approximate="none", *, where="gelu"):
     """
     float_input(x, "x", where)
     approximate = check_approximate(approximate, where)
+    dtype, x = x.dtype, _compute_dtype(x)
     half = x.dtype.type(0.5)
     if approximate == "tanh":
-        return half * x * (1 + _tanh_inner(x))
-    return half * x * (1 + _erf(x * x.dtype.type(_SQRT1_2)))
+        return (half * x * (1 + _tanh_inner(x))).astype(dtype, copy=False)
+    return (half * x * (1 + _erf(x * x.dtype.type(_SQRT1_2)))).astype(dtype, copy=False)
 
 
 def gelu_backward(grad_output, x, approximate="none", *, where="gelu_backward"):
@@ -133,6 +140,7 @@ def gelu_backward(grad_output, x, approximate="none", *, where="gelu_backward"):
     float_input(x, "x", where)
     check_grad_pair(grad_output, x, "x", where)
     approximate = check_approximate(approximate, where)
+    dtype, x = x.dtype, _compute_dtype(x)
     t = x.dtype.type
     if approximate == "tanh":
         th = _tanh_inner(x)
@@ -140,4 +148,4 @@ def gelu_backward(grad_output, x, approximate="none", *, where="gelu_backward"):
     else:
         cdf = t(0.5) * (1 + _erf(x * t(_SQRT1_2)))
         slope = cdf + x * (np.exp(t(-0.5) * (x * x)) * t(_INV_SQRT_2PI))
-    return grad_output * slope
+    return (grad_output * slope).astype(dtype, copy=False)

@@ -99,6 +99,15 @@ def check_pool_padding(pads, kernel, padding, where) -> None:
             )
 
 
+def check_channels(x, where) -> None:
+    """ValueError for an (N, 0, H, W) input: torch's pooling kernels refuse zero channels."""
+    if x.shape[1] == 0:
+        raise ValueError(
+            f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
+            f"samples is fine). Received: x of shape {x.shape}."
+        )
+
+
 def is_channels_last(a) -> bool:
     """True for an NCHW-shaped view of a contiguous NHWC array (see the conv module's docstring)."""
     return not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
@@ -215,11 +224,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     check_float_dtype(x, "x", where)
     n, c, h, w = x.shape
     geo = pool_geometry((h, w), kernel_size, stride, padding, where, dilation, ceil_mode)
-    if c == 0:
-        raise ValueError(
-            f"{where}: expected at least one channel, as PyTorch does (a batch of N = 0 "
-            f"samples is fine). Received: x of shape {x.shape}."
-        )
+    check_channels(x, where)
     channels_last = is_channels_last(x)  # work, and answer, in the layout x comes in
     # Everything runs on memory-order views (NHWC for channels-last x), where numpy's
     # element-wise loops are fastest.
