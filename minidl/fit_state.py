@@ -14,8 +14,9 @@ import numpy as np
 
 from .layers.base import Layer
 from .optim.optimizer import _finite
+from .validation import is_int
 
-__all__ = ["BatchState", "EpochPosition", "sigint_deferred"]
+__all__ = ["BatchState", "EpochPosition", "check_resume", "sigint_deferred"]
 
 
 def _named_layers(layer: Layer, path: str = ""):
@@ -149,6 +150,60 @@ class EpochPosition:
         n = logs["batch_size"]
         return EpochPosition(self.epoch, self.batch + 1, self.seen + n,
                              {m: float(s + logs[m] * n) for m, s in self.sums.items()})
+
+
+def check_resume(position, key, augment, run, seed, stored_seed, names) -> None:
+    """Refuse to resume an epoch in its middle with other data or settings than the run it stopped in
+    (the batches left would not be those of the uninterrupted run).
+
+    Parameters
+    ----------
+    position : EpochPosition
+        Where the checkpoint's run stopped.
+    key : dict
+        Its ``samples``, ``batch_size`` and ``shuffle``.
+    augment : numpy.random.Generator or None
+        Its augmentation generator (None: no ``transform``).
+    run : FitRun
+        The new ``fit``'s checked arguments.
+    seed : int, numpy.random.Generator or None
+        The new ``fit``'s ``seed`` (None keeps the stored one).
+    stored_seed : int
+        The checkpoint's shuffling seed.
+    names : list of str
+        The new run's logged names (``loss`` and the metrics).
+
+    Raises
+    ------
+    ValueError
+        Another number of samples, batch size, shuffling, seed, transform or metrics.
+
+    Examples
+    --------
+    >>> from minidl.fit_checks import check_fit_args
+    >>> run, _ = check_fit_args(np.ones((10, 2)), np.zeros(10, int), 3, 4, None, True, 0, [], False, None, None)
+    >>> pos = EpochPosition(1, batch=2, seen=8, sums={"loss": 4.0})
+    >>> check_resume(pos, {"samples": 10, "batch_size": 4, "shuffle": True}, None, run, None, 0, ["loss"])
+    >>> check_resume(pos, {"samples": 10, "batch_size": 5, "shuffle": True}, None, run, None, 0, ["loss"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer.fit: the checkpoint stopped inside epoch 2, after batch 2 of 2; ...
+    """
+    given = stored_seed if seed is None else int(seed) if is_int(seed) else "a Generator"
+    pairs = {"len(X)": (key["samples"], len(run.X)), "batch_size": (key["batch_size"], run.batch_size),
+             "shuffle": (key["shuffle"], bool(run.shuffle)), "seed": (stored_seed, given),
+             "transform": (augment is not None, run.transform is not None),
+             "metrics": (sorted(position.sums), sorted(names))}
+    diff = [f"{k}: {new!r} (the checkpoint's run: {old!r})" for k, (old, new) in pairs.items() if old != new]
+    if diff:
+        total = -(-key["samples"] // key["batch_size"])
+        raise ValueError(
+            f"Trainer.fit: the checkpoint stopped inside epoch {position.epoch + 1}, after batch "
+            f"{position.batch} of {total}; it resumes only with the data and settings of that run, "
+            f"but {'; '.join(diff)}. Pass the same X, batch_size, shuffle, seed, transform and "
+            f"metrics, or fit(..., initial_epoch={position.epoch}) to train epoch {position.epoch + 1} "
+            "again from its first batch (from the mid-epoch weights)."
+        )
 
 
 @contextlib.contextmanager

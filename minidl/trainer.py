@@ -17,7 +17,7 @@ from .fit_checks import (
     check_optimizer_params,
     progress_bar,
 )
-from .fit_state import BatchState, EpochPosition, sigint_deferred
+from .fit_state import BatchState, EpochPosition, check_resume, sigint_deferred
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -103,6 +103,8 @@ class Trainer(TrainerBase):
         self._callbacks: list = []
         self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
         self._position = None  # EpochPosition: the batches committed in the current epoch
+        self._fit_key = None  # the data and settings the position refers to (samples, batch_size, shuffle)
+        self._augment = None  # the current epoch's augmentation generator
         self._batch_state = None  # BatchState of the model (its buffers and generators), per fit
 
     # --------------------------------------------------------------- helpers
@@ -174,8 +176,11 @@ class Trainer(TrainerBase):
         """Validate: every check that can run before the first batch; returns (run, start epoch)."""
         run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
                                     progress, clip, initial_epoch, transform)
-        if start is None:
+        if start is None:  # with an initial_epoch, a position inside an epoch is left (that epoch restarts)
             start = self.epochs_done if self._resume is not None else 0
+            if self._resume is not None and self._position is not None:
+                check_resume(self._position, self._fit_key, self._augment, run, seed, self._resume["seed"],
+                             ["loss", *self.metrics])
         keys = ["loss", *self.metrics]
         keys += [f"val_{k}" for k in keys] if validation_data is not None else []
         keys += [k for cb in run.callbacks for k in cb.logged_keys if k not in keys]
@@ -184,7 +189,7 @@ class Trainer(TrainerBase):
             cb.set_trainer(self)
         return run, start
 
-    def _begin_run(self, start, seed, callbacks):
+    def _begin_run(self, start, seed, callbacks, initial_epoch):
         """Set up the History, the epoch count and the shuffling seed; return the resumed state."""
         resumed, self._resume = self._resume, None
         if resumed is None:
@@ -193,16 +198,20 @@ class Trainer(TrainerBase):
         stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
         self._seed = stored if seed is None and stored is not None else base_seed(seed)
         self._callbacks, self.stop_training = callbacks, False
-        self._position, self._batch_state = None, BatchState(self.model)
+        if resumed is None or initial_epoch is not None:
+            self._position = None  # else: a resumed epoch continues after its last batch done
+        self._batch_state = BatchState(self.model)
         return resumed
 
     def _fit_epoch(self, epoch, run, logs):
         """One epoch: callbacks, the batches, validation, the History; returns its logs.
 
-        ``logs`` (the previous epoch's) go to ``on_epoch_begin``, as Keras does.
+        ``logs`` (the previous epoch's) go to ``on_epoch_begin``, as Keras does; not when
+        the epoch is resumed in its middle (they ran before it was interrupted).
         """
-        for cb in run.callbacks:
-            cb.on_epoch_begin(epoch, logs)
+        if self._position is None:
+            for cb in run.callbacks:
+                cb.on_epoch_begin(epoch, logs)
         logs = self._run_epoch(epoch, run)
         # the epoch is in the History before the callbacks run, so that a checkpoint
         # written by one of them (trainer.save_checkpoint) includes it
@@ -220,13 +229,17 @@ class Trainer(TrainerBase):
     def _run_epoch(self, epoch, run):
         """The batch loop of one epoch (then validation); returns the epoch's logs."""
         self.model.train()
-        self._position = EpochPosition(epoch, sums=dict.fromkeys(["loss", *self.metrics], 0.0))
+        if self._position is None:  # else resumed in the epoch, with its augmentation generator
+            self._position = EpochPosition(epoch, sums=dict.fromkeys(["loss", *self.metrics], 0.0))
+            # augmentation draws from its own stream: epoch k's depends only on (seed, k)
+            self._augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
+        self._fit_key = {"samples": len(run.X), "batch_size": run.batch_size, "shuffle": bool(run.shuffle)}
+        augment, first = self._augment, self._position.batch
         bar = progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
                             run.progress)
+        if bar is not None and first:
+            bar.update(first)
         rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
-        # augmentation draws from its own stream: epoch k's depends only on (seed, k)
-        augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
-        first = self._position.batch
         batches = iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)
         for b, (xb, yb) in enumerate(itertools.islice(batches, first, None), start=first):
             self._fit_batch(epoch, b, xb, yb, run, augment)
@@ -342,7 +355,7 @@ class Trainer(TrainerBase):
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
                                        callbacks, progress, clip_grad_norm, initial_epoch, transform)
-        resumed = self._begin_run(start, seed, run.callbacks)
+        resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
         try:
             for cb in run.callbacks:
