@@ -17,6 +17,17 @@ at training time (a Dropout's ``rng``), keyed by the layer's dotted path (``""``
 the model itself), so a resumed run draws the masks the uninterrupted run would
 (the big integers of a PCG64 state are exact in JSON). Used by
 :meth:`minidl.Trainer.save_checkpoint` and ``load_checkpoint``.
+
+A checkpoint written inside an epoch (after Ctrl-C, or from ``on_batch_end``) is
+``"version": 2`` and also holds where the epoch stands (minidl before 2 refuses it
+rather than resuming it wrongly)::
+
+    "position": {"epoch": 2, "batch": 5, "seen": 160, "sums": {"loss": 51.2, ...},
+                 "samples": 384, "batch_size": 32, "shuffle": true,
+                 "augment": <bit_generator.state of the epoch's augmentation> or null}
+
+``epoch`` equals ``epochs_done``; ``batch`` batches (``seen`` samples) of it are done, and
+``sums`` holds their logs' sums (value times batch size).
 """
 
 from __future__ import annotations
@@ -63,7 +74,7 @@ def _unflatten(obj, arrays: dict):
     return obj
 
 
-def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbacks) -> None:
+def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbacks, position=None) -> None:
     """Write a checkpoint (see the module docstring); :meth:`minidl.Trainer.save_checkpoint` calls it.
 
     Parameters
@@ -78,6 +89,8 @@ def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbac
     history : History
     callbacks : sequence of Callback
         Those with ``state_dict()`` have it stored, by position.
+    position : dict, optional
+        Where the epoch stands, for a checkpoint written inside one (see the module docstring).
 
     Raises
     ------
@@ -109,6 +122,8 @@ def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbac
                       if callable(getattr(cb, "state_dict", None)) else None
                       for i, cb in enumerate(callbacks)],
     }
+    if position is not None:
+        meta.update(version=2, position=position)
     io.write(model, path, extra_meta={"trainer": meta}, extra_arrays=arrays)
 
 
@@ -155,12 +170,29 @@ def _is_int(v, minimum=0) -> bool:
     return is_int(v) and v >= minimum
 
 
+def _position_ok(pos, epochs_done) -> bool:
+    """A version 2 checkpoint's ``position`` is whole and consistent (a hostile file included)."""
+    ints = ("epoch", "batch", "seen", "samples", "batch_size")
+    if not isinstance(pos, dict) or set(pos) != {*ints, "sums", "shuffle", "augment"} \
+            or not all(_is_int(pos[k]) for k in ints):
+        return False
+    size, n = pos["batch_size"], pos["samples"]
+    return (pos["epoch"] == epochs_done and size >= 1 and n >= 1 and pos["batch"] <= -(-n // size)
+            and pos["seen"] == min(pos["batch"] * size, n) and isinstance(pos["shuffle"], bool)
+            and isinstance(pos["sums"], dict) and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                                     for v in pos["sums"].values())
+            and (pos["augment"] is None or isinstance(pos["augment"], dict)))
+
+
 def _check_meta(meta, where) -> None:
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise ValueError(f"{where}: this is a model file, not a Trainer checkpoint; write one with "
                          "trainer.save_checkpoint(path) (mdl.load reads the model of either).")
     history = meta.get("history")
-    ok = (meta.get("version") == 1 and _is_int(meta.get("epochs_done"))
+    version = meta.get("version")
+    ok = ((version == 1 and "position" not in meta
+           or version == 2 and _position_ok(meta.get("position"), meta.get("epochs_done")))
+          and _is_int(meta.get("epochs_done"))
           and (meta.get("seed") is None or _is_int(meta.get("seed")))
           and isinstance(history, dict) and isinstance(history.get("history"), dict)
           and all(isinstance(v, list) and all(isinstance(x, numbers.Real) for x in v)
@@ -189,8 +221,9 @@ def load(path, model: Layer, optimizer) -> dict:
     Returns
     -------
     dict
-        ``epochs_done``, ``seed``, ``history`` (``{"history", "epoch"}``) and
-        ``callbacks`` (for :func:`restore_callbacks`).
+        ``epochs_done``, ``seed``, ``history`` (``{"history", "epoch"}``),
+        ``callbacks`` (for :func:`restore_callbacks`) and ``position`` (None, or
+        where the epoch stands when the checkpoint was written inside it).
 
     Examples
     --------
@@ -202,7 +235,7 @@ def load(path, model: Layer, optimizer) -> dict:
     ...     save(os.path.join(tmp, "run.npz"), model, opt, 1, 7, mdl.History(), [])
     ...     state = load(os.path.join(tmp, "run.npz"), model, opt)
     >>> sorted(state), state["seed"]
-    (['callbacks', 'epochs_done', 'history', 'seed'], 7)
+    (['callbacks', 'epochs_done', 'history', 'position', 'seed'], 7)
     """
     where = f"Trainer.load_checkpoint({str(path)!r})"
     file = io.read(path, custom_layers={k: v for k, v in _classes(model).items()
@@ -224,6 +257,12 @@ def load(path, model: Layer, optimizer) -> dict:
                                          "state": _unflatten(c.get("state"), file.extra_arrays)}
                  for c in meta["callbacks"]]
     rngs = _restored_rngs(meta.get("layer_rngs", {}), model, where) if "layer_rngs" in meta else {}
+    position = meta.get("position")
+    if position is not None and position["augment"] is not None:
+        try:  # on a generator of the kind the Trainer draws augmentations from
+            np.random.default_rng().bit_generator.state = position["augment"]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{where}: cannot restore the augmentation generator: {exc}") from exc
     old_model, old_opt = model.state_dict(), optimizer.state_dict()
     try:
         model.load_state_dict(file.model.state_dict())
@@ -235,7 +274,7 @@ def load(path, model: Layer, optimizer) -> dict:
     for layer, state in rngs.items():  # in place: a generator shared by several layers stays shared
         layer.rng.bit_generator.state = state
     return {"epochs_done": meta["epochs_done"], "seed": meta["seed"], "history": meta["history"],
-            "callbacks": callbacks}
+            "callbacks": callbacks, "position": position}
 
 
 def restore_callbacks(callbacks, resumed: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from .fit_checks import (
     check_optimizer_params,
     progress_bar,
 )
+from .fit_state import BatchState, EpochPosition, check_resume, sigint_deferred
 from .history import History
 from .metrics import resolve_metrics
 from .optim import all_finite, clip_grad_norm
@@ -65,7 +67,12 @@ class Trainer(TrainerBase):
     applied (every :mod:`minidl.optim` optimizer's step is all or nothing; for
     an optimizer without ``atomic_step = True`` the Trainer restores the
     pre-step weights and optimizer state). Both raise FloatingPointError naming
-    the epoch and batch.
+    the epoch and batch. A batch is all or nothing as a whole: when it fails
+    before its step is committed (that error, a buffer made nan/inf, any
+    exception, Ctrl-C), the buffers (BatchNorm's running statistics and count)
+    and the generators of layers that draw (Dropout's) are put back as they were
+    before it; the step and the count of batches done are committed with Ctrl-C
+    held back.
 
     Examples
     --------
@@ -95,6 +102,10 @@ class Trainer(TrainerBase):
         self._resume = None  # set by load_checkpoint, used by the next fit
         self._callbacks: list = []
         self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
+        self._position = None  # EpochPosition: the batches committed in the current epoch
+        self._fit_key = None  # the data and settings the position refers to (samples, batch_size, shuffle)
+        self._augment = None  # the current epoch's augmentation generator
+        self._batch_state = None  # BatchState of the model (its buffers and generators), per fit
 
     # --------------------------------------------------------------- helpers
     def _step(self, epoch, batch, clip):
@@ -110,12 +121,14 @@ class Trainer(TrainerBase):
             self.optimizer.step()
             if not atomic and not all(all_finite(p.data) for p in params):
                 raise FloatingPointError("the update made some weights nan or inf")
-        except FloatingPointError as exc:
+        except BaseException as exc:
             if saved is not None:  # an optimizer that may have half-applied its step
                 for p, old in zip(params, saved[0]):
                     np.copyto(p.data, old)
                 if saved[1] is not None:
                     self.optimizer.load_state_dict(saved[1])
+            if not isinstance(exc, FloatingPointError):
+                raise
             raise FloatingPointError(
                 f"Trainer.fit: non-finite update at epoch {epoch + 1}, batch {batch + 1}: {exc}. "
                 "Training stopped; the weights "
@@ -124,22 +137,35 @@ class Trainer(TrainerBase):
             ) from exc
 
     def _train_step(self, xb, yb, epoch, batch, clip):
+        """Forward, backward and step; returns the batch's logs. The batch is done once its step and
+        :attr:`_position` are committed (together: Ctrl-C is held back meanwhile)."""
         outputs = self.model.forward(xb)
         loss = self.loss.forward(outputs, yb)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"Trainer.fit: the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; training "
-                "stopped before the weights were updated. Lower the learning rate, check the "
-                "inputs for nan/inf, or scale them to [0, 1]."
+                "stopped before the weights were updated (weights and buffers are those before this "
+                "batch). Lower the learning rate, check the inputs for nan/inf, or scale them to [0, 1]."
             )
+        bad = self._batch_state.non_finite()
+        if bad:
+            raise FloatingPointError(
+                f"Trainer.fit: the forward pass at epoch {epoch + 1}, batch {batch + 1} made the buffers "
+                f"{bad[:5]} nan or inf (the loss is {loss}); training stopped, the weights and buffers are "
+                "those before this batch. Scale the inputs (e.g. to [0, 1]) or lower the learning rate."
+            )
+        logs = {"loss": self._per_sample(loss, len(xb)), "batch_size": len(xb)}
+        for name, fn in self.metrics.items():  # on the outputs, before anything is committed
+            logs[name] = fn(yb, outputs)
         self.optimizer.zero_grad()
         # backward_params: the gradient with respect to the data is never used
         getattr(self.model, "backward_params", self.model.backward)(self.loss.backward())
-        logged = self._per_sample(loss, len(xb))
         for cb in self._callbacks:  # the batch's gradients, before clipping and the step
-            cb.on_after_backward(batch, {"loss": logged, "batch_size": len(xb)})
-        self._step(epoch, batch, clip)
-        return logged, outputs
+            cb.on_after_backward(batch, {"loss": logs["loss"], "batch_size": len(xb)})
+        with sigint_deferred():
+            self._step(epoch, batch, clip)
+            self._position = self._position.after(logs)
+        return logs
 
     def _per_sample(self, loss, n):
         """The logged loss is a mean per sample: a reduction='sum' loss's value over the batch size."""
@@ -150,8 +176,11 @@ class Trainer(TrainerBase):
         """Validate: every check that can run before the first batch; returns (run, start epoch)."""
         run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
                                     progress, clip, initial_epoch, transform)
-        if start is None:
+        if start is None:  # with an initial_epoch, a position inside an epoch is left (that epoch restarts)
             start = self.epochs_done if self._resume is not None else 0
+            if self._resume is not None and self._position is not None:
+                check_resume(self._position, self._fit_key, self._augment, run, seed, self._resume["seed"],
+                             ["loss", *self.metrics])
         keys = ["loss", *self.metrics]
         keys += [f"val_{k}" for k in keys] if validation_data is not None else []
         keys += [k for cb in run.callbacks for k in cb.logged_keys if k not in keys]
@@ -160,7 +189,7 @@ class Trainer(TrainerBase):
             cb.set_trainer(self)
         return run, start
 
-    def _begin_run(self, start, seed, callbacks):
+    def _begin_run(self, start, seed, callbacks, initial_epoch):
         """Set up the History, the epoch count and the shuffling seed; return the resumed state."""
         resumed, self._resume = self._resume, None
         if resumed is None:
@@ -169,19 +198,24 @@ class Trainer(TrainerBase):
         stored = None if resumed is None else resumed["seed"]  # a resumed run keeps its seed
         self._seed = stored if seed is None and stored is not None else base_seed(seed)
         self._callbacks, self.stop_training = callbacks, False
+        if resumed is None or initial_epoch is not None:
+            self._position = None  # else: a resumed epoch continues after its last batch done
+        self._batch_state = BatchState(self.model)
         return resumed
 
     def _fit_epoch(self, epoch, run, logs):
         """One epoch: callbacks, the batches, validation, the History; returns its logs.
 
-        ``logs`` (the previous epoch's) go to ``on_epoch_begin``, as Keras does.
+        ``logs`` (the previous epoch's) go to ``on_epoch_begin``, as Keras does; not when
+        the epoch is resumed in its middle (they ran before it was interrupted).
         """
-        for cb in run.callbacks:
-            cb.on_epoch_begin(epoch, logs)
+        if self._position is None:
+            for cb in run.callbacks:
+                cb.on_epoch_begin(epoch, logs)
         logs = self._run_epoch(epoch, run)
         # the epoch is in the History before the callbacks run, so that a checkpoint
         # written by one of them (trainer.save_checkpoint) includes it
-        self.epochs_done = epoch + 1
+        self.epochs_done, self._position = epoch + 1, None
         self.history._append(epoch, logs)
         self._epoch_logs = logs
         try:
@@ -195,23 +229,26 @@ class Trainer(TrainerBase):
     def _run_epoch(self, epoch, run):
         """The batch loop of one epoch (then validation); returns the epoch's logs."""
         self.model.train()
+        if self._position is None:  # else resumed in the epoch, with its augmentation generator
+            self._position = EpochPosition(epoch, sums=dict.fromkeys(["loss", *self.metrics], 0.0))
+            # augmentation draws from its own stream: epoch k's depends only on (seed, k)
+            self._augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
+        self._fit_key = {"samples": len(run.X), "batch_size": run.batch_size, "shuffle": bool(run.shuffle)}
+        augment, first = self._augment, self._position.batch
         bar = progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
                             run.progress)
-        seen, sums = 0, dict.fromkeys(["loss", *self.metrics], 0.0)
+        if bar is not None and first:
+            bar.update(first)
         rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
-        # augmentation draws from its own stream: epoch k's depends only on (seed, k)
-        augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
-        for b, (xb, yb) in enumerate(iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)):
-            if augment is not None:
-                xb = transforms.apply(run.transform, xb, augment)
-            batch_logs = self._fit_batch(epoch, b, xb, yb, run)
-            seen += len(xb)
-            for name in sums:
-                sums[name] += batch_logs[name] * len(xb)
+        batches = iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)
+        for b, (xb, yb) in enumerate(itertools.islice(batches, first, None), start=first):
+            self._fit_batch(epoch, b, xb, yb, run, augment)
             if bar is not None:
-                bar.set_postfix({m: f"{v / seen:.4f}" for m, v in sums.items()}, refresh=False)
+                done = self._position
+                bar.set_postfix({m: f"{v / done.seen:.4f}" for m, v in done.sums.items()}, refresh=False)
                 bar.update(1)
-        logs = {m: v / seen for m, v in sums.items()}
+        done = self._position
+        logs = {m: v / done.seen for m, v in done.sums.items()}
         if run.validation_data is not None:
             logs.update(self._validate(epoch, run.validation_data))
         if bar is not None:
@@ -219,14 +256,20 @@ class Trainer(TrainerBase):
             bar.close()
         return logs
 
-    def _fit_batch(self, epoch, batch, xb, yb, run) -> dict:
-        """The batch step with its callbacks; returns the batch's logs."""
-        for cb in run.callbacks:
-            cb.on_batch_begin(batch, {"batch_size": len(xb)})
-        loss, outputs = self._train_step(xb, yb, epoch, batch, run.clip)
-        batch_logs = {"loss": loss, "batch_size": len(xb)}
-        for name, fn in self.metrics.items():
-            batch_logs[name] = fn(yb, outputs)
+    def _fit_batch(self, epoch, batch, xb, yb, run, augment) -> dict:
+        """The batch step with its callbacks; returns the batch's logs. If it fails before its step
+        is committed, the buffers and generators it moved are put back."""
+        saved = self._batch_state.save(augment)
+        try:
+            if augment is not None:
+                xb = transforms.apply(run.transform, xb, augment)
+            for cb in run.callbacks:
+                cb.on_batch_begin(batch, {"batch_size": len(xb)})
+            batch_logs = self._train_step(xb, yb, epoch, batch, run.clip)
+        except BaseException:
+            if self._position.batch == batch:  # not committed
+                self._batch_state.restore(saved)
+            raise
         for cb in run.callbacks:
             cb.on_batch_end(batch, batch_logs)
         return batch_logs
@@ -312,7 +355,7 @@ class Trainer(TrainerBase):
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
                                        callbacks, progress, clip_grad_norm, initial_epoch, transform)
-        resumed = self._begin_run(start, seed, run.callbacks)
+        resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
         try:
             for cb in run.callbacks:

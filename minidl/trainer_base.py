@@ -11,6 +11,7 @@ import numpy as np
 from . import checkpoint as _checkpoint
 from .data import iterate_batches
 from .fit_checks import check_xy
+from .fit_state import EpochPosition
 from .functional import blas
 from .history import History
 
@@ -149,6 +150,16 @@ class TrainerBase:
         left, and the History including that epoch). The state is restored into
         the callbacks of the next ``fit`` after their ``on_train_begin``.
 
+        Inside an epoch too: after ``fit`` was stopped by Ctrl-C or an error,
+        or from ``on_batch_end``. The checkpoint then also holds where the
+        epoch stands (the batches done, their summed logs, the augmentation
+        generator), and the next ``fit`` after :meth:`load_checkpoint` continues
+        the epoch after its last batch done, bit for bit as the uninterrupted run
+        (with the same data, ``batch_size``, ``shuffle``, ``seed``, ``transform``
+        and metrics, else ValueError; the callbacks' ``on_epoch_begin`` is not
+        called again for that epoch). A batch interrupted before its step is not
+        done: it is trained again.
+
         Notes
         -----
         ``EarlyStopping(restore_best_weights=True)`` loads the best weights when
@@ -180,7 +191,16 @@ class TrainerBase:
         if self._epoch_logs is not None:  # called from on_epoch_end: what earlier callbacks logged
             self.history._update_last(self._epoch_logs)
         _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
-                         self.history, self._callbacks)
+                         self.history, self._callbacks, self._position_entry())
+
+    def _position_entry(self):
+        """Where the current epoch stands, for a checkpoint (None between epochs)."""
+        pos = self._position
+        if pos is None:
+            return None
+        augment = None if self._augment is None else self._augment.bit_generator.state
+        return {"epoch": pos.epoch, "batch": pos.batch, "seen": pos.seen, "sums": dict(pos.sums),
+                **self._fit_key, "augment": augment}
 
     def load_checkpoint(self, path) -> None:
         """Restore a :meth:`save_checkpoint` file into this Trainer (built the same way).
@@ -225,4 +245,11 @@ class TrainerBase:
         history.history = {k: [float(v) for v in vals] for k, vals in resumed["history"]["history"].items()}
         history.epoch = [int(e) for e in resumed["history"]["epoch"]]
         self.history, self.epochs_done, self._seed = history, resumed["epochs_done"], resumed["seed"]
-        self._resume = resumed
+        self._resume, pos = resumed, resumed["position"]
+        self._position = None if pos is None else EpochPosition(pos["epoch"], pos["batch"], pos["seen"],
+                                                                 {k: float(v) for k, v in pos["sums"].items()})
+        self._fit_key = None if pos is None else {k: pos[k] for k in ("samples", "batch_size", "shuffle")}
+        self._augment = None
+        if pos is not None and pos["augment"] is not None:
+            self._augment = np.random.default_rng()
+            self._augment.bit_generator.state = pos["augment"]

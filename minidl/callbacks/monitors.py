@@ -124,6 +124,9 @@ class EarlyStopping(MonitorCallback):
 class ModelCheckpoint(MonitorCallback):
     """Save the model (``model.save``) at the end of epochs.
 
+    A model whose weights or buffers hold nan or inf is never written
+    (FloatingPointError; an existing file is kept).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -196,9 +199,10 @@ class ModelCheckpoint(MonitorCallback):
                 return
         model = self.trainer.model
         bad = [name for name, p in model.named_parameters() if not all_finite(p.data)]
+        bad += [name for name, b in model.named_buffers() if not all_finite(b)]  # BatchNorm's statistics
         if bad:
             raise FloatingPointError(
-                f"ModelCheckpoint: after epoch {epoch + 1} the weights {bad[:5]} hold nan or inf; "
+                f"ModelCheckpoint: after epoch {epoch + 1} the weights or buffers {bad[:5]} hold nan or inf; "
                 "nothing was written (an existing checkpoint is kept)."
             )
         path = self.path.format(epoch=epoch + 1, **logs)

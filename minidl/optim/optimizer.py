@@ -330,10 +330,27 @@ class Optimizer(OptimizerState):
                             "learning rate or clip the gradients (minidl.optim.clip_grad_norm)."
                         )
                     pending.append((i, data, new, state))
-        for i, data, new, state in pending:  # commit: in place, so references to p.data stay valid
-            np.copyto(data, new)
-            if state:
-                self.state[i] = state
+        self._commit(pending)
+
+    def _commit(self, pending: list) -> None:
+        """Publish a computed step, in place (references to ``p.data`` stay valid).
+
+        All or nothing under Ctrl-C too: a KeyboardInterrupt between two assignments
+        finishes the commit (redoing the assignment in progress is harmless: each one
+        only publishes a value computed before), then propagates.
+        """
+        done, interrupted = 0, None
+        while done < len(pending):
+            try:
+                for i, data, new, state in pending[done:]:
+                    np.copyto(data, new)
+                    if state:
+                        self.state[i] = state
+                    done += 1
+            except KeyboardInterrupt as exc:  # the first one is raised once the step is whole
+                interrupted = interrupted or exc
+        if interrupted is not None:
+            raise interrupted
 
     def _hyper_of(self, k: int, group: dict, name: str) -> dict:
         """The group's validated hyper-parameters, re-checked only when a value changed (a
