@@ -61,12 +61,17 @@ def _flatten(obj, prefix: str, arrays: dict):
 
 
 def _unflatten(obj, arrays: dict):
+    """The state dict ``_flatten`` stored; ValueError for anything else (the file is not trusted)."""
     if isinstance(obj, dict) and set(obj) == {"__array__"}:
-        if obj["__array__"] not in arrays:
-            raise ValueError(f"the checkpoint refers to a missing array {obj['__array__']!r}")
+        if not isinstance(obj["__array__"], str) or obj["__array__"] not in arrays:
+            raise ValueError(f"the checkpoint refers to a missing array {obj['__array__']!r:.100}")
         return arrays[obj["__array__"]]
     if isinstance(obj, dict) and set(obj) == {"__dict__"}:
-        return {k: _unflatten(v, arrays) for k, v in obj["__dict__"]}
+        pairs = obj["__dict__"]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], (str, int))
+                                                  for p in pairs):
+            raise ValueError("malformed state entry in the checkpoint: a dict must be [[key, value], ...]")
+        return {k: _unflatten(v, arrays) for k, v in pairs}
     if isinstance(obj, list):
         return [_unflatten(v, arrays) for v in obj]
     if isinstance(obj, dict):
@@ -150,7 +155,7 @@ def _restored_rngs(states, model, where) -> dict:
         rng = copy.deepcopy(layers[path].rng)
         try:
             rng.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValueError(f"{where}: cannot restore the generator of layer {path!r}: {exc}") from exc
         restored[layers[path]] = state
     return restored
@@ -173,15 +178,28 @@ def _is_int(v, minimum=0) -> bool:
 def _position_ok(pos, epochs_done) -> bool:
     """A version 2 checkpoint's ``position`` is whole and consistent (a hostile file included)."""
     ints = ("epoch", "batch", "seen", "samples", "batch_size")
-    if not isinstance(pos, dict) or set(pos) != {*ints, "sums", "shuffle", "augment"} \
+    if not isinstance(pos, dict) or set(pos) != {*ints, "sums", "shuffle", "drop_last", "augment"} \
             or not all(_is_int(pos[k]) for k in ints):
         return False
     size, n = pos["batch_size"], pos["samples"]
-    return (pos["epoch"] == epochs_done and size >= 1 and n >= 1 and pos["batch"] <= -(-n // size)
+    batches = n // size if pos["drop_last"] is True else -(-n // size)
+    return (pos["epoch"] == epochs_done and size >= 1 and n >= 1 and pos["batch"] <= batches
             and pos["seen"] == min(pos["batch"] * size, n) and isinstance(pos["shuffle"], bool)
-            and isinstance(pos["sums"], dict) and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                                                     for v in pos["sums"].values())
+            and isinstance(pos["drop_last"], bool)
+            and isinstance(pos["sums"], dict)
+            and all(_is_float(v) and not isinstance(v, bool) for v in pos["sums"].values())
             and (pos["augment"] is None or isinstance(pos["augment"], dict)))
+
+
+def _is_float(v) -> bool:
+    """A JSON number the History can hold as a float (a 400-digit int cannot: OverflowError)."""
+    if not isinstance(v, numbers.Real):
+        return False
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 def _check_meta(meta, where) -> None:
@@ -195,10 +213,10 @@ def _check_meta(meta, where) -> None:
           and _is_int(meta.get("epochs_done"))
           and (meta.get("seed") is None or _is_int(meta.get("seed")))
           and isinstance(history, dict) and isinstance(history.get("history"), dict)
-          and all(isinstance(v, list) and all(isinstance(x, numbers.Real) for x in v)
-                  for v in history["history"].values())
+          and all(isinstance(v, list) and all(_is_float(x) for x in v) for v in history["history"].values())
           and isinstance(history.get("epoch"), list) and all(_is_int(e) for e in history["epoch"])
-          and isinstance(meta.get("optimizer"), dict) and isinstance(meta.get("callbacks"), list))
+          and isinstance(meta.get("optimizer"), dict) and isinstance(meta.get("callbacks"), list)
+          and all(c is None or isinstance(c, dict) for c in meta["callbacks"]))
     if not ok:
         raise ValueError(f"{where}: the checkpoint's trainer entry is malformed.")
 
@@ -252,10 +270,13 @@ def load(path, model: Layer, optimizer) -> dict:
     if meta["optimizer"].get("class") != type(optimizer).__name__:
         raise ValueError(f"{where}: the checkpoint's optimizer is {meta['optimizer'].get('class')!r}, "
                          f"this Trainer's is {type(optimizer).__name__!r}.")
-    opt_state = _unflatten(meta["optimizer"].get("state"), file.extra_arrays)
-    callbacks = [None if c is None else {"class": c.get("class"),
-                                         "state": _unflatten(c.get("state"), file.extra_arrays)}
-                 for c in meta["callbacks"]]
+    try:
+        opt_state = _unflatten(meta["optimizer"].get("state"), file.extra_arrays)
+        callbacks = [None if c is None else {"class": c.get("class"),
+                                             "state": _unflatten(c.get("state"), file.extra_arrays)}
+                     for c in meta["callbacks"]]
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
     rngs = _restored_rngs(meta.get("layer_rngs", {}), model, where) if "layer_rngs" in meta else {}
     position = meta.get("position")
     if position is not None and position["augment"] is not None:
@@ -267,7 +288,7 @@ def load(path, model: Layer, optimizer) -> dict:
     try:
         model.load_state_dict(file.model.state_dict())
         optimizer.load_state_dict(opt_state)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
         model.load_state_dict(old_model)
         optimizer.load_state_dict(old_opt)
         raise ValueError(f"{where}: {exc}") from exc
@@ -300,4 +321,9 @@ def restore_callbacks(callbacks, resumed: dict) -> None:
     for cb, saved in zip(callbacks, resumed.get("callbacks", [])):
         if saved is not None and saved["class"] == type(cb).__name__ \
                 and callable(getattr(cb, "load_state_dict", None)):
-            cb.load_state_dict(saved["state"])
+            try:
+                cb.load_state_dict(saved["state"])
+            except (KeyError, TypeError, AttributeError, OverflowError) as exc:  # a malformed saved state
+                raise ValueError(f"Trainer.fit: the checkpoint's state for {type(cb).__name__} is malformed "
+                                 f"({type(exc).__name__}: {exc}); resume without that callback or from "
+                                 "another checkpoint.") from exc

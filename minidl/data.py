@@ -47,14 +47,16 @@ def load_digits(test_size=0.2, seed=0):
     return (np.ascontiguousarray(X_train), y_train), (np.ascontiguousarray(X_test), y_test)
 
 
-def num_batches(n: int, batch_size: int) -> int:
-    """Number of batches for ``n`` samples, the last partial one included.
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Number of batches for ``n`` samples, the last partial one included unless ``drop_last``.
 
     Parameters
     ----------
     n : int
         Samples.
     batch_size : int >= 1
+    drop_last : bool, default False
+        Leave out the last partial batch (as :func:`iterate_batches` does with it).
 
     Returns
     -------
@@ -62,17 +64,17 @@ def num_batches(n: int, batch_size: int) -> int:
 
     Examples
     --------
-    >>> num_batches(10, 4)
-    3
+    >>> num_batches(10, 4), num_batches(10, 4, drop_last=True)
+    (3, 2)
     """
-    return -(-n // batch_size)
+    return n // batch_size if drop_last else -(-n // batch_size)
 
 
-def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None):
+def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None, drop_last=False):
     """Yield ``(X_batch, y_batch)`` (or ``X_batch`` when ``y`` is None).
 
     Every sample appears exactly once per pass (shuffling is without
-    replacement) and the last partial batch is kept.
+    replacement) and the last partial batch is kept, unless ``drop_last``.
 
     Parameters
     ----------
@@ -86,6 +88,10 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
         Seeds the permutation; ignored when ``rng`` is given.
     rng : numpy.random.Generator, optional
         Draws the permutation (the Trainer passes one, so epochs differ).
+    drop_last : bool, default False
+        Leave out the last batch when it is smaller than ``batch_size`` (torch's
+        ``DataLoader(drop_last=True)``): after shuffling, so the samples left out
+        differ from pass to pass.
 
     Yields
     ------
@@ -102,6 +108,8 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
     --------
     >>> [len(b) for b, _ in iterate_batches(np.zeros((10, 2)), np.zeros(10), batch_size=4, seed=0)]
     [4, 4, 2]
+    >>> [len(b) for b in iterate_batches(np.zeros((10, 2)), batch_size=4, drop_last=True)]
+    [4, 4]
     """
     batch_size = positive_int(batch_size, "batch_size", "iterate_batches")
     n = len(X)
@@ -113,7 +121,7 @@ def iterate_batches(X, y=None, batch_size=32, shuffle=True, seed=None, rng=None)
         order = (rng if rng is not None else np.random.default_rng(seed)).permutation(n)
     else:
         order = None
-    for start in range(0, n, batch_size):
+    for start in range(0, n - n % batch_size if drop_last else n, batch_size):
         if order is None:
             idx = slice(start, start + batch_size)
         else:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zipfile
 import zlib
 
 import numpy as np
 
+from . import archive
+from .io import MAX_LOAD_BYTES
 from .validation import check_array
 
 __all__ = ["load_idx", "load_mnist", "load_npz", "from_arrays", "MNIST_FILES"]
@@ -136,7 +139,11 @@ def _read_idx(f, where, size, compressed):
         if nbytes < left:
             raise ValueError(f"{where}: the file has {left - nbytes} bytes after the {nbytes} data bytes its header "
                              f"declares ({declared}): it is not a valid IDX file (or not the one intended).")
-    out = np.empty(shape, dtype)
+    try:
+        out = np.empty(shape, dtype)
+    except ValueError as exc:  # more dimensions than numpy allows (64; 32 before numpy 2): name the file
+        raise ValueError(f"{where}: the header declares {ndim} dimensions, more than numpy arrays can have ({exc}). "
+                         "The file is damaged or not an IDX file.") from exc
     _fill(f, out, where, declared)
     if not dtype.isnative:
         out = out.byteswap(inplace=True).view(dtype.newbyteorder())
@@ -297,7 +304,7 @@ def from_arrays(X, y, test_size=0.2, seed=0):
     return (np.ascontiguousarray(X_train), y_train), (np.ascontiguousarray(X_test), y_test)
 
 
-def load_npz(path, test_size=0.2, seed=0):
+def load_npz(path, test_size=0.2, seed=0, *, max_bytes=MAX_LOAD_BYTES):
     """The user's own images from a ``.npz`` archive (``np.savez``).
 
     Parameters
@@ -309,31 +316,84 @@ def load_npz(path, test_size=0.2, seed=0):
         The archive is read without pickle.
     test_size, seed
         For the ``X``/``y`` form, as in :func:`from_arrays`.
+    max_bytes : int or None, default ``minidl.io.MAX_LOAD_BYTES`` (2 GiB)
+        The most bytes the arrays read may take, as :func:`minidl.load`'s: every
+        member's ``.npy`` header and size are checked against it before anything is
+        decompressed. None: no limit (for files you trust).
 
     Returns
     -------
     (X_train, y_train), (X_test, y_test)
         ``X`` float32 (N, C, H, W) (uint8 divided by 255), ``y`` int64.
 
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    TypeError
+        ``path`` or ``max_bytes`` of the wrong type.
+    ValueError
+        Not a ``.npz`` archive (a ``.npy`` file included), damaged, missing keys,
+        members larger than ``max_bytes`` or whose header does not match their
+        size, arrays of the wrong shape or dtype; the message names the file.
+
     Examples
     --------
-    >>> np.savez("mine.npz", X=images, y=labels)  # doctest: +SKIP
-    >>> (X, y), (Xt, yt) = load_npz("mine.npz")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     np.savez(os.path.join(tmp, "mine.npz"), X=np.zeros((10, 8, 8), np.uint8), y=np.arange(10) % 2)
+    ...     (X, y), (Xt, yt) = load_npz(os.path.join(tmp, "mine.npz"))
+    >>> X.shape, X.dtype, len(Xt)
+    ((8, 1, 8, 8), dtype('float32'), 2)
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_npz: path must be a file path (str or os.PathLike). Received: {type(path).__name__}.")
     where = f"load_npz({os.fspath(path)!r})"
-    with np.load(path, allow_pickle=False) as archive:
-        keys = set(archive.files)
-        split = {"X_train", "y_train", "X_test", "y_test"}
-        if split <= keys:
-            parts = []
-            for part in ("train", "test"):
-                X, y = _images(archive[f"X_{part}"], where), _labels(archive[f"y_{part}"], where)
-                if len(X) != len(y):
-                    raise ValueError(f"{where}: X_{part} and y_{part} must have the same number of samples; "
-                                     f"got {len(X)} and {len(y)}.")
-                parts.append((X, y))
-            return tuple(parts)
-        if {"X", "y"} <= keys:
-            return from_arrays(archive["X"], archive["y"], test_size=test_size, seed=seed)
-    raise ValueError(f"{where}: the archive must hold X_train, y_train, X_test, y_test (or X and y). "
-                     f"Received keys: {sorted(keys)}. Save it with np.savez(path, X=images, y=labels).")
+    if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 0):
+        raise TypeError(f"{where}: max_bytes must be an int >= 0 or None. Received: {max_bytes!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: no such file. Check the path (absolute: {os.path.abspath(path)}).")
+    arrays = _read_npz(path, where, max_bytes)
+    if "X" not in arrays:
+        parts = []
+        for part in ("train", "test"):
+            X, y = _images(arrays[f"X_{part}"], where), _labels(arrays[f"y_{part}"], where)
+            if len(X) != len(y):
+                raise ValueError(f"{where}: X_{part} and y_{part} must have the same number of samples; "
+                                 f"got {len(X)} and {len(y)}.")
+            parts.append((X, y))
+        return tuple(parts)
+    return from_arrays(arrays["X"], arrays["y"], test_size=test_size, seed=seed)
+
+
+_NPZ_FORMS = (("X_train", "y_train", "X_test", "y_test"), ("X", "y"))
+
+
+def _read_npz(path, where, max_bytes) -> dict:
+    """The members of one of load_npz's two forms, read with :mod:`minidl.archive`'s bounded reads:
+    every header, and their total size against ``max_bytes``, checked before anything is decompressed."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise ValueError(f"{where}: this is a .npy file (one array, written by np.save); load_npz reads a .npz "
+                         "archive of images and labels: np.savez(path, X=images, y=labels).")
+    if magic[:4] != b"PK\x03\x04":
+        raise ValueError(f"{where}: not a .npz (zip) archive. Write one with np.savez(path, X=images, y=labels).")
+    try:
+        with archive.open_npz(path) as zf:
+            keys = sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
+            form = next((form for form in _NPZ_FORMS if set(form) <= set(keys)), ())
+            headers = {key: archive.member_header(zf, key) for key in form}
+            total = sum(info.file_size for _, _, info in headers.values())
+            if max_bytes is not None and total > max_bytes:
+                raise ValueError(f"the arrays take {total:,} bytes, more than max_bytes={max_bytes:,}; pass a "
+                                 "larger max_bytes to load_npz if you trust this file")
+            arrays = {key: archive.read_member(zf, info) for key, (_, _, info) in headers.items()}
+    except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{where}: {exc}") from exc
+    if not arrays:
+        raise ValueError(f"{where}: the archive must hold X_train, y_train, X_test, y_test (or X and y). "
+                         f"Received keys: {keys}. Save it with np.savez(path, X=images, y=labels).")
+    return arrays

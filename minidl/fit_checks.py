@@ -224,6 +224,8 @@ class FitRun:
     clip : float or None
         ``clip_grad_norm``.
     transform : callable or None
+    drop_last : bool
+        Leave out each epoch's last partial batch.
 
     Shape
     -----
@@ -247,16 +249,20 @@ class FitRun:
     progress: bool
     clip: float | None
     transform: object = None
+    drop_last: bool = False
 
 
 def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
-                   initial_epoch, transform=None):
+                   initial_epoch, transform=None, drop_last=False):
     """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None).
 
     Parameters
     ----------
     X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, initial_epoch, transform
         As given to :meth:`minidl.Trainer.fit`.
+    drop_last : bool, default False
+        As given to :meth:`minidl.Trainer.fit`; with fewer samples than ``batch_size`` it would
+        leave no batch (ValueError).
     clip : float or None
         ``fit``'s ``clip_grad_norm``.
 
@@ -303,7 +309,13 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
     if transform is not None and not callable(transform):
         raise TypeError("Trainer.fit: transform must be callable(x, rng) -> x, e.g. "
                         f"minidl.data.RandomShift(2). Received: {transform!r}")
-    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip, transform)
+    if not isinstance(drop_last, (bool, np.bool_)):
+        raise TypeError(f"Trainer.fit: drop_last must be True or False. Received: drop_last={drop_last!r}")
+    if drop_last and len(X) < batch_size:
+        raise ValueError(f"Trainer.fit: drop_last=True with {len(X)} samples and batch_size={batch_size} leaves no "
+                         f"batch to train on. Use a batch_size of at most {len(X)}, or drop_last=False.")
+    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip, transform,
+                 bool(drop_last))
     return run, initial_epoch
 
 

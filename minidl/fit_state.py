@@ -5,13 +5,14 @@ while a batch is committed (:class:`~minidl.Trainer` uses both)."""
 
 from __future__ import annotations
 
-import _signal  # signal's C functions: its wrappers' enum conversions cost ~15 us per batch
 import contextlib
 import dataclasses
+import signal
 import threading
 
 import numpy as np
 
+from .data import num_batches
 from .layers.base import Layer
 from .validation import is_int
 
@@ -159,7 +160,7 @@ def check_resume(position, key, augment, run, seed, stored_seed, names) -> None:
     position : EpochPosition
         Where the checkpoint's run stopped.
     key : dict
-        Its ``samples``, ``batch_size`` and ``shuffle``.
+        Its ``samples``, ``batch_size``, ``shuffle`` and ``drop_last``.
     augment : numpy.random.Generator or None
         Its augmentation generator (None: no ``transform``).
     run : FitRun
@@ -181,20 +182,22 @@ def check_resume(position, key, augment, run, seed, stored_seed, names) -> None:
     >>> from minidl.fit_checks import check_fit_args
     >>> run, _ = check_fit_args(np.ones((10, 2)), np.zeros(10, int), 3, 4, None, True, 0, [], False, None, None)
     >>> pos = EpochPosition(1, batch=2, seen=8, sums={"loss": 4.0})
-    >>> check_resume(pos, {"samples": 10, "batch_size": 4, "shuffle": True}, None, run, None, 0, ["loss"])
-    >>> check_resume(pos, {"samples": 10, "batch_size": 5, "shuffle": True}, None, run, None, 0, ["loss"])
+    >>> key = {"samples": 10, "batch_size": 4, "shuffle": True, "drop_last": False}
+    >>> check_resume(pos, key, None, run, None, 0, ["loss"])
+    >>> check_resume(pos, {**key, "batch_size": 5}, None, run, None, 0, ["loss"])
     Traceback (most recent call last):
     ...
     ValueError: Trainer.fit: the checkpoint stopped inside epoch 2, after batch 2 of 2; ...
     """
     given = stored_seed if seed is None else int(seed) if is_int(seed) else "a Generator"
     pairs = {"len(X)": (key["samples"], len(run.X)), "batch_size": (key["batch_size"], run.batch_size),
-             "shuffle": (key["shuffle"], bool(run.shuffle)), "seed": (stored_seed, given),
+             "shuffle": (key["shuffle"], bool(run.shuffle)), "drop_last": (key["drop_last"], bool(run.drop_last)),
+             "seed": (stored_seed, given),
              "transform": (augment is not None, run.transform is not None),
              "metrics": (sorted(position.sums), sorted(names))}
     diff = [f"{k}: {new!r} (the checkpoint's run: {old!r})" for k, (old, new) in pairs.items() if old != new]
     if diff:
-        total = -(-key["samples"] // key["batch_size"])
+        total = num_batches(key["samples"], key["batch_size"], key["drop_last"])
         raise ValueError(
             f"Trainer.fit: the checkpoint stopped inside epoch {position.epoch + 1}, after batch "
             f"{position.batch} of {total}; it resumes only with the data and settings of that run, "
@@ -222,15 +225,15 @@ def sigint_deferred():
     >>> total
     2
     """
-    old = _signal.getsignal(_signal.SIGINT)
+    old = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(old):
         yield
         return
     received = []
-    _signal.signal(_signal.SIGINT, lambda signum, frame: received.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        _signal.signal(_signal.SIGINT, old)
+        signal.signal(signal.SIGINT, old)
         if received:
-            _signal.raise_signal(_signal.SIGINT)  # the held-back Ctrl-C, through the restored handler
+            signal.raise_signal(signal.SIGINT)  # the held-back Ctrl-C, through the restored handler

@@ -17,6 +17,7 @@ from .fit_checks import (
     check_optimizer_params,
     progress_bar,
 )
+from .fit_probe import check_data_against_model
 from .fit_state import BatchState, EpochPosition, check_resume, sigint_deferred
 from .history import History
 from .metrics import resolve_metrics
@@ -172,10 +173,11 @@ class Trainer(TrainerBase):
         return loss / n if getattr(self.loss, "reduction", "mean") == "sum" else loss
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                     progress, clip, initial_epoch, transform):
+                     progress, clip, initial_epoch, transform, drop_last=False):
         """Validate: every check that can run before the first batch; returns (run, start epoch)."""
         run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                                    progress, clip, initial_epoch, transform)
+                                    progress, clip, initial_epoch, transform, drop_last)
+        check_data_against_model(self.model, self.loss, run)  # one sample through the model and the loss
         if start is None:  # with an initial_epoch, a position inside an epoch is left (that epoch restarts)
             start = self.epochs_done if self._resume is not None else 0
             if self._resume is not None and self._position is not None:
@@ -233,14 +235,15 @@ class Trainer(TrainerBase):
             self._position = EpochPosition(epoch, sums=dict.fromkeys(["loss", *self.metrics], 0.0))
             # augmentation draws from its own stream: epoch k's depends only on (seed, k)
             self._augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
-        self._fit_key = {"samples": len(run.X), "batch_size": run.batch_size, "shuffle": bool(run.shuffle)}
+        self._fit_key = {"samples": len(run.X), "batch_size": run.batch_size, "shuffle": bool(run.shuffle),
+                         "drop_last": bool(run.drop_last)}
         augment, first = self._augment, self._position.batch
-        bar = progress_bar(num_batches(len(run.X), run.batch_size), f"Epoch {epoch + 1}/{run.epochs}",
-                            run.progress)
+        bar = progress_bar(num_batches(len(run.X), run.batch_size, run.drop_last), f"Epoch {epoch + 1}/{run.epochs}",
+                           run.progress)
         if bar is not None and first:
             bar.update(first)
         rng = np.random.default_rng([self._seed, epoch]) if run.shuffle else None
-        batches = iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng)
+        batches = iterate_batches(run.X, run.y, run.batch_size, run.shuffle, rng=rng, drop_last=run.drop_last)
         for b, (xb, yb) in enumerate(itertools.islice(batches, first, None), start=first):
             self._fit_batch(epoch, b, xb, yb, run, augment)
             if bar is not None:
@@ -288,7 +291,8 @@ class Trainer(TrainerBase):
     # ------------------------------------------------------------------- API
     @limited_blas
     def fit(self, X, y, epochs, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None, transform=None) -> History:
+            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None, transform=None,
+            drop_last=False) -> History:
         """Train until epoch ``epochs``; returns a :class:`History`.
 
         Parameters
@@ -297,7 +301,8 @@ class Trainer(TrainerBase):
         epochs : int >= 1
             The epoch to train up to: a fresh run trains ``epochs`` epochs; after
             :meth:`load_checkpoint` training continues from the stored epoch to ``epochs``.
-        batch_size : int >= 1; the last partial batch is used too
+        batch_size : int >= 1
+            The last partial batch is used too, unless ``drop_last``.
         validation_data : (X_val, y_val), optional; adds ``val_loss`` / ``val_<metric>``
         shuffle : bool
         seed : int, np.random.Generator or None
@@ -321,6 +326,22 @@ class Trainer(TrainerBase):
             ``(seed, epoch)``, so augmented runs and resumed runs are
             reproducible; it must return a new array of the batch's shape and
             dtype (see :mod:`minidl.transforms`).
+        drop_last : bool, default False
+            Leave out each epoch's last batch when it is smaller than ``batch_size``
+            (torch's ``DataLoader(drop_last=True)``): after shuffling, so the samples
+            left out differ from epoch to epoch. Needed with BatchNorm when the last
+            batch would hold one sample (``fit`` refuses that before the first batch).
+            The epoch's logged values are means over the samples trained on.
+
+        Notes
+        -----
+        Before the first batch, ``fit`` runs one sample of ``X`` and of
+        ``validation_data`` through the model in eval mode and the loss on its
+        outputs (:mod:`minidl.fit_probe`), so bad data (wrong feature count, rank or
+        dtype, labels out of range) are refused before any work. A ``np.memmap``
+        whose file is truncated while ``fit`` reads it ends the process with SIGBUS
+        (the operating system's signal for a mapped page that no longer exists; torch
+        does the same): do not shrink or rewrite a file that a running ``fit`` maps.
 
         Raises
         ------
@@ -354,7 +375,7 @@ class Trainer(TrainerBase):
         (['accuracy', 'loss', 'val_accuracy', 'val_loss'], [0, 1, 2])
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
-                                       callbacks, progress, clip_grad_norm, initial_epoch, transform)
+                                       callbacks, progress, clip_grad_norm, initial_epoch, transform, drop_last)
         resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
         try:

@@ -248,7 +248,8 @@ class TrainerBase:
         self._resume, pos = resumed, resumed["position"]
         self._position = None if pos is None else EpochPosition(pos["epoch"], pos["batch"], pos["seen"],
                                                                  {k: float(v) for k, v in pos["sums"].items()})
-        self._fit_key = None if pos is None else {k: pos[k] for k in ("samples", "batch_size", "shuffle")}
+        self._fit_key = None if pos is None else {k: pos[k] for k in ("samples", "batch_size", "shuffle",
+                                                                               "drop_last")}
         self._augment = None
         if pos is not None and pos["augment"] is not None:
             self._augment = np.random.default_rng()

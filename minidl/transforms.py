@@ -202,8 +202,13 @@ class RandomRotation:
 
     Parameters
     ----------
-    degrees : float >= 0
-        The largest angle (0: the identity).
+    degrees : float in [0, 360]
+        The largest angle (0: the identity; 180 already reaches every angle).
+
+    Raises
+    ------
+    ValueError
+        ``degrees`` negative, not finite or above 360 (``1e308`` used to overflow at the first batch).
 
     Shape
     -----
@@ -220,6 +225,9 @@ class RandomRotation:
             self.degrees = 0.0
         else:
             self.degrees = positive_real(degrees, "degrees", "RandomRotation")
+        if self.degrees > 360:
+            raise ValueError(f"RandomRotation: degrees must be in [0, 360]: angles are drawn in [-degrees, degrees], "
+                             f"and 180 already reaches every angle. Received: degrees={degrees!r}")
 
     def __call__(self, x, rng):
         return rotate_images(x, rng.uniform(-self.degrees, self.degrees, len(x)))

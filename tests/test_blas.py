@@ -1,5 +1,8 @@
 """minidl.functional.blas helpers: the bias add and the column sums equal numpy's plain forms."""
 
+import threading
+import warnings
+
 import numpy as np
 import pytest
 
@@ -63,4 +66,72 @@ def test_limit_threads_sets_and_restores_every_blas_library():
     assert [lib.num_threads for lib in libs] == before
     with pytest.raises(KeyError), blas.limit_threads(1):
         raise KeyError("restored on an exception too")
+    assert [lib.num_threads for lib in libs] == before
+
+
+def _real_blas_with_threads():
+    libs = blas.blas_libraries()
+    if not libs or min(lib.num_threads for lib in libs) < 2:
+        pytest.skip("needs a BLAS library running on 2 or more threads")
+    return libs
+
+
+def _fit_in_a_thread(blas_threads, seen):
+    """A tiny fit in a new thread; ``seen`` gets BLAS's thread counts at its first batch."""
+    import minidl as mdl
+
+    class Probe(mdl.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            seen.setdefault("threads", [lib.num_threads for lib in blas.blas_libraries()])
+
+    model = mdl.Sequential(mdl.layers.Dense(4, 2, rng=0))
+    trainer = mdl.Trainer(model, mdl.losses.MSE(), mdl.optim.SGD(model.parameters(), lr=0.1),
+                          blas_threads=blas_threads)
+    X = np.ones((8, 4), np.float32)
+    thread = threading.Thread(target=lambda: trainer.fit(X, X[:, :2], epochs=1, progress=False, callbacks=[Probe()]))
+    thread.start()
+    thread.join(60)
+
+
+@pytest.mark.parametrize("main_threads", ["auto", 1])
+def test_blas_threads_1_takes_effect_in_a_thread_after_a_fit_in_the_main_thread(main_threads):
+    """threadpoolctl lets only the thread that set OpenBLAS's count change it until that thread lets
+    go; minidl's blocks never did, so after one fit in the main thread, blas_threads=1 in a background
+    thread was ignored (BLAS on 2 threads there: 3.3 s against 0.37 s)."""
+    import minidl as mdl
+
+    libs = _real_blas_with_threads()
+    before = [lib.num_threads for lib in libs]
+    model = mdl.Sequential(mdl.layers.Dense(4, 2, rng=0))
+    mdl.Trainer(model, mdl.losses.MSE(), mdl.optim.SGD(model.parameters(), lr=0.1),
+                blas_threads=main_threads).fit(np.ones((8, 4), np.float32), np.ones((8, 2), np.float32),
+                                               epochs=1, progress=False)
+    seen = {}
+    _fit_in_a_thread(1, seen)
+    assert seen["threads"] == [1] * len(libs)
+    assert [lib.num_threads for lib in libs] == before
+
+
+def test_limit_threads_warns_when_another_thread_holds_blas():
+    """While the main thread is inside a block, another thread cannot change BLAS's threads: it is told
+    so (RuntimeWarning) instead of silently running on more threads, and BLAS is left as the block set it."""
+    libs = _real_blas_with_threads()
+    before = [lib.num_threads for lib in libs]
+    seen = {}
+
+    def other():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with blas.limit_threads(1):
+                seen["threads"] = [lib.num_threads for lib in libs]
+        seen["warnings"] = [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+    with blas.limit_threads(before[0]):  # the main thread takes control of BLAS's count
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(60)
+    if not hasattr(type(libs[0]), "clear_controlling_thread"):
+        pytest.skip("this threadpoolctl lets any thread set BLAS's threads")
+    assert seen["threads"] == before
+    assert len(seen["warnings"]) == 1 and "another thread" in seen["warnings"][0]
     assert [lib.num_threads for lib in libs] == before

@@ -220,6 +220,88 @@ def test_load_npz_both_forms(tmp_path):
         load_npz(tmp_path / "mis.npz")
 
 
+
+def _npy(shape, dtype="|u1", payload=b""):
+    """A .npy member: a header declaring ``shape`` and ``dtype``, then ``payload`` (not necessarily that long)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + payload
+
+
+def test_load_npz_refuses_a_npy_file_naming_it(tmp_path):
+    """np.load returns an array for a .npy, and load_npz failed with "TypeError: 'numpy.ndarray' object
+    does not support the context manager protocol"."""
+    np.save(tmp_path / "images.npy", np.zeros((4, 5, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"load_npz\('.*images\.npy'\): this is a \.npy file.*np\.savez"):
+        load_npz(tmp_path / "images.npy")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match=r"load_npz\('.*text\.npz'\): not a \.npz"):
+        load_npz(tmp_path / "text.npz")
+    with pytest.raises(FileNotFoundError, match="load_npz.*no such file"):
+        load_npz(tmp_path / "missing.npz")
+
+
+def test_load_npz_refuses_a_huge_declared_shape_before_allocating(tmp_path):
+    """A member whose header declares shape (10**12,) gave a bare MemoryError (931 GiB asked for)."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
+        zf.writestr("X.npy", _npy((10**12,)))
+        zf.writestr("y.npy", _npy((10,), "<i8", np.zeros(10, np.int64).tobytes()))
+    with pytest.raises(ValueError, match=r"load_npz\('.*huge\.npz'\): member 'X' declares .* bytes"):
+        load_npz(tmp_path / "huge.npz")
+
+
+def test_load_npz_has_mdl_loads_size_limit(tmp_path):
+    """A 150 KB deflated file that decompresses to 152 MB (uint8 zeros) took 40 s and 1.3 GB with no way
+    to bound it: max_bytes (mdl.load's, same default) refuses it before anything is decompressed."""
+    import tracemalloc
+    import zipfile
+
+    n = 2_000_000
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("X.npy", _npy((n // 64, 8, 8), payload=bytes(n)))
+        zf.writestr("y.npy", _npy((n // 64,), payload=bytes(n // 64)))
+    assert (tmp_path / "bomb.npz").stat().st_size < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"load_npz\('.*bomb\.npz'\): the arrays take 2,031,\d+ bytes, more "
+                                             r"than max_bytes=1,000,000"):
+            load_npz(tmp_path / "bomb.npz", max_bytes=1_000_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 500_000  # nothing decompressed
+    (X, y), _ = load_npz(tmp_path / "bomb.npz", max_bytes=None, test_size=0.5)
+    assert X.shape == (n // 128, 1, 8, 8)
+    with pytest.raises(TypeError, match="max_bytes must be an int"):
+        load_npz(tmp_path / "bomb.npz", max_bytes=1.5)
+
+
+def test_load_npz_damaged_archive_names_the_file(tmp_path):
+    import zipfile
+
+    X, y = np.zeros((10, 4, 4), np.uint8), np.arange(10) % 2
+    np.savez_compressed(tmp_path / "ok.npz", X=X, y=y)
+    data = bytearray((tmp_path / "ok.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "ok.npz") as zf:
+        info = zf.getinfo("X.npy")
+    start = info.header_offset + 30 + len(info.filename) + 20  # inside X's deflated data
+    data[start:start + 30] = bytes(30)
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"load_npz\('.*bad\.npz'\)"):
+        load_npz(tmp_path / "bad.npz")
+
+
+def test_load_idx_over_numpys_dimensions_names_the_file(tmp_path):
+    """65 dimensions of size 1: numpy's own "maximum supported dimension" error, without the file name."""
+    path = write(tmp_path / "deep", bytes([0, 0, 0x08, 65]) + struct.pack(">65I", *[1] * 65) + b"x")
+    with pytest.raises(ValueError, match=r"load_idx\('.*deep'\): the header declares 65 dimensions"):
+        load_idx(path)
+
+
 # ------------------------------------------------------------- minidl train --dataset mnist
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_cli_trains_the_mnist_cnn_on_idx_files(tmp_path, dataset):

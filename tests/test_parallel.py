@@ -305,7 +305,7 @@ def test_a_thread_outside_auto_threads_is_not_split(split_everything):
 
 class _FakeBlas:
     """A BLAS library controller whose thread count is one number, whichever thread sets it
-    (OpenBLAS 0.3.31 can ignore a set from another thread than the one that set it last)."""
+    (threadpoolctl ignores a set from another thread than the one that controls BLAS)."""
 
     def __init__(self, n):
         self.num_threads = n
@@ -415,8 +415,8 @@ def test_limit_threads_refuses_a_bad_count_before_touching_blas(monkeypatch, bad
 
 
 class _DeafBlas(_FakeBlas):
-    """A BLAS that ignores set_num_threads, as OpenBLAS 0.3.31 does when a thread other than the
-    main one asks after the main thread has set the count (measured: 2 threads kept)."""
+    """A BLAS that ignores set_num_threads, as threadpoolctl (3.8) does when a thread other than the
+    one controlling it asks while that thread is inside a block (measured: 2 threads kept)."""
 
     def set_num_threads(self, n):
         pass

@@ -114,7 +114,8 @@ def _labels_seen(seed, epochs, initial_epoch=None):
 
     class Probe(mdl.layers.Layer):
         def forward(self, x):
-            seen.setdefault(current[0], []).extend(x[:, 0].astype(int).tolist())
+            if self.training:  # not fit's eval-mode check of one sample before the first batch
+                seen.setdefault(current[0], []).extend(x[:, 0].astype(int).tolist())
             return np.repeat(x, 2, axis=1) * 0
 
         def backward(self, g):

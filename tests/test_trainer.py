@@ -221,7 +221,7 @@ def test_evaluate_and_predict_use_eval_mode_and_restore_it(small):
     assert not model.training  # restored to what it was
     seen.clear()
     trainer.fit(X, y, epochs=1, seed=0, progress=False)  # fit trains in training mode
-    assert all(seen)
+    assert seen[0] is False and all(seen[1:])  # after its check of one sample in eval mode (fit_probe)
 
 
 # -------------------------------------------------------------------- callbacks

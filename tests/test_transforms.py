@@ -80,11 +80,20 @@ def test_random_transforms_keep_dtype_are_seeded_and_differ_per_image():
     (lambda: RandomShift(-1), ValueError, "max_shift must be >= 0"),
     (lambda: RandomShift(1.5), TypeError, "max_shift"),
     (lambda: RandomRotation(-5), ValueError, "degrees"),
+    # accepted, then "OverflowError: high - low range exceeds valid bounds" at the first batch
+    (lambda: RandomRotation(1e308), ValueError, r"RandomRotation: degrees must be in \[0, 360\].*degrees=1e\+308"),
+    (lambda: RandomRotation(361), ValueError, r"degrees must be in \[0, 360\]"),
+    (lambda: RandomRotation(float("inf")), ValueError, "degrees"),
     (lambda: Compose([RandomShift(1), "flip"]), TypeError, "must be callable"),
 ])
 def test_bad_arguments(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_rotation_up_to_360_degrees_is_accepted():
+    x = np.ones((3, 1, 8, 8), np.float32)
+    assert RandomRotation(360)(x, np.random.default_rng(0)).shape == x.shape
 
 
 # ---------------------------------------------------------------- through fit
