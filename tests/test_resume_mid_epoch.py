@@ -96,6 +96,24 @@ def test_ctrl_c_mid_epoch_then_save_load_resume_is_bit_identical_to_an_uninterru
     _assert_identical(_outcome(resumed), straight)
 
 
+def test_drop_last_mid_epoch_resume_is_bit_identical(tmp_path):
+    """The position holds drop_last: the epoch's 9 full batches of 16 (6 samples left out) resume exactly."""
+    trainer, sched = _build(0)
+    _fit(trainer, sched, drop_last=True)
+    straight_drop = _outcome(trainer)
+    trainer, sched = _build(0)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(trainer, sched, extra=[_CtrlC(1, 5, "end")], drop_last=True)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    assert _meta(tmp_path / "c.npz")["position"]["drop_last"] is True
+    resumed, sched2 = _build(1)
+    resumed.load_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="drop_last: False .the checkpoint's run: True"):
+        _fit(resumed, sched2)
+    _fit(resumed, sched2, drop_last=True)
+    _assert_identical(_outcome(resumed), straight_drop)
+
+
 def test_a_mid_epoch_checkpoint_is_version_2_and_a_reloaded_one_saves_the_same_position(tmp_path):
     trainer, sched = _build(0)
     with pytest.raises(KeyboardInterrupt):
@@ -117,7 +135,8 @@ def _meta(path):
 @pytest.mark.parametrize("change, match", [({"batch_size": 8}, "batch_size: 8 .the checkpoint's run: 16"),
                                            ({"seed": 4}, "seed: 4 .the checkpoint's run: 3"),
                                            ({"shuffle": False}, "shuffle: False"),
-                                           ({"transform": None}, "transform: False")])
+                                           ({"transform": None}, "transform: False"),
+                                           ({"drop_last": True}, "drop_last: True .the checkpoint's run: False")])
 def test_resuming_mid_epoch_with_other_settings_is_refused_and_initial_epoch_restarts_the_epoch(
         tmp_path, change, match):
     trainer, sched = _build(0)
@@ -158,7 +177,11 @@ def _tamper(src, dst, edit):
     lambda m: m["position"].update(sums={"loss": "x"}),
     lambda m: m.pop("position"),  # version 2 without a position
     lambda m: m.update(version=1),  # version 1 with one
-], ids=["batch", "seen", "epoch", "sums", "no-position", "version-1"])
+    lambda m: m["position"].update(drop_last="no"),
+    lambda m: m["position"].pop("drop_last"),
+    lambda m: m["position"].update(drop_last=True, batch=10, seen=150),  # drop_last: 9 batches of 16
+], ids=["batch", "seen", "epoch", "sums", "no-position", "version-1", "drop_last-type", "no-drop_last",
+        "drop_last-batch"])
 def test_a_hostile_position_is_refused_and_nothing_changes(tmp_path, edit):
     trainer, sched = _build(0)
     with pytest.raises(KeyboardInterrupt):
