@@ -348,16 +348,36 @@ def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
     Returns
     -------
     Layer
-        The model, in training mode, with the saved weights and buffers (tied
-        parameters tied again).
+        The model **in eval mode**, ready to predict: BatchNorm uses its saved
+        running statistics and Dropout passes everything through, whatever mode
+        it was saved in. ``Trainer.fit`` switches it to training mode itself;
+        call ``model.train()`` first to train it by hand. Its weights and buffers
+        are the saved ones (tied parameters tied again).
+
+    Notes
+    -----
+    Why eval mode: a loaded model is nearly always used to predict, and a model
+    with BatchNorm or Dropout predicts worse in training mode without any error
+    (a digits CNN with BatchNorm and Dropout: 96.7 % test accuracy instead of 98.9 %).
+    In eval mode a forward keeps no backward caches, so a backward without
+    ``model.train()`` (or ``with mdl.enable_grad():``) raises a RuntimeError
+    saying so, rather than training the wrong model quietly. This is also what
+    :func:`minidl.export.from_onnx` returns, and what Keras's ``load_model`` then
+    ``model(x)`` computes; with PyTorch, call ``model.eval()`` after loading.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from minidl.layers import Conv2D
+    >>> from minidl import Sequential
+    >>> from minidl.layers import BatchNorm1D, Dense, Dropout
+    >>> model = Sequential(Dense(4, 3, rng=0), BatchNorm1D(3), Dropout(0.5))
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     Conv2D(1, 4, 3, padding="same").save(os.path.join(tmp, "conv.npz"))
-    ...     load(os.path.join(tmp, "conv.npz"))
-    Conv2D(1, 4, kernel_size=(3, 3), padding='same')
+    ...     model.save(os.path.join(tmp, "m.npz"))   # saved in training mode
+    ...     same = load(os.path.join(tmp, "m.npz"))
+    >>> same.training, all(not layer.training for layer in same)
+    (False, True)
+    >>> _ = same.train()   # to train it by hand (Trainer.fit does this itself)
     """
-    return read(path, custom_layers, max_bytes=max_bytes).model
+    model = read(path, custom_layers, max_bytes=max_bytes).model
+    model.eval()
+    return model
