@@ -263,6 +263,26 @@ def open_npz(path) -> zipfile.ZipFile:
     return zf
 
 
+#: Deflate expands at most about 1032:1; a member declaring more than this per stored byte lies.
+MAX_DEFLATE_RATIO = 1100
+
+
+def _check_compression(name: str, info: zipfile.ZipInfo) -> None:
+    """Only what numpy writes (``savez``: stored, ``savez_compressed``: deflated), at sizes deflate can
+    reach: a bzip2 or lzma member can declare gigabytes in a few hundred bytes (a zip bomb)."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.compress_size != info.file_size:
+            raise ValueError(f"member {name!r} is stored uncompressed but declares {info.file_size:,} bytes "
+                             f"in {info.compress_size:,}")
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        if info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 1024:
+            raise ValueError(f"member {name!r} declares {info.file_size:,} bytes in {info.compress_size:,} "
+                             "deflated bytes, more than deflate can expand (about 1032:1)")
+    else:
+        raise ValueError(f"member {name!r} uses zip compression method {info.compress_type}; numpy's savez and "
+                         "savez_compressed write only stored (0) or deflated (8) members")
+
+
 def member_header(zf: zipfile.ZipFile, name: str):
     """``(shape, dtype, info)`` of the ``.npy`` member ``name`` (without the ``.npy``).
 
@@ -303,6 +323,7 @@ def member_header(zf: zipfile.ZipFile, name: str):
         info = zf.getinfo(name + ".npy")
     except KeyError:
         raise ValueError(f"member {name!r} is missing") from None
+    _check_compression(name, info)
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):

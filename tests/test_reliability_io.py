@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minidl as mdl
-from minidl import layers, models
+from minidl import archive, layers, models
 from minidl.graph import Graph, Sequential
 from minidl.layers.base import Layer
 
@@ -56,6 +57,8 @@ def test_tied_weights_round_trip_and_stay_tied(tmp_path):
     np.testing.assert_array_equal(loaded(x), model(x))
     # still tied when trained: one SGD step moves both uses together
     opt = mdl.optim.SGD(loaded.parameters(), lr=0.1)
+    loaded.train()  # mdl.load gives eval mode (for predicting); training by hand starts with train()
+    loaded(x)
     loaded.backward(np.ones((3, 6), np.float32))
     opt.step()
     np.testing.assert_array_equal(loaded[2].weight.data, loaded[0].weight.data)
@@ -337,7 +340,7 @@ def test_building_a_many_layer_file_is_linear(tmp_path):
     CountingReLU.visits = 0
     model = mdl.load(path, custom_layers={"CountingReLU": CountingReLU})
     assert len(model) == n
-    assert CountingReLU.visits < 5 * n  # quadratic would be ~n**2 / 2 = 2,000,000
+    assert CountingReLU.visits < 10 * n  # build, checks and load's eval(): quadratic would be ~n**2 / 2 = 2,000,000
 
 
 def test_too_many_layers_or_too_deep_is_refused(tmp_path):
@@ -524,3 +527,81 @@ def test_every_single_byte_flip_of_a_deflated_file_is_a_value_error(tmp_path, go
             assert str(path) in str(exc)
             causes.add(type(exc.__cause__).__name__)
     assert "error" in causes  # zlib.error: a corrupt deflate stream was among them
+
+
+# ------------------------------------------------------ zip bombs: only what numpy writes, at deflate's ratios
+def _npy(a):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, a)
+    return buf.getvalue()
+
+
+def _bomb(path, method, n=4096):
+    """An .npz whose X member holds n zero (8, 8) float32 images compressed with ``method`` (np.savez and
+    savez_compressed write only stored or deflated members), and stored labels."""
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("X.npy")
+        info.compress_type = method
+        zf.writestr(info, _npy(np.zeros((n, 8, 8), np.float32)))
+        zf.writestr(zipfile.ZipInfo("y.npy"), _npy(np.zeros(n, np.int64)))
+    return path
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_members_compressed_beyond_deflate_are_refused_before_decompressing(method, tmp_path):
+    """bzip2/lzma pack any size into a few hundred bytes (a 190 KB file declared 1.5 GB and took 9 s);
+    numpy never writes them, so load_npz and mdl.load's reader refuse them before decompressing."""
+    path = _bomb(tmp_path / "bomb.npz", method)
+    with zipfile.ZipFile(path) as zf:  # 1 MiB of images in about a hundred bytes
+        assert zf.getinfo("X.npy").compress_size * 1100 < zf.getinfo("X.npy").file_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="compression method") as info:
+            mdl.data.load_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value) and peak < 2**20
+    with archive.open_npz(path) as zf, pytest.raises(ValueError, match="compression method"):
+        archive.member_header(zf, "X")
+
+
+def _uncompressed_size_fields(data: bytes, name: str):
+    """Offsets of member ``name``'s uncompressed-size fields in its local header and central directory entry."""
+    offsets = []
+    # (signature, offset of the uncompressed size, of the name's length, of the name)
+    for signature, size_at, length_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        at = data.find(signature)
+        while at >= 0:
+            length = int.from_bytes(data[at + length_at:at + length_at + 2], "little")
+            if data[at + name_at:at + name_at + length] == name.encode():
+                offsets.append(at + size_at)
+            at = data.find(signature, at + 4)
+    return offsets
+
+
+def test_a_deflated_member_declaring_more_than_deflate_can_expand_is_refused(tmp_path):
+    """A consistent .npy header for 1 GiB of float32, a deflate stream holding only that header, and a zip
+    directory declaring header + 1 GiB: every size agrees, so the reader allocated 1 GiB before finding
+    the stream short. Deflate cannot expand that far, so the directory is refused first."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**28,)})
+    header = header.getvalue()
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("X.npy", header)
+        zf.writestr("y.npy", _npy(np.zeros(2**28, np.int8)))
+    data = bytearray(path.read_bytes())
+    offsets = _uncompressed_size_fields(bytes(data), "X.npy")
+    assert len(offsets) == 2
+    for offset in offsets:
+        data[offset:offset + 4] = (len(header) + 2**30).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="more than deflate can expand"):
+            mdl.data.load_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
