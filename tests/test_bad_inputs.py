@@ -52,6 +52,25 @@ def _saved(tmp):
     return path
 
 
+def _bzip2(tmp):
+    path = tmp / "bz.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as zf:
+        for name, a in {"X": np.zeros((8, 8, 8), np.uint8), "y": np.zeros(8, np.int64)}.items():
+            with zf.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array(f, a)
+    return path
+
+
+def _loaded(tmp):
+    mdl.Sequential(layers.Dense(64, 10, rng=RNG(0))).save(tmp / "d.npz")
+    return mdl.load(tmp / "d.npz")
+
+
+def _backward_once(model):
+    model(np.ones((1, 64), np.float32))
+    return model.backward(np.ones((1, 10), np.float32))
+
+
 def _nan(a, index=3):
     a = a.copy()
     a[index, 0, 0, 0] = np.nan
@@ -145,6 +164,23 @@ ROWS = [
                                                                      d.backward(np.ones((1, 2), np.float32))))(
         layers.Dense(2, 2, rng=RNG(0))), RuntimeError, "eval mode"),
     ("conv2d given a list", lambda tmp: F.conv2d([[[[1.0]]]], np.ones((1, 1, 1, 1))), TypeError, "numpy.ndarray"),
+    ("fit: validation_data[0] the model cannot take", lambda tmp: _fit(
+        validation_data=(_data()[2][:, :, :4], _data()[3]))(tmp), ValueError, r"cannot take validation_data\[0\]"),
+    ("fit: a label out of range in y", lambda tmp: _fit(y=np.where(np.arange(64) == 50, 12, _data()[1]))(tmp),
+     ValueError, "does not fit the model's outputs"),
+    ("fit: BatchNorm and a last batch of one sample", lambda tmp: _trainer(mdl.Sequential(
+        layers.Flatten(), layers.Dense(64, 8, rng=RNG(0)), layers.BatchNorm1D(8), layers.Dense(8, 10, rng=RNG(1)))
+    ).fit(_data()[0][:33], _data()[1][:33], epochs=1, batch_size=32, progress=False), ValueError, "drop_last=True"),
+    ("fit: drop_last=True with fewer samples than batch_size", lambda tmp: _fit(
+        X=_data()[0][:10], y=_data()[1][:10], batch_size=32, drop_last=True)(tmp), ValueError, "leaves no batch"),
+    ("RandomRotation(1e308)", lambda tmp: mdl.data.RandomRotation(1e308), ValueError, "degrees"),
+    ("AvgPool2D on zero channels", lambda tmp: layers.AvgPool2D(2)(np.ones((1, 0, 4, 4), np.float32)),
+     ValueError, "at least one channel"),
+    ("load_npz: a .npy file", lambda tmp: (np.save(tmp / "a.npy", np.zeros(3)), mdl.data.load_npz(tmp / "a.npy")),
+     ValueError, r"this is a \.npy file"),
+    ("load_npz: a bzip2 member", lambda tmp: mdl.data.load_npz(_bzip2(tmp)), ValueError, "compression method"),
+    ("load: a loaded model trained by hand without train()", lambda tmp: _backward_once(_loaded(tmp)),
+     RuntimeError, "eval mode"),
     ("minidl train --lr abc", _cli("train", "--lr", "abc"), SystemExit, "2"),
     ("minidl train --seed -1", _cli("train", "--seed", "-1"), SystemExit, "2"),
     ("minidl train --lr 1e39", _cli("train", "--lr", "1e39"), SystemExit, "2"),
