@@ -1,7 +1,12 @@
 """Session report: the largest conv and batchnorm parity errors the run saw (tests/test_conv.py,
 tests/test_batchnorm.py)."""
 
+import contextlib
 import sys
+import time
+import tracemalloc
+
+import pytest
 
 
 def _batchnorm_parity(terminalreporter):
@@ -37,3 +42,23 @@ def pytest_terminal_summary(terminalreporter):
         "{hypothesis_parity_examples}, gradcheck {hypothesis_gradcheck_examples}".format(
             torch_part=torch_part, **{**p, "ref_vs_torch": "{:.3e}".format(p["ref_vs_torch"]) if p["torch_configs"]
                                       else "-"}))
+
+
+# ------------------------------------------------------------------ hostile files: refused cheaply
+@pytest.fixture
+def ceiling():
+    """``with ceiling(seconds, peak_bytes):`` fails the test if the block takes longer or its tracemalloc
+    peak (numpy reports its allocations to tracemalloc) is larger: a hostile file must be refused in
+    milliseconds without allocating what it declares. The defaults are generous for a shared machine."""
+    @contextlib.contextmanager
+    def within(seconds=1.0, peak_bytes=4 * 2**20):
+        tracemalloc.start()
+        start = time.perf_counter()
+        try:
+            yield
+            elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert elapsed < seconds, f"took {elapsed:.2f} s, more than the {seconds} s ceiling"
+        assert peak < peak_bytes, f"peak {peak / 2**20:.2f} MiB, more than the {peak_bytes / 2**20:.1f} MiB ceiling"
+    return within
