@@ -335,7 +335,7 @@ class Trainer(TrainerBase):
 
         Notes
         -----
-        Before the first batch, ``fit`` runs one sample of ``X`` and of
+        Before the first batch, ``fit`` runs two samples of ``X`` and of
         ``validation_data`` through the model in eval mode and the loss on its
         outputs (:mod:`minidl.fit_probe`), so bad data (wrong feature count, rank or
         dtype, labels out of range) are refused before any work. A ``np.memmap``
