@@ -107,6 +107,7 @@ class Trainer(TrainerBase):
         self._fit_key = None  # the data and settings the position refers to (samples, batch_size, shuffle)
         self._augment = None  # the current epoch's augmentation generator
         self._batch_state = None  # BatchState of the model (its buffers and generators), per fit
+        self._batch_saved = None  # BatchState.save() before the batch in progress (until it is done)
 
     # --------------------------------------------------------------- helpers
     def _step(self, epoch, batch, clip):
@@ -262,7 +263,7 @@ class Trainer(TrainerBase):
     def _fit_batch(self, epoch, batch, xb, yb, run, augment) -> dict:
         """The batch step with its callbacks; returns the batch's logs. If it fails before its step
         is committed, the buffers and generators it moved are put back."""
-        saved = self._batch_state.save(augment)
+        saved = self._batch_saved = self._batch_state.save(augment)  # save_checkpoint writes these meanwhile
         try:
             if augment is not None:
                 xb = transforms.apply(run.transform, xb, augment)
@@ -273,6 +274,8 @@ class Trainer(TrainerBase):
             if self._position.batch == batch:  # not committed
                 self._batch_state.restore(saved)
             raise
+        finally:
+            self._batch_saved = None
         for cb in run.callbacks:
             cb.on_batch_end(batch, batch_logs)
         return batch_logs
