@@ -206,6 +206,20 @@ class Trainer(TrainerBase):
         self._batch_state = BatchState(self.model)
         return resumed
 
+    def _train_begin(self, callbacks, resumed, kept, logs):
+        """``on_train_begin``, then the callbacks' state of a resumed run. If either fails, nothing was
+        trained: the loaded checkpoint stays ready for the next ``fit`` (``kept``: the position and epoch
+        count before :meth:`_begin_run`), which otherwise started again from epoch 0."""
+        try:
+            for cb in callbacks:
+                cb.on_train_begin(logs)
+            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
+                _checkpoint.restore_callbacks(callbacks, resumed)
+        except BaseException:
+            if resumed is not None:
+                self._resume, (self._position, self.epochs_done) = resumed, kept
+            raise
+
     def _fit_epoch(self, epoch, run, logs):
         """One epoch: callbacks, the batches, validation, the History; returns its logs.
 
@@ -379,13 +393,11 @@ class Trainer(TrainerBase):
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
                                        callbacks, progress, clip_grad_norm, initial_epoch, transform, drop_last)
+        kept = (self._position, self.epochs_done)
         resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
         try:
-            for cb in run.callbacks:
-                cb.on_train_begin(logs)
-            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
-                _checkpoint.restore_callbacks(run.callbacks, resumed)
+            self._train_begin(run.callbacks, resumed, kept, logs)
             for epoch in range(start, run.epochs):
                 logs = self._fit_epoch(epoch, run, logs)
                 if self.stop_training:
