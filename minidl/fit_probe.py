@@ -1,11 +1,11 @@
-"""What ``Trainer.fit`` checks by running the model on one sample before the first batch.
+"""What ``Trainer.fit`` checks by running the model on its first samples before the first batch.
 
 A model's errors about its input (feature count, rank, dtype) and a loss's errors about its
 targets (shape, label range) used to surface only where the data reached them: bad
 ``validation_data`` after a whole training epoch, which was then missing from the History;
 an out-of-range training label at its batch, after the batches before it had trained; a
 BatchNorm refusing the last batch of one sample in the middle of an epoch. One eval-mode
-forward of a single sample (no running statistics updated, no random draws, no caches kept,
+forward of two samples (no running statistics updated, no random draws, no caches kept,
 the mode restored), and the loss on its outputs with the targets' extreme labels, find
 them all before any work, in the words of the layer or loss that refuses.
 """
@@ -47,20 +47,23 @@ def _noting_inputs(layers, shapes: dict):
             vars(layer).pop("forward", None)
 
 
-def _probe(model, X, name, batchnorms=(), shapes=None):
-    """The model's outputs for ``X[:1]`` in eval mode; the model's mode is restored. A ValueError or
+def _probe(model, X, name, samples, batchnorms=(), shapes=None):
+    """The model's outputs for the first sample of ``X``, run in eval mode on ``X[:samples]`` (2 when
+    the batches hold 2 or more: a BatchNorm without running statistics normalizes with the batch's even
+    in eval mode, and refuses a batch of one sample); the model's mode is restored. A ValueError or
     TypeError of the model is raised again naming ``name`` and its shape and dtype."""
     was_training = model.training
     model.eval()
     try:
         with _noting_inputs(batchnorms, {} if shapes is None else shapes):
-            return model.forward(np.asarray(X[:1]))
+            outputs = model.forward(np.asarray(X[:samples]))
     except (ValueError, TypeError) as exc:
         kind = ValueError if isinstance(exc, ValueError) else TypeError
         raise kind(f"Trainer.fit: the model cannot take {name} (shape {tuple(X.shape)}, dtype {X.dtype}), "
-                   f"tried on its first sample before the first batch: {exc}") from exc
+                   f"tried on its first samples before the first batch: {exc}") from exc
     finally:
         model.train(was_training)
+    return outputs[:1] if isinstance(outputs, np.ndarray) and outputs.ndim else outputs
 
 
 def _extreme_labels(y) -> np.ndarray:
@@ -106,7 +109,7 @@ def _check_single_sample_batches(run, batchnorms, shapes) -> None:
     n, b = len(run.X), run.batch_size
     if not (b == 1 or n % b == 1 and not run.drop_last):
         return
-    single = [bn for bn in batchnorms if bn in shapes and math.prod(shapes[bn]) // shapes[bn][1] < 2]
+    single = [bn for bn in batchnorms if bn in shapes and math.prod(shapes[bn][2:]) < 2]  # values per sample
     if not single:
         return
     names = ", ".join(f"{type(bn).__name__}({bn.num_features})" for bn in single[:3])
@@ -127,9 +130,10 @@ def check_data_against_model(model, loss, run) -> None:
     """Before the first batch: the training data and ``validation_data`` fit the model and the loss,
     and the last batch of an epoch can be trained on.
 
-    One sample of ``X`` (and of ``validation_data[0]``) goes through the model in eval mode (nothing
-    is updated or kept; the mode is restored), the loss takes those outputs with the targets' two
-    smallest and two largest labels (integer labels) or their first sample (other targets), and a
+    Two samples of ``X`` (one with ``batch_size=1``) and of ``validation_data[0]`` go through the
+    model in eval mode (nothing is updated or kept; the mode is restored), the loss takes the first
+    sample's outputs with the targets' two smallest and two largest labels (integer labels) or their
+    first sample (other targets), and a
     BatchNorm that would get one value per channel from a last batch of one sample is reported.
 
     Parameters
@@ -160,9 +164,10 @@ def check_data_against_model(model, loss, run) -> None:
     """
     batchnorms = [layer for layer in _layers(model) if isinstance(layer, (BatchNorm1D, BatchNorm2D))]
     shapes: dict = {}
-    outputs = _probe(model, run.X, "X", batchnorms, shapes)
+    samples = min(2, run.batch_size)  # a model trained on batches of one sample may take no more
+    outputs = _probe(model, run.X, "X", samples, batchnorms, shapes)
     _check_targets(loss, outputs, run.y, "y")
     _check_single_sample_batches(run, batchnorms, shapes)
     if run.validation_data is not None:
         X_val, y_val = run.validation_data
-        _check_targets(loss, _probe(model, X_val, "validation_data[0]"), y_val, "validation_data[1]")
+        _check_targets(loss, _probe(model, X_val, "validation_data[0]", 2), y_val, "validation_data[1]")

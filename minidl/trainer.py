@@ -107,6 +107,7 @@ class Trainer(TrainerBase):
         self._fit_key = None  # the data and settings the position refers to (samples, batch_size, shuffle)
         self._augment = None  # the current epoch's augmentation generator
         self._batch_state = None  # BatchState of the model (its buffers and generators), per fit
+        self._batch_saved = None  # BatchState.save() before the batch in progress (until it is done)
 
     # --------------------------------------------------------------- helpers
     def _step(self, epoch, batch, clip):
@@ -205,6 +206,20 @@ class Trainer(TrainerBase):
         self._batch_state = BatchState(self.model)
         return resumed
 
+    def _train_begin(self, callbacks, resumed, kept, logs):
+        """``on_train_begin``, then the callbacks' state of a resumed run. If either fails, nothing was
+        trained: the loaded checkpoint stays ready for the next ``fit`` (``kept``: the position and epoch
+        count before :meth:`_begin_run`), which otherwise started again from epoch 0."""
+        try:
+            for cb in callbacks:
+                cb.on_train_begin(logs)
+            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
+                _checkpoint.restore_callbacks(callbacks, resumed)
+        except BaseException:
+            if resumed is not None:
+                self._resume, (self._position, self.epochs_done) = resumed, kept
+            raise
+
     def _fit_epoch(self, epoch, run, logs):
         """One epoch: callbacks, the batches, validation, the History; returns its logs.
 
@@ -262,7 +277,7 @@ class Trainer(TrainerBase):
     def _fit_batch(self, epoch, batch, xb, yb, run, augment) -> dict:
         """The batch step with its callbacks; returns the batch's logs. If it fails before its step
         is committed, the buffers and generators it moved are put back."""
-        saved = self._batch_state.save(augment)
+        saved = self._batch_saved = self._batch_state.save(augment)  # save_checkpoint writes these meanwhile
         try:
             if augment is not None:
                 xb = transforms.apply(run.transform, xb, augment)
@@ -273,6 +288,8 @@ class Trainer(TrainerBase):
             if self._position.batch == batch:  # not committed
                 self._batch_state.restore(saved)
             raise
+        finally:
+            self._batch_saved = None
         for cb in run.callbacks:
             cb.on_batch_end(batch, batch_logs)
         return batch_logs
@@ -335,7 +352,7 @@ class Trainer(TrainerBase):
 
         Notes
         -----
-        Before the first batch, ``fit`` runs one sample of ``X`` and of
+        Before the first batch, ``fit`` runs two samples of ``X`` and of
         ``validation_data`` through the model in eval mode and the loss on its
         outputs (:mod:`minidl.fit_probe`), so bad data (wrong feature count, rank or
         dtype, labels out of range) are refused before any work. A ``np.memmap``
@@ -376,13 +393,11 @@ class Trainer(TrainerBase):
         """
         run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
                                        callbacks, progress, clip_grad_norm, initial_epoch, transform, drop_last)
+        kept = (self._position, self.epochs_done)
         resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
         try:
-            for cb in run.callbacks:
-                cb.on_train_begin(logs)
-            if resumed is not None:  # after on_train_begin, which resets the callbacks' state
-                _checkpoint.restore_callbacks(run.callbacks, resumed)
+            self._train_begin(run.callbacks, resumed, kept, logs)
             for epoch in range(start, run.epochs):
                 logs = self._fit_epoch(epoch, run, logs)
                 if self.stop_training:

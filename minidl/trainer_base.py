@@ -151,7 +151,9 @@ class TrainerBase:
         the callbacks of the next ``fit`` after their ``on_train_begin``.
 
         Inside an epoch too: after ``fit`` was stopped by Ctrl-C or an error,
-        or from ``on_batch_end``. The checkpoint then also holds where the
+        or from a batch callback (from ``on_batch_begin`` or ``on_after_backward``
+        it holds the state from before that batch, which the resumed run trains
+        again). The checkpoint then also holds where the
         epoch stands (the batches done, their summed logs, the augmentation
         generator), and the next ``fit`` after :meth:`load_checkpoint` continues
         the epoch after its last batch done, bit for bit as the uninterrupted run
@@ -190,8 +192,16 @@ class TrainerBase:
         """
         if self._epoch_logs is not None:  # called from on_epoch_end: what earlier callbacks logged
             self.history._update_last(self._epoch_logs)
-        _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
-                         self.history, self._callbacks, self._position_entry())
+        pending, now = getattr(self, "_batch_saved", None), None
+        if pending is not None:  # inside a batch not done (on_batch_begin, on_after_backward): the
+            now = self._batch_state.save(self._augment)  # buffers and generators from before it, which
+            self._batch_state.restore(pending)  # the position resumes from (the weights are not stepped yet)
+        try:
+            _checkpoint.save(path, self.model, self.optimizer, self.epochs_done, self._seed,
+                             self.history, self._callbacks, self._position_entry())
+        finally:
+            if now is not None:
+                self._batch_state.restore(now)
 
     def _position_entry(self):
         """Where the current epoch stands, for a checkpoint (None between epochs)."""

@@ -105,3 +105,8 @@ def test_a_malformed_callback_state_is_refused_before_the_first_batch(saved, tmp
     with pytest.raises(ValueError, match="Trainer.fit: the checkpoint's state for EarlyStopping is malformed"):
         trainer.fit(X, Y, epochs=3, progress=False, callbacks=[_stop(), Count()])
     assert Count.batches == 0
+    # the message's way out, resuming without that callback, still resumes: epoch 3 only (it trained
+    # epochs 1 to 3 again from the loaded weights, in a History restarted at epoch 0)
+    trainer.fit(X, Y, epochs=3, progress=False, callbacks=[Count()])
+    assert trainer.history.epoch == [0, 1, 2] and Count.batches == 1
+    assert trainer.history["loss"][:2] == saved.extra_meta["trainer"]["history"]["history"]["loss"]

@@ -102,6 +102,22 @@ def test_ignored_labels_and_valid_data_are_not_refused():
         _mlp().fit(X, y, epochs=1, progress=False)
 
 
+
+def test_a_batchnorm_without_running_statistics_is_not_refused():
+    """BatchNorm1D(track_running_stats=False) normalizes with the batch's statistics in eval mode too (as
+    torch): the probe ran it on one sample, and fit refused batches of 4 ('expected more than 1 value per
+    channel'). It trains, is validated, and batches of one sample are still refused before work."""
+    model = mdl.Sequential(layers.Dense(4, 8, rng=RNG(0)), layers.BatchNorm1D(8, track_running_stats=False),
+                           layers.Dense(8, 3, rng=RNG(1)))
+    trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
+    count = Count()
+    history = trainer.fit(X[:20], Y[:20], epochs=1, batch_size=4, progress=False, validation_data=(X[20:30], Y[20:30]),
+                          callbacks=[count])
+    assert count.sizes == {0: [4] * 5} and np.isfinite(history["val_loss"][0])
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        trainer.fit(X[:20], Y[:20], epochs=1, batch_size=1, progress=False, callbacks=[count])
+    assert count.batches == 5
+
 # --------------------------------------------------------------- BatchNorm and drop_last
 def test_a_last_batch_of_one_sample_with_batchnorm_is_refused_before_work():
     """33 samples, batch_size 32: BatchNorm1D refused the last batch mid-epoch, after the first had trained,
