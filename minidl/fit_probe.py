@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 
+from .fit_state import BatchState
 from .layers import BatchNorm1D, BatchNorm2D
+from .layers.tree import layer_state_restored
 
 __all__ = ["check_data_against_model"]
 
@@ -52,17 +54,17 @@ def _probe(model, X, name, samples, batchnorms=(), shapes=None):
     the batches hold 2 or more: a BatchNorm without running statistics normalizes with the batch's even
     in eval mode, and refuses a batch of one sample); the model's mode is restored. A ValueError or
     TypeError of the model is raised again naming ``name`` and its shape and dtype."""
-    was_training = model.training
-    model.eval()
+    saved = BatchState(model).save()  # a custom layer may move a buffer or draw even in eval mode
     try:
-        with _noting_inputs(batchnorms, {} if shapes is None else shapes):
+        with layer_state_restored(model), _noting_inputs(batchnorms, {} if shapes is None else shapes):
+            model.eval()  # every layer's own mode (a frozen BatchNorm's too) and cache come back after
             outputs = model.forward(np.asarray(X[:samples]))
     except (ValueError, TypeError) as exc:
         kind = ValueError if isinstance(exc, ValueError) else TypeError
         raise kind(f"Trainer.fit: the model cannot take {name} (shape {tuple(X.shape)}, dtype {X.dtype}), "
                    f"tried on its first samples before the first batch: {exc}") from exc
     finally:
-        model.train(was_training)
+        BatchState.restore(saved)
     return outputs[:1] if isinstance(outputs, np.ndarray) and outputs.ndim else outputs
 
 

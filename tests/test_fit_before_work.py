@@ -202,3 +202,48 @@ def test_drop_last_resumes_bit_for_bit(tmp_path):
     assert resumed.history.history == full.history.history and resumed.history.epoch == [0, 1, 2, 3]
     for k, v in full.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
+
+
+class _Tally(layers.Layer):
+    """Counts every forward in a buffer and draws from its generator, in either mode (a custom layer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+        self.register_buffer("calls", np.zeros((), np.int64))
+
+    def forward(self, x):
+        self.calls += 1
+        self.rng.random()
+        return x
+
+    def backward(self, grad):
+        return grad
+
+
+def test_the_probe_leaves_layers_as_it_found_them():
+    """The check before the first batch runs the model once in eval mode: a custom layer's buffers and
+    generator, and every layer's own mode, are put back (the review found the buffer counted and the
+    generator advanced)."""
+    tally = _Tally()
+    model = mdl.Sequential(layers.Dense(4, 3, rng=0), tally)
+    X, y = np.ones((8, 4), np.float32), np.arange(8) % 3
+    trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
+    from minidl.fit_checks import check_fit_args
+    from minidl.fit_probe import check_data_against_model
+    run, _ = check_fit_args(X, y, 1, 4, None, True, 0, [], False, None, None)
+    model.train()
+    model[0].eval()  # a layer frozen in eval mode by its user
+    check_data_against_model(model, trainer.loss, run)
+    assert int(tally.calls) == 0
+    assert tally.rng.bit_generator.state == np.random.default_rng(0).bit_generator.state
+    assert model.training and tally.training and not model[0].training
+
+
+def test_one_value_per_channel_hints_eval_mode_only_with_running_statistics():
+    """Eval mode normalizes with the running statistics: no help to a BatchNorm that keeps none."""
+    x = np.ones((1, 3), np.float32)
+    with pytest.raises(ValueError, match=r"Use a batch of 2 or more\.$"):
+        layers.BatchNorm1D(3, track_running_stats=False)(x)
+    with pytest.raises(ValueError, match=r"or eval mode \(with running statistics\)\.$"):
+        layers.BatchNorm1D(3)(x)

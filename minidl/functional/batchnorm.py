@@ -155,7 +155,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and m == 1:
         raise ValueError(f"{where}: expected more than 1 value per channel when training (the batch "
                          f"variance of one value is undefined; torch refuses it too). Received: input of "
-                         f"shape {input.shape}. Use a batch of 2 or more, or eval mode.")
+                         f"shape {input.shape}. Use a batch of 2 or more"
+                         + (", or eval mode (with running statistics)." if running_mean is not None else "."))
     if training and m == 0:  # an empty batch, as torch: an empty output, the running statistics untouched
         mean, inv_std = np.zeros(input.shape[1], input.dtype), np.full(input.shape[1], 1 / np.sqrt(eps), input.dtype)
         out = np.empty_like(input)
