@@ -286,7 +286,8 @@ class Trainer(TrainerBase):
             batch_logs = self._train_step(xb, yb, epoch, batch, run.clip)
         except BaseException:
             if self._position.batch == batch:  # not committed
-                self._batch_state.restore(saved)
+                with sigint_deferred():  # a second Ctrl-C waits until the rollback is whole
+                    self._batch_state.restore(saved)
             raise
         finally:
             self._batch_saved = None

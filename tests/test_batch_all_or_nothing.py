@@ -148,3 +148,33 @@ def test_a_real_ctrl_c_at_the_end_of_the_step_leaves_a_whole_batch():
             runs["interrupted"] = _snapshot(model, opt)
         runs.setdefault("straight", snap.after)
     _assert_same(runs["interrupted"], runs["straight"][2])  # batches 0, 1, 2 whole
+
+
+def test_a_second_ctrl_c_during_the_rollback_waits_until_it_is_whole(monkeypatch):
+    """A batch fails after its forward moved BatchNorm's statistics; a Ctrl-C arriving as the rollback starts
+    is raised after the buffers are back, not in the middle (it left them moved before)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    from minidl.fit_state import BatchState
+
+    model = mdl.Sequential(layers.Dense(4, 6, rng=0), layers.BatchNorm1D(6), layers.Dense(6, 3, rng=1))
+    trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    real = BatchState.restore
+
+    def interrupted_restore(saved):
+        if int(model[1].num_batches_tracked) == 1:  # the batch's rollback (not fit's check before work)
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C as the rollback begins
+        real(saved)
+
+    monkeypatch.setattr(BatchState, "restore", staticmethod(interrupted_restore))
+
+    class Fail(Callback):
+        def on_after_backward(self, batch, logs=None):
+            raise RuntimeError("the batch fails after its forward")
+
+    X, y = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32), np.arange(8) % 3
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X, y, epochs=1, batch_size=8, callbacks=[Fail()], progress=False, seed=0)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
