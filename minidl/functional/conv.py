@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_ndim, check_same_dtype
-from . import blas, conv_args, conv_grads, im2col
+from . import conv_args, conv_grads, im2col
+from ._engine import blas
 from .geometry import conv2d_output_size, resolve_padding
 
 __all__ = [
@@ -96,7 +97,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         kh * kw * C_in / groups)`` otherwise, for :func:`conv2d_backward` to
         reuse; None when it was built in pieces or is larger than
         ``MAX_CACHED_COLUMN_BYTES``, the padding is not zeros, the batch was
-        split over threads (:func:`minidl.functional.blas.map_batch`), or the
+        split over threads (:func:`minidl.functional._engine.blas.map_batch`), or the
         convolution is depthwise with few outputs per channel (at most 8 at
         stride 1, 4 otherwise: ``depthwise.MAX_MULTIPLIER``; computed by
         ``kh * kw`` multiply-adds per output, without columns).

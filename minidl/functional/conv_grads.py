@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas, depthwise, im2col
+from . import depthwise, im2col
 from . import padding as padding_modes
+from ._engine import blas
 from .geometry import Geometry
 
 __all__ = ["input_grad", "weight_grad", "input_grad_nchw", "weight_grad_nchw", "padded_source", "grad_rows"]

@@ -27,7 +27,7 @@ multiply-adds: far too little work per channel for a GEMM (``C`` products of
 Everything is done piece by piece over the output pixels
 (:func:`minidl.functional.im2col.tiles`), each piece's band and temporaries
 under the column budget ``cap``; the kernels keep no state between calls (they run
-on several threads at once under :func:`minidl.functional.blas.map_batch`).
+on several threads at once under :func:`minidl.functional._engine.blas.map_batch`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import blas
+from ._engine import blas
 from .geometry import Geometry, Padding
 
 __all__: list[str] = []
