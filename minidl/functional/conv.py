@@ -2,7 +2,7 @@
 
 The forward pass unfolds the padded input into columns (im2col, a strided
 view copied piece by piece, at most ``MAX_COLUMN_BYTES`` at a time, even
-within one sample: see :mod:`minidl.functional.im2col`) and multiplies by
+within one sample: see :mod:`minidl.functional._engine.im2col`) and multiplies by
 the flattened kernel: one GEMM per piece.
 The backward pass is split, as in :mod:`torch.nn.grad`, into
 
@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_ndim, check_same_dtype
-from . import conv_args, conv_grads, im2col
-from ._engine import blas
+from . import conv_args, conv_grads
+from ._engine import blas, im2col
 from .geometry import conv2d_output_size, resolve_padding
 
 __all__ = [

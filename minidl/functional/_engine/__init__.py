@@ -4,8 +4,12 @@ The math -- one module per op in :mod:`minidl.functional`, forward and backward 
 with the formulas in their docstrings and the derivations in ``docs/`` -- calls in here for how
 the work is done fast and within a memory budget:
 
-* :mod:`.blas` -- the matrix products, BLAS's threads and the split of a batch over threads.
+* :mod:`.blas` -- the matrix products, BLAS's threads and the split of a batch over threads;
+* :mod:`.tiling` -- the cut of a convolution's output into pieces that fit the byte budget
+  (``MAX_COLUMN_BYTES``);
+* :mod:`.im2col` -- the convolution's unfolding into columns, piece by piece, and its GEMMs;
+* :mod:`.depthwise` -- direct per-offset kernels for depthwise convolutions (no GEMM).
 
-The wall: modules here import each other and :mod:`minidl.validation`, never a math module of
-:mod:`minidl.functional` (the dependencies run from the math to the engine only).
+The wall: the dependencies run from the math to the engine only (still to do: the engine's
+kernels take the ``Geometry`` record of :mod:`minidl.functional.geometry`).
 """
