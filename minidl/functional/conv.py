@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_ndim, check_same_dtype
-from . import conv_args, conv_grads
-from ._engine import blas, im2col
+from . import conv_args
+from ._engine import blas, conv_grads, im2col
 from .geometry import conv2d_output_size, resolve_padding
 
 __all__ = [

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import Geometry
+from . import blas, depthwise, im2col, tiling
 from . import padding as padding_modes
-from ._engine import blas, depthwise, im2col, tiling
-from .geometry import Geometry
 
 __all__ = ["input_grad", "weight_grad", "input_grad_nchw", "weight_grad_nchw", "padded_source", "grad_rows"]
 
@@ -32,7 +32,7 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
     the zero-padded input; the caller crops (or folds) the padding. A depthwise
     convolution (one input channel per group) uses the direct kernels of
-    :mod:`minidl.functional._engine.depthwise` instead (returned cropped), or col2im
+    :mod:`.depthwise` instead (returned cropped), or col2im
     beyond their ``MAX_MULTIPLIER`` outputs per channel.
     Returns ``(dx_nhwc, cropped)``.
 
