@@ -5,14 +5,15 @@ with the formulas in their docstrings and the derivations in ``docs/`` -- calls 
 the work is done fast and within a memory budget:
 
 * :mod:`.blas` -- the matrix products, BLAS's threads and the split of a batch over threads;
-* :mod:`.tiling` -- the cut of a convolution's output into pieces that fit the byte budget
-  (``MAX_COLUMN_BYTES``);
+* :mod:`.tiling` -- the ``Geometry`` record the kernels take, and the cut of a convolution's
+  output into pieces that fit the byte budget (``MAX_COLUMN_BYTES``);
 * :mod:`.im2col` -- the convolution's unfolding into columns, piece by piece, and its GEMMs;
 * :mod:`.depthwise` -- direct per-offset kernels for depthwise convolutions (no GEMM);
 * :mod:`.conv_grads` -- the convolution's gradients on those pieces: the NCHW glue around the
   GEMMs, col2im, and the choice of the full-correlation, col2im and depthwise paths;
 * :mod:`.padding` -- the copies of the non-zero padding modes and their adjoints.
 
-The wall: the dependencies run from the math to the engine only (still to do: the engine's
-kernels take the ``Geometry`` record of :mod:`minidl.functional.geometry`).
+The wall: modules here import each other, numpy and :mod:`minidl.validation`, never a math module
+of :mod:`minidl.functional`: the dependencies run from the math to the engine only
+(``tests/test_layering.py`` checks it).
 """

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Geometry
 from . import blas, depthwise, im2col, tiling
 from . import padding as padding_modes
+from .tiling import Geometry
 
 __all__ = ["input_grad", "weight_grad", "input_grad_nchw", "weight_grad_nchw", "padded_source", "grad_rows"]
 

@@ -35,8 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..geometry import Geometry
-from .tiling import tiles
+from .tiling import Geometry, tiles
 
 __all__: list[str] = []
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..geometry import Geometry, Padding
 from . import blas, depthwise
-from .tiling import tiles
+from .tiling import Geometry, Padding, tiles
 
 __all__: list[str] = []
 

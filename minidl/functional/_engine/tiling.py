@@ -1,13 +1,45 @@
-"""How a convolution's output is cut into pieces whose temporaries fit a byte budget (internal).
-
-Shared by the im2col kernels (:mod:`.im2col`) and the direct depthwise kernels (:mod:`.depthwise`),
-which both work piece by piece under the column budget
-(:data:`minidl.functional.conv.MAX_COLUMN_BYTES`, passed in).
+"""What every engine kernel takes and how it cuts its work (internal): the :class:`Geometry`
+record of a convolution or pooling (validated and built by
+:func:`minidl.functional.geometry.geometry`; defined here so that the engine imports no math
+module), and :func:`tiles`, the cut of an output into pieces whose temporaries fit a byte budget
+(:data:`minidl.functional.conv.MAX_COLUMN_BYTES`, passed in), shared by the im2col kernels
+(:mod:`.im2col`) and the direct depthwise kernels (:mod:`.depthwise`).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 __all__: list[str] = []
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+class Geometry(NamedTuple):
+    """A validated convolution/pooling geometry: what :func:`minidl.functional.geometry.geometry` returns.
+
+    ``pads`` is explicit ``((top, bottom), (left, right))``; ``out`` is
+    ``(H_out, W_out)``. A stride with a single output position and a dilation
+    of a one-tap kernel are normalised to 1.
+
+    Attributes
+    ----------
+    kernel, stride, dilation : (int, int)
+    pads : ((int, int), (int, int))
+    out : (int, int)
+
+    Examples
+    --------
+    >>> from minidl.functional.geometry import geometry
+    >>> geometry((8, 8), 3, 2, "same", 1, "example")
+    Geometry(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((0, 1), (0, 1)), out=(4, 4))
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Padding
+    out: tuple[int, int]
 
 
 def tiles(n: int, out_hw, pixel_bytes: int, cap: int):
