@@ -200,7 +200,7 @@ def build_minidl(name, quick, variant):
             layer.backward(g)
 
         if variant == "default":  # as the Trainer runs them: one-thread BLAS, large batches split over the cores
-            run.context = mdl.functional.blas.auto_threads
+            run.context = mdl.functional._engine.blas.auto_threads
         return run
     X, y = _data(name, quick, rng)
     model = _minidl_model(c["spec"], rng)

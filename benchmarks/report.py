@@ -193,7 +193,7 @@ def markdown(rows, machine, args, elapsed):
               "- Threads \"1\": threadpoolctl limits numpy's BLAS to 1 thread (so the Trainer's "
               "`blas_threads=\"auto\"` computes its runs on that one thread), "
               "`torch.set_num_threads(1)`. Threads \"all\": no limit; minidl runs every case as the "
-              "Trainer does by default (`blas_threads=\"auto\"`, `minidl.functional.blas.auto_threads`: "
+              "Trainer does by default (`blas_threads=\"auto\"`, `minidl.functional._engine.blas.auto_threads`: "
               "BLAS on one thread, batches of 32 MFLOP and more split into runs of samples computed on "
               "every core), against PyTorch's defaults; the rows marked `(blas_threads=None)` are "
               "minidl epochs with BLAS left at all threads and nothing split.",

@@ -16,7 +16,7 @@ medians reported with the per-round spread (min-max). Thread settings: "1"
 (threadpoolctl limit 1 on numpy's BLAS, under which the Trainer's ``blas_threads="auto"`` runs on
 one thread; ``torch.set_num_threads(1)``) and "all" (no limit; minidl as the Trainer runs by
 default, ``blas_threads="auto"``: BLAS on one thread, large batches split over the cores --
-layer cases inside ``minidl.functional.blas.auto_threads`` -- against PyTorch's defaults, and
+layer cases inside ``minidl.functional._engine.blas.auto_threads`` -- against PyTorch's defaults, and
 in addition minidl epochs with ``Trainer(blas_threads=None)``).
 ``mnist_predict`` runs in a fresh process per framework and setting, so that
 its peak resident memory (ru_maxrss) is its own.

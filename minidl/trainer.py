@@ -43,7 +43,7 @@ class Trainer(TrainerBase):
         (a per-batch mean; the Trainer weights batches by their size).
     blas_threads : "auto", int >= 1 or None, default "auto"
         How ``fit``, ``evaluate`` and ``predict`` use the cores; BLAS's setting is
-        restored afterwards. ``"auto"`` (:func:`minidl.functional.blas.auto_threads`):
+        restored afterwards. ``"auto"`` (:func:`minidl.functional._engine.blas.auto_threads`):
         BLAS on one thread, and each batch with enough work (convolutions, Dense,
         ReLU, max pooling from 32 MFLOP: 28x28 and 32x32 images, not the reference
         digits CNN) split into runs of samples computed on as many threads as BLAS

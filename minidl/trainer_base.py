@@ -12,13 +12,14 @@ from . import checkpoint as _checkpoint
 from .data import iterate_batches
 from .fit_checks import check_xy
 from .fit_state import EpochPosition
-from .functional import blas
+from .functional._engine import blas
 from .history import History
 
 
 def _blas_context(blas_threads):
     """The context a Trainer runs in for ``blas_threads``: None leaves BLAS alone, "auto"
-    is :func:`minidl.functional.blas.auto_threads`, an int :func:`~minidl.functional.blas.limit_threads`."""
+    is :func:`minidl.functional._engine.blas.auto_threads`, an int
+    :func:`~minidl.functional._engine.blas.limit_threads`."""
     if blas_threads is None:
         return contextlib.nullcontext()
     if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the cores

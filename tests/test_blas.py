@@ -1,4 +1,4 @@
-"""minidl.functional.blas helpers: the bias add and the column sums equal numpy's plain forms."""
+"""minidl.functional._engine.blas helpers: the bias add and the column sums equal numpy's plain forms."""
 
 import threading
 import warnings
@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from minidl.functional import blas
+from minidl.functional._engine import blas
 
 
 @pytest.mark.parametrize("shape", [(37, 16), (3, 5, 7), (2, 8, 8, 16), (0, 4, 4, 32), (1, 300), (5, 1),

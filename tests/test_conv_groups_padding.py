@@ -9,7 +9,7 @@ import pytest
 
 from minidl import functional as F
 from minidl.functional import conv as conv_mod
-from minidl.functional import padding as padding_mod
+from minidl.functional._engine import padding as padding_mod
 
 torch = pytest.importorskip("torch")
 

@@ -1,5 +1,5 @@
 """Depthwise convolutions (one input channel per group, ``m`` outputs per channel):
-the direct per-offset kernels of ``minidl.functional.depthwise`` against two oracles --
+the direct per-offset kernels of ``minidl.functional._engine.depthwise`` against two oracles --
 the same convolution with ``groups=1`` and a block-diagonal dense weight (numpy only:
 the GEMM path), and PyTorch in float64 -- for channel multipliers 1 to 3, strides,
 dilations, asymmetric padding, the padding modes, pieces and the memory they use."""
@@ -14,7 +14,7 @@ import pytest
 
 import minidl.functional.conv as conv_mod
 from minidl import functional as F
-from minidl.functional import depthwise
+from minidl.functional._engine import depthwise
 
 TIGHT = 1e-11
 

@@ -1,4 +1,4 @@
-"""Batches split over threads (minidl.functional.blas.map_batch) give the serial results.
+"""Batches split over threads (minidl.functional._engine.blas.map_batch) give the serial results.
 
 Inside ``blas.auto_threads`` (the Trainer's default), convolutions with enough work split
 their batch into one run of samples per thread. These tests force the split (threshold 0,
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl.functional import blas
 from minidl.functional import conv as fconv
+from minidl.functional._engine import blas
 
 pytest.importorskip("threadpoolctl")
 

@@ -1,5 +1,5 @@
 """numpy's floating-point error state (np.errstate / np.seterr) holds in the worker
-threads of a split batch (minidl.functional.blas.map_batch) as on the calling thread.
+threads of a split batch (minidl.functional._engine.blas.map_batch) as on the calling thread.
 
 numpy keeps it in a context variable, which a thread pool's threads do not inherit:
 before the fix the runs computed on worker threads used numpy's defaults (warn), so
@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
-from minidl.functional import blas, dense
+from minidl.functional import dense
+from minidl.functional._engine import blas
 
 pytest.importorskip("threadpoolctl")
 

@@ -1,4 +1,4 @@
-"""Memory of batches split into runs (minidl.functional.blas.map_batch).
+"""Memory of batches split into runs (minidl.functional._engine.blas.map_batch).
 
 A split batch must not hold more than the unsplit computation: each run's temporaries
 (its im2col columns, its part of dL/dX) are freed when the run ends, not kept until the
@@ -13,8 +13,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from minidl.functional import blas
 from minidl.functional import conv as fconv
+from minidl.functional._engine import blas
 
 pytest.importorskip("threadpoolctl")
 

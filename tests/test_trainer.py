@@ -652,7 +652,7 @@ def test_auto_threads_run_blas_on_one_thread_and_split_large_batches(small):
     batches are split into runs computed on as many threads as BLAS had (blas.map_batch);
     the BLAS setting is restored after fit, and outside fit nothing is split."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from minidl.functional import blas
+    from minidl.functional._engine import blas
 
     def blas_threads():
         return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]

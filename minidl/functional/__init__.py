@@ -7,6 +7,14 @@ Array arguments must be numpy arrays: a list raises a TypeError that says how
 to convert it (``np.asarray(x, dtype=np.float32)``), as :func:`torch.nn.functional`
 refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
+
+The math is here, one module per op with its forward and backward side by side
+(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``dropout``,
+``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
+argument checks ``conv_args`` and ``loss_args``. The speed machinery the kernels call --
+tiling under a byte budget, im2col, the depthwise kernels, BLAS threads and batch
+splitting -- is behind a wall in ``minidl.functional._engine``: nothing there is math a
+learner needs, and nothing there imports the math.
 """
 
 from .activation import (

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_same_dtype
-from . import blas
+from ._engine import blas
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "softmax_backward", "check_negative_slope"]
@@ -40,7 +40,7 @@ def relu(x):
     if x.ndim == 0:
         return np.maximum(x, 0, dtype=x.dtype)
     out = np.empty_like(x)  # x's memory layout (channels-last stays channels-last)
-    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    # one run of samples per thread when the batch is large (minidl.functional._engine.blas.map_batch)
     blas.map_batch(lambda n0, n1: np.maximum(x[n0:n1], 0, out=out[n0:n1], dtype=x.dtype),
                    x.shape[0], x.size * blas.ELEMENT_FLOPS)
     return out

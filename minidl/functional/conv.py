@@ -2,7 +2,7 @@
 
 The forward pass unfolds the padded input into columns (im2col, a strided
 view copied piece by piece, at most ``MAX_COLUMN_BYTES`` at a time, even
-within one sample: see :mod:`minidl.functional.im2col`) and multiplies by
+within one sample: see :mod:`minidl.functional._engine.im2col`) and multiplies by
 the flattened kernel: one GEMM per piece.
 The backward pass is split, as in :mod:`torch.nn.grad`, into
 
@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_ndim, check_same_dtype
-from . import blas, conv_args, conv_grads, im2col
+from . import conv_args
+from ._engine import blas, conv_grads, im2col
 from .geometry import conv2d_output_size, resolve_padding
 
 __all__ = [
@@ -96,7 +97,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         kh * kw * C_in / groups)`` otherwise, for :func:`conv2d_backward` to
         reuse; None when it was built in pieces or is larger than
         ``MAX_CACHED_COLUMN_BYTES``, the padding is not zeros, the batch was
-        split over threads (:func:`minidl.functional.blas.map_batch`), or the
+        split over threads (:func:`minidl.functional._engine.blas.map_batch`), or the
         convolution is depthwise with few outputs per channel (at most 8 at
         stride 1, 4 otherwise: ``depthwise.MAX_MULTIPLIER``; computed by
         ``kh * kw`` multiply-adds per output, without columns).

@@ -6,10 +6,53 @@ names its caller (``where``) in the errors it raises.
 from __future__ import annotations
 
 from ..validation import check_array, check_float_dtype, check_ndim, check_same_dtype
-from . import padding as padding_modes
 from .geometry import Geometry, check_conv_args, check_groups, geometry
 
-__all__ = ["check_x", "check_input_and_weight", "conv_geometry", "check_grad_output"]
+__all__ = ["check_x", "check_input_and_weight", "conv_geometry", "check_grad_output", "PADDING_MODES",
+           "check_padding_mode"]
+
+#: ``padding_mode`` values, as :class:`torch.nn.Conv2d`'s.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def check_padding_mode(padding_mode, where) -> str:
+    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise ValueError.
+
+    Parameters
+    ----------
+    padding_mode : str
+    where : str
+        The caller, named in error messages.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> check_padding_mode("circular", "Conv2D")
+    'circular'
+    """
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{where}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))} "
+            f"(as torch.nn.Conv2d). Received: padding_mode={padding_mode!r}"
+        )
+    return padding_mode
+
+
+def check_pads_fit(pads, input_hw, padding_mode, where) -> None:
+    """torch's limits: reflect pads < the input size, circular pads <= it."""
+    for (a, b), n, axis in zip(pads, input_hw, ("height", "width")):
+        too_big = (padding_mode == "reflect" and max(a, b) >= n) or \
+                  (padding_mode == "circular" and max(a, b) > n)
+        if too_big:
+            limit = "smaller than" if padding_mode == "reflect" else "at most"
+            raise ValueError(
+                f"{where}: padding_mode={padding_mode!r} needs padding {limit} the input {axis} "
+                f"({n}); got padding {(a, b)} along the {axis}. Use a smaller padding or "
+                f"padding_mode='zeros' or 'replicate'."
+            )
 
 
 def check_x(x, where) -> None:
@@ -98,11 +141,11 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
     (4, 4)
     """
     groups = check_groups(groups, where)
-    padding_mode = padding_modes.check_padding_mode(padding_mode, where)
+    padding_mode = check_padding_mode(padding_mode, where)
     check_conv_args(x_shape, w_shape, where, groups)
     geo = geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
     if padding_mode != "zeros":
-        padding_modes.check_pads_fit(geo.pads, x_shape[2:], padding_mode, where)
+        check_pads_fit(geo.pads, x_shape[2:], padding_mode, where)
     return geo, groups, padding_mode
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..validation import check_array
-from . import blas
+from ._engine import blas
 
 __all__ = ["linear", "linear_input", "linear_weight", "linear_bias", "flatten"]
 

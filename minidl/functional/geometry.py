@@ -5,9 +5,8 @@ Shared by :mod:`minidl.functional.conv` and :mod:`minidl.functional.pool`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..validation import pair, positive_int, positive_pair
+from ._engine.tiling import Geometry, Padding  # the record the engine's kernels take
 
 __all__ = [
     "Geometry",
@@ -19,8 +18,6 @@ __all__ = [
     "geometry",
     "resolve_padding",
 ]
-
-Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
 def resolve_padding(padding, input_hw, kernel_size, stride=1, dilation=1, where="conv2d") -> Padding:
@@ -114,32 +111,6 @@ def conv2d_output_size(input_hw, kernel_size, stride=1, padding=0, dilation=1, w
     (3, 3)
     """
     return geometry(tuple(input_hw), kernel_size, stride, padding, dilation, where).out
-
-
-class Geometry(NamedTuple):
-    """A validated convolution/pooling geometry: what :func:`geometry` returns.
-
-    ``pads`` is explicit ``((top, bottom), (left, right))``; ``out`` is
-    ``(H_out, W_out)``. A stride with a single output position and a dilation
-    of a one-tap kernel are normalised to 1.
-
-    Attributes
-    ----------
-    kernel, stride, dilation : (int, int)
-    pads : ((int, int), (int, int))
-    out : (int, int)
-
-    Examples
-    --------
-    >>> geometry((8, 8), 3, 2, "same", 1, "example")
-    Geometry(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((0, 1), (0, 1)), out=(4, 4))
-    """
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pads: Padding
-    out: tuple[int, int]
 
 
 def geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometry:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array, check_float_dtype, check_ndim, positive_pair
-from . import blas
+from ._engine import blas
 from .geometry import geometry
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "pool_geometry", "check_pool_padding"]
@@ -233,7 +233,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     shape = (n, ho, wo, c) if channels_last else (n, c, ho, wo)
     out = np.empty(shape, dtype=xm.dtype)
     idx = np.empty(shape, dtype=_index_dtype(geo.kernel[0] * geo.kernel[1])) if return_indices else None
-    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    # one run of samples per thread when the batch is large (minidl.functional._engine.blas.map_batch)
     blas.map_batch(lambda n0, n1: _running_max(xm[n0:n1], geo, channels_last, out[n0:n1],
                                                None if idx is None else idx[n0:n1]),
                    n, x.size * blas.ELEMENT_FLOPS)
@@ -359,7 +359,7 @@ def max_pool2d_backward(input_size, grad_output, indices, kernel_size, stride=No
     if channels_last and not is_channels_last(g):  # one small copy, so every pass below runs in one layout
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     dxp = full_nchw((n, c, hp, wp), None, g.dtype, channels_last)
-    # one run of samples per thread when the batch is large (minidl.functional.blas.map_batch)
+    # one run of samples per thread when the batch is large (minidl.functional._engine.blas.map_batch)
     blas.map_batch(lambda n0, n1: _scatter(dxp[n0:n1], g[n0:n1], indices[n0:n1], geo),
                    n, dxp.size * blas.ELEMENT_FLOPS)
     if pt or pb or pl or pr:

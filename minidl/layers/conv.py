@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..functional.conv_args import check_padding_mode
 from ..functional.geometry import check_groups, check_padding_arg
-from ..functional.padding import check_padding_mode
 from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform

@@ -1,19 +1,17 @@
 """A layer's tree: its children, its parameters, its train/eval mode, and walks over a model's
 layers -- the part of :class:`~minidl.layers.Layer` (its base :class:`LayerTree`) that
-recurses into sub-layers."""
+recurses into sub-layers. It imports nothing from :mod:`minidl.layers` (``base`` builds on it):
+its type hints name ``LayerTree``, the part of every Layer that they use."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np  # noqa: F401 - the doctests' namespace
 
 from ..grad_mode import eval_caches_enabled
 from ..parameter import Parameter
-
-if TYPE_CHECKING:
-    from .base import Layer
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -22,7 +20,7 @@ class LayerTree:
     """The methods of :class:`~minidl.layers.Layer` that walk its sub-layers (Layer inherits them)."""
 
     # ------------------------------------------------------------ parameters
-    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+    def named_children(self) -> Iterator[tuple[str, "LayerTree"]]:
         """Direct sub-layers, with their attribute names.
 
         A layer held in a list, tuple or dict attribute (at any depth) is a
@@ -154,7 +152,7 @@ class LayerTree:
         """
         return self.training or eval_caches_enabled()
 
-    def train(self, mode: bool = True) -> "Layer":
+    def train(self, mode: bool = True) -> "LayerTree":
         """Set training mode (recursively); returns ``self``.
 
         Parameters
@@ -178,7 +176,7 @@ class LayerTree:
             child.train(mode)
         return self
 
-    def eval(self) -> "Layer":
+    def eval(self) -> "LayerTree":
         """Set evaluation mode (recursively); returns ``self``.
 
         In eval mode the built-in layers keep no backward caches (inputs,
@@ -200,7 +198,7 @@ class LayerTree:
         return self.train(False)
 
 
-def _held_layers(owner: Layer, path: str, value):
+def _held_layers(owner: LayerTree, path: str, value):
     """``(dotted path, layer)`` for each Layer inside the container ``value`` (depth first)."""
     if isinstance(value, (set, frozenset)):
         if any(isinstance(v, (LayerTree, Parameter)) for v in value):
@@ -226,7 +224,7 @@ def _held_layers(owner: Layer, path: str, value):
 
 
 @contextlib.contextmanager
-def layer_state_restored(model: Layer):
+def layer_state_restored(model: LayerTree):
     """Put back every attribute of ``model`` and of every layer inside it on exit.
 
     Shallow (a dict copy per layer, no array is copied): what a forward
@@ -241,7 +239,7 @@ def layer_state_restored(model: Layer):
             vars(layer).update(state)
 
 
-def walk_layers(layer: Layer, path: str, _seen=None):
+def walk_layers(layer: LayerTree, path: str, _seen=None):
     """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it."""
     _seen = set() if _seen is None else _seen
     if id(layer) in _seen:  # a cycle cannot be built through add(), but be safe

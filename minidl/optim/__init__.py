@@ -10,8 +10,9 @@
 """
 
 from .adam import Adam, AdamW
+from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR, StepLR
+from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
 from .plateau import ReduceLROnPlateau

@@ -1,6 +1,6 @@
 """Learning-rate schedules stepped once per epoch, like :mod:`torch.optim.lr_scheduler`: the base
 class and the step decays here, the annealing schedules (LinearLR, CosineAnnealingLR) in
-:mod:`minidl.optim.annealing`, re-exported."""
+:mod:`minidl.optim.annealing` (which builds on this module; :mod:`minidl.optim` exports both)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from .optimizer import real_number
 from .optimizer_state import check_state_keys
 from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
-__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
-           "CosineAnnealingLR"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR"]
 
 
 def int_at_least(value, name: str, where: str, minimum: int) -> int:
@@ -349,7 +348,3 @@ class ExponentialLR(LRScheduler):
     def get_lr(self):
         lrs = self._group_lrs()
         return lrs if self._initial else [lr * self.gamma for lr in lrs]
-
-
-# the annealing family lives in its own module; imported last (it subclasses LRScheduler above)
-from .annealing import CosineAnnealingLR, LinearLR  # noqa: E402

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from ..validation import positive_int
+from ...validation import positive_int
 
 __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch", "batch_runs",
            "blas_libraries", "limit_threads", "PARALLEL_MIN_FLOPS", "MAX_RUNS", "ELEMENT_FLOPS"]

@@ -1,4 +1,5 @@
-"""Padding modes of :class:`torch.nn.Conv2d` and their adjoints (internal to the conv kernels).
+"""Padding modes of :class:`torch.nn.Conv2d` and their adjoints (internal to the conv kernels; the
+modes and their checks are in :mod:`minidl.functional.conv_args`).
 
 ``'zeros'`` is handled by the im2col machinery itself (it never builds the
 padded input). The other modes copy border values of the input into the
@@ -22,52 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "pad_adjoint"]
-
-#: ``padding_mode`` values, as :class:`torch.nn.Conv2d`'s.
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+__all__ = ["pad", "pad_adjoint"]
 
 _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def check_padding_mode(padding_mode, where) -> str:
-    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise ValueError.
-
-    Parameters
-    ----------
-    padding_mode : str
-    where : str
-        The caller, named in error messages.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> check_padding_mode("circular", "Conv2D")
-    'circular'
-    """
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ValueError(
-            f"{where}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))} "
-            f"(as torch.nn.Conv2d). Received: padding_mode={padding_mode!r}"
-        )
-    return padding_mode
-
-
-def check_pads_fit(pads, input_hw, padding_mode, where) -> None:
-    """torch's limits: reflect pads < the input size, circular pads <= it."""
-    for (a, b), n, axis in zip(pads, input_hw, ("height", "width")):
-        too_big = (padding_mode == "reflect" and max(a, b) >= n) or \
-                  (padding_mode == "circular" and max(a, b) > n)
-        if too_big:
-            limit = "smaller than" if padding_mode == "reflect" else "at most"
-            raise ValueError(
-                f"{where}: padding_mode={padding_mode!r} needs padding {limit} the input {axis} "
-                f"({n}); got padding {(a, b)} along the {axis}. Use a smaller padding or "
-                f"padding_mode='zeros' or 'replicate'."
-            )
 
 
 def _source(u: int, a: int, n: int, mode: str) -> int:

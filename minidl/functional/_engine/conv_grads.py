@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas, depthwise, im2col
+from . import blas, depthwise, im2col, tiling
 from . import padding as padding_modes
-from .geometry import Geometry
+from .tiling import Geometry
 
 __all__ = ["input_grad", "weight_grad", "input_grad_nchw", "weight_grad_nchw", "padded_source", "grad_rows"]
 
@@ -32,7 +32,7 @@ def input_grad(rows, weight, input_size, geo, groups, cap, min_ratio):
     Otherwise ``G @ W`` and a scatter-add over the kernel offsets (col2im) into
     the zero-padded input; the caller crops (or folds) the padding. A depthwise
     convolution (one input channel per group) uses the direct kernels of
-    :mod:`minidl.functional.depthwise` instead (returned cropped), or col2im
+    :mod:`.depthwise` instead (returned cropped), or col2im
     beyond their ``MAX_MULTIPLIER`` outputs per channel.
     Returns ``(dx_nhwc, cropped)``.
 
@@ -92,7 +92,7 @@ def _col2im(rows, weight, input_size, geo, groups, cap):
     dxp_groups = dxp.reshape(dxp.shape[:3] + (groups, c // groups))
     wmat = im2col.weight_matrix(weight, groups)  # (groups, O / groups, kh * kw * C / groups)
     g = rows.reshape(n, ho, wo, o)
-    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, kh * kw * c * weight.itemsize, cap):
+    for n0, n1, i0, i1, j0, j1 in tiling.tiles(n, geo.out, kh * kw * c * weight.itemsize, cap):
         dcols = None  # free the previous piece before building the next
         piece = im2col.group_rows(g[n0:n1, i0:i1, j0:j1].reshape(-1, o), groups)
         dcols = blas.matmul(piece, wmat).reshape(groups, n1 - n0, i1 - i0, j1 - j0, kh, kw, -1)

@@ -25,9 +25,9 @@ multiply-adds: far too little work per channel for a GEMM (``C`` products of
   once per piece), restricted to the unpadded input: no padded gradient, no crop.
 
 Everything is done piece by piece over the output pixels
-(:func:`minidl.functional.im2col.tiles`), each piece's band and temporaries
+(:func:`minidl.functional._engine.tiling.tiles`), each piece's band and temporaries
 under the column budget ``cap``; the kernels keep no state between calls (they run
-on several threads at once under :func:`minidl.functional.blas.map_batch`).
+on several threads at once under :func:`minidl.functional._engine.blas.map_batch`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import im2col
-from .geometry import Geometry
+from .tiling import Geometry, tiles
 
 __all__: list[str] = []
 
@@ -156,7 +155,7 @@ def _correlate(src, pads, geo, w, out, cap, r_in, r_out):
     wt = np.tile(w[:, :, :, None, :], (1, 1, 1, wo, 1)).reshape(r_in, kh, kw, -1)
     groups = [(group, np.ascontiguousarray(wt[:, :, group[1]])) for group in _column_groups(kw, sw, dw)]
     pixel_bytes = out.itemsize * ch * (r_in * sh * sw + 2)  # the band, the einsum's result
-    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, pixel_bytes, cap):
+    for n0, n1, i0, i1, j0, j1 in tiles(n, geo.out, pixel_bytes, cap):
         ni, nj = i1 - i0, j1 - j0
         band = _band(src, pads, n0, n1, _span(i0, i1, sh, dh, kh), _span(j0, j1, sw, dw, kw),
                      r_in, r_out, sw)
@@ -178,7 +177,7 @@ def _correlate(src, pads, geo, w, out, cap, r_in, r_out):
 def forward(src, pads, geo, wmat_t, out, cap):
     """The depthwise forward pass: ``out`` (C-contiguous NHWC ``(N, Ho, Wo, C m)``)
     of the NHWC ``src`` (``C`` channels) zero-padded by ``pads``, for ``wmat_t``
-    ``(C, kh * kw, m)`` (:func:`minidl.functional.im2col.correlate`'s weights with one
+    ``(C, kh * kw, m)`` (:func:`minidl.functional._engine.im2col.correlate`'s weights with one
     input channel per group)."""
     groups, _, m = wmat_t.shape
     kh, kw = geo.kernel
@@ -232,7 +231,7 @@ def _scatter(g, wk, dx, geo, cap):
     wt = np.tile(wk[..., None, :], (1, 1, 1, wo, 1)).reshape(m, kh, kw, -1)  # tiled along a row
     zeroed = False
     pixel_bytes = dx.itemsize * c * (m + 2 + sh * sw)  # G's piece with m first, a product, the target rows
-    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, pixel_bytes, cap):
+    for n0, n1, i0, i1, j0, j1 in tiles(n, geo.out, pixel_bytes, cap):
         # whole samples at stride > 1 are assigned (and the rest of them zeroed) as
         # they are folded; otherwise the pieces add onto a zeroed dx
         if (sw == 1 or (i0, i1, j0, j1) != (0, ho, 0, wo)) and not zeroed:
@@ -309,7 +308,7 @@ def weight_grad(rows, x_nhwc, weight_size, geo, cap):
     acc = np.zeros((kh, kw, o), dtype=x_nhwc.dtype)
     groups = _column_groups(kw, sw, dw)
     pixel_bytes = x_nhwc.itemsize * o * (sh * sw + 2)
-    for n0, n1, i0, i1, j0, j1 in im2col.tiles(n, geo.out, pixel_bytes, cap):
+    for n0, n1, i0, i1, j0, j1 in tiles(n, geo.out, pixel_bytes, cap):
         ni, nj = i1 - i0, j1 - j0
         band = _band(x_nhwc, geo.pads, n0, n1, _span(i0, i1, sh, dh, kh), _span(j0, j1, sw, dw, kw),
                      1, m, sw)

@@ -5,7 +5,7 @@ zero-padded channels-last, unfolded into columns (a strided view of every
 receptive field, copied) and multiplied by a kernel matrix. The columns are
 built piece by piece under a byte budget: whole samples at a time, or, for a
 sample whose columns alone exceed the budget, bands of output rows, or runs
-of one row's output columns -- only the padded rows a piece reads are copied.
+of one row's output columns (:func:`.tiling.tiles`) -- only the padded rows a piece reads are copied.
 The budget is :data:`minidl.functional.conv.MAX_COLUMN_BYTES` (4 MiB: pieces that stay
 in the CPU cache), passed in.
 """
@@ -15,39 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import blas
-from .geometry import Geometry, Padding
+from . import blas, depthwise
+from .tiling import Geometry, Padding, tiles
 
 __all__: list[str] = []
-
-
-def tiles(n: int, out_hw, pixel_bytes: int, cap: int):
-    """Split ``n`` samples x ``out_hw`` output pixels into pieces whose columns
-    (``pixel_bytes`` per output pixel) fit in ``cap`` bytes.
-
-    Yields ``(n0, n1, i0, i1, j0, j1)``: samples ``n0:n1``, output rows
-    ``i0:i1``, output columns ``j0:j1``. Whole samples when one sample fits
-    (the usual case: a typical batch is one piece); otherwise one sample at a
-    time over bands of output rows; when a single row does not fit, over runs
-    of one row's columns. Every piece is a C-contiguous block of an NHWC output.
-    """
-    ho, wo = out_hw
-    row = wo * pixel_bytes
-    if ho * row <= cap:
-        step = max(1, min(n, cap // max(ho * row, 1)))
-        for n0 in range(0, n, step):
-            yield n0, min(n0 + step, n), 0, ho, 0, wo
-    elif row <= cap:
-        step = cap // row
-        for n0 in range(n):
-            for i0 in range(0, ho, step):
-                yield n0, n0 + 1, i0, min(i0 + step, ho), 0, wo
-    else:
-        step = max(1, cap // pixel_bytes)
-        for n0 in range(n):
-            for i0 in range(ho):
-                for j0 in range(0, wo, step):
-                    yield n0, n0 + 1, i0, i0 + 1, j0, min(j0 + step, wo)
 
 
 def band(src: np.ndarray, pads: Padding, n0: int, n1: int, r0: int, r1: int, groups: int = 1) -> np.ndarray:
@@ -155,8 +126,6 @@ def correlate(src, pads, geo, wmat_t, out, cap):
     groups, k_group, o_group = wmat_t.shape
     k, o = k_group * groups, o_group * groups
     if groups > 1 and k_group == geo.kernel[0] * geo.kernel[1]:  # one input channel per group
-        from . import depthwise  # (here: depthwise uses this module's tiles)
-
         if depthwise.direct(o_group, geo.stride):
             depthwise.forward(src, pads, geo, wmat_t, out, cap)
             return None
