@@ -38,7 +38,7 @@ import numbers
 import numpy as np
 
 from . import io
-from .architecture import spec_of
+from .io.architecture import spec_of
 from .layers.base import Layer
 from .validation import is_int
 

@@ -15,8 +15,7 @@ import zlib
 
 import numpy as np
 
-from . import archive
-from .io import MAX_LOAD_BYTES
+from .io import MAX_LOAD_BYTES, archive
 from .validation import check_array
 
 __all__ = ["load_idx", "load_mnist", "load_npz", "from_arrays", "MNIST_FILES"]
@@ -370,7 +369,7 @@ _NPZ_FORMS = (("X_train", "y_train", "X_test", "y_test"), ("X", "y"))
 
 
 def _read_npz(path, where, max_bytes) -> dict:
-    """The members of one of load_npz's two forms, read with :mod:`minidl.archive`'s bounded reads:
+    """The members of one of load_npz's two forms, read with :mod:`minidl.io.archive`'s bounded reads:
     every header, and their total size against ``max_bytes``, checked before anything is decompressed."""
     with open(path, "rb") as f:
         magic = f.read(6)

@@ -40,13 +40,12 @@ import stat
 
 import numpy as np
 
-from . import archive
 from . import layers as L
-from .architecture import REGISTRY, build, check_spec, json_default, spec_of
 from .functional.geometry import resolve_padding
 from .functional.pool import pool_geometry
 from .graph import INPUT, Graph, layer_state_restored
-from .io import MAX_LOAD_BYTES
+from .io import MAX_LOAD_BYTES, archive
+from .io.architecture import REGISTRY, build, check_spec, json_default, spec_of
 from .parameter import deferred_init
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]
@@ -74,7 +73,7 @@ def to_onnx(model, path, input_shape):
         A :class:`~minidl.Sequential`, a :class:`~minidl.Graph` (nested ones too) or one
         built-in layer; see the module's table for the layers supported.
     path : str or os.PathLike
-        Where to write, as ``model.save`` writes (:func:`minidl.archive.write_atomic`):
+        Where to write, as ``model.save`` writes (:func:`minidl.io.archive.write_atomic`):
         replaced atomically, with the mode a plain ``open`` would give, and no
         temporary file left behind by an error, Ctrl-C or SIGTERM.
     input_shape : tuple of int

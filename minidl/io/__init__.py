@@ -25,10 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..layers.base import Layer, set_model_writer
+from ..parameter import deferred_init, is_deferred
 from . import archive
 from .architecture import REGISTRY, build, check_spec, json_default, register_layer, spec_of
-from .layers.base import Layer, set_model_writer
-from .parameter import deferred_init, is_deferred
 
 __all__ = ["save", "load", "write", "read", "ModelFile", "register_layer", "FORMAT_VERSION",
            "MAX_LOAD_BYTES"]
