@@ -34,7 +34,8 @@ API_MODULES = [
     ("minidl.checkpoint", "Trainer checkpoints"),
     ("minidl.models", "ready-made architectures and recipes"),
     ("minidl.interop", "PyTorch in and out"),
-    ("minidl.export", "ONNX export"),
+    ("minidl.interop.onnx", "ONNX export and import (the code of ``minidl.export``)"),
+    ("minidl.export", "ONNX export: ``mdl.export.to_onnx``, ``from_onnx``"),
     ("minidl.plot", "pictures of training (matplotlib)"),
 ]
 

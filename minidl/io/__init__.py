@@ -362,7 +362,7 @@ def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
     In eval mode a forward keeps no backward caches, so a backward without
     ``model.train()`` (or ``with mdl.enable_grad():``) raises a RuntimeError
     saying so, rather than training the wrong model quietly. This is also what
-    :func:`minidl.export.from_onnx` returns, and what Keras's ``load_model`` then
+    :func:`minidl.export.from_onnx <minidl.interop.onnx.from_onnx>` returns, and what Keras's ``load_model`` then
     ``model(x)`` computes; with PyTorch, call ``model.eval()`` after loading.
 
     Examples
