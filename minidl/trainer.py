@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from . import checkpoint as _checkpoint
-from . import transforms
-from .data import iterate_batches, num_batches
+from .data import iterate_batches, num_batches, transforms
 from .fit_checks import (
     base_seed,
     check_components,
@@ -343,7 +342,7 @@ class Trainer(TrainerBase):
             RandomRotation(10)])``. ``rng`` is a Generator derived from
             ``(seed, epoch)``, so augmented runs and resumed runs are
             reproducible; it must return a new array of the batch's shape and
-            dtype (see :mod:`minidl.transforms`).
+            dtype (see :mod:`minidl.data.transforms`).
         drop_last : bool, default False
             Leave out each epoch's last batch when it is smaller than ``batch_size``
             (torch's ``DataLoader(drop_last=True)``): after shuffling, so the samples
