@@ -11,7 +11,7 @@ from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
 from .parameter import Parameter
-from .trainer import History, Trainer
+from .train import History, Trainer
 
 __version__ = "0.1.0"
 
