@@ -5,6 +5,8 @@
 """
 
 from . import callbacks, data, export, functional, interop, layers, losses, models, optim, plot, validation
+from . import datasets as datasets  # mdl.datasets and mdl.transforms keep working (their code: minidl.data)
+from . import transforms as transforms
 from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, NormHistory
 from .grad_mode import enable_grad
 from .gradcheck import GradcheckReport, gradcheck
