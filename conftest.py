@@ -5,9 +5,9 @@ import importlib.util
 # Modules whose import needs an optional package: without it their doctests are not
 # collected (the tests using them skip on their own, with the reason).
 #   minidl.plot draws with matplotlib (the `plot` extra);
-#   minidl._interop_torch builds torch modules (torch, the test oracle).
+#   minidl.interop._torch builds torch modules (torch, the test oracle).
 collect_ignore_glob = []
 if importlib.util.find_spec("matplotlib") is None:
     collect_ignore_glob.append("minidl/plot/*.py")
 if importlib.util.find_spec("torch") is None:
-    collect_ignore_glob.append("minidl/_interop_torch.py")
+    collect_ignore_glob.append("minidl/interop/_torch.py")

@@ -5,13 +5,15 @@
 """
 
 from . import callbacks, data, export, functional, interop, layers, losses, models, optim, plot, validation
+from . import datasets as datasets  # mdl.datasets and mdl.transforms keep working (their code: minidl.data)
+from . import transforms as transforms
 from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, NormHistory
 from .grad_mode import enable_grad
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
 from .parameter import Parameter
-from .trainer import History, Trainer
+from .train import History, Trainer
 
 __version__ = "0.1.0"
 

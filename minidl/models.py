@@ -182,9 +182,9 @@ def digits_best_recipe(model, epochs=30, lr=0.05, momentum=0.9, weight_decay=2e-
         SGD's (Nesterov).
     label_smoothing : float, default 0.2
     max_shift : int, default 1
-        :class:`~minidl.transforms.RandomShift`'s, in pixels.
+        :class:`~minidl.data.transforms.RandomShift`'s, in pixels.
     degrees : float, default 10.0
-        :class:`~minidl.transforms.RandomRotation`'s.
+        :class:`~minidl.data.transforms.RandomRotation`'s.
 
     Returns
     -------

@@ -155,7 +155,7 @@ def test_a_second_ctrl_c_during_the_rollback_waits_until_it_is_whole(monkeypatch
     is raised after the buffers are back, not in the middle (it left them moved before)."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread only")
-    from minidl.fit_state import BatchState
+    from minidl.train.fit_state import BatchState
 
     model = mdl.Sequential(layers.Dense(4, 6, rng=0), layers.BatchNorm1D(6), layers.Dense(6, 3, rng=1))
     trainer = mdl.Trainer(model, mdl.losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))

@@ -128,11 +128,11 @@ def test_api_reference_covers_every_public_module():
     listed = {name for name, _ in apigen.API_MODULES}
     public = {f"minidl.{n}" for n in minidl.__all__ if type(getattr(minidl, n)).__name__ == "module"}
     assert public <= listed, public - listed
-    some = [m for m in apigen.available_modules() if m[0] in ("minidl", "minidl.layers", "minidl.trainer")]
+    some = [m for m in apigen.available_modules() if m[0] in ("minidl", "minidl.layers", "minidl.train")]
     pages_ = apigen.build_pages(some)
     assert "index" in pages_ and ".. autoclass:: minidl.Sequential" in pages_["minidl"]
     assert ".. autoclass:: minidl.layers.Conv2D" in pages_["minidl.layers"]
-    assert ".. autoclass:: minidl.Trainer" not in pages_["minidl"]  # documented in minidl.trainer
+    assert ".. autoclass:: minidl.Trainer" not in pages_["minidl"]  # documented in minidl.train
 
 
 def test_docs_extra_ci_and_pytest_configuration():

@@ -314,7 +314,7 @@ OBJECTS = _public_objects()
 def test_the_walk_finds_the_public_api():
     names = {q for q, *_ in OBJECTS}
     # a few names from each area, so that a broken walk cannot pass by finding nothing
-    for expected in ("minidl.functional.conv.conv2d", "minidl.layers.conv.Conv2D", "minidl.trainer.Trainer.fit",
+    for expected in ("minidl.functional.conv.conv2d", "minidl.layers.conv.Conv2D", "minidl.train.trainer.Trainer.fit",
                      "minidl.optim.optimizer.Optimizer.step", "minidl.data.iterate_batches", "minidl.io.save"):
         assert expected in names
     assert len(OBJECTS) > 250

@@ -1,5 +1,5 @@
 """Issue 17, section 5: fit refuses bad data and untrainable batches before the first batch
-(minidl.fit_probe), and fit(..., drop_last=True) leaves out each epoch's last partial batch."""
+(minidl.train.fit_probe), and fit(..., drop_last=True) leaves out each epoch's last partial batch."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_an_out_of_range_training_label_is_refused_before_the_first_batch():
 
 
 def test_labels_of_a_memmap_are_checked_in_chunks(tmp_path, monkeypatch):
-    from minidl import fit_probe
+    from minidl.train import fit_probe
 
     monkeypatch.setattr(fit_probe, "_CHUNK_BYTES", 64)  # 8 int64 labels at a time
     y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.int64, shape=(64,))
@@ -229,8 +229,8 @@ def test_the_probe_leaves_layers_as_it_found_them():
     model = mdl.Sequential(layers.Dense(4, 3, rng=0), tally)
     X, y = np.ones((8, 4), np.float32), np.arange(8) % 3
     trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(), mdl.optim.SGD(model.parameters(), lr=0.1))
-    from minidl.fit_checks import check_fit_args
-    from minidl.fit_probe import check_data_against_model
+    from minidl.train.fit_checks import check_fit_args
+    from minidl.train.fit_probe import check_data_against_model
     run, _ = check_fit_args(X, y, 1, 4, None, True, 0, [], False, None, None)
     model.train()
     model[0].eval()  # a layer frozen in eval mode by its user

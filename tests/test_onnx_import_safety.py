@@ -259,7 +259,7 @@ def test_sigterm_during_export_leaves_no_temporary(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         import minidl as mdl
-        from minidl import archive
+        from minidl.io import archive
         real = archive.write_atomic
         def write_then_term(path, write, where):
             def slow(f):
@@ -280,7 +280,7 @@ def test_sigterm_during_export_leaves_no_temporary(tmp_path):
 
 
 def test_a_killed_exports_temporary_is_removed_by_the_next(tmp_path):
-    from minidl import archive
+    from minidl.io import archive
     path = tmp_path / "m.onnx"
     dead = 2**22 + 12345  # beyond pid_max's default: no such process
     stale = tmp_path / f"{archive._temp_tag(str(path))}{dead}.abc.tmp"

@@ -11,7 +11,7 @@ import pytest
 
 import minidl as mdl
 from minidl import layers, losses
-from minidl.history import History
+from minidl.train.history import History
 
 try:
     from tests import conv_reference as ref

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minidl as mdl
-from minidl import archive, layers, models
+from minidl import layers, models
 from minidl.graph import Graph, Sequential
+from minidl.io import archive
 from minidl.layers.base import Layer
 
 RNG = np.random.default_rng
@@ -184,7 +185,7 @@ def test_temporaries_of_other_targets_and_live_writers_are_kept(tmp_path):
     mine = [n for n in os.listdir(tmp_path)]
     other = tmp_path / ".unrelated.tmp"
     other.write_bytes(b"x")
-    live = tmp_path / (mdl.archive._temp_tag(str(tmp_path / "a.npz")) + f"{os.getppid()}.abc.tmp")
+    live = tmp_path / (mdl.io.archive._temp_tag(str(tmp_path / "a.npz")) + f"{os.getppid()}.abc.tmp")
     live.write_bytes(b"x")
     models.reference_cnn(rng=RNG(0)).save(tmp_path / "a.npz")
     assert sorted(os.listdir(tmp_path)) == sorted(mine + [other.name, live.name])

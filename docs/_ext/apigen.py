@@ -2,7 +2,7 @@
 
 One page per public module: its docstring, an ``autosummary`` table of every public name, and
 the full numpydoc documentation of the names that live there. A name exported by several
-modules (``mdl.Trainer`` is ``minidl.trainer.Trainer``) is documented once, on the page of the
+modules (``mdl.Trainer`` is ``minidl.train.Trainer``) is documented once, on the page of the
 module it comes from, and the other tables link to it. ``minidl.plot`` gets a page when it can
 be imported (matplotlib installed and the module present).
 """
@@ -21,20 +21,21 @@ API_MODULES = [
     ("minidl.losses", "SoftmaxCrossEntropy and MSE"),
     ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),
     ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler, NormHistory"),
-    ("minidl.trainer", "the training loop: Trainer and History"),
+    ("minidl.train", "the training loop: Trainer and History"),
     ("minidl.data", "digits, batching, and the dataset and transform helpers"),
-    ("minidl.datasets", "IDX (MNIST family), .npz and your own arrays"),
-    ("minidl.transforms", "data augmentation, vectorised over the batch"),
+    ("minidl.data.datasets", "IDX (MNIST family), .npz and your own arrays (also ``minidl.datasets``)"),
+    ("minidl.data.transforms", "data augmentation, vectorised over the batch (also ``minidl.transforms``)"),
     ("minidl.metrics", "training metrics"),
     ("minidl.gradcheck", "numerical gradient checks"),
     ("minidl.grad_mode", "gradients of a model in eval mode: enable_grad"),
     ("minidl.testing", "helpers for tests of layers, built-in or your own"),
     ("minidl.validation", "the input checks of the built-in layers, for your own layers"),
     ("minidl.io", "save and load models"),
-    ("minidl.checkpoint", "Trainer checkpoints"),
+    ("minidl.train.checkpoint", "Trainer checkpoints"),
     ("minidl.models", "ready-made architectures and recipes"),
     ("minidl.interop", "PyTorch in and out"),
-    ("minidl.export", "ONNX export"),
+    ("minidl.interop.onnx", "ONNX export and import (the code of ``minidl.export``)"),
+    ("minidl.export", "ONNX export: ``mdl.export.to_onnx``, ``from_onnx``"),
     ("minidl.plot", "pictures of training (matplotlib)"),
 ]
 

@@ -1,4 +1,4 @@
-"""The training loop: :meth:`Trainer.fit` (evaluate, predict and checkpoints: :mod:`minidl.trainer_base`)."""
+"""The training loop: :meth:`Trainer.fit` (evaluate, predict and checkpoints: :mod:`minidl.train.trainer_base`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 
+from ..data import iterate_batches, num_batches, transforms
+from ..metrics import resolve_metrics
+from ..optim import all_finite, clip_grad_norm
+from ..validation import check_int
 from . import checkpoint as _checkpoint
-from . import transforms
-from .data import iterate_batches, num_batches
 from .fit_checks import (
     base_seed,
     check_components,
@@ -20,10 +22,7 @@ from .fit_checks import (
 from .fit_probe import check_data_against_model
 from .fit_state import BatchState, EpochPosition, check_resume, sigint_deferred
 from .history import History
-from .metrics import resolve_metrics
-from .optim import all_finite, clip_grad_norm
 from .trainer_base import TrainerBase, limited_blas
-from .validation import check_int
 
 __all__ = ["Trainer", "History"]
 
@@ -343,7 +342,7 @@ class Trainer(TrainerBase):
             RandomRotation(10)])``. ``rng`` is a Generator derived from
             ``(seed, epoch)``, so augmented runs and resumed runs are
             reproducible; it must return a new array of the batch's shape and
-            dtype (see :mod:`minidl.transforms`).
+            dtype (see :mod:`minidl.data.transforms`).
         drop_last : bool, default False
             Leave out each epoch's last batch when it is smaller than ``batch_size``
             (torch's ``DataLoader(drop_last=True)``): after shuffling, so the samples
@@ -355,7 +354,7 @@ class Trainer(TrainerBase):
         -----
         Before the first batch, ``fit`` runs two samples of ``X`` and of
         ``validation_data`` through the model in eval mode and the loss on its
-        outputs (:mod:`minidl.fit_probe`), so bad data (wrong feature count, rank or
+        outputs (:mod:`minidl.train.fit_probe`), so bad data (wrong feature count, rank or
         dtype, labels out of range) are refused before any work. A ``np.memmap``
         whose file is truncated while ``fit`` reads it ends the process with SIGBUS
         (the operating system's signal for a mapped page that no longer exists; torch

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
+from ..layers import BatchNorm1D, BatchNorm2D
+from ..layers.tree import layer_state_restored
 from .fit_state import BatchState
-from .layers import BatchNorm1D, BatchNorm2D
-from .layers.tree import layer_state_restored
 
 __all__ = ["check_data_against_model"]
 
@@ -143,7 +143,7 @@ def check_data_against_model(model, loss, run) -> None:
     model : Layer
     loss : Loss
     run : FitRun
-        From :func:`minidl.fit_checks.check_fit_args`.
+        From :func:`minidl.train.fit_checks.check_fit_args`.
 
     Raises
     ------
@@ -155,7 +155,7 @@ def check_data_against_model(model, loss, run) -> None:
     Examples
     --------
     >>> import minidl as mdl
-    >>> from minidl.fit_checks import check_fit_args
+    >>> from minidl.train.fit_checks import check_fit_args
     >>> model = mdl.layers.Dense(4, 3, rng=0)
     >>> X, y = np.ones((6, 4), np.float32), np.array([0, 1, 2, 0, 1, 3])
     >>> run, _ = check_fit_args(X, y, 1, 2, None, True, 0, [], False, None, None)

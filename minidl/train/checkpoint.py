@@ -37,10 +37,10 @@ import numbers
 
 import numpy as np
 
-from . import io
-from .architecture import spec_of
-from .layers.base import Layer
-from .validation import is_int
+from .. import io
+from ..io.architecture import spec_of
+from ..layers.base import Layer
+from ..validation import is_int
 
 __all__ = ["save", "load", "restore_callbacks", "KIND"]
 

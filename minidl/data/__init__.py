@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import positive_int
 from .datasets import from_arrays, load_idx, load_mnist, load_npz
 from .transforms import Compose, RandomRotation, RandomShift, rotate_images, shift_images
-from .validation import positive_int
 
 __all__ = ["load_digits", "load_mnist", "load_idx", "load_npz", "from_arrays", "iterate_batches", "num_batches",
            "Compose", "RandomRotation", "RandomShift", "rotate_images", "shift_images"]

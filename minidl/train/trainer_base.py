@@ -1,5 +1,5 @@
 """The Trainer's methods outside the fit loop: evaluate, predict, and resumable checkpoints
-(:class:`~minidl.Trainer` inherits them from :class:`TrainerBase`; the loop is in :mod:`minidl.trainer`)."""
+(:class:`~minidl.Trainer` inherits them from :class:`TrainerBase`; the loop is in :mod:`minidl.train.trainer`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import functools
 
 import numpy as np
 
+from ..data import iterate_batches
+from ..functional._engine import blas
 from . import checkpoint as _checkpoint
-from .data import iterate_batches
 from .fit_checks import check_xy
 from .fit_state import EpochPosition
-from .functional._engine import blas
 from .history import History
 
 
@@ -173,7 +173,7 @@ class TrainerBase:
         Parameters
         ----------
         path : str or os.PathLike
-            The file to write (an ``.npz`` archive; the format: :mod:`minidl.checkpoint`).
+            The file to write (an ``.npz`` archive; the format: :mod:`minidl.train.checkpoint`).
 
         Examples
         --------

@@ -12,9 +12,9 @@ import threading
 
 import numpy as np
 
-from .data import num_batches
-from .layers.base import Layer
-from .validation import is_int
+from ..data import num_batches
+from ..layers.base import Layer
+from ..validation import is_int
 
 __all__ = ["BatchState", "EpochPosition", "check_resume", "sigint_deferred"]
 
@@ -179,7 +179,7 @@ def check_resume(position, key, augment, run, seed, stored_seed, names) -> None:
 
     Examples
     --------
-    >>> from minidl.fit_checks import check_fit_args
+    >>> from minidl.train.fit_checks import check_fit_args
     >>> run, _ = check_fit_args(np.ones((10, 2)), np.zeros(10, int), 3, 4, None, True, 0, [], False, None, None)
     >>> pos = EpochPosition(1, batch=2, seen=8, sums={"loss": 4.0})
     >>> key = {"samples": 10, "batch_size": 4, "shuffle": True, "drop_last": False}

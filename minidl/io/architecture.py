@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layers as _layers
-from . import losses as _losses
-from .graph import Graph, Sequential
-from .layers.base import Layer
+from .. import layers as _layers
+from .. import losses as _losses
+from ..graph import Graph, Sequential
+from ..layers.base import Layer
 
 __all__ = ["REGISTRY", "register_layer", "registered_name", "spec_of", "check_spec", "build",
            "json_default", "MAX_LAYERS", "MAX_DEPTH"]

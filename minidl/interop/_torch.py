@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as TF
 from torch import nn
 
-from .functional.geometry import geometry
-from .functional.pool import pool_geometry
+from ..functional.geometry import geometry
+from ..functional.pool import pool_geometry
 
 __all__ = ["PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule"]
 

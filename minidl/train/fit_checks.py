@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 
-from .callbacks import Callback
-from .layers.base import Layer
-from .losses import Loss
-from .optim import all_finite
-from .validation import check_int, nonnegative_int, positive_int, positive_real
+from ..callbacks import Callback
+from ..layers.base import Layer
+from ..losses import Loss
+from ..optim import all_finite
+from ..validation import check_int, nonnegative_int, positive_int, positive_real
 
 __all__ = ["base_seed", "progress_bar", "check_components", "check_optimizer_params", "check_xy",
            "check_finite_samples", "check_fit_args", "FitRun"]

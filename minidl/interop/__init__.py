@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layers as L
-from .functional.geometry import resolve_padding
-from .graph import Graph, Sequential
+from .. import layers as L
+from ..functional.geometry import resolve_padding
+from ..graph import Graph, Sequential
 
 __all__ = ["to_torch", "from_torch"]
 
@@ -57,7 +57,7 @@ def to_torch(model):
     -------
     torch.nn.Module
         ``nn.Sequential`` for a Sequential (same state-dict keys), a
-        ``minidl._interop_torch.GraphModule`` for a Graph (submodules named after
+        ``minidl.interop._torch.GraphModule`` for a Graph (submodules named after
         the nodes), else the module of the layer. Parameters keep their dtype
         (float32 or float64) and every module the train/eval mode of its layer.
         The arrays are copied: the two models do not share memory. A Parameter
@@ -93,7 +93,7 @@ def _to_torch(layer, where, tied):
     import torch
     from torch import nn
 
-    from . import _interop_torch as T
+    from . import _torch as T
     if isinstance(layer, Sequential):
         module = nn.Sequential()
         for name, child in layer.named_children():
@@ -237,7 +237,7 @@ def _from_torch(module, where, tied):
     """``tied`` maps ``id`` of each torch parameter (and buffer) met so far to its minidl counterpart."""
     from torch import nn
 
-    from . import _interop_torch as T
+    from . import _torch as T
     if isinstance(module, nn.Sequential):
         children = [(n, c) for n, c in module._modules.items() if c is not None]  # as forward: repeats too
         out, i = Sequential(), 0

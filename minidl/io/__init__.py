@@ -25,10 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..layers.base import Layer, set_model_writer
+from ..parameter import deferred_init, is_deferred
 from . import archive
 from .architecture import REGISTRY, build, check_spec, json_default, register_layer, spec_of
-from .layers.base import Layer, set_model_writer
-from .parameter import deferred_init, is_deferred
 
 __all__ = ["save", "load", "write", "read", "ModelFile", "register_layer", "FORMAT_VERSION",
            "MAX_LOAD_BYTES"]
@@ -362,7 +362,7 @@ def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
     In eval mode a forward keeps no backward caches, so a backward without
     ``model.train()`` (or ``with mdl.enable_grad():``) raises a RuntimeError
     saying so, rather than training the wrong model quietly. This is also what
-    :func:`minidl.export.from_onnx` returns, and what Keras's ``load_model`` then
+    :func:`minidl.export.from_onnx <minidl.interop.onnx.from_onnx>` returns, and what Keras's ``load_model`` then
     ``model(x)`` computes; with PyTorch, call ``model.eval()`` after loading.
 
     Examples
