@@ -21,7 +21,7 @@ from .loss_args import (  # in __all__ too: their import path before the split
     check_reduction,
 )
 
-__all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward", "smoothed_targets",
+__all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward",
            "check_label_smoothing", "check_cross_entropy_args", "check_reduction", "check_class_weight", "REDUCTIONS"]
 
 # inf - inf, 0 * inf, x - max overflowing to -inf: each gives PyTorch's value here.
@@ -118,40 +118,6 @@ def _smoothed(targets, logits, label_smoothing):
         dist *= 1.0 - label_smoothing
         dist += label_smoothing / k
     return dist
-
-
-def smoothed_targets(logits, targets, label_smoothing=0.0, where="cross_entropy"):
-    r"""Validate ``targets`` and return the target distribution ``T`` of shape (N, K).
-
-    Integer labels ``y`` (shape (N,)) give ``T = (1 - eps) * onehot(y) + eps / K``;
-    probability targets (float, shape (N, K)) give ``T = (1 - eps) * P + eps / K``,
-    PyTorch's ``label_smoothing`` rule in both cases.
-
-    Parameters
-    ----------
-    logits : ndarray, shape (N, K)
-    targets : ndarray
-        Labels (N,) or probabilities (N, K).
-    label_smoothing : float in [0, 1], default 0.0
-    where : str, optional
-        The caller, named in error messages.
-
-    Returns
-    -------
-    ndarray, shape (N, K)
-
-    Shape
-    -----
-    ``logits`` (N, K) and ``targets`` (N,) or (N, K) -> (N, K).
-
-    Examples
-    --------
-    >>> smoothed_targets(np.zeros((2, 3)), np.array([0, 2]), 0.3)
-    array([[0.8, 0.1, 0.1],
-           [0.1, 0.1, 0.8]])
-    """
-    targets = check_cross_entropy_args(logits, targets, label_smoothing, where)
-    return _smoothed(targets, logits, label_smoothing)
 
 
 def _hard_terms(logits, labels, weight, ignore_index):
