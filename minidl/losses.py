@@ -10,6 +10,7 @@ from . import functional as F
 from .functional.loss_args import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
 from .functional.mse import check_mse_args, mse_loss, mse_loss_backward
 from .layers.base import Layer
+from .layers.registry import register_layer
 from .validation import check_int
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
@@ -117,6 +118,7 @@ class Loss(Layer):
         return scale
 
 
+@register_layer
 class SoftmaxCrossEntropy(Loss):
     r"""Softmax cross-entropy from logits, as :class:`torch.nn.CrossEntropyLoss`.
 
@@ -236,6 +238,7 @@ class SoftmaxCrossEntropy(Loss):
         return ", ".join(parts)
 
 
+@register_layer
 class MSE(Loss):
     r"""Mean squared error, as :class:`torch.nn.MSELoss`.
 

@@ -9,10 +9,12 @@ from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
 from ..validation import check_array, check_float_dtype, check_int
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax"]
 
 
+@register_layer
 class ReLU(Layer):
     r"""``max(x, 0)`` element-wise, any shape, dtype kept.
 
@@ -80,6 +82,7 @@ class _Elementwise(Layer):
         return ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper)
 
 
+@register_layer
 class LeakyReLU(_Elementwise):
     r"""``x`` where ``x > 0``, else ``negative_slope * x``, as :class:`torch.nn.LeakyReLU`.
 
@@ -110,6 +113,7 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
 
 
+@register_layer
 class Sigmoid(_Elementwise):
     r"""``1 / (1 + exp(-x))`` element-wise, as :class:`torch.nn.Sigmoid`; never overflows.
 
@@ -131,6 +135,7 @@ class Sigmoid(_Elementwise):
     _kernel, _kernel_backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
 
 
+@register_layer
 class Tanh(_Elementwise):
     r"""``tanh(x)`` element-wise, as :class:`torch.nn.Tanh`.
 
@@ -152,6 +157,7 @@ class Tanh(_Elementwise):
     _kernel, _kernel_backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
 
 
+@register_layer
 class GELU(_Elementwise):
     r"""Gaussian error linear unit ``x * Phi(x)``, as :class:`torch.nn.GELU`.
 
@@ -183,6 +189,7 @@ class GELU(_Elementwise):
         self.approximate = check_approximate(approximate, "GELU")
 
 
+@register_layer
 class Identity(Layer):
     r"""Returns its input unchanged (the same array), as :class:`torch.nn.Identity`.
 
@@ -211,6 +218,7 @@ class Identity(Layer):
         return self.check_grad_output(grad_output, shape, dtype)
 
 
+@register_layer
 class Softmax(Layer):
     r"""Softmax along ``axis``, as :class:`torch.nn.Softmax` (``dim`` there), for inference.
 

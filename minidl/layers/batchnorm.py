@@ -11,6 +11,7 @@ from ..parameter import Parameter, deferring, placeholder
 from ..validation import check_array, check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
 
@@ -173,6 +174,7 @@ _DOC = r"""Batch normalisation over {what}, as :class:`torch.nn.{torch}`.
     """
 
 
+@register_layer
 class BatchNorm1D(_BatchNorm):
     __doc__ = _DOC.format(what="features or sequences", torch="BatchNorm1d", name="BatchNorm1D",
                           shape="Input (N, C) or (N, C, L); output of the same shape.", m="N (or N * L)",
@@ -180,6 +182,7 @@ class BatchNorm1D(_BatchNorm):
     _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
 
 
+@register_layer
 class BatchNorm2D(_BatchNorm):
     __doc__ = _DOC.format(what="the channels of images", torch="BatchNorm2d", name="BatchNorm2D",
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",

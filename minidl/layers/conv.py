@@ -11,10 +11,12 @@ from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Conv2D"]
 
 
+@register_layer
 class Conv2D(Layer):
     r"""2-D convolution (cross-correlation) layer, as :class:`torch.nn.Conv2d`.
 

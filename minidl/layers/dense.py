@@ -9,10 +9,12 @@ from ..parameter import Parameter
 from ..validation import check_array, check_ndim, check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]
 
 
+@register_layer
 class Dense(Layer):
     r"""Affine layer ``y = x @ W.T + b``, as :class:`torch.nn.Linear`.
 
@@ -91,6 +93,7 @@ class Dense(Layer):
         return s
 
 
+@register_layer
 class Flatten(Layer):
     r"""Flatten every axis from ``start_dim`` (default 1) on, as :class:`torch.nn.Flatten`.
 

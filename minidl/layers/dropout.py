@@ -9,10 +9,12 @@ from ..functional.dropout import check_dropout_p
 from ..validation import check_array, check_float_dtype, check_ndim
 from ._init import as_generator
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Dropout", "Dropout2D"]
 
 
+@register_layer
 class Dropout(Layer):
     r"""Inverted dropout, as :class:`torch.nn.Dropout`: zero each value with probability ``p``.
 
@@ -128,6 +130,7 @@ class Dropout(Layer):
         return f"p={self.p}"
 
 
+@register_layer
 class Dropout2D(Dropout):
     r"""Channel dropout, as :class:`torch.nn.Dropout2d`: zero whole channels of (N, C, H, W).
 

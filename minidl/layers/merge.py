@@ -6,6 +6,7 @@ import numpy as np
 
 from ..validation import check_array, check_int
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Add", "Concat"]
 
@@ -22,6 +23,7 @@ def _checked(inputs, name, where):
         yield i, x
 
 
+@register_layer
 class Add(Layer):
     r"""Element-wise sum of two or more inputs of the same shape and dtype.
 
@@ -62,6 +64,7 @@ class Add(Layer):
         return tuple(grad_output for _ in range(n))
 
 
+@register_layer
 class Concat(Layer):
     r"""Concatenate inputs along ``axis`` (default 1: channels in NCHW).
 

@@ -16,10 +16,12 @@ from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
 from ..validation import check_bool, positive_pair
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
 
 
+@register_layer
 class MaxPool2D(Layer):
     r"""2-D max pooling, as :class:`torch.nn.MaxPool2d`.
 
@@ -98,6 +100,7 @@ class MaxPool2D(Layer):
         return s
 
 
+@register_layer
 class AvgPool2D(Layer):
     r"""2-D average pooling, as :class:`torch.nn.AvgPool2d`.
 
@@ -171,6 +174,7 @@ class AvgPool2D(Layer):
         return s
 
 
+@register_layer
 class GlobalAvgPool2D(Layer):
     r"""The mean of each channel over its H x W plane, as :class:`torch.nn.AdaptiveAvgPool2d` (1).
 
