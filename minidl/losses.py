@@ -237,6 +237,16 @@ class SoftmaxCrossEntropy(Loss):
             parts.append(f"reduction={self.reduction!r}")
         return ", ".join(parts)
 
+    @classmethod
+    def examples(cls, rng):
+        for smoothing in (0.0, 0.1):
+            yield cls(label_smoothing=smoothing), (rng.standard_normal((4, 5)), rng.integers(0, 5, 4))
+        yield cls(), (rng.standard_normal((4, 5)), rng.dirichlet(np.ones(5), size=4))
+        labels = rng.integers(0, 5, 6)
+        labels[[1, 4]] = -100
+        yield cls(weight=[0.5, 2.0, 1.0, 3.0, 1.5], label_smoothing=0.1), (rng.standard_normal((6, 5)), labels)
+        yield cls(ignore_index=0, reduction="sum"), (rng.standard_normal((6, 3)), rng.integers(0, 3, 6))
+
 
 @register_layer
 class MSE(Loss):
@@ -310,3 +320,8 @@ class MSE(Loss):
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
+        yield cls(reduction="sum"), (rng.standard_normal((2, 3, 2, 2)), rng.standard_normal((2, 3, 2, 2)))

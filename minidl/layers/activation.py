@@ -7,6 +7,7 @@ import numpy as np  # noqa: F401 - the namespace of the docstring examples
 from .. import functional as F
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
+from ..testing import away_from_zero
 from ..validation import check_array, check_float_dtype, check_int
 from .base import Layer
 from .registry import register_layer
@@ -43,6 +44,10 @@ class ReLU(Layer):
     def backward(self, grad_output):
         (x,) = self.saved_values
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (away_from_zero((2, 3, 4, 4), rng),)
 
 
 class _Elementwise(Layer):
@@ -112,6 +117,11 @@ class LeakyReLU(_Elementwise):
         super().__init__()
         self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
 
+    @classmethod
+    def examples(cls, rng):
+        for slope in (0.01, 0.2):
+            yield cls(slope), (away_from_zero((2, 3, 4, 4), rng),)
+
 
 @register_layer
 class Sigmoid(_Elementwise):
@@ -134,6 +144,10 @@ class Sigmoid(_Elementwise):
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (2 * rng.standard_normal((2, 3, 4)),)
+
 
 @register_layer
 class Tanh(_Elementwise):
@@ -155,6 +169,10 @@ class Tanh(_Elementwise):
 
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 6)),)
 
 
 @register_layer
@@ -188,6 +206,11 @@ class GELU(_Elementwise):
         super().__init__()
         self.approximate = check_approximate(approximate, "GELU")
 
+    @classmethod
+    def examples(cls, rng):
+        for approximate in ("none", "tanh"):
+            yield cls(approximate=approximate), (2 * rng.standard_normal((2, 3, 4, 4)),)
+
 
 @register_layer
 class Identity(Layer):
@@ -216,6 +239,10 @@ class Identity(Layer):
     def backward(self, grad_output):
         shape, dtype = self.saved_values
         return self.check_grad_output(grad_output, shape, dtype)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3, 4)),)
 
 
 @register_layer
@@ -272,3 +299,8 @@ class Softmax(Layer):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 6)),)
+        yield cls(axis=-1), (rng.standard_normal((2, 3, 4, 5)),)

@@ -181,6 +181,11 @@ class BatchNorm1D(_BatchNorm):
                           example="(4, 3)")
     _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(4, dtype=np.float64), (rng.standard_normal((6, 4)),)
+        yield cls(3, eps=1e-3, momentum=0.3, dtype=np.float64), (rng.standard_normal((2, 3, 5)),)
+
 
 @register_layer
 class BatchNorm2D(_BatchNorm):
@@ -188,3 +193,9 @@ class BatchNorm2D(_BatchNorm):
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",
                           m="N * H * W", example="(2, 3, 4, 4)")
     _ranks, _layout = (4,), "(N, C, H, W)"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(3, dtype=np.float64), (rng.standard_normal((2, 3, 4, 5)),)
+        yield cls(2, affine=False, momentum=None, dtype=np.float64), (rng.standard_normal((3, 2, 3, 3)),)
+        yield cls(2, track_running_stats=False, dtype=np.float64), (rng.standard_normal((2, 2, 3, 4)),)

@@ -92,6 +92,11 @@ class Dense(Layer):
             s += f", dtype={self.weight.data.dtype}"
         return s
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(5, 4, rng=rng, dtype=np.float64), (rng.standard_normal((3, 5)),)
+        yield cls(5, 4, bias=False, rng=rng, dtype=np.float64), (rng.standard_normal((3, 5)),)
+
 
 @register_layer
 class Flatten(Layer):
@@ -136,3 +141,8 @@ class Flatten(Layer):
 
     def extra_repr(self):
         return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3, 4, 4)),)
+        yield cls(start_dim=2), (rng.standard_normal((2, 3, 4, 5)),)

@@ -63,6 +63,11 @@ class Add(Layer):
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
+        yield cls(), tuple(rng.standard_normal((2, 2, 3, 3)) for _ in range(3))
+
 
 @register_layer
 class Concat(Layer):
@@ -124,3 +129,9 @@ class Concat(Layer):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(axis=1), (rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 2, 3)))
+        yield cls(axis=-1), (rng.standard_normal((2, 3, 1)), rng.standard_normal((2, 3, 4)),
+                             rng.standard_normal((2, 3, 2)))
