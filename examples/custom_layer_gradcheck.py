@@ -18,7 +18,10 @@ What a subclass must do (see minidl/layers/base.py):
   ``self.saved_values`` in backward keep the cache (the standard error when backward is
   called before forward);
 * optionally ``@mdl.register_layer`` with a ``get_config()`` returning the constructor
-  arguments (so ``mdl.save`` / ``mdl.load`` can rebuild it), and ``extra_repr()`` for ``repr``.
+  arguments (so ``mdl.save`` / ``mdl.load`` can rebuild it), and ``extra_repr()`` for ``repr``;
+* optionally an ``examples(rng)`` classmethod yielding ``(layer, inputs)`` pairs: the gradient
+  grid (``minidl.gradcheck_grid.run_grid``, what ``minidl gradcheck`` runs) checks every
+  registered layer on them.
 
 ``mdl.gradcheck`` compares backward with central differences in float64. The script
 prints the report of the correct layer (PASSED) and of a copy whose backward forgets
@@ -75,6 +78,11 @@ class Swish(mdl.layers.Layer):
 
     def extra_repr(self):
         return f"channels={self.channels}"
+
+    @classmethod
+    def examples(cls, rng):
+        # what the gradient grid (minidl.gradcheck_grid.run_grid) checks: float64 (Swish is smooth)
+        yield cls(3, init=0.5, dtype=np.float64), (rng.standard_normal((2, 3, 4, 4)),)
 
 
 class BrokenSwish(Swish):

@@ -1,66 +1,87 @@
-"""The grid of configurations that ``minidl gradcheck`` checks."""
+"""What ``minidl gradcheck`` checks: every registered layer, on the configurations it declares.
+
+Each layer class declares its own small configurations in
+:meth:`Layer.examples <minidl.layers.Layer.examples>`, and :func:`run_grid` reads the
+one registry (:mod:`minidl.layers.registry`), so a new layer is checked as soon as it
+is registered with examples, and listed as not checked when it has none.
+"""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from . import layers, losses
-from .gradcheck import gradcheck
-from .testing import tie_free
+from . import losses  # noqa: F401 - the losses register themselves on import
+from .gradcheck import GradcheckReport, gradcheck
+from .layers.base import Layer
+from .layers.registry import REGISTRY
+from .testing import away_from_zero  # noqa: F401 - its import path before it moved to minidl.testing
 
-__all__ = ["run_grid"]
-
-
-def away_from_zero(shape, rng) -> np.ndarray:
-    """Standard-normal values pushed at least 0.1 away from ReLU's kink."""
-    x = rng.standard_normal(shape)
-    return x + 0.1 * np.sign(x)
+__all__ = ["run_grid", "GridResult"]
 
 
-def _cases(rng):
-    conv_grid = [
-        dict(kernel_size=3), dict(kernel_size=2, padding="same"), dict(kernel_size=4, padding="same"),
-        dict(kernel_size=3, stride=2), dict(kernel_size=3, stride=2, padding="same"),
-        dict(kernel_size=3, stride=3, padding="same"), dict(kernel_size=3, dilation=2, padding=1),
-        dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 0)), dict(kernel_size=3, bias=False),
-        dict(kernel_size=7),  # 1x1 output on a 7x7 input
-    ]
-    for cfg in conv_grid:
-        yield layers.Conv2D(2, 3, rng=rng, **cfg), (rng.standard_normal((2, 2, 7, 7)),)
-    yield layers.ReLU(), (away_from_zero((2, 3, 4, 4), rng),)
-    for k, s, p in [(2, None, 0), (3, 2, 1), (3, 1, 0), ((2, 3), (1, 2), 0)]:
-        yield layers.MaxPool2D(k, s, p), (tie_free((2, 2, 7, 7), rng),)
-    yield layers.Flatten(), (rng.standard_normal((2, 3, 4, 4)),)
-    yield layers.Dense(5, 4, rng=rng), (rng.standard_normal((3, 5)),)
-    yield layers.Dense(5, 4, bias=False, rng=rng), (rng.standard_normal((3, 5)),)
-    yield layers.Add(), (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
-    yield layers.Concat(axis=1), (rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 2, 3)))
-    for smoothing in (0.0, 0.1):
-        yield (losses.SoftmaxCrossEntropy(label_smoothing=smoothing),
-               (rng.standard_normal((4, 5)), rng.integers(0, 5, 4)))
-    probs = rng.dirichlet(np.ones(5), size=4)
-    yield losses.SoftmaxCrossEntropy(), (rng.standard_normal((4, 5)), probs)
+class GridResult(NamedTuple):
+    """What :func:`run_grid` found: the reports, and the registered classes it could not check.
+
+    Parameters
+    ----------
+    reports : list of GradcheckReport
+        One per configuration, class by class in the registry's order.
+    unchecked : list of str
+        The names of the registered classes whose ``examples`` yield nothing.
+
+    Examples
+    --------
+    >>> GridResult([], ["MyLayer"]).unchecked
+    ['MyLayer']
+    """
+
+    reports: list[GradcheckReport]
+    unchecked: list[str]
 
 
-def run_grid(seed=0):
-    """Gradcheck every built-in layer on a fixed grid; returns the reports.
+def _checked_examples(name, cls, rng):
+    cases = list(cls.examples(rng))
+    for case in cases:
+        if not (isinstance(case, tuple) and len(case) == 2 and isinstance(case[0], Layer)
+                and isinstance(case[1], tuple)):
+            raise TypeError(f"run_grid: {name}.examples(rng) must yield (layer, inputs) pairs, inputs a "
+                            f"tuple of forward's arguments. Received: {case!r:.200}")
+    return cases
+
+
+def run_grid(seed=0) -> GridResult:
+    """Gradcheck every registered layer on the configurations its ``examples`` yields.
 
     Parameters
     ----------
     seed : int, default 0
-        Seeds the layers' weights, the inputs and the upstream gradients.
+        Each class's ``examples`` draws from its own ``numpy.random.default_rng(seed)``
+        (so adding a class changes no other's configurations); also seeds the
+        upstream gradients.
 
     Returns
     -------
-    list of GradcheckReport
-        One per configuration (convolutions with strides, padding and dilation,
-        ReLU, max pooling, Flatten, Dense, Add, Concat, cross-entropy).
+    GridResult
+        ``reports``: one :class:`~minidl.GradcheckReport` per configuration;
+        ``unchecked``: the registered classes without examples.
+
+    Raises
+    ------
+    TypeError
+        A class's ``examples`` yields something else than ``(layer, inputs)`` pairs.
 
     Examples
     --------
-    >>> reports = run_grid()
-    >>> len(reports), all(r.passed for r in reports)
-    (23, True)
+    >>> reports, unchecked = run_grid()
+    >>> len(reports) >= 54, all(r.passed for r in reports)
+    (True, True)
     """
-    rng = np.random.default_rng(seed)
-    return [gradcheck(layer, *inputs, seed=seed) for layer, inputs in _cases(rng)]
+    reports, unchecked = [], []
+    for name, cls in list(REGISTRY.items()):
+        cases = _checked_examples(name, cls, np.random.default_rng(seed))
+        if not cases:
+            unchecked.append(name)
+        reports += [gradcheck(layer, *inputs, seed=seed) for layer, inputs in cases]
+    return GridResult(reports, unchecked)

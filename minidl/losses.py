@@ -10,6 +10,7 @@ from . import functional as F
 from .functional.loss_args import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
 from .functional.mse import check_mse_args, mse_loss, mse_loss_backward
 from .layers.base import Layer
+from .layers.registry import register_layer
 from .validation import check_int
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
@@ -117,6 +118,7 @@ class Loss(Layer):
         return scale
 
 
+@register_layer
 class SoftmaxCrossEntropy(Loss):
     r"""Softmax cross-entropy from logits, as :class:`torch.nn.CrossEntropyLoss`.
 
@@ -235,7 +237,18 @@ class SoftmaxCrossEntropy(Loss):
             parts.append(f"reduction={self.reduction!r}")
         return ", ".join(parts)
 
+    @classmethod
+    def examples(cls, rng):
+        for smoothing in (0.0, 0.1):
+            yield cls(label_smoothing=smoothing), (rng.standard_normal((4, 5)), rng.integers(0, 5, 4))
+        yield cls(), (rng.standard_normal((4, 5)), rng.dirichlet(np.ones(5), size=4))
+        labels = rng.integers(0, 5, 6)
+        labels[[1, 4]] = -100
+        yield cls(weight=[0.5, 2.0, 1.0, 3.0, 1.5], label_smoothing=0.1), (rng.standard_normal((6, 5)), labels)
+        yield cls(ignore_index=0, reduction="sum"), (rng.standard_normal((6, 3)), rng.integers(0, 3, 6))
 
+
+@register_layer
 class MSE(Loss):
     r"""Mean squared error, as :class:`torch.nn.MSELoss`.
 
@@ -307,3 +320,8 @@ class MSE(Loss):
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
+        yield cls(reduction="sum"), (rng.standard_normal((2, 3, 2, 2)), rng.standard_normal((2, 3, 2, 2)))

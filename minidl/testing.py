@@ -6,7 +6,7 @@ import numpy as np
 
 from .gradcheck import GradcheckReport, gradcheck
 
-__all__ = ["assert_gradients", "tie_free"]
+__all__ = ["assert_gradients", "tie_free", "away_from_zero"]
 
 
 def tie_free(shape, rng) -> np.ndarray:
@@ -41,6 +41,28 @@ def tie_free(shape, rng) -> np.ndarray:
     magnitude = (perm + 1.0 + rng.uniform(-0.25, 0.25, size)) / size * 2.0
     sign = np.where(rng.random(size) < 0.5, -1.0, 1.0)
     return (sign * magnitude).reshape(shape)
+
+
+def away_from_zero(shape, rng) -> np.ndarray:
+    """Standard-normal float64 values pushed at least 0.1 away from 0 (ReLU's kink).
+
+    Parameters
+    ----------
+    shape : tuple of int
+    rng : np.random.Generator
+
+    Returns
+    -------
+    ndarray of float64, shape ``shape``
+
+    Examples
+    --------
+    >>> x = away_from_zero((3, 4), np.random.default_rng(0))
+    >>> bool(np.abs(x).min() >= 0.1)
+    True
+    """
+    x = rng.standard_normal(shape)
+    return x + 0.1 * np.sign(x)
 
 
 def assert_gradients(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> GradcheckReport:

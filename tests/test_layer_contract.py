@@ -598,6 +598,22 @@ def test_save_load(case, tmp_path):
     check_save_load(case, tmp_path)
 
 
+def _builtin_class(layer):
+    """The built-in class a case's layer is (FrozenMaskDropout counts as the Dropout it subclasses)."""
+    return next(k for k in type(layer).__mro__ if k.__module__.startswith("minidl."))
+
+
+def test_cases_cover_every_registered_builtin_class():
+    """A new built-in layer registers itself; this fails until the contract suite has a case for it."""
+    from minidl.layers.registry import REGISTRY
+
+    builtins = {cls for cls in REGISTRY.values() if cls.__module__.startswith("minidl.")}
+    covered = {_builtin_class(build(case)[0]) for case in CASES}
+    missing = sorted(cls.__name__ for cls in builtins - covered)
+    assert not missing, f"no contract case for the registered built-in classes {missing}"
+    assert len(builtins) >= 21
+
+
 def test_gradcheck_leaves_layer_untouched():
     case = CASES[0]
     layer, xs = build(case, np.float32)

@@ -17,6 +17,7 @@ from pathlib import Path
 API_MODULES = [
     ("minidl", "the top-level names: ``mdl.Sequential``, ``mdl.Trainer``, ``mdl.gradcheck``, ..."),
     ("minidl.layers", "stateful layers: Conv2D, BatchNorm, pooling, Dense, activations, Add, Concat"),
+    ("minidl.layers.registry", "the one registry of layer classes: register_layer"),
     ("minidl.functional", "the pure numpy kernels the layers call, forward and backward"),
     ("minidl.losses", "SoftmaxCrossEntropy and MSE"),
     ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),

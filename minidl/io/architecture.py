@@ -1,8 +1,10 @@
-"""Model architectures as JSON: the layer registry, specs, and building models from specs.
+"""Model architectures as JSON: specs, and building models from specs with the layer registry.
 
 A spec is what :func:`minidl.save` stores for a model: ``{"class": name, "config":
 get_config()}`` for a layer, with ``"layers"`` (Sequential) or ``"nodes"`` and
 ``"output"`` (Graph) for graphs, and ``"base"`` for a registered subclass of either.
+The classes come from :mod:`minidl.layers.registry` (its ``REGISTRY`` and
+:func:`register_layer` are re-exported here), which every layer fills by registering itself.
 :func:`check_spec` validates an untrusted spec's structure before :func:`build` runs
 any constructor.
 """
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import layers as _layers
-from .. import losses as _losses
+from .. import losses as _losses  # noqa: F401 - the losses register themselves on import
 from ..graph import Graph, Sequential
 from ..layers.base import Layer
+from ..layers.registry import REGISTRY, register_layer
 
 __all__ = ["REGISTRY", "register_layer", "registered_name", "spec_of", "check_spec", "build",
            "json_default", "MAX_LAYERS", "MAX_DEPTH"]
@@ -22,60 +24,7 @@ __all__ = ["REGISTRY", "register_layer", "registered_name", "spec_of", "check_sp
 #: Most layers and deepest nesting an architecture may declare.
 MAX_LAYERS, MAX_DEPTH = 100_000, 64
 
-REGISTRY: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (_layers.Conv2D, _layers.ReLU, _layers.MaxPool2D, _layers.Dense, _layers.Flatten,
-                _layers.Add, _layers.Concat, _losses.SoftmaxCrossEntropy, _losses.MSE,
-                _layers.BatchNorm1D, _layers.BatchNorm2D, _layers.Dropout, _layers.Dropout2D,
-                _layers.LeakyReLU, _layers.Sigmoid, _layers.Tanh, _layers.GELU, _layers.Identity,
-                _layers.Softmax, _layers.AvgPool2D, _layers.GlobalAvgPool2D)
-}
 _GRAPHS = {"Sequential": Sequential, "Graph": Graph}
-
-
-def register_layer(cls):
-    """Class decorator: make a user-written layer (or Graph/Sequential subclass) loadable.
-
-    A layer must rebuild itself from ``cls(**layer.get_config())``. A subclass
-    of :class:`~minidl.Sequential` or :class:`~minidl.Graph` is rebuilt the
-    same way; when that leaves it empty, the stored nodes are added to it.
-
-    Parameters
-    ----------
-    cls : type
-        A subclass of :class:`~minidl.layers.Layer` whose name no other registered class has.
-
-    Returns
-    -------
-    type
-        ``cls`` itself (registered under its ``__name__``).
-
-    Raises
-    ------
-    TypeError
-        Not a Layer subclass.
-    ValueError
-        The name is taken by another class.
-
-    Examples
-    --------
-    >>> @register_layer
-    ... class MyIdentity(Layer):
-    ...     def forward(self, x): return x
-    ...     def backward(self, g): return g
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise TypeError(f"register_layer: expected a Layer subclass. Received: {cls!r}")
-    old = REGISTRY.get(cls.__name__, _GRAPHS.get(cls.__name__))
-    redefinition = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
-    if old is not None and old is not cls and not redefinition:
-        raise ValueError(
-            f"register_layer: the name {cls.__name__!r} is already taken by "
-            f"{old.__module__}.{old.__qualname__}; files store layers by class name, so "
-            f"{cls.__module__}.{cls.__qualname__} would shadow it. Rename your class."
-        )
-    REGISTRY[cls.__name__] = cls
-    return cls
 
 
 def registered_name(layer: Layer) -> str:

@@ -7,12 +7,15 @@ import numpy as np  # noqa: F401 - the namespace of the docstring examples
 from .. import functional as F
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
+from ..testing import away_from_zero
 from ..validation import check_array, check_float_dtype, check_int
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax"]
 
 
+@register_layer
 class ReLU(Layer):
     r"""``max(x, 0)`` element-wise, any shape, dtype kept.
 
@@ -41,6 +44,10 @@ class ReLU(Layer):
     def backward(self, grad_output):
         (x,) = self.saved_values
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (away_from_zero((2, 3, 4, 4), rng),)
 
 
 class _Elementwise(Layer):
@@ -80,6 +87,7 @@ class _Elementwise(Layer):
         return ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper)
 
 
+@register_layer
 class LeakyReLU(_Elementwise):
     r"""``x`` where ``x > 0``, else ``negative_slope * x``, as :class:`torch.nn.LeakyReLU`.
 
@@ -109,7 +117,13 @@ class LeakyReLU(_Elementwise):
         super().__init__()
         self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
 
+    @classmethod
+    def examples(cls, rng):
+        for slope in (0.01, 0.2):
+            yield cls(slope), (away_from_zero((2, 3, 4, 4), rng),)
 
+
+@register_layer
 class Sigmoid(_Elementwise):
     r"""``1 / (1 + exp(-x))`` element-wise, as :class:`torch.nn.Sigmoid`; never overflows.
 
@@ -130,7 +144,12 @@ class Sigmoid(_Elementwise):
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (2 * rng.standard_normal((2, 3, 4)),)
 
+
+@register_layer
 class Tanh(_Elementwise):
     r"""``tanh(x)`` element-wise, as :class:`torch.nn.Tanh`.
 
@@ -151,7 +170,12 @@ class Tanh(_Elementwise):
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 6)),)
 
+
+@register_layer
 class GELU(_Elementwise):
     r"""Gaussian error linear unit ``x * Phi(x)``, as :class:`torch.nn.GELU`.
 
@@ -182,7 +206,13 @@ class GELU(_Elementwise):
         super().__init__()
         self.approximate = check_approximate(approximate, "GELU")
 
+    @classmethod
+    def examples(cls, rng):
+        for approximate in ("none", "tanh"):
+            yield cls(approximate=approximate), (2 * rng.standard_normal((2, 3, 4, 4)),)
 
+
+@register_layer
 class Identity(Layer):
     r"""Returns its input unchanged (the same array), as :class:`torch.nn.Identity`.
 
@@ -210,7 +240,12 @@ class Identity(Layer):
         shape, dtype = self.saved_values
         return self.check_grad_output(grad_output, shape, dtype)
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3, 4)),)
 
+
+@register_layer
 class Softmax(Layer):
     r"""Softmax along ``axis``, as :class:`torch.nn.Softmax` (``dim`` there), for inference.
 
@@ -264,3 +299,8 @@ class Softmax(Layer):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 6)),)
+        yield cls(axis=-1), (rng.standard_normal((2, 3, 4, 5)),)

@@ -404,6 +404,41 @@ class Layer(LayerTree, StateDictMixin):
         """
         return {}
 
+    @classmethod
+    def examples(cls, rng):
+        """Small configurations of this class for the gradient checker (``minidl gradcheck``).
+
+        ``minidl gradcheck`` (:func:`minidl.gradcheck_grid.run_grid`) runs
+        :func:`minidl.gradcheck` on every pair this yields, for every registered
+        class; a registered class that yields nothing is listed as not checked.
+        Override it in your layer: build layers in float64 with ``cls(...)`` (so a
+        subclass is checked as itself) and draw inputs where central differences
+        are valid (:func:`minidl.testing.tie_free` away from kinks and max-pool
+        ties). The base class yields nothing.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Draws the weights and inputs (seeded by the caller).
+
+        Yields
+        ------
+        layer : Layer
+            An instance of ``cls``, built with ``rng``.
+        inputs : tuple
+            The arguments of ``layer.forward``.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> layer, inputs = next(Dense.examples(np.random.default_rng(0)))
+        >>> type(layer).__name__, [x.shape for x in inputs]
+        ('Dense', [(3, 5)])
+        >>> list(Layer.examples(np.random.default_rng(0)))
+        []
+        """
+        yield from ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 

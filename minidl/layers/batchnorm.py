@@ -11,6 +11,7 @@ from ..parameter import Parameter, deferring, placeholder
 from ..validation import check_array, check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
 
@@ -173,15 +174,28 @@ _DOC = r"""Batch normalisation over {what}, as :class:`torch.nn.{torch}`.
     """
 
 
+@register_layer
 class BatchNorm1D(_BatchNorm):
     __doc__ = _DOC.format(what="features or sequences", torch="BatchNorm1d", name="BatchNorm1D",
                           shape="Input (N, C) or (N, C, L); output of the same shape.", m="N (or N * L)",
                           example="(4, 3)")
     _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(4, dtype=np.float64), (rng.standard_normal((6, 4)),)
+        yield cls(3, eps=1e-3, momentum=0.3, dtype=np.float64), (rng.standard_normal((2, 3, 5)),)
 
+
+@register_layer
 class BatchNorm2D(_BatchNorm):
     __doc__ = _DOC.format(what="the channels of images", torch="BatchNorm2d", name="BatchNorm2D",
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",
                           m="N * H * W", example="(2, 3, 4, 4)")
     _ranks, _layout = (4,), "(N, C, H, W)"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(3, dtype=np.float64), (rng.standard_normal((2, 3, 4, 5)),)
+        yield cls(2, affine=False, momentum=None, dtype=np.float64), (rng.standard_normal((3, 2, 3, 3)),)
+        yield cls(2, track_running_stats=False, dtype=np.float64), (rng.standard_normal((2, 2, 3, 4)),)

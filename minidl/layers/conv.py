@@ -11,10 +11,12 @@ from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Conv2D"]
 
 
+@register_layer
 class Conv2D(Layer):
     r"""2-D convolution (cross-correlation) layer, as :class:`torch.nn.Conv2d`.
 
@@ -148,3 +150,17 @@ class Conv2D(Layer):
         if self.weight.data.dtype != np.float32:
             s += f", dtype={self.weight.data.dtype}"
         return s
+
+    @classmethod
+    def examples(cls, rng):
+        grid = [
+            dict(kernel_size=3), dict(kernel_size=2, padding="same"), dict(kernel_size=4, padding="same"),
+            dict(kernel_size=3, stride=2), dict(kernel_size=3, stride=2, padding="same"),
+            dict(kernel_size=3, stride=3, padding="same"), dict(kernel_size=3, dilation=2, padding=1),
+            dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 0)), dict(kernel_size=3, bias=False),
+            dict(kernel_size=7),  # 1x1 output on a 7x7 input
+            dict(kernel_size=3, padding=1, groups=2, padding_mode="reflect"),
+            dict(kernel_size=3, stride=2, padding="same", groups=2, padding_mode="circular"),
+        ]
+        for cfg in grid:
+            yield cls(2, 4, rng=rng, dtype=np.float64, **cfg), (rng.standard_normal((2, 2, 7, 7)),)

@@ -9,10 +9,12 @@ from ..parameter import Parameter
 from ..validation import check_array, check_ndim, check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]
 
 
+@register_layer
 class Dense(Layer):
     r"""Affine layer ``y = x @ W.T + b``, as :class:`torch.nn.Linear`.
 
@@ -90,7 +92,13 @@ class Dense(Layer):
             s += f", dtype={self.weight.data.dtype}"
         return s
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(5, 4, rng=rng, dtype=np.float64), (rng.standard_normal((3, 5)),)
+        yield cls(5, 4, bias=False, rng=rng, dtype=np.float64), (rng.standard_normal((3, 5)),)
 
+
+@register_layer
 class Flatten(Layer):
     r"""Flatten every axis from ``start_dim`` (default 1) on, as :class:`torch.nn.Flatten`.
 
@@ -133,3 +141,8 @@ class Flatten(Layer):
 
     def extra_repr(self):
         return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3, 4, 4)),)
+        yield cls(start_dim=2), (rng.standard_normal((2, 3, 4, 5)),)

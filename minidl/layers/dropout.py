@@ -9,10 +9,24 @@ from ..functional.dropout import check_dropout_p
 from ..validation import check_array, check_float_dtype, check_ndim
 from ._init import as_generator
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Dropout", "Dropout2D"]
 
 
+class _SameDraws:
+    """Stands in for a layer's Generator in :meth:`Dropout.examples`: ``random`` returns the same
+    draws at every call, so the gradient checker's forward passes all see one mask (the forward
+    and backward checked are Dropout's own)."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def random(self, shape, dtype=np.float64):
+        return np.random.default_rng(self.seed).random(shape, dtype=dtype)
+
+
+@register_layer
 class Dropout(Layer):
     r"""Inverted dropout, as :class:`torch.nn.Dropout`: zero each value with probability ``p``.
 
@@ -127,7 +141,14 @@ class Dropout(Layer):
     def extra_repr(self):
         return f"p={self.p}"
 
+    @classmethod
+    def examples(cls, rng):
+        layer = cls(0.3)
+        layer.rng = _SameDraws(int(rng.integers(2**31)))  # one mask for gradcheck's many forward passes
+        yield layer, (rng.standard_normal((4, 6)),)
 
+
+@register_layer
 class Dropout2D(Dropout):
     r"""Channel dropout, as :class:`torch.nn.Dropout2d`: zero whole channels of (N, C, H, W).
 
@@ -177,3 +198,9 @@ class Dropout2D(Dropout):
         (2, 3, 1, 1)
         """
         return tuple(shape[:2]) + (1, 1)
+
+    @classmethod
+    def examples(cls, rng):
+        layer = cls(0.5)
+        layer.rng = _SameDraws(int(rng.integers(2**31)))
+        yield layer, (rng.standard_normal((3, 4, 2, 3)),)

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..validation import check_array, check_int
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Add", "Concat"]
 
@@ -22,6 +23,7 @@ def _checked(inputs, name, where):
         yield i, x
 
 
+@register_layer
 class Add(Layer):
     r"""Element-wise sum of two or more inputs of the same shape and dtype.
 
@@ -61,7 +63,13 @@ class Add(Layer):
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
+        yield cls(), tuple(rng.standard_normal((2, 2, 3, 3)) for _ in range(3))
 
+
+@register_layer
 class Concat(Layer):
     r"""Concatenate inputs along ``axis`` (default 1: channels in NCHW).
 
@@ -121,3 +129,9 @@ class Concat(Layer):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(axis=1), (rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 2, 3)))
+        yield cls(axis=-1), (rng.standard_normal((2, 3, 1)), rng.standard_normal((2, 3, 4)),
+                             rng.standard_normal((2, 3, 2)))

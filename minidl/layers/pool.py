@@ -14,12 +14,15 @@ from ..functional.avgpool import (
 )
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding
+from ..testing import tie_free
 from ..validation import check_bool, positive_pair
 from .base import Layer
+from .registry import register_layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
 
 
+@register_layer
 class MaxPool2D(Layer):
     r"""2-D max pooling, as :class:`torch.nn.MaxPool2d`.
 
@@ -97,7 +100,15 @@ class MaxPool2D(Layer):
             s += ", ceil_mode=True"
         return s
 
+    @classmethod
+    def examples(cls, rng):
+        for k, s, p in [(2, None, 0), (3, 2, 1), (3, 1, 0), ((2, 3), (1, 2), 0)]:
+            yield cls(k, s, p), (tie_free((2, 2, 7, 7), rng),)
+        yield cls(2, stride=(1, 2), dilation=2), (tie_free((1, 2, 7, 6), rng),)
+        yield cls(3, stride=2, padding=1, ceil_mode=True), (tie_free((2, 1, 7, 6), rng),)
 
+
+@register_layer
 class AvgPool2D(Layer):
     r"""2-D average pooling, as :class:`torch.nn.AvgPool2d`.
 
@@ -170,7 +181,15 @@ class AvgPool2D(Layer):
             s += ", count_include_pad=False"
         return s
 
+    @classmethod
+    def examples(cls, rng):
+        yield cls(2), (rng.standard_normal((2, 3, 6, 6)),)
+        yield cls(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), \
+            (rng.standard_normal((2, 2, 7, 6)),)
+        yield cls((2, 3), stride=1, padding=(1, 1)), (rng.standard_normal((1, 2, 4, 5)),)
 
+
+@register_layer
 class GlobalAvgPool2D(Layer):
     r"""The mean of each channel over its H x W plane, as :class:`torch.nn.AdaptiveAvgPool2d` (1).
 
@@ -203,3 +222,7 @@ class GlobalAvgPool2D(Layer):
         in_shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, in_shape[:2] + (1, 1), dtype)
         return global_avg_pool2d_backward(in_shape, grad_output, where=repr(self))
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((2, 3, 5, 4)),)
