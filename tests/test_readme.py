@@ -61,3 +61,22 @@ def test_readme_snippets_with_optional_packages_run(tmp_path, monkeypatch):
                                             f"(pip install -e '.[test,torch,plot,onnx]')")
     namespace = run_snippets(tmp_path, monkeypatch, blocks)
     assert type(namespace["same_again"]) is type(namespace["model"])
+
+
+def test_collection_survives_a_torch_that_is_found_but_cannot_be_imported(tmp_path):
+    """A torch installed without its dependencies is found on the path but fails to import (here with
+    ModuleNotFoundError, as a missing sympy does): the doctests of minidl/interop/_torch.py must then be
+    left out, as without torch, instead of stopping collection (the README's test command failed so)."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import a_dependency_that_is_not_installed\n")
+    root = README.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "minidl/interop"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "_torch.py" not in proc.stdout
