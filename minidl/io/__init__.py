@@ -280,7 +280,7 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
     Returns
     -------
     ModelFile
-        ``(model, extra_meta, extra_arrays)``.
+        ``(model, extra_meta, extra_arrays)``; the model in eval mode, as :func:`load` gives it.
 
     Examples
     --------
@@ -321,6 +321,7 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
         owner, attr = _owner(model, alias)
         setattr(owner, attr, params[name])
     extras = {k[len(_EXTRA_PREFIX):]: v for k, v in arrays.items() if k.startswith(_EXTRA_PREFIX)}
+    model.eval()  # loaded to predict: see load's Notes
     return ModelFile(model, arch.get("extra", {}), extras)
 
 
@@ -378,6 +379,4 @@ def load(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> Layer:
     (False, True)
     >>> _ = same.train()   # to train it by hand (Trainer.fit does this itself)
     """
-    model = read(path, custom_layers, max_bytes=max_bytes).model
-    model.eval()
-    return model
+    return read(path, custom_layers, max_bytes=max_bytes).model

@@ -240,11 +240,12 @@ def layer_state_restored(model: LayerTree):
 
 
 def walk_layers(layer: LayerTree, path: str, _seen=None):
-    """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it."""
+    """Yield ``(dotted_path, layer)`` for ``layer`` and every layer nested in it (from the root,
+    ``path=""``: ``("", model)``, ``("0", ...)``, ``("block.conv", ...)``)."""
     _seen = set() if _seen is None else _seen
     if id(layer) in _seen:  # a cycle cannot be built through add(), but be safe
         return
     _seen.add(id(layer))
     yield path, layer
     for child, sub in layer.named_children():
-        yield from walk_layers(sub, f"{path}.{child}", _seen)
+        yield from walk_layers(sub, f"{path}.{child}" if path else child, _seen)

@@ -70,7 +70,7 @@ def first_conv(model, fn: str):
         raise TypeError(f"minidl.plot.{fn}: expected a minidl model or layer. Received: {type(model).__name__}")
     for path, layer in walk_layers(model, ""):
         if isinstance(layer, Conv2D):
-            return path.lstrip("."), layer
+            return path, layer
     raise ValueError(f"minidl.plot.{fn}: the model has no Conv2D layer. Received: {type(model).__name__} "
                      f"with layers {layer_names(model)[:12]}. Pass a model with a convolution, or the Conv2D itself.")
 
@@ -79,4 +79,4 @@ def layer_names(model) -> list[str]:
     """The dotted names of the layers inside ``model`` (``"0"``, ``"block.conv"``), model excluded."""
     from ..graph import walk_layers
 
-    return [path.lstrip(".") for path, _ in walk_layers(model, "")][1:]
+    return [path for path, _ in walk_layers(model, "")][1:]

@@ -76,7 +76,7 @@ def _default_layer(model, fn):
             if reader is None or not isinstance(nodes[reader][0], (ReLU, BatchNorm2D, Dropout, Dropout2D, Identity)):
                 break
             if isinstance(nodes[reader][0], ReLU):
-                return f"{gpath}.{reader}".lstrip(".")
+                return f"{gpath}.{reader}" if gpath else reader
             node = reader
     return path
 
@@ -145,7 +145,7 @@ def feature_maps(model, x, layer=None, max_maps=16, fig=None):
     x = _check_input(x, fn)
     max_maps = positive_count(max_maps, "max_maps", fn)
     name = _default_layer(model, fn) if layer is None else layer
-    layers = {path.lstrip("."): sub for path, sub in walk_layers(model, "")}
+    layers = dict(walk_layers(model, ""))
     if not isinstance(name, str) or name not in layers or name == "":
         raise ValueError(f"minidl.plot.{fn}: unknown layer {name!r}. The model's layers are "
                          f"{layer_names(model)[:40]}; pass one of them (a Graph node name or a Sequential index).")

@@ -40,6 +40,7 @@ import numpy as np
 from .. import io
 from ..io.architecture import spec_of
 from ..layers.base import Layer
+from ..layers.tree import walk_layers
 from ..validation import is_int
 
 __all__ = ["save", "load", "restore_callbacks", "KIND"]
@@ -132,14 +133,10 @@ def save(path, model: Layer, optimizer, epochs_done: int, seed, history, callbac
     io.write(model, path, extra_meta={"trainer": meta}, extra_arrays=arrays)
 
 
-def _rng_layers(layer: Layer, path: str = "", found=None) -> dict:
-    """``{dotted path: layer}`` of every layer (``layer`` included) with a Generator ``rng``."""
-    found = {} if found is None else found
-    if isinstance(getattr(layer, "rng", None), np.random.Generator):
-        found[path] = layer
-    for name, child in layer.named_children():
-        _rng_layers(child, f"{path}.{name}" if path else name, found)
-    return found
+def _rng_layers(model: Layer) -> dict:
+    """``{dotted path: layer}`` of every layer (``model`` included) with a Generator ``rng``."""
+    return {path: layer for path, layer in walk_layers(model, "")
+            if isinstance(getattr(layer, "rng", None), np.random.Generator)}
 
 
 def _restored_rngs(states, model, where) -> dict:

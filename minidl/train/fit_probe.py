@@ -12,13 +12,12 @@ them all before any work, in the words of the layer or loss that refuses.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
 from ..layers import BatchNorm1D, BatchNorm2D
-from ..layers.tree import layer_state_restored
+from ..layers.tree import layer_state_restored, walk_layers
 from .fit_state import BatchState
 
 __all__ = ["check_data_against_model"]
@@ -26,27 +25,14 @@ __all__ = ["check_data_against_model"]
 _CHUNK_BYTES = 1 << 23  # labels of a memmap are scanned 8 MB at a time
 
 
-def _layers(layer):
-    """``layer`` and every layer inside it."""
-    yield layer
-    for _, child in layer.named_children():
-        yield from _layers(child)
-
-
-@contextlib.contextmanager
-def _noting_inputs(layers, shapes: dict):
-    """Within the block, each of ``layers`` notes the shape of its input in ``shapes[layer]``
-    (an instance attribute shadows the class's ``forward``; removed on exit)."""
+def _note_inputs(layers, shapes: dict) -> None:
+    """Make each of ``layers`` note the shape of its input in ``shapes[layer]``: an instance attribute
+    shadows the class's ``forward`` (call inside ``layer_state_restored``, which removes it)."""
     for layer in layers:
         def forward(x, _layer=layer, _forward=layer.forward):
             shapes[_layer] = np.shape(x)
             return _forward(x)
         layer.forward = forward
-    try:
-        yield
-    finally:
-        for layer in layers:
-            vars(layer).pop("forward", None)
 
 
 def _probe(model, X, name, samples, batchnorms=(), shapes=None):
@@ -56,8 +42,9 @@ def _probe(model, X, name, samples, batchnorms=(), shapes=None):
     TypeError of the model is raised again naming ``name`` and its shape and dtype."""
     saved = BatchState(model).save()  # a custom layer may move a buffer or draw even in eval mode
     try:
-        with layer_state_restored(model), _noting_inputs(batchnorms, {} if shapes is None else shapes):
-            model.eval()  # every layer's own mode (a frozen BatchNorm's too) and cache come back after
+        with layer_state_restored(model):  # every layer's own mode, cache and forward come back after
+            _note_inputs(batchnorms, {} if shapes is None else shapes)
+            model.eval()
             outputs = model.forward(np.asarray(X[:samples]))
     except (ValueError, TypeError) as exc:
         kind = ValueError if isinstance(exc, ValueError) else TypeError
@@ -164,7 +151,7 @@ def check_data_against_model(model, loss, run) -> None:
     ...
     ValueError: Trainer.fit: y (shape (6,), dtype int64) does not fit the model's outputs (shape (3,) ...
     """
-    batchnorms = [layer for layer in _layers(model) if isinstance(layer, (BatchNorm1D, BatchNorm2D))]
+    batchnorms = [layer for _, layer in walk_layers(model, "") if isinstance(layer, (BatchNorm1D, BatchNorm2D))]
     shapes: dict = {}
     samples = min(2, run.batch_size)  # a model trained on batches of one sample may take no more
     outputs = _probe(model, run.X, "X", samples, batchnorms, shapes)

@@ -14,15 +14,10 @@ import numpy as np
 
 from ..data import num_batches
 from ..layers.base import Layer
+from ..layers.tree import walk_layers
 from ..validation import is_int
 
 __all__ = ["BatchState", "EpochPosition", "check_resume", "sigint_deferred"]
-
-
-def _named_layers(layer: Layer, path: str = ""):
-    yield path, layer
-    for name, child in layer.named_children():
-        yield from _named_layers(child, f"{path}.{name}" if path else name)
 
 
 class BatchState:
@@ -51,7 +46,7 @@ class BatchState:
 
     def __init__(self, model: Layer):
         self._buffers, self._rngs = [], []  # (dotted name, layer, attribute); layers with a generator
-        for path, layer in _named_layers(model):
+        for path, layer in walk_layers(model, ""):
             self._buffers += [(f"{path}.{name}" if path else name, layer, name)
                               for name, _ in layer.named_buffers(recurse=False)]
             if isinstance(getattr(layer, "rng", None), np.random.Generator):

@@ -128,7 +128,7 @@ class Trainer:
         self._callbacks: list = []
         self._epoch_logs = None  # the logs of the epoch whose on_epoch_end callbacks are running
         self._position = None  # EpochPosition: the batches committed in the current epoch
-        self._fit_key = None  # the data and settings the position refers to (samples, batch_size, shuffle)
+        self._fit_key = None  # what the position refers to: samples, batch_size, shuffle, drop_last
         self._augment = None  # the current epoch's augmentation generator
         self._batch_state = None  # BatchState of the model (its buffers and generators), per fit
         self._batch_saved = None  # BatchState.save() before the batch in progress (until it is done)
