@@ -166,8 +166,24 @@ class Graph(Layer):
         """``{name: (layer, inputs)}`` in insertion order (read-only view)."""
         return dict(self._nodes)
 
-    def _execution_plan(self) -> list[str]:
-        """The nodes the output depends on, in insertion (topological) order."""
+    def execution_plan(self) -> list[str]:
+        """The names of the nodes the output depends on, in the order they run.
+
+        Insertion order is topological (a node's inputs are added before it); nodes
+        the output does not need are left out. Exporters walk this list.
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> from minidl.layers import ReLU, Tanh
+        >>> g = Graph()
+        >>> g.add("a", ReLU()); g.add("unused", Tanh()); g.set_output("a")
+        >>> g.execution_plan()
+        ['a']
+        """
         if self._plan is None:
             needed = {self.output_name}
             for name in reversed(self._nodes):
@@ -183,7 +199,7 @@ class Graph(Layer):
         ``inputs_to_free`` are the values whose last consumer is this node: they
         are dropped right after it runs, to free memory early.
         """
-        plan = self._execution_plan()
+        plan = self.execution_plan()
         if self._steps is None or self._steps[0] is not plan:
             last_use = {}
             for name in plan:
@@ -224,7 +240,7 @@ class Graph(Layer):
         # Every node of the plan is the output or an input of a later node of the plan, so
         # walking the plan backwards, each node finds its gradient in ``grads``; and every
         # node descends from "input", so with input_grad its gradient is there at the end.
-        for name in reversed(self._execution_plan()):
+        for name in reversed(self.execution_plan()):
             layer, inputs = self._nodes[name]
             if not input_grad and all(inp == INPUT for inp in inputs):
                 layer.backward_params(grads.pop(name))
@@ -281,7 +297,7 @@ class Graph(Layer):
         rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
         with layer_state_restored(self):  # a forward waiting for its backward keeps its caches
             self.eval()  # and the probe keeps none
-            for name in self._execution_plan():
+            for name in self.execution_plan():
                 layer, inputs = self._nodes[name]
                 values[name] = layer.forward(*(values[i] for i in inputs))
                 out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"

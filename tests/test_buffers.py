@@ -242,3 +242,17 @@ def test_trainer_checkpoint_carries_buffers_and_resumes_bit_identically(tmp_path
     assert list(a) == list(b) and a["0.calls"] == 10
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_state_dict_keep_vars_gives_the_live_objects_as_torch():
+    """``state_dict(keep_vars=True)``: the Parameters and buffer arrays themselves (what io and
+    from_onnx read without copying), same keys and order as the copies."""
+    from minidl import Sequential
+    from minidl.layers import BatchNorm1D, Dense
+    from minidl.parameter import Parameter
+    model = Sequential(Dense(3, 2, rng=0), BatchNorm1D(2))
+    live = model.state_dict(keep_vars=True)
+    assert list(live) == list(model.state_dict())
+    assert live["0.weight"] is model[0].weight and isinstance(live["0.weight"], Parameter)
+    assert live["1.running_mean"] is model[1].running_mean
+    assert model.state_dict()["1.running_mean"] is not model[1].running_mean

@@ -275,7 +275,7 @@ def test_batchnorm_without_affine_both_ways(tcls, shape, dtype):
     with torch.no_grad():
         tbn(_t(x))  # running statistics that are not the defaults
     bn = mdl.interop.from_torch(tbn)
-    assert type(bn).__name__ == tcls.__name__[:-1] + "D" and not bn.affine and bn._dtype == dtype
+    assert type(bn).__name__ == tcls.__name__[:-1] + "D" and not bn.affine and bn.dtype == dtype
     for train in (False, True):
         tbn.train(train), bn.train(train)
         _compare(bn, tbn, x * 0.5, dtype, train)  # outputs, input gradient (train), running statistics

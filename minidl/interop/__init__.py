@@ -131,7 +131,7 @@ def _leaf_to_torch(layer, where, nn, T):  # noqa: C901 - one branch per layer ty
         return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, dtype=_dtype_of(layer))
     if kind is L.BatchNorm1D or kind is L.BatchNorm2D:
         cls = nn.BatchNorm1d if kind is L.BatchNorm1D else nn.BatchNorm2d
-        dtype = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}[np.dtype(layer._dtype)]
+        dtype = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}[np.dtype(layer.dtype)]
         import torch
         return cls(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats,
                    dtype=getattr(torch, dtype))

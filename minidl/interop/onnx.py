@@ -227,9 +227,8 @@ def _rebuild(proto, onnx, max_bytes):
             raise ValueError(f"two initializers are named {tensor.name!r}")
         inits[tensor.name] = tensor
     expected = {}  # what state_dict() would hold, read off the placeholders (state_dict() would copy them)
-    for key, owner, attr, is_param in model._state_slots():
-        value = getattr(owner, attr).data if is_param else getattr(owner, attr)
-        expected[key] = (value.shape, value.dtype)
+    for key, value in model.state_dict(keep_vars=True).items():
+        expected[key] = (tuple(value.shape), np.dtype(value.dtype))
     total = sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for shape, dtype in expected.values())
     if max_bytes is not None and total > max_bytes:
         raise ValueError(f"its architecture's arrays take {total:,} bytes, more than max_bytes={max_bytes:,}; "
@@ -337,7 +336,7 @@ class _Builder:
 
     def _emit_graph(self, graph, names, values, prefix, where):
         known = {INPUT: (names[0], values[0])}
-        for node in graph._execution_plan():
+        for node in graph.execution_plan():
             child, inputs = graph.nodes[node]
             sub = f"{prefix}.{node}" if prefix else node
             known[node] = self.emit(child, [known[i][0] for i in inputs], [known[i][1] for i in inputs],

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..layers.base import Layer, set_model_writer
-from ..parameter import deferred_init, is_deferred
+from ..parameter import Parameter, deferred_init, is_deferred
 from . import archive
 from .architecture import REGISTRY, build, check_spec, json_default, register_layer, spec_of
 
@@ -114,9 +114,9 @@ def write(model: Layer, path, extra_meta=None, extra_arrays=None) -> None:
         else:
             names[id(p)] = name
             arrays[_PARAM_PREFIX + name] = np.ascontiguousarray(p.data)
-    for name, owner, attr, is_param in model._state_slots():
-        if not is_param:  # np.array, not ascontiguousarray: that makes a 0-d buffer 1-d
-            arrays[_BUFFER_PREFIX + name] = np.array(getattr(owner, attr), order="C")
+    for name, value in model.state_dict(keep_vars=True).items():
+        if not isinstance(value, Parameter):  # np.array, not ascontiguousarray: that makes a 0-d buffer 1-d
+            arrays[_BUFFER_PREFIX + name] = np.array(value, order="C")
     for key, value in (extra_arrays or {}).items():
         if not isinstance(key, str) or not _EXTRA_KEY.match(key):
             raise ValueError(f"minidl.io.write: extra array key {key!r} must match {_EXTRA_KEY.pattern}")
@@ -197,8 +197,8 @@ def _manifest(arch, zf, model, max_bytes):
                                              for a, c in tied.items()):
         raise ValueError("the 'tied' entry must map parameter names to other parameter names")
     expected = {_PARAM_PREFIX + k: (tuple(p.shape), p.dtype) for k, p in params.items() if k not in tied}
-    buffers = {name: (owner, attr) for name, owner, attr, is_param in model._state_slots() if not is_param}
-    expected.update({_BUFFER_PREFIX + k: (getattr(o, a).shape, getattr(o, a).dtype) for k, (o, a) in buffers.items()})
+    buffers = {k: v for k, v in model.state_dict(keep_vars=True).items() if not isinstance(v, Parameter)}
+    expected.update({_BUFFER_PREFIX + k: (v.shape, v.dtype) for k, v in buffers.items()})
     for alias, name in tied.items():
         if (params[alias].shape, params[alias].dtype) != (params[name].shape, params[name].dtype):
             raise ValueError(f"tied parameters {alias!r} and {name!r} differ in shape or dtype")
@@ -315,8 +315,8 @@ def read(path, custom_layers=None, *, max_bytes=MAX_LOAD_BYTES) -> ModelFile:
             p.data, p.grad = value, np.zeros_like(value)
         else:
             np.copyto(p.data, value)
-    for name, (owner, attr) in buffers.items():  # a fresh array read from the file: owned, writable
-        setattr(owner, attr, arrays[_BUFFER_PREFIX + name])
+    for name in buffers:  # a fresh array read from the file: owned, writable
+        setattr(*_owner(model, name), arrays[_BUFFER_PREFIX + name])
     for alias, name in tied.items():  # share the very Parameter object again
         owner, attr = _owner(model, alias)
         setattr(owner, attr, params[name])

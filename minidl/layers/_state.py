@@ -166,17 +166,24 @@ class StateDictMixin:
             yield from child._state_slots(f"{prefix}{name}.")
 
     # ------------------------------------------------------------ state dict
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self, *, keep_vars: bool = False) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter's data and every persistent buffer, under PyTorch's
         dotted names and in its order (a layer's parameters, its buffers, then its children).
 
         A parameter shared by several layers appears under each of its names,
         as in :meth:`torch.nn.Module.state_dict`.
 
+        Parameters
+        ----------
+        keep_vars : bool, default False
+            As in torch: True gives the :class:`~minidl.Parameter` objects and the buffer
+            arrays themselves, not copies (what a writer reads without copying twice).
+
         Returns
         -------
         collections.OrderedDict of str to ndarray
-            Copies: changing them does not change the layer.
+            Copies: changing them does not change the layer (with ``keep_vars``, the
+            layer's own Parameters and buffers).
 
         Examples
         --------
@@ -186,6 +193,8 @@ class StateDictMixin:
         >>> {name: a.shape for name, a in model.state_dict().items()}
         {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
         """
+        if keep_vars:
+            return OrderedDict((name, getattr(owner, attr)) for name, owner, attr, _ in self._state_slots())
         return OrderedDict((name, np.array(_slot_value(owner, attr, is_param), copy=True))
                            for name, owner, attr, is_param in self._state_slots())
 

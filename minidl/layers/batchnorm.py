@@ -43,13 +43,13 @@ class _BatchNorm(Layer):
         self.momentum = momentum
         self.affine = check_bool(affine, "affine", where)
         self.track_running_stats = check_bool(track_running_stats, "track_running_stats", where)
-        self._dtype = float_dtype(dtype, where)
+        self.dtype = float_dtype(dtype, where)
         c = (self.num_features,)
-        self.weight = Parameter(_filled(c, 1, self._dtype)) if self.affine else None
-        self.bias = Parameter(_filled(c, 0, self._dtype)) if self.affine else None
+        self.weight = Parameter(_filled(c, 1, self.dtype)) if self.affine else None
+        self.bias = Parameter(_filled(c, 0, self.dtype)) if self.affine else None
         track = self.track_running_stats
-        self.register_buffer("running_mean", _filled(c, 0, self._dtype) if track else None)
-        self.register_buffer("running_var", _filled(c, 1, self._dtype) if track else None)
+        self.register_buffer("running_mean", _filled(c, 0, self.dtype) if track else None)
+        self.register_buffer("running_var", _filled(c, 1, self.dtype) if track else None)
         self.register_buffer("num_batches_tracked", _filled((), 0, np.int64) if track else None)
 
     def reset_running_stats(self) -> None:
@@ -109,12 +109,12 @@ class _BatchNorm(Layer):
 
     def get_config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
-                    affine=self.affine, track_running_stats=self.track_running_stats, dtype=str(self._dtype))
+                    affine=self.affine, track_running_stats=self.track_running_stats, dtype=str(self.dtype))
 
     def extra_repr(self):
         s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
              f"track_running_stats={self.track_running_stats}")
-        return s if self._dtype == np.float32 else s + f", dtype={self._dtype}"
+        return s if self.dtype == np.float32 else s + f", dtype={self.dtype}"
 
 
 _DOC = r"""Batch normalisation over {what}, as :class:`torch.nn.{torch}`.
