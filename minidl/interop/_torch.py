@@ -7,18 +7,47 @@
   ``padding='same'``.
 - :class:`Add`, :class:`Concat`: the merge layers of a Graph.
 - :class:`GraphModule`: runs a minidl Graph's nodes in order; submodules named after the nodes.
+
+It is also the kit a layer's ``to_torch``/``from_torch`` recipe receives (``t``): ``t.nn``,
+:func:`module`, :func:`dtype` and :func:`np_dtype`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as TF
 from torch import nn
 
 from ..functional.geometry import geometry
 from ..functional.pool import pool_geometry
+from ..layers._interop import Unsupported
 
-__all__ = ["PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule"]
+__all__ = ["PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule", "module", "dtype", "np_dtype"]
+_EXTRAS = ("PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule")
+
+
+def module(name):
+    """The torch module class called ``name``: one of this module's extras, else ``torch.nn``'s."""
+    return globals()[name] if name in _EXTRAS else getattr(nn, name)
+
+
+def dtype(layer):
+    """The torch dtype of a minidl layer's arrays: its first parameter's, else its first
+    floating-point buffer's (``BatchNorm1D(affine=False)``), else float32."""
+    arrays = [p.data for p in layer.parameters()] or [b for b in layer.buffers() if b.dtype.kind == "f"]
+    return torch.float64 if arrays and arrays[0].dtype == np.float64 else torch.float32
+
+
+def np_dtype(m):
+    """The numpy dtype of a torch module's weights (first parameter, else first floating-point
+    buffer, else float32); refuses anything but float32 and float64."""
+    tensors = list(m.parameters()) or [b for b in m.buffers() if b.is_floating_point()]
+    name = str(tensors[0].dtype).replace("torch.", "") if tensors else "float32"
+    if name not in ("float32", "float64"):
+        raise Unsupported(f"with {name} weights; minidl supports float32 and float64. Convert the module "
+                          "first (module.float() or module.double())")
+    return np.dtype(name)
 
 _TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 

@@ -1,30 +1,15 @@
 """Export a minidl model to ONNX (and read back what minidl exported).
 
 ``to_onnx`` writes a standard ONNX model (opset 17, batch dimension dynamic)
-that onnxruntime runs with minidl's eval-mode outputs. Each layer becomes:
-
-==================  ==========================================================
-minidl              ONNX (opset 17)
-==================  ==========================================================
-Conv2D              ``Conv`` (explicit asymmetric ``pads``, so TF-style 'same'
-                    with stride > 1 too); padding_mode reflect / replicate:
-                    ``Pad`` (reflect / edge) then ``Conv``; circular: ``Slice``
-                    + ``Concat`` per axis (opset 17 has no ``wrap`` mode)
-MaxPool2D           ``MaxPool`` (pads, dilations; ceil_mode as explicit extra pads,
-                    PyTorch's rule, which onnx's shape inference does not follow;
-                    a ``-inf`` ``Pad`` first when a pad reaches the kernel size,
-                    which onnxruntime refuses)
-AvgPool2D           ``AveragePool`` (count_include_pad: a zero ``Pad`` first, so
-                    ceil_mode's extra pads stay out of the divisor, as in PyTorch)
-GlobalAvgPool2D     ``GlobalAveragePool``
-Dense               ``Gemm`` (transB=1)
-Flatten             ``Flatten`` (axis 1), else ``Reshape``
-activations         ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``, ``Identity``,
-                    ``Softmax`` (axis); GELU from ``Erf`` (or ``Tanh``), ``Mul``, ``Add``
-BatchNorm1D/2D      ``BatchNormalization`` with the running statistics
-Dropout/Dropout2D   ``Identity`` (eval form)
-Graph, Add, Concat  the nodes in order, ``Sum``, ``Concat``
-==================  ==========================================================
+that onnxruntime runs with minidl's eval-mode outputs. Each layer says what it
+becomes in its own file: ``onnx_op`` for one node (``ReLU`` -> ``Relu``,
+``Dropout`` -> ``Identity``, ``Add`` -> ``Sum``), or a ``to_onnx`` recipe
+(Conv2D: ``Conv`` with explicit asymmetric pads, reflect/replicate/circular
+padding as ``Pad`` or ``Slice`` + ``Concat`` first; the pools with PyTorch's
+ceil_mode and divisor rules; Dense: ``Gemm``; BatchNorm: ``BatchNormalization``
+with the running statistics; GELU from ``Erf`` or ``Tanh``). This module keeps
+no list of layers: it walks the model (Sequential and Graph nodes in order) and
+calls each layer's recipe with a :class:`LayerScope`.
 
 :func:`from_onnx` reads back what :func:`to_onnx` wrote (the minidl architecture rides in
 the model's metadata, the weights are its initializers); it does not import other ONNX models.
@@ -40,12 +25,10 @@ import stat
 
 import numpy as np
 
-from .. import layers as L
-from ..functional.geometry import resolve_padding
-from ..functional.pool import pool_geometry
 from ..graph import INPUT, Graph, layer_state_restored
 from ..io import MAX_LOAD_BYTES, archive
 from ..io.architecture import REGISTRY, build, check_spec, json_default, spec_of
+from ..layers._interop import Unsupported, recipe_class
 from ..parameter import deferred_init
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]
@@ -71,7 +54,7 @@ def to_onnx(model, path, input_shape):
     ----------
     model : minidl Layer
         A :class:`~minidl.Sequential`, a :class:`~minidl.Graph` (nested ones too) or one
-        built-in layer; see the module's table for the layers supported.
+        layer; every layer must have an ONNX recipe (all built-in layers do).
     path : str or os.PathLike
         Where to write, as ``model.save`` writes (:func:`minidl.io.archive.write_atomic`):
         replaced atomically, with the mode a plain ``open`` would give, and no
@@ -290,6 +273,25 @@ def _check_shape(input_shape):
     return shape
 
 
+class LayerScope:
+    """What a layer's ``to_onnx`` recipe builds with: nodes and initializers named after the layer.
+
+    ``node(op, inputs, **attributes)`` adds a node and returns its output's name;
+    ``const(name, array, dtype=None)`` adds an initializer called ``<prefix>.<name>`` (the
+    layer's state-dict key for its arrays) in the model's float dtype (or ``dtype``);
+    ``dtype`` is that float dtype.
+    """
+
+    def __init__(self, builder, prefix):
+        self._b, self._prefix, self.dtype = builder, prefix, builder.dtype
+
+    def node(self, op, inputs, **attrs):
+        return self._b.node(op, inputs, self._prefix, **attrs)
+
+    def const(self, name, array, dtype=None):
+        return self._b.const(self._prefix, name, array, dtype)
+
+
 class _Builder:
     """Collects ONNX nodes and initializers while walking a minidl model."""
 
@@ -320,19 +322,19 @@ class _Builder:
         """ONNX nodes computing ``layer(*values)``; returns (output name, output value)."""
         if isinstance(layer, Graph):
             return self._emit_graph(layer, names, values, prefix, where)
-        emitter = _EMITTERS.get(type(layer))
-        if emitter is None:
+        kind = type(layer)
+        if recipe_class(kind, "to_onnx") is None:
+            supported = [n for n, cls in REGISTRY.items() if recipe_class(cls, "to_onnx") is not None]
             raise TypeError(
-                f"to_onnx: {where} is a {type(layer).__module__}.{type(layer).__qualname__} ({layer!r}), which "
-                f"has no ONNX form here. Supported: Sequential, Graph and the built-in layers "
-                f"{', '.join(L.__all__[1:])}. Replace it, or export its parts."
+                f"to_onnx: {where} is a {kind.__module__}.{kind.__qualname__} ({layer!r}), which has no ONNX "
+                f"form here. Supported: Sequential, Graph and the layers {', '.join(supported)}. Give the class "
+                "an onnx_op or a to_onnx method (see minidl.layers.Layer.to_onnx), replace it, or export its parts."
             )
-        if isinstance(layer, (L.BatchNorm1D, L.BatchNorm2D)) and layer.running_mean is None:
-            raise TypeError(f"to_onnx: {where} ({layer!r}) has track_running_stats=False: its eval form uses "
-                            "the batch's statistics, which ONNX's BatchNormalization cannot. Train it with "
-                            "track_running_stats=True.")
-        out = layer.forward(*values)
-        return emitter(self, layer, names, values[0].shape, prefix, where), out
+        try:
+            name = layer.to_onnx(LayerScope(self, prefix), names, values[0].shape)
+        except Unsupported as exc:
+            raise TypeError(f"to_onnx: {where} ({layer!r}) {exc}.") from None
+        return name, layer.forward(*values)
 
     def _emit_graph(self, graph, names, values, prefix, where):
         known = {INPUT: (names[0], values[0])}
@@ -344,85 +346,6 @@ class _Builder:
         return known[graph.output_name]
 
 
-def _pairs(pads):
-    (pt, pb), (pl, pr) = pads
-    return [int(pt), int(pl), int(pb), int(pr)]
-
-
-def _conv(b, layer, names, in_shape, prefix, where):
-    pads = resolve_padding(layer.padding, in_shape[2:], layer.kernel_size, layer.stride, layer.dilation)
-    x = names[0]
-    if layer.padding_mode != "zeros" and any(_pairs(pads)):
-        x = _pad(b, x, pads, layer.padding_mode, in_shape, prefix)
-        pads = ((0, 0), (0, 0))
-    inputs = [x, b.const(prefix, "weight", layer.weight.data)]
-    if layer.bias is not None:
-        inputs.append(b.const(prefix, "bias", layer.bias.data))
-    return b.node("Conv", inputs, prefix, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  dilations=list(layer.dilation), group=layer.groups, pads=_pairs(pads))
-
-
-def _pad(b, x, pads, mode, in_shape, prefix):
-    if mode in ("reflect", "replicate"):
-        (pt, pb), (pl, pr) = pads
-        amounts = b.const(prefix, "pads", [0, 0, pt, pl, 0, 0, pb, pr], np.int64)
-        return b.node("Pad", [x, amounts], prefix, mode="reflect" if mode == "reflect" else "edge")
-    for axis, (before, after) in ((2, pads[0]), (3, pads[1])):  # circular: [x[-before:], x, x[:after]]
-        n, parts = in_shape[axis], []
-        for start, end, amount in ((n - before, n, before), (0, after, after)):
-            if amount:
-                ids = [b.const(prefix, "slice", [v], np.int64) for v in (start, end, axis)]
-                parts.append(b.node("Slice", [x, *ids], prefix))
-        parts.insert(1 if before else 0, x)
-        if len(parts) > 1:
-            x = b.node("Concat", parts, prefix, axis=axis)
-    return x
-
-
-def _maxpool(b, layer, names, in_shape, prefix, where):
-    # explicit pads, ceil_mode's extra bottom/right rows included (PyTorch's rule, which drops a
-    # window starting in the right padding); MaxPool's padding never wins a window
-    geo = pool_geometry(in_shape[2:], layer.kernel_size, layer.stride, layer.padding, where, layer.dilation,
-                        layer.ceil_mode)
-    x, pads, (kh, kw) = names[0], _pairs(geo.pads), layer.kernel_size
-    if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw:
-        # onnxruntime refuses a pad as large as the kernel (ceil_mode's extra with a dilation can be):
-        # pad with -inf first, which never wins a window either, then pool without pads
-        (pt, pb), (pl, pr) = geo.pads
-        amounts = b.const(prefix, "pads", [0, 0, pt, pl, 0, 0, pb, pr], np.int64)
-        x, pads = b.node("Pad", [x, amounts, b.const(prefix, "pad_value", -np.inf)], prefix), [0, 0, 0, 0]
-    return b.node("MaxPool", [x], prefix, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  dilations=list(layer.dilation), pads=pads)
-
-
-def _avgpool(b, layer, names, in_shape, prefix, where):
-    # PyTorch's divisor counts the zero padding (count_include_pad) but never ceil_mode's extra
-    # rows: pad with zeros explicitly, then pool with the extra as uncounted padding
-    ph, pw = layer.padding
-    geo = pool_geometry(in_shape[2:], layer.kernel_size, layer.stride, (ph, pw), where, 1, layer.ceil_mode)
-    (_, eh), (_, ew) = geo.pads
-    eh, ew, x = eh - ph, ew - pw, names[0]
-    if layer.count_include_pad and (ph or pw):
-        x = b.node("Pad", [x, b.const(prefix, "pads", [0, 0, ph, pw, 0, 0, ph, pw], np.int64)], prefix)
-        ph = pw = 0
-    return b.node("AveragePool", [x], prefix, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  pads=[ph, pw, ph + eh, pw + ew], count_include_pad=0)
-
-
-def _dense(b, layer, names, in_shape, prefix, where):
-    inputs = [names[0], b.const(prefix, "weight", layer.weight.data)]
-    if layer.bias is not None:
-        inputs.append(b.const(prefix, "bias", layer.bias.data))
-    return b.node("Gemm", inputs, prefix, transB=1)
-
-
-def _flatten(b, layer, names, in_shape, prefix, where):
-    if layer.start_dim == 1:
-        return b.node("Flatten", names, prefix, axis=1)
-    shape = b.const(prefix, "shape", [0] * layer.start_dim + [-1], np.int64)
-    return b.node("Reshape", [names[0], shape], prefix)
-
-
 def _model_dtype(model):
     """The dtype of the model's first parameter, else of its first floating-point buffer (a
     BatchNorm with affine=False has no parameter), else float32."""
@@ -431,42 +354,3 @@ def _model_dtype(model):
         return np.dtype(params[0].data.dtype)
     floats = [np.dtype(v.dtype) for v in model.state_dict().values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
     return floats[0] if floats else np.dtype(np.float32)
-
-
-def _batchnorm(b, layer, names, in_shape, prefix, where):
-    c = layer.num_features
-    scale = layer.weight.data if layer.affine else np.ones(c, layer.running_mean.dtype)  # ONNX needs both
-    bias = layer.bias.data if layer.affine else np.zeros(c, layer.running_mean.dtype)
-    inputs = [names[0], b.const(prefix, "weight", scale), b.const(prefix, "bias", bias),
-              b.const(prefix, "running_mean", layer.running_mean),
-              b.const(prefix, "running_var", layer.running_var)]
-    return b.node("BatchNormalization", inputs, prefix, epsilon=float(layer.eps))
-
-
-def _gelu(b, layer, names, in_shape, prefix, where):
-    x = names[0]
-    if layer.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = b.node("Mul", [b.node("Mul", [x, x], prefix), x], prefix)
-        inner = b.node("Add", [x, b.node("Mul", [cube, b.const(prefix, "c", 0.044715)], prefix)], prefix)
-        t = b.node("Tanh", [b.node("Mul", [inner, b.const(prefix, "k", np.sqrt(2 / np.pi))], prefix)], prefix)
-    else:  # 0.5 x (1 + erf(x / sqrt(2)))
-        t = b.node("Erf", [b.node("Div", [x, b.const(prefix, "sqrt2", np.sqrt(2.0))], prefix)], prefix)
-    one = b.node("Add", [t, b.const(prefix, "one", 1.0)], prefix)
-    return b.node("Mul", [b.node("Mul", [x, b.const(prefix, "half", 0.5)], prefix), one], prefix)
-
-
-def _simple(op, **attrs):
-    def emit(b, layer, names, in_shape, prefix, where):
-        return b.node(op, names, prefix, **{k: getattr(layer, v) if isinstance(v, str) else v
-                                            for k, v in attrs.items()})
-    return emit
-
-
-_EMITTERS = {
-    L.Conv2D: _conv, L.MaxPool2D: _maxpool, L.AvgPool2D: _avgpool, L.Dense: _dense, L.Flatten: _flatten,
-    L.BatchNorm1D: _batchnorm, L.BatchNorm2D: _batchnorm, L.GELU: _gelu,
-    L.GlobalAvgPool2D: _simple("GlobalAveragePool"), L.ReLU: _simple("Relu"), L.Sigmoid: _simple("Sigmoid"),
-    L.Tanh: _simple("Tanh"), L.Identity: _simple("Identity"), L.Dropout: _simple("Identity"),
-    L.Dropout2D: _simple("Identity"), L.Add: _simple("Sum"), L.LeakyReLU: _simple("LeakyRelu", alpha="negative_slope"),
-    L.Softmax: _simple("Softmax", axis="axis"), L.Concat: _simple("Concat", axis="axis"),
-}

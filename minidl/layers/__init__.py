@@ -1,14 +1,24 @@
-"""Stateful layers: validate the input, call a kernel, keep what backward needs."""
+"""Stateful layers: validate the input, call a kernel, keep what backward needs.
 
-from .activation import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+Each layer lives in the module of its kind and is exported here from that module's
+``__all__``, so a new layer is added in one place: its own module.
+"""
+
+from ._interop import Unsupported
+from .activation import *  # noqa: F403 - each module's __all__ is its public layers
+from .activation import __all__ as _activation
 from .base import Layer
-from .batchnorm import BatchNorm1D, BatchNorm2D
-from .conv import Conv2D
-from .dense import Dense, Flatten
-from .dropout import Dropout, Dropout2D
-from .merge import Add, Concat
-from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .batchnorm import *  # noqa: F403
+from .batchnorm import __all__ as _batchnorm
+from .conv import *  # noqa: F403
+from .conv import __all__ as _conv
+from .dense import *  # noqa: F403
+from .dense import __all__ as _dense
+from .dropout import *  # noqa: F403
+from .dropout import __all__ as _dropout
+from .merge import *  # noqa: F403
+from .merge import __all__ as _merge
+from .pool import *  # noqa: F403
+from .pool import __all__ as _pool
 
-__all__ = ["Layer", "Conv2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax",
-           "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dense", "Flatten", "Add", "Concat",
-           "BatchNorm1D", "BatchNorm2D", "Dropout", "Dropout2D"]
+__all__ = ["Layer", *_conv, *_activation, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported"]

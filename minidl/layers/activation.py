@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
+import numpy as np
 
 from .. import functional as F
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
 from ..testing import away_from_zero
 from ..validation import check_array, check_float_dtype, check_int
+from ._interop import Unsupported
 from .base import Layer
 from .registry import register_layer
 
@@ -34,6 +35,8 @@ class ReLU(Layer):
     >>> ReLU()(np.array([-1.0, 2.0]))
     array([0., 2.])
     """
+
+    onnx_op, torch_modules = "Relu", ("ReLU",)
 
     def forward(self, x):
         check_array(x, "input", "ReLU")
@@ -111,6 +114,8 @@ class LeakyReLU(_Elementwise):
     """
 
     _hyper = ("negative_slope",)
+    onnx_op, onnx_attrs = "LeakyRelu", {"alpha": "negative_slope"}
+    torch_modules, torch_args = ("LeakyReLU",), {"negative_slope": "negative_slope"}
     _kernel, _kernel_backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
 
     def __init__(self, negative_slope=0.01):
@@ -143,6 +148,7 @@ class Sigmoid(_Elementwise):
 
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.sigmoid), staticmethod(F.sigmoid_backward)
+    onnx_op, torch_modules = "Sigmoid", ("Sigmoid",)
 
     @classmethod
     def examples(cls, rng):
@@ -169,6 +175,7 @@ class Tanh(_Elementwise):
 
     _saves_output = True
     _kernel, _kernel_backward = staticmethod(F.tanh), staticmethod(F.tanh_backward)
+    onnx_op, torch_modules = "Tanh", ("Tanh",)
 
     @classmethod
     def examples(cls, rng):
@@ -201,10 +208,22 @@ class GELU(_Elementwise):
 
     _hyper = ("approximate",)
     _kernel, _kernel_backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
+    torch_modules, torch_args = ("GELU",), {"approximate": "approximate"}
 
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = check_approximate(approximate, "GELU")
+
+    def to_onnx(self, g, inputs, input_shape):
+        (x,) = inputs  # opset 17 has no Gelu: build it from Erf (or Tanh), Mul and Add
+        if self.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+            inner = g.node("Add", [x, g.node("Mul", [cube, g.const("c", 0.044715)])])
+            t = g.node("Tanh", [g.node("Mul", [inner, g.const("k", np.sqrt(2 / np.pi))])])
+        else:  # 0.5 x (1 + erf(x / sqrt(2)))
+            t = g.node("Erf", [g.node("Div", [x, g.const("sqrt2", np.sqrt(2.0))])])
+        one = g.node("Add", [t, g.const("one", 1.0)])
+        return g.node("Mul", [g.node("Mul", [x, g.const("half", 0.5)]), one])
 
     @classmethod
     def examples(cls, rng):
@@ -230,6 +249,8 @@ class Identity(Layer):
     >>> Identity()(x) is x
     True
     """
+
+    onnx_op, torch_modules = "Identity", ("Identity",)
 
     def forward(self, x):
         check_array(x, "input", repr(self))
@@ -273,9 +294,18 @@ class Softmax(Layer):
     array([[0.5, 0.5]])
     """
 
+    onnx_op, onnx_attrs = "Softmax", {"axis": "axis"}
+    torch_modules, torch_args = ("Softmax",), {"dim": "axis"}
+
     def __init__(self, axis=1):
         super().__init__()
         self.axis = check_int(axis, "axis", "Softmax")
+
+    @classmethod
+    def from_torch(cls, module, t):
+        if module.dim is None:
+            raise Unsupported("with dim=None (set dim)")
+        return cls(module.dim)
 
     def forward(self, x):
         where = repr(self)

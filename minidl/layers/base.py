@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..parameter import Parameter  # noqa: F401 - the doctests' namespace (and its import path)
+from ._interop import InteropMixin
 from ._state import StateDictMixin
 from .tree import LayerTree
 
@@ -32,7 +33,7 @@ def set_model_writer(write) -> None:
     _MODEL_WRITER[0] = write
 
 
-class Layer(LayerTree, StateDictMixin):
+class Layer(LayerTree, StateDictMixin, InteropMixin):
     """Base class of every layer, loss and graph.
 
     A subclass implements ``forward(*inputs)`` (keeping what its backward

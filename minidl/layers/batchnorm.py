@@ -10,6 +10,7 @@ from .. import functional as F
 from ..parameter import Parameter, deferring, placeholder
 from ..validation import check_array, check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
+from ._interop import Unsupported
 from .base import Layer
 from .registry import register_layer
 
@@ -107,6 +108,26 @@ class _BatchNorm(Layer):
             self.bias.grad += grad_b
         return grad_x
 
+    # ------------------------------------------------------------ interop recipes
+    def to_onnx(self, g, inputs, input_shape):
+        if self.running_mean is None:
+            raise Unsupported("has track_running_stats=False: its eval form uses the batch's statistics, which "
+                              "ONNX's BatchNormalization cannot. Train it with track_running_stats=True")
+        c = self.num_features  # ONNX needs a scale and a bias: ones and zeros without affine
+        scale = self.weight.data if self.affine else np.ones(c, self.dtype)
+        bias = self.bias.data if self.affine else np.zeros(c, self.dtype)
+        args = [inputs[0], g.const("weight", scale), g.const("bias", bias),
+                g.const("running_mean", self.running_mean), g.const("running_var", self.running_var)]
+        return g.node("BatchNormalization", args, epsilon=float(self.eps))
+
+    def to_torch(self, t):
+        return t.module(self.torch_modules[0])(self.num_features, self.eps, self.momentum, self.affine,
+                                               self.track_running_stats, dtype=t.dtype(self))
+
+    @classmethod
+    def from_torch(cls, m, t):
+        return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=t.np_dtype(m))
+
     def get_config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
                     affine=self.affine, track_running_stats=self.track_running_stats, dtype=str(self.dtype))
@@ -180,6 +201,7 @@ class BatchNorm1D(_BatchNorm):
                           shape="Input (N, C) or (N, C, L); output of the same shape.", m="N (or N * L)",
                           example="(4, 3)")
     _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
+    torch_modules = ("BatchNorm1d",)
 
     @classmethod
     def examples(cls, rng):
@@ -193,6 +215,7 @@ class BatchNorm2D(_BatchNorm):
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",
                           m="N * H * W", example="(2, 3, 4, 4)")
     _ranks, _layout = (4,), "(N, C, H, W)"
+    torch_modules = ("BatchNorm2d",)
 
     @classmethod
     def examples(cls, rng):

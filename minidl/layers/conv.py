@@ -6,10 +6,11 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.conv_args import check_padding_mode
-from ..functional.geometry import check_groups, check_padding_arg
+from ..functional.geometry import check_groups, check_padding_arg, resolve_padding
 from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
+from ._interop import onnx_pads, torch_padding
 from .base import Layer
 from .registry import register_layer
 
@@ -133,6 +134,57 @@ class Conv2D(Layer):
                     dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
                     padding_mode=self.padding_mode, dtype=str(self.weight.data.dtype))
 
+    # ------------------------------------------------------------ interop recipes
+    torch_modules = ("Conv2d", "PaddedConv2d")
+
+    def to_onnx(self, g, inputs, input_shape):
+        pads = resolve_padding(self.padding, input_shape[2:], self.kernel_size, self.stride, self.dilation)
+        x = inputs[0]
+        if self.padding_mode != "zeros" and any(onnx_pads(pads)):  # ONNX's Conv pads with zeros only
+            x, pads = _onnx_pad(g, x, pads, self.padding_mode, input_shape), ((0, 0), (0, 0))
+        args = [x, g.const("weight", self.weight.data)]
+        if self.bias is not None:
+            args.append(g.const("bias", self.bias.data))
+        return g.node("Conv", args, kernel_shape=list(self.kernel_size), strides=list(self.stride),
+                      dilations=list(self.dilation), group=self.groups, pads=onnx_pads(pads))
+
+    def to_torch(self, t):
+        kw = dict(stride=self.stride, dilation=self.dilation, groups=self.groups, bias=self.bias is not None,
+                  padding_mode=self.padding_mode, dtype=t.dtype(self))
+        args, padding = (self.in_channels, self.out_channels, self.kernel_size), self.padding
+        if isinstance(padding, str) and padding.lower() == "same":
+            if self.stride == (1, 1):  # torch's 'same' is Keras's for stride 1 (extra pad bottom/right)
+                return t.nn.Conv2d(*args, padding="same", **kw)
+            return t.PaddedConv2d(*args, minidl_padding="same", **kw)  # pads depend on the input size
+        if isinstance(padding, str):  # 'valid'
+            return t.nn.Conv2d(*args, padding="valid", **kw)
+        pads = resolve_padding(padding, (1, 1), self.kernel_size, self.stride, self.dilation)
+        if pads[0][0] == pads[0][1] and pads[1][0] == pads[1][1]:
+            return t.nn.Conv2d(*args, padding=torch_padding(padding, self.kernel_size), **kw)
+        return t.PaddedConv2d(*args, minidl_padding=pads, **kw)
+
+    @classmethod
+    def from_torch(cls, m, t, padding=None):
+        """The Conv2D equivalent to an ``nn.Conv2d`` (or ``PaddedConv2d``), without its state.
+
+        Parameters
+        ----------
+        m : torch.nn.Conv2d
+        t : module
+            :mod:`minidl.interop._torch` (see :meth:`Layer.to_torch <minidl.layers.Layer.to_torch>`).
+        padding : optional
+            Explicit pads that replace the module's (an ``nn.ZeroPad2d`` merged in).
+
+        Returns
+        -------
+        Conv2D
+        """
+        if padding is None:
+            padding = getattr(m, "minidl_padding", m.padding)
+            padding = padding if isinstance(padding, str) else tuple(padding)
+        return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, padding, m.dilation, m.groups,
+                   bias=m.bias is not None, padding_mode=m.padding_mode, dtype=t.np_dtype(m))
+
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         if self.stride != (1, 1):
@@ -164,3 +216,21 @@ class Conv2D(Layer):
         ]
         for cfg in grid:
             yield cls(2, 4, rng=rng, dtype=np.float64, **cfg), (rng.standard_normal((2, 2, 7, 7)),)
+
+
+def _onnx_pad(g, x, pads, mode, input_shape):
+    """ONNX nodes padding ``x`` as ``padding_mode`` says (reflect, replicate: ``Pad``; circular:
+    ``Slice`` + ``Concat`` per axis, ``[x[-before:], x, x[:after]]``, as opset 17 has no wrap mode)."""
+    if mode in ("reflect", "replicate"):
+        (pt, pb), (pl, pr) = pads
+        amounts = g.const("pads", [0, 0, pt, pl, 0, 0, pb, pr], np.int64)
+        return g.node("Pad", [x, amounts], mode="reflect" if mode == "reflect" else "edge")
+    for axis, (before, after) in ((2, pads[0]), (3, pads[1])):
+        n, parts = input_shape[axis], []
+        for start, end, amount in ((n - before, n, before), (0, after, after)):
+            if amount:
+                parts.append(g.node("Slice", [x, *(g.const("slice", [v], np.int64) for v in (start, end, axis))]))
+        parts.insert(1 if before else 0, x)
+        if len(parts) > 1:
+            x = g.node("Concat", parts, axis=axis)
+    return x

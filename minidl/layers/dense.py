@@ -8,6 +8,7 @@ from .. import functional as F
 from ..parameter import Parameter
 from ..validation import check_array, check_ndim, check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
+from ._interop import Unsupported
 from .base import Layer
 from .registry import register_layer
 
@@ -84,6 +85,21 @@ class Dense(Layer):
         return dict(in_features=self.in_features, out_features=self.out_features,
                     bias=self.bias is not None, dtype=str(self.weight.data.dtype))
 
+    torch_modules = ("Linear",)
+
+    def to_onnx(self, g, inputs, input_shape):  # y = x W^T + b: Gemm with transB
+        args = [inputs[0], g.const("weight", self.weight.data)]
+        if self.bias is not None:
+            args.append(g.const("bias", self.bias.data))
+        return g.node("Gemm", args, transB=1)
+
+    def to_torch(self, t):
+        return t.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, dtype=t.dtype(self))
+
+    @classmethod
+    def from_torch(cls, m, t):
+        return cls(m.in_features, m.out_features, bias=m.bias is not None, dtype=t.np_dtype(m))
+
     def extra_repr(self):
         s = f"in_features={self.in_features}, out_features={self.out_features}"
         if self.bias is None:
@@ -138,6 +154,19 @@ class Flatten(Layer):
 
     def get_config(self):
         return dict(start_dim=self.start_dim)
+
+    torch_modules, torch_args = ("Flatten",), {"start_dim": "start_dim"}
+
+    def to_onnx(self, g, inputs, input_shape):
+        if self.start_dim == 1:
+            return g.node("Flatten", inputs, axis=1)
+        return g.node("Reshape", [inputs[0], g.const("shape", [0] * self.start_dim + [-1], np.int64)])
+
+    @classmethod
+    def from_torch(cls, m, t):
+        if m.end_dim != -1 or m.start_dim < 1:
+            raise Unsupported(f"with start_dim={m.start_dim}, end_dim={m.end_dim} (only start_dim >= 1, end_dim=-1)")
+        return cls(m.start_dim)
 
     def extra_repr(self):
         return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"

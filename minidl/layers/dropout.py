@@ -67,6 +67,8 @@ class Dropout(Layer):
     array([1., 1., 1.])
     """
 
+    onnx_op, torch_modules, torch_args = "Identity", ("Dropout",), {"p": "p"}  # eval form: the identity
+
     def __init__(self, p=0.5, rng=None):
         super().__init__()
         where = type(self).__name__
@@ -174,6 +176,8 @@ class Dropout2D(Dropout):
     >>> bool(np.all((y == 0).all(axis=(2, 3)) | (y == 2).all(axis=(2, 3))))
     True
     """
+
+    onnx_op, torch_modules = "Identity", ("Dropout2d",)  # eval form: the identity
 
     def _check_input(self, x) -> None:
         check_array(x, "input", self)

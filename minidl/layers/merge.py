@@ -43,6 +43,8 @@ class Add(Layer):
     array([2., 2., 2.])
     """
 
+    onnx_op, torch_modules = "Sum", ("Add",)
+
     def forward(self, *inputs):
         if len(inputs) < 2:
             raise ValueError(f"Add: expected at least 2 inputs, got {len(inputs)}.")
@@ -94,6 +96,9 @@ class Concat(Layer):
     >>> Concat()(np.ones((2, 1, 4, 4)), np.ones((2, 3, 4, 4))).shape
     (2, 4, 4, 4)
     """
+
+    onnx_op, onnx_attrs = "Concat", {"axis": "axis"}
+    torch_modules, torch_args = ("Concat",), {"axis": "axis"}
 
     def __init__(self, axis=1):
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
+import numpy as np
 
 from .. import functional as F
 from ..functional.avgpool import (
@@ -13,9 +13,10 @@ from ..functional.avgpool import (
     global_avg_pool2d_backward,
 )
 from ..functional.geometry import check_padding_arg
-from ..functional.pool import check_pool_padding
+from ..functional.pool import check_pool_padding, pool_geometry
 from ..testing import tie_free
 from ..validation import check_bool, positive_pair
+from ._interop import Unsupported, onnx_pads, torch_padding
 from .base import Layer
 from .registry import register_layer
 
@@ -87,6 +88,38 @@ class MaxPool2D(Layer):
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
                     padding=self.padding if isinstance(self.padding, (str, int)) else list(self.padding),
                     dilation=list(self.dilation), ceil_mode=self.ceil_mode)
+
+    # ------------------------------------------------------------ interop recipes
+    torch_modules = ("MaxPool2d", "PaddedMaxPool2d")
+
+    def to_onnx(self, g, inputs, input_shape):
+        # explicit pads, ceil_mode's extra bottom/right rows included (PyTorch's rule, which drops a
+        # window starting in the right padding); MaxPool's padding never wins a window
+        geo = pool_geometry(input_shape[2:], self.kernel_size, self.stride, self.padding, "MaxPool2D",
+                            self.dilation, self.ceil_mode)
+        x, pads, (kh, kw) = inputs[0], onnx_pads(geo.pads), self.kernel_size
+        if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw:
+            # onnxruntime refuses a pad as large as the kernel (ceil_mode's extra with a dilation can be):
+            # pad with -inf first, which never wins a window either, then pool without pads
+            (pt, pb), (pl, pr) = geo.pads
+            amounts = g.const("pads", [0, 0, pt, pl, 0, 0, pb, pr], np.int64)
+            x, pads = g.node("Pad", [x, amounts, g.const("pad_value", -np.inf)]), [0, 0, 0, 0]
+        return g.node("MaxPool", [x], kernel_shape=list(self.kernel_size), strides=list(self.stride),
+                      dilations=list(self.dilation), pads=pads)
+
+    def to_torch(self, t):
+        if isinstance(self.padding, str) and self.padding.lower() == "same":
+            return t.PaddedMaxPool2d(self.kernel_size, self.stride, self.dilation, self.ceil_mode, "same")
+        return t.nn.MaxPool2d(self.kernel_size, self.stride, torch_padding(self.padding, self.kernel_size),
+                              self.dilation, ceil_mode=self.ceil_mode)
+
+    @classmethod
+    def from_torch(cls, m, t):
+        if hasattr(m, "minidl_padding"):
+            return cls(m.kernel_size, m.stride, m.minidl_padding, m.dilation, m.minidl_ceil_mode)
+        if m.return_indices:
+            raise Unsupported("with return_indices=True")
+        return cls(m.kernel_size, m.stride, m.padding, m.dilation, bool(m.ceil_mode))
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}"
@@ -169,6 +202,31 @@ class AvgPool2D(Layer):
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride), padding=list(self.padding),
                     ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
 
+    # ------------------------------------------------------------ interop recipes
+    torch_modules = ("AvgPool2d",)
+    torch_args = {"kernel_size": "kernel_size", "stride": "stride", "padding": "padding", "ceil_mode": "ceil_mode",
+                  "count_include_pad": "count_include_pad"}
+
+    def to_onnx(self, g, inputs, input_shape):
+        # PyTorch's divisor counts the zero padding (count_include_pad) but never ceil_mode's extra
+        # rows: pad with zeros explicitly, then pool with the extra as uncounted padding
+        ph, pw = self.padding
+        geo = pool_geometry(input_shape[2:], self.kernel_size, self.stride, (ph, pw), "AvgPool2D", 1,
+                            self.ceil_mode)
+        (_, eh), (_, ew) = geo.pads
+        eh, ew, x = eh - ph, ew - pw, inputs[0]
+        if self.count_include_pad and (ph or pw):
+            x = g.node("Pad", [x, g.const("pads", [0, 0, ph, pw, 0, 0, ph, pw], np.int64)])
+            ph = pw = 0
+        return g.node("AveragePool", [x], kernel_shape=list(self.kernel_size), strides=list(self.stride),
+                      pads=[ph, pw, ph + eh, pw + ew], count_include_pad=0)
+
+    @classmethod
+    def from_torch(cls, m, t):
+        if m.divisor_override is not None:
+            raise Unsupported("with divisor_override")
+        return cls(m.kernel_size, m.stride, m.padding, bool(m.ceil_mode), bool(m.count_include_pad))
+
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}"
         if self.stride != self.kernel_size:
@@ -210,8 +268,19 @@ class GlobalAvgPool2D(Layer):
     (2, 3, 1, 1)
     """
 
+    onnx_op, torch_modules = "GlobalAveragePool", ("AdaptiveAvgPool2d",)
+
     def __init__(self):
         super().__init__()
+
+    def to_torch(self, t):
+        return t.nn.AdaptiveAvgPool2d(1)
+
+    @classmethod
+    def from_torch(cls, m, t):
+        if m.output_size not in (1, (1, 1), [1, 1]):
+            raise Unsupported(f"with output_size={m.output_size!r} (only 1)")
+        return cls()
 
     def forward(self, x):
         out = global_avg_pool2d(x, where=repr(self))
