@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
-
 from .. import functional as F
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate

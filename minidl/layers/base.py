@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace (and its import path)
 from ._state import StateDictMixin
 from .tree import LayerTree
 
@@ -67,6 +66,7 @@ class Layer(LayerTree, StateDictMixin):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> class Scale(Layer):
     ...     def __init__(self):
     ...         super().__init__()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
-
 from .. import functional as F
 from ..functional.avgpool import (
     avg_pool2d,
