@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # noqa: F401 - the namespace of the docstring examples
-
 
 class Callback:
     """Base class: override any hook. ``self.trainer`` is set by ``Trainer.fit``.

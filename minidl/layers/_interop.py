@@ -26,6 +26,11 @@ class Unsupported(TypeError):
     The message says why; :mod:`minidl.interop` and :func:`minidl.export.to_onnx` raise a
     TypeError that adds where the layer sits in the model.
 
+    Parameters
+    ----------
+    *args
+        The reason, as for any exception (``Unsupported("with dim=None (set dim)")``).
+
     Examples
     --------
     >>> from minidl.layers import Unsupported

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace (and its import path)
 from ._interop import InteropMixin
 from ._state import StateDictMixin
 from .tree import LayerTree
@@ -68,6 +67,7 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> class Scale(Layer):
     ...     def __init__(self):
     ...         super().__init__()

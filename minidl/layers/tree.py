@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-import numpy as np  # noqa: F401 - the doctests' namespace
-
 from ..grad_mode import eval_caches_enabled
 from ..parameter import Parameter
 

@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .optimizer import Optimizer, below_one, check_flag, real_number
 
 __all__ = ["Adam", "AdamW"]
@@ -69,6 +68,7 @@ class Adam(Optimizer):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> p = Parameter(np.array([1.0, -1.0]))
     >>> opt = Adam([p], lr=0.1)
     >>> p.grad[:] = [0.5, -2.0]
@@ -162,6 +162,7 @@ class AdamW(Adam):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> p = Parameter(np.array([1.0, -1.0]))
     >>> opt = AdamW([p], lr=0.1, weight_decay=0.5)
     >>> p.grad[:] = [0.0, 0.0]  # no gradient: only the decay acts

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # noqa: F401 - the doctests' namespace
-
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .lr_scheduler import LRScheduler, int_at_least, param_groups_of
 from .optimizer import real_number
-from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["LinearLR", "CosineAnnealingLR"]
 
@@ -37,6 +33,8 @@ class LinearLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = LinearLR(opt, start_factor=0.25, total_iters=3)
     >>> lrs = []
@@ -109,6 +107,8 @@ class CosineAnnealingLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = CosineAnnealingLR(opt, T_max=4)
     >>> lrs = []

@@ -8,10 +8,8 @@ import numbers
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .optimizer import real_number
 from .optimizer_state import check_state_keys
-from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR"]
 
@@ -227,6 +225,8 @@ class StepLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = StepLR(opt, step_size=2, gamma=0.5)
     >>> lrs = []
@@ -281,6 +281,8 @@ class MultiStepLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
     >>> lrs = []
@@ -329,6 +331,8 @@ class ExponentialLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = ExponentialLR(opt, gamma=0.5)
     >>> sched.step(); sched.step(); sched.get_last_lr()

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # noqa: F401 - the doctests' namespace
-
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .lr_scheduler import LRScheduler, int_at_least, lr_list, param_groups_of
 from .optimizer import check_flag, real_number
-from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["OneCycleLR"]
 
@@ -69,6 +65,8 @@ class OneCycleLR(LRScheduler):
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
     >>> sched = OneCycleLR(opt, max_lr=1.0, total_steps=10, anneal_strategy="linear")
     >>> lrs = []

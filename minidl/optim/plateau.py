@@ -5,13 +5,9 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np  # noqa: F401 - the doctests' namespace
-
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .lr_scheduler import int_at_least, lr_list, param_groups_of
 from .optimizer import real_number
 from .optimizer_state import check_state_keys
-from .sgd import SGD  # noqa: F401 - the doctests' namespace
 
 __all__ = ["ReduceLROnPlateau"]
 
@@ -57,6 +53,8 @@ class ReduceLROnPlateau:
 
     Examples
     --------
+    >>> from minidl import Parameter
+    >>> from minidl.optim import SGD
     >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
     >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
     >>> for val_loss in [1.0, 0.9, 0.95, 0.92, 0.91]:

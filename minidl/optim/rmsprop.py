@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .adam import lerp
 from .optimizer import Optimizer, check_flag, real_number
 
@@ -54,6 +53,7 @@ class RMSprop(Optimizer):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> p = Parameter(np.array([1.0, -1.0]))
     >>> opt = RMSprop([p], lr=0.01, alpha=0.99)
     >>> p.grad[:] = [0.5, -2.0]

@@ -6,7 +6,6 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from ..parameter import Parameter  # noqa: F401 - the doctests' namespace
 from .optimizer import Optimizer, check_flag, real_number
 
 __all__ = ["SGD"]
@@ -84,6 +83,7 @@ class SGD(Optimizer):
 
     Examples
     --------
+    >>> from minidl import Parameter
     >>> p = Parameter(np.array([1.0, 2.0]))
     >>> opt = SGD([p], lr=0.1, momentum=0.9)
     >>> p.grad[:] = [1.0, -1.0]
