@@ -30,6 +30,8 @@ class Unsupported(TypeError):
     ----------
     *args
         The reason, as for any exception (``Unsupported("with dim=None (set dim)")``).
+    **kwargs
+        None are used (what :class:`TypeError` accepts).
 
     Examples
     --------
