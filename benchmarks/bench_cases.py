@@ -199,8 +199,8 @@ def build_minidl(name, quick, variant):
             layer.forward(x)
             layer.backward(g)
 
-        if variant == "default":  # as the Trainer runs them: one-thread BLAS, large batches split over the cores
-            run.context = mdl.functional._engine.blas.auto_threads
+        if variant == "default":  # as the Trainer runs them: one-thread BLAS, large batches split over the threads
+            run.context = lambda: mdl.functional._engine.blas.auto_threads(max_threads=mdl.get_num_threads())
         return run
     X, y = _data(name, quick, rng)
     model = _minidl_model(c["spec"], rng)
@@ -351,6 +351,9 @@ def _set_threads(framework, threads):
         return None
     from threadpoolctl import threadpool_limits
 
+    import minidl
+
+    minidl.set_num_threads(threads)  # the threads a split batch is computed on (BLAS's count anyway)
     return threadpool_limits(threads, user_api="blas")  # kept alive by the caller
 
 

@@ -13,13 +13,15 @@ from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
 from .parameter import Parameter
+from .threads import get_num_threads, set_num_threads
 from .train import History, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport", "enable_grad",
-    "load", "save", "register_layer", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
+    "load", "save", "register_layer", "set_num_threads", "get_num_threads",
+    "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
     "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",
     "__version__",
 ]

@@ -29,6 +29,7 @@ API_MODULES = [
     ("minidl.metrics", "training metrics"),
     ("minidl.gradcheck", "numerical gradient checks"),
     ("minidl.grad_mode", "gradients of a model in eval mode: enable_grad"),
+    ("minidl.threads", "the threads minidl computes on, as PyTorch: set_num_threads, get_num_threads"),
     ("minidl.testing", "helpers for tests of layers, built-in or your own"),
     ("minidl.validation", "the input checks of the built-in layers, for your own layers"),
     ("minidl.io", "save and load models"),

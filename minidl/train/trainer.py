@@ -13,6 +13,7 @@ from ..data import iterate_batches, num_batches, transforms
 from ..functional._engine import blas
 from ..metrics import resolve_metrics
 from ..optim import all_finite, clip_grad_norm
+from ..threads import get_num_threads
 from ..validation import check_int
 from . import checkpoint as _checkpoint
 from .fit_checks import (
@@ -32,12 +33,12 @@ __all__ = ["Trainer", "History"]
 
 def _blas_context(blas_threads):
     """The context a Trainer runs in for ``blas_threads``: None leaves BLAS alone, "auto"
-    is :func:`minidl.functional._engine.blas.auto_threads`, an int
-    :func:`~minidl.functional._engine.blas.limit_threads`."""
+    is :func:`minidl.functional._engine.blas.auto_threads` on :func:`minidl.get_num_threads`
+    threads, an int :func:`~minidl.functional._engine.blas.limit_threads`."""
     if blas_threads is None:
         return contextlib.nullcontext()
-    if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the cores
-        return blas.auto_threads()
+    if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the threads
+        return blas.auto_threads(max_threads=get_num_threads())
     return blas.limit_threads(int(blas_threads))
 
 
@@ -70,11 +71,13 @@ class Trainer:
         restored afterwards. ``"auto"`` (:func:`minidl.functional._engine.blas.auto_threads`):
         BLAS on one thread, and each batch with enough work (convolutions, Dense,
         ReLU, max pooling from 32 MFLOP: 28x28 and 32x32 images, not the reference
-        digits CNN) split into runs of samples computed on as many threads as BLAS
-        had (the cores): an
+        digits CNN) split into runs of samples computed on up to :func:`minidl.get_num_threads`
+        threads (set with :func:`minidl.set_num_threads`; by default as many as BLAS
+        had: the cores): an
         MNIST-shaped step 37 -> 31 ms, a CIFAR-shaped one 106 -> 85 ms on 2 cores,
         against BLAS threads per product. The runs depend on the machine's cores, not
-        on how many threads compute them (one, under ``OPENBLAS_NUM_THREADS=1``): a
+        on how many threads compute them (one, under ``OPENBLAS_NUM_THREADS=1`` or
+        ``mdl.set_num_threads(1)``): a
         seeded run trains the same model either way, bit for bit. An int
         fixes BLAS's threads for every product (with :mod:`threadpoolctl`; no split);
         None leaves BLAS alone.

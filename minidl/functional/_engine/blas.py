@@ -33,7 +33,7 @@ import numpy as np
 from ...validation import positive_int
 
 __all__ = ["matmul", "column_sums", "add_row_vector", "auto_threads", "map_batch", "batch_runs",
-           "blas_libraries", "limit_threads", "PARALLEL_MIN_FLOPS", "MAX_RUNS", "ELEMENT_FLOPS"]
+           "blas_libraries", "own_threads", "limit_threads", "PARALLEL_MIN_FLOPS", "MAX_RUNS", "ELEMENT_FLOPS"]
 
 #: Floating-point operations per run of samples: :func:`map_batch` splits a batch
 #: into one run per ``PARALLEL_MIN_FLOPS`` of work (so from twice that on), each run
@@ -209,7 +209,7 @@ def auto_threads(max_threads=None):
                 if n != 1:
                     lib.set_num_threads(1)
         _BLAS["depth"] += 1
-        cores = max((n for _, n in _BLAS["saved"]), default=1)
+        cores = _own_threads()
         # the setting can be ignored in this thread (threadpoolctl lets one thread at a time set
         # OpenBLAS's count, see _release): then the runs stay on this thread
         deaf = any(lib.num_threads != 1 for lib, _ in _BLAS["saved"])
@@ -229,6 +229,37 @@ def auto_threads(max_threads=None):
                         lib.set_num_threads(n)
                 _BLAS["saved"] = []
         _release(blas_libraries())
+
+
+def own_threads() -> int:
+    """BLAS's own thread count: what :func:`auto_threads` splits over by default.
+
+    The most threads of the BLAS libraries loaded (the cores, or what
+    ``OPENBLAS_NUM_THREADS`` or an outer :func:`threadpoolctl.threadpool_limits` set),
+    as the first of the open :func:`auto_threads` blocks found it (inside, BLAS runs
+    on one thread); 1 without threadpoolctl. :func:`minidl.get_num_threads` returns it
+    unless :func:`minidl.set_num_threads` was called.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> with auto_threads():
+    ...     inside = own_threads()
+    >>> inside == own_threads()  # BLAS's one thread inside the block is not its own count
+    True
+    """
+    with _BLAS["lock"]:
+        return _own_threads()
+
+
+def _own_threads() -> int:
+    """:func:`own_threads`, with ``_BLAS["lock"]`` held."""
+    counts = [n for _, n in _BLAS["saved"]] if _BLAS["depth"] else [lib.num_threads for lib in blas_libraries()]
+    return max(counts, default=1)
 
 
 def blas_libraries() -> list:
