@@ -225,16 +225,9 @@ class Graph(Layer):
         self.save_for_backward()  # nothing to keep: a marker that forward ran (in training mode)
         return values[self.output_name]
 
-    def backward(self, grad_output):
-        return self._backward(grad_output, input_grad=True)
-
-    def _backward(self, grad_output, input_grad):
-        """dL/dinput (None without ``input_grad``; :meth:`Layer.backward_params` asks for that).
-
-        Without ``input_grad``, nodes that read only the graph's input are asked for their
-        parameter gradients alone: the Trainer uses this, so the first convolution never
-        computes an input gradient nobody reads.
-        """
+    def backward(self, grad_output, *, input_grad=True):
+        # without input_grad, nodes that read only the graph's input are asked for their parameter
+        # gradients alone (backward_params): the first convolution never computes an unused dX
         self.require_cache(self._saved)  # backward without its forward -> RuntimeError
         grads = {self.output_name: grad_output}
         # Every node of the plan is the output or an input of a later node of the plan, so

@@ -780,3 +780,39 @@ def test_broken_layer_deepcopy_ok():
     # gradcheck deep-copies; subclasses defined in tests must survive that
     layer, _ = build(_broken(WeightGradOffByOnePercent, DENSE))
     assert type(copy.deepcopy(layer)) is WeightGradOffByOnePercent
+
+
+def test_one_backward_entry_input_grad_keyword_and_plain_user_backwards():
+    """backward(grad, *, input_grad=True) is the one entry point: backward_params and a Graph's
+    first node pass input_grad=False to a layer that takes it, and a user layer written as
+    backward(self, grad_output) still works (called without the keyword)."""
+    import minidl as mdl
+    from minidl.layers import Layer
+
+    calls = []
+
+    class Takes(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_output, *, input_grad=True):
+            calls.append(("takes", input_grad))
+            return grad_output if input_grad else None
+
+    class Plain(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_output):
+            calls.append(("plain", None))
+            return grad_output
+
+    g = np.ones((2, 3))
+    for first in (Takes(), Plain()):
+        model = mdl.Sequential(first, Takes())
+        model(g)
+        model.backward_params(g)
+        model(g)
+        assert model.backward(g) is g
+    assert calls == [("takes", True), ("takes", False), ("takes", True), ("takes", True),
+                     ("takes", True), ("plain", None), ("takes", True), ("plain", None)]

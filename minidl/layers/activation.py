@@ -44,7 +44,7 @@ class ReLU(Layer):
         self.save_for_backward(x)
         return F.relu(x)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         (x,) = self.saved_values
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
 
@@ -77,7 +77,7 @@ class _Elementwise(Layer):
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         (saved,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, saved.shape, saved.dtype)
         return self._kernel_backward(grad_output, saved, *[getattr(self, n) for n in self._hyper],
@@ -257,7 +257,7 @@ class Identity(Layer):
         self.save_for_backward(x.shape, x.dtype)
         return x
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         shape, dtype = self.saved_values
         return self.check_grad_output(grad_output, shape, dtype)
 
@@ -319,7 +319,7 @@ class Softmax(Layer):
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         (out,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
         return F.softmax_backward(grad_output, out, self.axis, where=repr(self))

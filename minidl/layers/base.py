@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 
 from ._interop import InteropMixin
@@ -124,7 +127,7 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def backward(self, grad_output):  # pragma: no cover - abstract
+    def backward(self, grad_output, *, input_grad=True):  # pragma: no cover - abstract
         """Gradient with respect to the input(s); add the parameters' gradients into ``.grad``.
 
         The exact gradient of ``sum(output * grad_output)`` (nothing averaged:
@@ -135,12 +138,18 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         ----------
         grad_output : ndarray
             dL/d(output) of the last :meth:`forward` call: its shape and dtype.
+        input_grad : bool, default True
+            False when nobody needs dL/d(input) (the layer reading the model's input;
+            torch's ``needs_input_grad``): a layer whose input gradient is costly
+            (Dense, Conv2D, BatchNorm, Graph) then skips it and returns None. A layer
+            may ignore it, or leave it out of its signature: :meth:`backward_params`
+            then calls ``backward(grad_output)``.
 
         Returns
         -------
-        ndarray or tuple of ndarray
+        ndarray or tuple of ndarray or None
             dL/d(input), one per input of :meth:`forward`, each of its input's
-            shape and dtype.
+            shape and dtype (None when ``input_grad`` is False and skipped).
 
         Raises
         ------
@@ -160,20 +169,17 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> y = layer(np.ones((2, 4), np.float32))
         >>> layer.backward(np.ones_like(y)).shape, layer.weight.grad.shape
         ((2, 4), (3, 4))
+        >>> layer.backward(np.ones_like(y), input_grad=False) is None
+        True
         """
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
     def backward_params(self, grad_output) -> None:
         """Fill the parameters' ``.grad`` as :meth:`backward` does, without dL/dinput.
 
-        For the layer that reads a model's input, whose input gradient nobody
-        uses (PyTorch skips it when the input does not require grad). A layer
-        whose input gradient is costly (Dense, Conv2D, Graph) implements
-        ``_backward(grad_output, input_grad)`` and ``backward`` as
-        ``_backward(grad_output, input_grad=True)`` in the same class; this
-        then calls ``_backward(grad_output, input_grad=False)``. Otherwise, and
-        for a subclass that overrides ``backward`` only (its backward is
-        honoured), it runs :meth:`backward` and drops the result.
+        ``backward(grad_output, input_grad=False)`` for a layer whose backward takes
+        ``input_grad`` (every built-in layer), else ``backward(grad_output)`` with its
+        result dropped (a user layer written as ``backward(self, grad_output)``).
 
         Parameters
         ----------
@@ -193,10 +199,8 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> layer.bias.grad
         array([2., 2., 2.], dtype=float32)
         """
-        cls = type(self)
-        owner = _defining_class(cls, "_backward")
-        if owner is not None and owner is _defining_class(cls, "backward"):
-            self._backward(grad_output, input_grad=False)
+        if _takes_input_grad(type(self).backward):
+            self.backward(grad_output, input_grad=False)
         else:
             self.backward(grad_output)
 
@@ -444,6 +448,8 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def _defining_class(cls: type, name: str):
-    """The class of ``cls``'s MRO whose body defines ``name`` (None if none does)."""
-    return next((k for k in cls.__mro__ if name in vars(k)), None)
+@functools.lru_cache(maxsize=None)
+def _takes_input_grad(backward) -> bool:
+    """Whether a ``backward`` function accepts the ``input_grad`` keyword."""
+    params = inspect.signature(backward).parameters
+    return "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -94,10 +94,7 @@ class _BatchNorm(Layer):
         self.save_for_backward(x, mean, inv_std, use_batch)
         return out
 
-    def backward(self, grad_output):
-        return self._backward(grad_output, input_grad=True)
-
-    def _backward(self, grad_output, input_grad):
+    def backward(self, grad_output, *, input_grad=True):
         x, mean, inv_std, use_batch = self.saved_values
         grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
         grad_x, grad_w, grad_b = F.batch_norm_backward(

@@ -112,10 +112,7 @@ class Conv2D(Layer):
         self.save_for_backward(x, columns, out.shape)
         return out
 
-    def backward(self, grad_output):
-        return self._backward(grad_output, input_grad=True)
-
-    def _backward(self, grad_output, input_grad):
+    def backward(self, grad_output, *, input_grad=True):
         x, columns, out_shape = self.saved_values
         grad_output = self.check_grad_output(grad_output, out_shape, x.dtype)
         dx, dw, db = F.conv.conv2d_backward(x, self.weight.data, grad_output, **self._conv_args(),

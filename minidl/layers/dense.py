@@ -70,10 +70,7 @@ class Dense(Layer):
         self.save_for_backward(x)
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
-    def backward(self, grad_output):
-        return self._backward(grad_output, input_grad=True)
-
-    def _backward(self, grad_output, input_grad):
+    def backward(self, grad_output, *, input_grad=True):
         (x,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.grad += F.linear_weight(x, grad_output)
@@ -147,7 +144,7 @@ class Flatten(Layer):
         self.save_for_backward(x.shape, x.dtype)
         return F.flatten(x, self.start_dim)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         shape, dtype = self.saved_values
         flat = shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),)
         return self.check_grad_output(grad_output, flat, dtype).reshape(shape)

@@ -130,7 +130,7 @@ class Dropout(Layer):
         self.save_for_backward(mask, x.shape, x.dtype)
         return F.dropout(x, mask, self.p, where=self)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         mask, shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         if mask is None:  # an eval-mode forward: the identity

@@ -60,7 +60,7 @@ class Add(Layer):
             out += x
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         n, shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(grad_output for _ in range(n))
@@ -124,7 +124,7 @@ class Concat(Layer):
         self.save_for_backward([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         sizes, shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))

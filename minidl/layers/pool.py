@@ -76,7 +76,7 @@ class MaxPool2D(Layer):
         self.save_for_backward(x.shape, x.dtype, idx)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         shape, dtype, idx = self.saved_values
         grad_output = self.check_grad_output(grad_output, idx.shape, dtype)
         return F.max_pool2d_backward(shape, grad_output, idx, *self._args(), where=self)
@@ -193,7 +193,7 @@ class AvgPool2D(Layer):
         self.save_for_backward(x.shape, out.shape, out.dtype)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         in_shape, out_shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, out_shape, dtype)
         return avg_pool2d_backward(in_shape, grad_output, *self._args(), where=repr(self))
@@ -287,7 +287,7 @@ class GlobalAvgPool2D(Layer):
         self.save_for_backward(x.shape, out.dtype)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, *, input_grad=True):
         in_shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, in_shape[:2] + (1, 1), dtype)
         return global_avg_pool2d_backward(in_shape, grad_output, where=repr(self))
