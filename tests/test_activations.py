@@ -29,6 +29,7 @@ PAIRS = [
     ("tanh", lambda: layers.Tanh(), lambda: torch.nn.Tanh()),
     ("gelu", lambda: layers.GELU(), lambda: torch.nn.GELU()),
     ("gelu_tanh", lambda: layers.GELU("tanh"), lambda: torch.nn.GELU(approximate="tanh")),
+    ("silu", lambda: layers.SiLU(), lambda: torch.nn.SiLU()),
     ("identity", lambda: layers.Identity(), lambda: torch.nn.Identity()),
     ("softmax", lambda: layers.Softmax(), lambda: torch.nn.Softmax(dim=1)),
     ("softmax_last", lambda: layers.Softmax(-1), lambda: torch.nn.Softmax(dim=-1)),

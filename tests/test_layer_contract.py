@@ -160,6 +160,7 @@ CASES = [
     Case("tanh", plain(layers.Tanh), floats((4, 6)), (4, 6)),
     Case("gelu", plain(layers.GELU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {}, ("approximate='none'",)),
     Case("gelu_tanh", plain(layers.GELU, approximate="tanh"), floats((5, 7)), (5, 7), {}, ("'tanh'",)),
+    Case("silu", plain(layers.SiLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("identity", plain(layers.Identity), floats((2, 3, 4)), (2, 3, 4)),
     Case("softmax", plain(layers.Softmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
     Case("softmax_last_axis_4d", plain(layers.Softmax, axis=-1), floats((2, 3, 4, 5)), (2, 3, 4, 5), {},

@@ -9,7 +9,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 
 The math is here, one module per op with its forward and backward side by side
-(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``dropout``,
+(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
 ``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``. The speed machinery the kernels call --
 tiling under a byte budget, im2col, the depthwise kernels, BLAS threads and batch
@@ -47,6 +47,7 @@ from .gelu import gelu, gelu_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
+from .silu import silu, silu_backward
 
 __all__ = [
     "avg_pool2d",
@@ -78,6 +79,8 @@ __all__ = [
     "linear_weight",
     "log_softmax",
     "max_pool2d",
+    "silu",
+    "silu_backward",
     "mse_loss",
     "mse_loss_backward",
     "max_pool2d_backward",

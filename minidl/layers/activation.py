@@ -13,7 +13,7 @@ from ._interop import Unsupported
 from .base import Layer
 from .registry import register_layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Identity", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Identity", "Softmax"]
 
 
 @register_layer
@@ -229,6 +229,37 @@ class GELU(_Elementwise):
     def examples(cls, rng):
         for approximate in ("none", "tanh"):
             yield cls(approximate=approximate), (2 * rng.standard_normal((2, 3, 4, 4)),)
+
+
+@register_layer
+class SiLU(_Elementwise):
+    r"""Sigmoid linear unit (swish) ``x * sigmoid(x)``, as :class:`torch.nn.SiLU`.
+
+    Shape
+    -----
+    Any shape; output the same shape and dtype.
+
+    Notes
+    -----
+    Backward from the input ``x`` (the only thing kept), by the product rule:
+    ``dL/dx = g * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)``; see
+    :func:`minidl.functional.silu_backward` and docs/derivations/silu.md.
+
+    Examples
+    --------
+    >>> SiLU()(np.array([-1.0, 0.0, 1.0])).round(4)
+    array([-0.2689,  0.    ,  0.7311])
+    """
+
+    _kernel, _kernel_backward = staticmethod(F.silu), staticmethod(F.silu_backward)
+    torch_modules = ("SiLU",)
+
+    def to_onnx(self, g, inputs, input_shape):  # opset 17 has no SiLU: x * Sigmoid(x)
+        return g.node("Mul", [inputs[0], g.node("Sigmoid", inputs)])
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (3 * rng.standard_normal((2, 3, 4, 4)),)
 
 
 @register_layer
