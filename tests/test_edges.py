@@ -177,6 +177,8 @@ def _kernel_calls():
         ("tanh_backward", F.tanh_backward, (g4, np.tanh(rng.standard_normal(g4.shape)))),
         ("gelu", F.gelu, (x4,)),
         ("gelu_backward", F.gelu_backward, (g4, rng.standard_normal(g4.shape))),
+        ("silu", F.silu, (x4,)),
+        ("silu_backward", F.silu_backward, (g4, rng.standard_normal(g4.shape))),
         ("softmax_backward", F.softmax_backward, (g2, F.softmax(z))),
         ("linear", F.linear, (x2, w2, b2)),
         ("linear_input", F.linear_input, (g2, w2)),
