@@ -174,3 +174,34 @@ def test_examples_that_yield_something_else_are_a_clear_error():
     with _registered(RegistryTestBadExamples), \
             pytest.raises(TypeError, match=r"run_grid: RegistryTestBadExamples.examples\(rng\) must yield"):
         run_grid()
+
+
+def test_config_and_repr_come_from_the_constructor_declared_once(tmp_path):
+    """get_config reads every constructor argument back from the attribute of its name (scikit-learn's
+    get_params rule), so a user layer declares a hyper-parameter once and saves, loads and prints it."""
+    @registry.register_layer
+    class Scaled(layers.Layer):
+        def __init__(self, factor=2.0, axes=(1, 2), bias=True, rng=None):
+            super().__init__()
+            self.factor, self.axes = factor, tuple(axes)
+            self.bias = mdl.Parameter(np.zeros(1)) if bias else None
+
+        def forward(self, x):
+            return self.factor * x
+
+    class Hidden(layers.Layer):
+        def __init__(self, k=3):
+            super().__init__()
+            self._k = k
+
+    try:
+        layer = Scaled(0.5, bias=False)
+        assert layer.get_config() == {"factor": 0.5, "axes": [1, 2], "bias": False}
+        assert repr(layer) == "Scaled(factor=0.5, axes=(1, 2), bias=False)"
+        mdl.save(mdl.Sequential(layer), tmp_path / "s.npz")
+        assert repr(mdl.load(tmp_path / "s.npz")[0]) == repr(layer)
+        with pytest.raises(TypeError, match=r"Hidden.get_config: the constructor argument 'k' .* self.k"):
+            Hidden().get_config()
+        assert repr(Hidden()) == "Hidden()"  # repr never raises
+    finally:
+        del registry.REGISTRY["Scaled"]

@@ -57,18 +57,17 @@ class _Elementwise(Layer):
     """An element-wise activation: checks the input, calls a kernel that names the layer.
 
     A subclass sets ``_kernel(x, *hyper, where=)`` and ``_kernel_backward(grad_output, saved,
-    *hyper, where=)`` (:mod:`minidl.functional`'s), ``_hyper`` (the names of its hyper-parameters,
-    which are also its config) and ``_saves_output`` (backward from the output, else the input).
+    *hyper, where=)`` (:mod:`minidl.functional`'s; ``hyper`` are its constructor's arguments, in
+    order) and ``_saves_output`` (backward from the output, else the input).
     """
 
-    _hyper: tuple = ()
     _saves_output = False
 
     def forward(self, x):
         where = repr(self)
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
-        hyper = [getattr(self, n) for n in self._hyper]
+        hyper = self._hyper_parameters(strict=True).values()
         if not self._saves_output:
             self.save_for_backward(x)
             return self._kernel(x, *hyper, where=where)
@@ -80,14 +79,8 @@ class _Elementwise(Layer):
     def backward(self, grad_output, *, input_grad=True):
         (saved,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, saved.shape, saved.dtype)
-        return self._kernel_backward(grad_output, saved, *[getattr(self, n) for n in self._hyper],
+        return self._kernel_backward(grad_output, saved, *self._hyper_parameters(strict=True).values(),
                                      where=repr(self))
-
-    def get_config(self):
-        return {n: getattr(self, n) for n in self._hyper}
-
-    def extra_repr(self):
-        return ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper)
 
 
 @register_layer
@@ -113,7 +106,6 @@ class LeakyReLU(_Elementwise):
     array([-0.1,  2. ])
     """
 
-    _hyper = ("negative_slope",)
     onnx_op, onnx_attrs = "LeakyRelu", {"alpha": "negative_slope"}
     torch_modules, torch_args = ("LeakyReLU",), {"negative_slope": "negative_slope"}
     _kernel, _kernel_backward = staticmethod(F.leaky_relu), staticmethod(F.leaky_relu_backward)
@@ -206,7 +198,6 @@ class GELU(_Elementwise):
     array([-0.1587,  0.    ,  0.8413])
     """
 
-    _hyper = ("approximate",)
     _kernel, _kernel_backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
     torch_modules, torch_args = ("GELU",), {"approximate": "approximate"}
 
@@ -354,12 +345,6 @@ class Softmax(Layer):
         (out,) = self.saved_values
         grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
         return F.softmax_backward(grad_output, out, self.axis, where=repr(self))
-
-    def get_config(self):
-        return dict(axis=self.axis)
-
-    def extra_repr(self):
-        return f"axis={self.axis}"
 
     @classmethod
     def examples(cls, rng):

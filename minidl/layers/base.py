@@ -7,6 +7,7 @@ import inspect
 
 import numpy as np
 
+from ..parameter import Parameter
 from ._interop import InteropMixin
 from ._state import StateDictMixin
 from .tree import LayerTree
@@ -378,28 +379,44 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
     def extra_repr(self) -> str:
         """What goes between the parentheses of the layer's ``repr`` (as torch's).
 
+        The default shows every constructor argument, ``name=value``, read back as
+        :meth:`get_config` does (an argument the layer keeps under no attribute of its
+        name is left out). A layer overrides it for torch's layout (``Conv2D``).
+
         Returns
         -------
         str
-            The arguments that differ from the defaults.
 
         Examples
         --------
-        >>> from minidl.layers import Conv2D
+        >>> from minidl.layers import Conv2D, LeakyReLU
         >>> Conv2D(1, 8, 3, stride=2).extra_repr()
         '1, 8, kernel_size=(3, 3), stride=(2, 2)'
+        >>> LeakyReLU(0.2).extra_repr()
+        'negative_slope=0.2'
         """
-        return ""
+        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters(strict=False).items())
 
     def get_config(self) -> dict:
         """Constructor arguments (JSON-serialisable) that rebuild this layer.
 
         :func:`minidl.save` stores them as the architecture; ``type(layer)(**config)``
-        rebuilds the layer (its weights come from the state dict).
+        rebuilds the layer (its weights come from the state dict). The default reads
+        every argument of ``__init__`` (``rng`` aside: weights come from the state
+        dict) back from the attribute of the same name, as scikit-learn's
+        ``get_params`` does, so a layer declares its hyper-parameters once, in its
+        constructor: a ``bias`` kept as a Parameter or None gives whether it exists,
+        ``dtype`` the dtype of the layer's arrays, tuples become lists.
 
         Returns
         -------
         dict
+
+        Raises
+        ------
+        TypeError
+            A constructor argument is kept under no attribute of its name (store it as
+            ``self.<name>``, or override get_config).
 
         Examples
         --------
@@ -407,7 +424,27 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> Dense(4, 3, bias=False).get_config()
         {'in_features': 4, 'out_features': 3, 'bias': False, 'dtype': 'float32'}
         """
-        return {}
+        return {name: _jsonable(value) for name, value in self._hyper_parameters(strict=True).items()}
+
+    def _hyper_parameters(self, strict: bool) -> dict:
+        """``{constructor argument: its value now}`` (see get_config); not strict: skip the missing."""
+        out = {}
+        for name, default in _constructor_args(type(self).__init__):
+            if name == "dtype" and not hasattr(self, "dtype"):
+                params = self.parameters()
+                value = np.dtype(params[0].dtype).name if params else default
+            elif hasattr(self, name):
+                value = getattr(self, name)
+                if isinstance(default, bool) and (value is None or isinstance(value, Parameter)):
+                    value = value is not None  # bias=True/False kept as a Parameter or None
+            elif strict:
+                raise TypeError(f"{type(self).__name__}.get_config: the constructor argument {name!r} is kept under "
+                                f"no attribute of that name. Store it as self.{name} in __init__, or override "
+                                "get_config.")
+            else:
+                continue
+            out[name] = value
+        return out
 
     @classmethod
     def examples(cls, rng):
@@ -453,3 +490,21 @@ def _takes_input_grad(backward) -> bool:
     """Whether a ``backward`` function accepts the ``input_grad`` keyword."""
     params = inspect.signature(backward).parameters
     return "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@functools.lru_cache(maxsize=None)
+def _constructor_args(init) -> tuple:
+    """``((name, default), ...)`` of an ``__init__``'s named arguments, ``self`` and ``rng`` aside
+    (default ``None`` for a required one)."""
+    params = list(inspect.signature(init).parameters.values())[1:]
+    return tuple((p.name, None if p.default is p.empty else p.default) for p in params
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "rng")
+
+
+def _jsonable(value):
+    """Tuples as lists (recursively), dtypes as their names: what the architecture's JSON holds."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.dtype, type)):
+        return np.dtype(value).name
+    return value

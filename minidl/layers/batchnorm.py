@@ -125,10 +125,6 @@ class _BatchNorm(Layer):
     def from_torch(cls, m, t):
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=t.np_dtype(m))
 
-    def get_config(self):
-        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
-                    affine=self.affine, track_running_stats=self.track_running_stats, dtype=str(self.dtype))
-
     def extra_repr(self):
         s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
              f"track_running_stats={self.track_running_stats}")

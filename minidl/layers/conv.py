@@ -123,14 +123,6 @@ class Conv2D(Layer):
             self.bias.grad += db
         return dx
 
-    def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=self.padding if isinstance(self.padding, (str, int)) else
-                    [list(p) if isinstance(p, tuple) else p for p in self.padding],
-                    dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
-                    padding_mode=self.padding_mode, dtype=str(self.weight.data.dtype))
-
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("Conv2d", "PaddedConv2d")
 

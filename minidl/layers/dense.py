@@ -78,10 +78,6 @@ class Dense(Layer):
             self.bias.grad += F.linear_bias(grad_output)
         return F.linear_input(grad_output, self.weight.data) if input_grad else None
 
-    def get_config(self):
-        return dict(in_features=self.in_features, out_features=self.out_features,
-                    bias=self.bias is not None, dtype=str(self.weight.data.dtype))
-
     torch_modules = ("Linear",)
 
     def to_onnx(self, g, inputs, input_shape):  # y = x W^T + b: Gemm with transB
@@ -148,9 +144,6 @@ class Flatten(Layer):
         shape, dtype = self.saved_values
         flat = shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),)
         return self.check_grad_output(grad_output, flat, dtype).reshape(shape)
-
-    def get_config(self):
-        return dict(start_dim=self.start_dim)
 
     torch_modules, torch_args = ("Flatten",), {"start_dim": "start_dim"}
 

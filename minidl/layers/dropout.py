@@ -137,12 +137,6 @@ class Dropout(Layer):
             return grad_output
         return F.dropout_backward(grad_output, mask, self.p, where=self)
 
-    def get_config(self):
-        return dict(p=self.p)
-
-    def extra_repr(self):
-        return f"p={self.p}"
-
     @classmethod
     def examples(cls, rng):
         layer = cls(0.3)

@@ -129,12 +129,6 @@ class Concat(Layer):
         grad_output = self.check_grad_output(grad_output, shape, dtype)
         return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
 
-    def get_config(self):
-        return dict(axis=self.axis)
-
-    def extra_repr(self):
-        return f"axis={self.axis}"
-
     @classmethod
     def examples(cls, rng):
         yield cls(axis=1), (rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 2, 3)))

@@ -84,11 +84,6 @@ class MaxPool2D(Layer):
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
-    def get_config(self):
-        return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=self.padding if isinstance(self.padding, (str, int)) else list(self.padding),
-                    dilation=list(self.dilation), ceil_mode=self.ceil_mode)
-
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("MaxPool2d", "PaddedMaxPool2d")
 
@@ -197,10 +192,6 @@ class AvgPool2D(Layer):
         in_shape, out_shape, dtype = self.saved_values
         grad_output = self.check_grad_output(grad_output, out_shape, dtype)
         return avg_pool2d_backward(in_shape, grad_output, *self._args(), where=repr(self))
-
-    def get_config(self):
-        return dict(kernel_size=list(self.kernel_size), stride=list(self.stride), padding=list(self.padding),
-                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
 
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("AvgPool2d",)
