@@ -217,9 +217,9 @@ class Graph(Layer):
         values = {INPUT: x}
         for name, layer, inputs, free in self._forward_steps():
             if len(inputs) == 1:
-                values[name] = layer.forward(values[inputs[0]])
+                values[name] = layer(values[inputs[0]])
             else:
-                values[name] = layer.forward(*(values[i] for i in inputs))
+                values[name] = layer(*(values[i] for i in inputs))
             for inp in free:
                 del values[inp]
         self.save_for_backward()  # nothing to keep: a marker that forward ran (in training mode)
@@ -292,7 +292,7 @@ class Graph(Layer):
             self.eval()  # and the probe keeps none
             for name in self.execution_plan():
                 layer, inputs = self._nodes[name]
-                values[name] = layer.forward(*(values[i] for i in inputs))
+                values[name] = layer(*(values[i] for i in inputs))
                 out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
                 rows.append((f"{name} ({type(layer).__name__})", self._sources(inputs) or "", out,
                              f"{layer.num_parameters():,}"))

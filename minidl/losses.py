@@ -182,7 +182,7 @@ class SoftmaxCrossEntropy(Loss):
         kw = self._kwargs(logits)
         targets = check_cross_entropy_args(logits, targets, self.label_smoothing, "SoftmaxCrossEntropy", **kw)
         loss = F.cross_entropy(logits, targets, self.label_smoothing, check_args=False, **kw)
-        self.save_for_backward(logits, targets, kw)  # checked: backward does not check them again
+        self.save_for_backward(logits=logits, targets=targets, kw=kw)  # checked: backward does not check them again
         return loss
 
     def backward(self, grad_output=1.0):
@@ -210,10 +210,10 @@ class SoftmaxCrossEntropy(Loss):
         array([[-0.25,  0.25],
                [ 0.25, -0.25]])
         """
-        logits, targets, kw = self.saved_values
-        g = self._upstream(grad_output, logits.shape[:1], logits.dtype)
-        return F.cross_entropy_backward(logits, targets, self.label_smoothing, grad_output=g,
-                                        check_args=False, **kw)
+        s = self.saved_values
+        g = self._upstream(grad_output, s.logits.shape[:1], s.logits.dtype)
+        return F.cross_entropy_backward(s.logits, s.targets, self.label_smoothing, grad_output=g,
+                                        check_args=False, **s.kw)
 
     def get_config(self):
         config = dict(label_smoothing=self.label_smoothing)
@@ -283,7 +283,7 @@ class MSE(Loss):
 
     def forward(self, outputs, targets):
         targets = check_mse_args(outputs, targets, self.reduction, repr(self))
-        self.save_for_backward(outputs, targets)
+        self.save_for_backward(outputs=outputs, targets=targets)
         return mse_loss(outputs, targets, self.reduction, check_args=False)
 
     def backward(self, grad_output=1.0):
@@ -311,9 +311,9 @@ class MSE(Loss):
         >>> loss.backward(2.0)
         array([2., 6.])
         """
-        outputs, targets = self.saved_values
-        g = self._upstream(grad_output, outputs.shape, outputs.dtype)
-        return mse_loss_backward(outputs, targets, self.reduction, grad_output=g, check_args=False)
+        s = self.saved_values
+        g = self._upstream(grad_output, s.outputs.shape, s.outputs.dtype)
+        return mse_loss_backward(s.outputs, s.targets, self.reduction, grad_output=g, check_args=False)
 
     def get_config(self):
         return dict(reduction=self.reduction)

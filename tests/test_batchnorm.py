@@ -136,7 +136,7 @@ class FrozenStatsBN(layers.BatchNorm2D):
         self._check_input(x)
         out, mean, inv_std = F.batch_norm(x, self.running_mean, self.running_var, self.weight.data,
                                           self.bias.data, training=False, eps=self.eps, return_stats=True)
-        self.save_for_backward(x, mean, inv_std, False)
+        self.save_for_backward(x=x, mean=mean, inv_std=inv_std, use_batch=False)
         return out
 
 

@@ -649,7 +649,7 @@ class InPlaceReLU(layers.ReLU):
 
     def forward(self, x):
         out = super().forward(x)
-        self.save_for_backward(x.copy())
+        self.save_for_backward(x=x.copy())
         np.maximum(x, 0, out=x)
         return out
 

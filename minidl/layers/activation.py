@@ -41,11 +41,11 @@ class ReLU(Layer):
     def forward(self, x):
         check_array(x, "input", "ReLU")
         check_float_dtype(x, "input", "ReLU")
-        self.save_for_backward(x)
+        self.save_for_backward(x=x)
         return F.relu(x)
 
     def backward(self, grad_output, *, input_grad=True):
-        (x,) = self.saved_values
+        x = self.saved_values.x
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
 
     @classmethod
@@ -67,19 +67,14 @@ class _Elementwise(Layer):
         where = repr(self)
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
-        hyper = self._hyper_parameters(strict=True).values()
-        if not self._saves_output:
-            self.save_for_backward(x)
-            return self._kernel(x, *hyper, where=where)
-        self.save_for_backward()  # eval mode: drop a training call's cache before computing
-        out = self._kernel(x, *hyper, where=where)
-        self.save_for_backward(out)
+        out = self._kernel(x, *self._hyper_parameters().values(), where=where)
+        self.save_for_backward(kernel_arg=out if self._saves_output else x)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        (saved,) = self.saved_values
-        grad_output = self.check_grad_output(grad_output, saved.shape, saved.dtype)
-        return self._kernel_backward(grad_output, saved, *self._hyper_parameters(strict=True).values(),
+        arg = self.saved_values.kernel_arg  # the output or the input, what _kernel_backward takes
+        grad_output = self.check_grad_output(grad_output, arg.shape, arg.dtype)
+        return self._kernel_backward(grad_output, arg, *self._hyper_parameters().values(),
                                      where=repr(self))
 
 
@@ -276,12 +271,12 @@ class Identity(Layer):
 
     def forward(self, x):
         check_array(x, "input", repr(self))
-        self.save_for_backward(x.shape, x.dtype)
+        self.save_for_backward(shape=x.shape, dtype=x.dtype)
         return x
 
     def backward(self, grad_output, *, input_grad=True):
-        shape, dtype = self.saved_values
-        return self.check_grad_output(grad_output, shape, dtype)
+        saved = self.saved_values
+        return self.check_grad_output(grad_output, saved.shape, saved.dtype)
 
     @classmethod
     def examples(cls, rng):
@@ -336,13 +331,12 @@ class Softmax(Layer):
         if not -x.ndim <= self.axis < x.ndim:
             raise ValueError(f"{where}: axis {self.axis} is out of range for an input of shape {x.shape} "
                              f"({x.ndim} dimensions).")
-        self.save_for_backward()
         out = F.softmax(x, axis=self.axis)
-        self.save_for_backward(out)
+        self.save_for_backward(out=out)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        (out,) = self.saved_values
+        out = self.saved_values.out
         grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
         return F.softmax_backward(grad_output, out, self.axis, where=repr(self))
 

@@ -40,10 +40,13 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
     """Base class of every layer, loss and graph.
 
     A subclass implements ``forward(*inputs)`` (keeping what its backward
-    needs) and ``backward(grad_output)``, which returns the gradient with
-    respect to each input (one array, or a tuple for several inputs) and adds
-    the gradient of every parameter into its ``.grad``. The gradients are
-    exact gradients of ``sum(output * grad_output)``: nothing is averaged.
+    needs) and ``backward(grad_output, *, input_grad=True)``, which returns the
+    gradient with respect to each input (one array, or a tuple for several
+    inputs; None may be returned when ``input_grad`` is False) and adds the
+    gradient of every parameter into its ``.grad``. The gradients are exact
+    gradients of ``sum(output * grad_output)``: nothing is averaged. Its
+    hyper-parameters are its constructor's arguments, kept under attributes of
+    the same names: :meth:`get_config` and ``repr`` read them from there.
 
     The backward rule, the same in every built-in layer: ``grad_output`` is
     checked as forward checks its input, never converted. It must be a
@@ -59,10 +62,10 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
 
     The toolkit for writing a layer (every built-in layer uses it):
 
-    - :meth:`save_for_backward` in ``forward`` keeps what backward needs
-      (in training mode only; in eval mode it keeps nothing and drops the
-      previous call's values), and :attr:`saved_values` in ``backward``
-      returns it, or raises the RuntimeError that names the cause (backward
+    - :meth:`save_for_backward` in ``forward`` keeps what backward needs, by
+      name (in training mode only; calling a layer in eval mode drops the
+      previous call's values first and keeps nothing), and :attr:`saved_values`
+      in ``backward`` returns it (``self.saved_values.x``), or raises the RuntimeError that names the cause (backward
       before forward, or after an eval-mode forward). One forward cache per
       layer, under one name: no layer keeps backward state elsewhere.
     - :meth:`check_grad_output` applies the backward rule below.
@@ -77,10 +80,10 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
     ...         super().__init__()
     ...         self.alpha = Parameter(np.ones(1))
     ...     def forward(self, x):
-    ...         self.save_for_backward(x)
+    ...         self.save_for_backward(x=x)
     ...         return self.alpha.data * x
-    ...     def backward(self, grad_output):
-    ...         (x,) = self.saved_values
+    ...     def backward(self, grad_output, *, input_grad=True):
+    ...         x = self.saved_values.x
     ...         grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
     ...         self.alpha.grad += (grad_output * x).sum(keepdims=True).ravel()
     ...         return self.alpha.data * grad_output
@@ -206,22 +209,26 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
             self.backward(grad_output)
 
     def __call__(self, *inputs):
+        if not self.keeps_caches:  # eval mode keeps nothing: free a training call's cache before computing
+            self.save_for_backward()
         return self.forward(*inputs)
 
-    def save_for_backward(self, *values) -> None:
-        """Keep ``values`` for :meth:`backward` (the name of :meth:`torch.autograd.Function`'s).
+    def save_for_backward(self, *values, **named) -> None:
+        """Keep values for :meth:`backward` (the name of :meth:`torch.autograd.Function`'s).
 
         Call it in ``forward``; it replaces what the previous call kept. In
         eval mode (:meth:`eval`, ``Trainer.predict``/``evaluate``) nothing is
-        kept, so a forward pass holds no memory after it returns, and what an
-        earlier training-mode forward kept is dropped: call it before the
-        computation in eval mode to free that memory first.
+        kept, so a forward pass holds no memory after it returns; calling the
+        layer in eval mode drops what an earlier training-mode forward kept
+        before computing.
 
         Parameters
         ----------
         *values
-            Anything (arrays, shapes, flags); :attr:`saved_values` returns them
-            as a tuple.
+            Anything (arrays, shapes, flags), kept in order.
+        **named
+            The same, by name: backward reads ``self.saved_values.x`` (the built-in
+            layers save by name, so backward says what it uses).
 
         Examples
         --------
@@ -230,14 +237,17 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> layer.save_for_backward(1, 2)
         >>> layer.saved_values
         (1, 2)
+        >>> layer.save_for_backward(x=np.zeros(3), shape=(3,))
+        >>> layer.saved_values.shape
+        (3,)
         """
         keep = self.keeps_caches
         self._forward_in_eval = not keep
-        self._saved = values if keep else None
+        self._saved = Saved(values + tuple(named.values()), (None,) * len(values) + tuple(named)) if keep else None
 
     @property
     def saved_values(self) -> tuple:
-        """The tuple the last :meth:`save_for_backward` kept.
+        """What the last :meth:`save_for_backward` kept: a tuple, its named values also attributes.
 
         Raises
         ------
@@ -395,7 +405,7 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> LeakyReLU(0.2).extra_repr()
         'negative_slope=0.2'
         """
-        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters(strict=False).items())
+        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters().items())
 
     def get_config(self) -> dict:
         """Constructor arguments (JSON-serialisable) that rebuild this layer.
@@ -412,11 +422,10 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         -------
         dict
 
-        Raises
-        ------
-        TypeError
-            A constructor argument is kept under no attribute of its name (store it as
-            ``self.<name>``, or override get_config).
+        An argument kept under no attribute of its name is left out, so the layer is
+        rebuilt with its default (a ``seed`` for the initial weights, which the state
+        dict replaces anyway): store a real hyper-parameter as ``self.<name>``, or
+        override get_config.
 
         Examples
         --------
@@ -424,10 +433,10 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> Dense(4, 3, bias=False).get_config()
         {'in_features': 4, 'out_features': 3, 'bias': False, 'dtype': 'float32'}
         """
-        return {name: _jsonable(value) for name, value in self._hyper_parameters(strict=True).items()}
+        return {name: _jsonable(value) for name, value in self._hyper_parameters().items()}
 
-    def _hyper_parameters(self, strict: bool) -> dict:
-        """``{constructor argument: its value now}`` (see get_config); not strict: skip the missing."""
+    def _hyper_parameters(self) -> dict:
+        """``{constructor argument: its value now}`` (see get_config)."""
         out = {}
         for name, default in _constructor_args(type(self).__init__):
             if name == "dtype" and not hasattr(self, "dtype"):
@@ -437,10 +446,6 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
                 value = getattr(self, name)
                 if isinstance(default, bool) and (value is None or isinstance(value, Parameter)):
                     value = value is not None  # bias=True/False kept as a Parameter or None
-            elif strict:
-                raise TypeError(f"{type(self).__name__}.get_config: the constructor argument {name!r} is kept under "
-                                f"no attribute of that name. Store it as self.{name} in __init__, or override "
-                                "get_config.")
             else:
                 continue
             out[name] = value
@@ -483,6 +488,25 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Saved(tuple):
+    """What :meth:`Layer.save_for_backward` kept: a tuple whose named values are attributes too."""
+
+    def __new__(cls, values, names):
+        saved = super().__new__(cls, values)
+        saved._names = names
+        return saved
+
+    def __reduce__(self):  # copy.deepcopy and pickle rebuild it with its names
+        return Saved, (tuple(self), self._names)
+
+    def __getattr__(self, name):
+        names = self.__dict__.get("_names", ())
+        if name not in names:
+            raise AttributeError(f"nothing was saved for backward as {name!r}; saved by name: "
+                                 f"{[n for n in names if n]}")
+        return self[names.index(name)]
 
 
 @functools.lru_cache(maxsize=None)

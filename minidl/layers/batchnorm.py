@@ -76,8 +76,6 @@ class _BatchNorm(Layer):
 
     def forward(self, x):
         self._check_input(x)
-        if not self.keeps_caches:
-            self.save_for_backward()  # eval mode keeps nothing: drop a training call's cache first
         use_batch = self.training or self.running_mean is None
         update = self.training and self.track_running_stats
         factor = 0.0
@@ -91,15 +89,15 @@ class _BatchNorm(Layer):
             training=use_batch, momentum=factor, eps=self.eps, return_stats=True, where=self)
         if update:
             self.num_batches_tracked += 1
-        self.save_for_backward(x, mean, inv_std, use_batch)
+        self.save_for_backward(x=x, mean=mean, inv_std=inv_std, use_batch=use_batch)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        x, mean, inv_std, use_batch = self.saved_values
-        grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.x.shape, s.x.dtype)
         grad_x, grad_w, grad_b = F.batch_norm_backward(
-            grad_output, x, mean, inv_std, None if self.weight is None else self.weight.data,
-            training=use_batch, input_grad=input_grad, where=self)
+            grad_output, s.x, s.mean, s.inv_std, None if self.weight is None else self.weight.data,
+            training=s.use_batch, input_grad=input_grad, where=self)
         if self.affine:
             self.weight.grad += grad_w
             self.bias.grad += grad_b

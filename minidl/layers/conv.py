@@ -103,21 +103,20 @@ class Conv2D(Layer):
 
     def forward(self, x):
         bias = None if self.bias is None else self.bias.data
-        if not self.keeps_caches:  # eval mode keeps nothing; drops a training call's cache first
-            self.save_for_backward()
+        if not self.keeps_caches:  # eval mode: no columns to keep
             return F.conv2d(x, self.weight.data, bias, **self._conv_args())
         # the previous call's cache is replaced once the new one exists: freeing it
         # first can make malloc return the memory to the OS and fault it back in
         out, columns = F.conv2d(x, self.weight.data, bias, **self._conv_args(), return_columns=True)
-        self.save_for_backward(x, columns, out.shape)
+        self.save_for_backward(x=x, columns=columns, out_shape=out.shape)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        x, columns, out_shape = self.saved_values
-        grad_output = self.check_grad_output(grad_output, out_shape, x.dtype)
-        dx, dw, db = F.conv.conv2d_backward(x, self.weight.data, grad_output, **self._conv_args(),
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.out_shape, s.x.dtype)
+        dx, dw, db = F.conv.conv2d_backward(s.x, self.weight.data, grad_output, **self._conv_args(),
                                             bias=self.bias is not None, input_grad=input_grad,
-                                            columns=columns)
+                                            columns=s.columns)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

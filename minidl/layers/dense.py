@@ -67,11 +67,11 @@ class Dense(Layer):
                 "Put a Flatten() before Dense, or set in_features to match."
             )
         check_same_dtype(x, self.weight.data, "input", "weight", where)
-        self.save_for_backward(x)
+        self.save_for_backward(x=x)
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad_output, *, input_grad=True):
-        (x,) = self.saved_values
+        x = self.saved_values.x
         grad_output = self.check_grad_output(grad_output, (x.shape[0], self.out_features), x.dtype)
         self.weight.grad += F.linear_weight(x, grad_output)
         if self.bias is not None:
@@ -137,11 +137,11 @@ class Flatten(Layer):
                 f"{self!r}: expected input with more than {self.start_dim} dimensions, "
                 f"got shape {x.shape}."
             )
-        self.save_for_backward(x.shape, x.dtype)
+        self.save_for_backward(shape=x.shape, dtype=x.dtype)
         return F.flatten(x, self.start_dim)
 
     def backward(self, grad_output, *, input_grad=True):
-        shape, dtype = self.saved_values
+        shape, dtype = self.saved_values.shape, self.saved_values.dtype
         flat = shape[: self.start_dim] + (int(np.prod(shape[self.start_dim:])),)
         return self.check_grad_output(grad_output, flat, dtype).reshape(shape)
 

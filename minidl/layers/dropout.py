@@ -124,15 +124,15 @@ class Dropout(Layer):
     def forward(self, x):
         self._check_input(x)
         if not self.training:  # the identity (kept for backward only inside minidl.enable_grad)
-            self.save_for_backward(None, x.shape, x.dtype)
+            self.save_for_backward(mask=None, shape=x.shape, dtype=x.dtype)
             return x
         mask = self.draw_mask(x.shape)
-        self.save_for_backward(mask, x.shape, x.dtype)
+        self.save_for_backward(mask=mask, shape=x.shape, dtype=x.dtype)
         return F.dropout(x, mask, self.p, where=self)
 
     def backward(self, grad_output, *, input_grad=True):
-        mask, shape, dtype = self.saved_values
-        grad_output = self.check_grad_output(grad_output, shape, dtype)
+        s = self.saved_values
+        mask, grad_output = s.mask, self.check_grad_output(grad_output, s.shape, s.dtype)
         if mask is None:  # an eval-mode forward: the identity
             return grad_output
         return F.dropout_backward(grad_output, mask, self.p, where=self)

@@ -54,16 +54,16 @@ class Add(Layer):
                     f"Add: every input must have the shape of input 0 {inputs[0].shape}; "
                     f"input {i} has shape {x.shape}."
                 )
-        self.save_for_backward(len(inputs), inputs[0].shape, inputs[0].dtype)
+        self.save_for_backward(n=len(inputs), shape=inputs[0].shape, dtype=inputs[0].dtype)
         out = inputs[0].copy()
         for x in inputs[1:]:
             out += x
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        n, shape, dtype = self.saved_values
-        grad_output = self.check_grad_output(grad_output, shape, dtype)
-        return tuple(grad_output for _ in range(n))
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.shape, s.dtype)
+        return tuple(grad_output for _ in range(s.n))
 
     @classmethod
     def examples(cls, rng):
@@ -121,13 +121,13 @@ class Concat(Layer):
                 f"{self!r}: inputs must match on every axis except {self.axis}; "
                 f"got shapes {shapes}."
             ) from exc
-        self.save_for_backward([x.shape[self.axis] for x in inputs], out.shape, out.dtype)
+        self.save_for_backward(sizes=[x.shape[self.axis] for x in inputs], shape=out.shape, dtype=out.dtype)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        sizes, shape, dtype = self.saved_values
-        grad_output = self.check_grad_output(grad_output, shape, dtype)
-        return tuple(np.split(grad_output, np.cumsum(sizes)[:-1], axis=self.axis))
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.shape, s.dtype)
+        return tuple(np.split(grad_output, np.cumsum(s.sizes)[:-1], axis=self.axis))
 
     @classmethod
     def examples(cls, rng):

@@ -69,17 +69,16 @@ class MaxPool2D(Layer):
 
     def forward(self, x):
         # the kernel checks x (array, 4-D, floating) and names this layer in its errors
-        if not self.keeps_caches:  # eval mode: no argmax, no backward cache; drop a training call's
-            self.save_for_backward()
+        if not self.keeps_caches:  # eval mode: no argmax to keep
             return F.max_pool2d(x, *self._args(), where=self)
         out, idx = F.max_pool2d(x, *self._args(), return_indices=True, where=self)
-        self.save_for_backward(x.shape, x.dtype, idx)
+        self.save_for_backward(in_shape=x.shape, dtype=x.dtype, indices=idx)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        shape, dtype, idx = self.saved_values
-        grad_output = self.check_grad_output(grad_output, idx.shape, dtype)
-        return F.max_pool2d_backward(shape, grad_output, idx, *self._args(), where=self)
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.indices.shape, s.dtype)
+        return F.max_pool2d_backward(s.in_shape, grad_output, s.indices, *self._args(), where=self)
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
@@ -185,13 +184,13 @@ class AvgPool2D(Layer):
     def forward(self, x):
         where = repr(self)
         out = avg_pool2d(x, *self._args(), where=where)
-        self.save_for_backward(x.shape, out.shape, out.dtype)
+        self.save_for_backward(in_shape=x.shape, out_shape=out.shape, dtype=out.dtype)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        in_shape, out_shape, dtype = self.saved_values
-        grad_output = self.check_grad_output(grad_output, out_shape, dtype)
-        return avg_pool2d_backward(in_shape, grad_output, *self._args(), where=repr(self))
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.out_shape, s.dtype)
+        return avg_pool2d_backward(s.in_shape, grad_output, *self._args(), where=repr(self))
 
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("AvgPool2d",)
@@ -275,13 +274,13 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x):
         out = global_avg_pool2d(x, where=repr(self))
-        self.save_for_backward(x.shape, out.dtype)
+        self.save_for_backward(in_shape=x.shape, dtype=out.dtype)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
-        in_shape, dtype = self.saved_values
-        grad_output = self.check_grad_output(grad_output, in_shape[:2] + (1, 1), dtype)
-        return global_avg_pool2d_backward(in_shape, grad_output, where=repr(self))
+        s = self.saved_values
+        grad_output = self.check_grad_output(grad_output, s.in_shape[:2] + (1, 1), s.dtype)
+        return global_avg_pool2d_backward(s.in_shape, grad_output, where=repr(self))
 
     @classmethod
     def examples(cls, rng):
