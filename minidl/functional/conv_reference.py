@@ -1,6 +1,6 @@
 """A slow, obviously-correct loop implementation of 2-D convolution and its backward.
 
-This module is the *independent* oracle for ``tests/test_conv.py``. It does not
+This module is the *independent* oracle for ``tests/test_conv.py`` (moved here from ``tests/``). It does not
 import :mod:`minidl` at all: the padding rules ('same', 'valid', ints, pairs,
 explicit ``((top, bottom), (left, right))``), the output size, the forward
 pass and the three gradients are all re-derived here straight from the
@@ -36,7 +36,21 @@ __all__ = [
 
 
 def as_pair(value):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``.
+
+    Parameters
+    ----------
+    value : int or (int, int)
+
+    Returns
+    -------
+    (int, int)
+
+    Examples
+    --------
+    >>> as_pair(3), as_pair((2, 3))
+    ((3, 3), (2, 3))
+    """
     if isinstance(value, (tuple, list)):
         a, b = value
         return int(a), int(b)
@@ -52,6 +66,19 @@ def same_padding(size, kernel, stride, dilation):
     ``(out - 1) * stride + (kernel - 1) * dilation + 1`` long. The missing
     amount (never negative) is split in two, the odd element going to the
     end (bottom / right).
+
+    Parameters
+    ----------
+    size, kernel, stride, dilation : int
+
+    Returns
+    -------
+    (before, after) : (int, int)
+
+    Examples
+    --------
+    >>> same_padding(8, 4, 1, 1), same_padding(8, 3, 2, 1)
+    ((1, 2), (0, 1))
     """
     out = math.ceil(size / stride)
     needed = (out - 1) * stride + (kernel - 1) * dilation + 1
@@ -62,7 +89,23 @@ def same_padding(size, kernel, stride, dilation):
 
 
 def explicit_padding(padding, input_hw, kernel, stride, dilation):
-    """Any padding spec -> ``(top, bottom, left, right)``."""
+    """Any padding spec -> ``(top, bottom, left, right)``.
+
+    Parameters
+    ----------
+    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
+    input_hw : (int, int)
+    kernel, stride, dilation : int or (h, w)
+
+    Returns
+    -------
+    (int, int, int, int)
+
+    Examples
+    --------
+    >>> explicit_padding("same", (8, 8), 3, 2, 1)
+    (0, 1, 0, 1)
+    """
     h, w = input_hw
     kh, kw = as_pair(kernel)
     sh, sw = as_pair(stride)
@@ -95,7 +138,22 @@ def _count_windows(padded_size, kernel, stride, dilation):
 
 
 def output_size(input_hw, kernel, stride=1, padding=0, dilation=1):
-    """``(H_out, W_out)`` by counting the windows that fit in the padded input."""
+    """``(H_out, W_out)`` by counting the windows that fit in the padded input.
+
+    Parameters
+    ----------
+    input_hw : (int, int)
+    kernel, stride, padding, dilation : as in :func:`explicit_padding`
+
+    Returns
+    -------
+    (int, int)
+
+    Examples
+    --------
+    >>> output_size((8, 8), 3, stride=2)
+    (3, 3)
+    """
     h, w = input_hw
     kh, kw = as_pair(kernel)
     sh, sw = as_pair(stride)
@@ -106,7 +164,27 @@ def output_size(input_hw, kernel, stride=1, padding=0, dilation=1):
 
 
 def pad_input(x, top, bottom, left, right):
-    """Zero padding written element by element."""
+    """Zero padding written element by element.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    top, bottom, left, right : int
+
+    Returns
+    -------
+    ndarray, shape (N, C, H + top + bottom, W + left + right), float64
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, H + top + bottom, W + left + right).
+
+    Examples
+    --------
+    >>> pad_input(np.ones((1, 1, 1, 2)), 1, 0, 0, 1)[0, 0]
+    array([[0., 0., 0.],
+           [1., 1., 0.]])
+    """
     n, c, h, w = x.shape
     xp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=np.float64)
     for a in range(n):
@@ -118,7 +196,29 @@ def pad_input(x, top, bottom, left, right):
 
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
-    """``Y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] * Xpad[n,c,sh*i+dh*p, sw*j+dw*q]``."""
+    """``Y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] * Xpad[n,c,sh*i+dh*p, sw*j+dw*q]``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    weight : ndarray, shape (O, C, kh, kw)
+    bias : ndarray, shape (O,), optional
+    stride, padding, dilation : as in :func:`explicit_padding`
+
+    Returns
+    -------
+    ndarray, shape (N, O, H_out, W_out), float64
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, O, H_out, W_out).
+
+    Examples
+    --------
+    >>> conv2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    array([[10., 18.],
+           [42., 50.]])
+    """
     n_batch, n_in, h, w = x.shape
     n_out, n_in_w, kh, kw = weight.shape
     assert n_in == n_in_w
@@ -147,6 +247,27 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
     """``(dX, dW, db)`` of ``L = sum(Y * G)`` by the chain rule, term by term.
 
     ``db`` is a plain sum over the batch and the pixels: nothing is divided by N.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    weight : ndarray, shape (O, C, kh, kw)
+    grad_output : ndarray, shape (N, O, H_out, W_out)
+    stride, padding, dilation : as in :func:`explicit_padding`
+
+    Returns
+    -------
+    (dx, dw, db) : ndarrays of the shapes of x, weight and (O,), float64
+
+    Shape
+    -----
+    (N, O, H_out, W_out) -> (N, C, H, W), (O, C, kh, kw), (O,).
+
+    Examples
+    --------
+    >>> dx, dw, db = conv2d_backward(np.ones((2, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2)))
+    >>> db
+    array([8.])
     """
     n_batch, n_in, h, w = x.shape
     n_out, _, kh, kw = weight.shape
