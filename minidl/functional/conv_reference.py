@@ -1,21 +1,21 @@
-"""A slow, obviously-correct loop implementation of 2-D convolution and its backward.
+"""The 2-D convolution as plain loops: forward, dX, dW and db straight from their sums.
 
-This module is the *independent* oracle for ``tests/test_conv.py`` (moved here from ``tests/``). It does not
-import :mod:`minidl` at all: the padding rules ('same', 'valid', ints, pairs,
-explicit ``((top, bottom), (left, right))``), the output size, the forward
-pass and the three gradients are all re-derived here straight from the
-definition (``docs/conv_backprop.md``)
+This is the convolution lesson in its plainest form, and the *independent* oracle the tests
+compare the engine (:mod:`minidl.functional.conv`) with. It imports nothing from minidl: the
+padding rules ('same', 'valid', ints, pairs, explicit ``((top, bottom), (left, right))``), the
+output size, the forward pass and the three gradients are re-derived here from the definition,
+in the symbols of ``docs/conv_backprop.md`` (section numbers in the comments refer to it):
 
     Y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * Xpad[n, c, sh*i + dh*p, sw*j + dw*q]
 
-with explicit Python loops over every index. The backward pass loops over the
-very same sum and applies the chain rule term by term: each term
-``W[o,c,p,q] * Xpad[n,c,u,v]`` of ``Y[n,o,i,j]`` sends ``G[n,o,i,j] * Xpad[n,c,u,v]``
-to ``dW[o,c,p,q]``, ``G[n,o,i,j] * W[o,c,p,q]`` to ``dXpad[n,c,u,v]``, and the
-bias term sends ``G[n,o,i,j]`` to ``db[o]``. ``dX`` is ``dXpad`` with the zero
-padding cropped away (padding is a constant, it has no gradient).
+with one explicit Python loop per index. The backward pass loops over the very same sum and
+applies the chain rule term by term: the term ``W[o,c,p,q] * Xpad[n,c,u,v]`` of ``Y[n,o,i,j]``
+sends ``G[n,o,i,j] * Xpad[n,c,u,v]`` to ``dW[o,c,p,q]``, ``G[n,o,i,j] * W[o,c,p,q]`` to
+``dXpad[n,c,u,v]``, and the bias term sends ``G[n,o,i,j]`` to ``db[o]``. ``dX`` is ``dXpad``
+with the zero padding cropped away (padding is a constant, it has no gradient).
 
-Everything is computed in float64 whatever the input dtype.
+Everything is computed in float64 whatever the input dtype (an oracle, not a kernel), and
+slowly: about a microsecond per multiply-add, so keep the inputs small.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
 
 
 def as_pair(value):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``.
+    """An int or a pair of ints as a pair: ``3 -> (3, 3)``, ``(2, 3) -> (2, 3)``.
 
     Parameters
     ----------
@@ -46,65 +46,87 @@ def as_pair(value):
     -------
     (int, int)
 
+    Raises
+    ------
+    ValueError
+        If ``value`` is a sequence of other than two elements.
+
     Examples
     --------
     >>> as_pair(3), as_pair((2, 3))
     ((3, 3), (2, 3))
     """
     if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"conv_reference.as_pair: expected an int or a pair (h, w), got {value!r}. "
+                             "Pass one int for both axes or two.")
         a, b = value
         return int(a), int(b)
     return int(value), int(value)
 
 
 def same_padding(size, kernel, stride, dilation):
-    """Keras/TensorFlow 'same' padding along one axis, for any stride.
-
-    The output must have ``ceil(size / stride)`` elements. The last window
-    starts at ``(out - 1) * stride`` and spans ``(kernel - 1) * dilation + 1``
-    elements, so the padded input must be at least
-    ``(out - 1) * stride + (kernel - 1) * dilation + 1`` long. The missing
-    amount (never negative) is split in two, the odd element going to the
-    end (bottom / right).
+    r"""Keras/TensorFlow 'same' padding along one axis, for any stride: ``(before, after)``.
 
     Parameters
     ----------
     size, kernel, stride, dilation : int
+        The input's length along the axis, and the convolution's parameters along it.
 
     Returns
     -------
-    (before, after) : (int, int)
+    (int, int)
+        The zeros to add before (top / left) and after (bottom / right).
+
+    Notes
+    -----
+    The output must have ``H_o = ceil(H / s)`` elements (section 3). The last window starts at
+    ``(H_o - 1) s`` and spans ``d (k - 1) + 1`` elements, so
+
+    .. math:: P = \max\big((H_o - 1) s + d (k - 1) + 1 - H,\ 0\big), \qquad
+              p_t = \lfloor P / 2 \rfloor, \quad p_b = P - p_t ,
+
+    the odd element going to the end (bottom / right).
 
     Examples
     --------
     >>> same_padding(8, 4, 1, 1), same_padding(8, 3, 2, 1)
     ((1, 2), (0, 1))
     """
-    out = math.ceil(size / stride)
-    needed = (out - 1) * stride + (kernel - 1) * dilation + 1
-    total = max(needed - size, 0)
-    before = total // 2
-    after = total - before
+    out = math.ceil(size / stride)  # H_o = ceil(H / s)
+    needed = (out - 1) * stride + (kernel - 1) * dilation + 1  # (H_o - 1) s + d (k - 1) + 1
+    total = max(needed - size, 0)  # P
+    before = total // 2  # p_t = floor(P / 2)
+    after = total - before  # p_b = P - p_t
     return before, after
 
 
 def explicit_padding(padding, input_hw, kernel, stride, dilation):
-    """Any padding spec -> ``(top, bottom, left, right)``.
+    """Any padding spec as ``(top, bottom, left, right)``.
 
     Parameters
     ----------
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
     input_hw : (int, int)
+        The input's height and width (needed by 'same').
     kernel, stride, dilation : int or (h, w)
 
     Returns
     -------
     (int, int, int, int)
+        ``(p_t, p_b, p_l, p_r)``.
+
+    Raises
+    ------
+    ValueError
+        For a string other than 'same' or 'valid', or a negative padding.
 
     Examples
     --------
     >>> explicit_padding("same", (8, 8), 3, 2, 1)
     (0, 1, 0, 1)
+    >>> explicit_padding(((0, 2), (1, 0)), (8, 8), 3, 1, 1)
+    (0, 2, 1, 0)
     """
     h, w = input_hw
     kh, kw = as_pair(kernel)
@@ -117,19 +139,25 @@ def explicit_padding(padding, input_hw, kernel, stride, dilation):
             top, bottom = same_padding(h, kh, sh, dh)
             left, right = same_padding(w, kw, sw, dw)
             return top, bottom, left, right
-        raise ValueError(padding)
+        raise ValueError(f"conv_reference.explicit_padding: padding must be 'same', 'valid', an int or pairs, "
+                         f"got {padding!r}. Pass one of those.")
     if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)):
         (top, bottom), (left, right) = padding
-        return int(top), int(bottom), int(left), int(right)
-    ph, pw = as_pair(padding)
-    return ph, ph, pw, pw
+        pads = int(top), int(bottom), int(left), int(right)
+    else:
+        ph, pw = as_pair(padding)
+        pads = ph, ph, pw, pw
+    if min(pads) < 0:
+        raise ValueError(f"conv_reference.explicit_padding: padding must be >= 0, got {padding!r}. "
+                         "Pass non-negative amounts.")
+    return pads
 
 
 def _count_windows(padded_size, kernel, stride, dilation):
     """How many window positions ``i`` satisfy ``stride*i + dilation*(kernel-1) <= padded_size - 1``.
 
     Counted one by one (no floor formula): the last element a window reads is
-    ``stride*i + dilation*(kernel-1)``, and it has to lie inside the padded input.
+    ``stride*i + dilation*(kernel-1)``, and it has to lie inside the padded input (section 2).
     """
     count = 0
     while stride * count + dilation * (kernel - 1) <= padded_size - 1:
@@ -138,38 +166,58 @@ def _count_windows(padded_size, kernel, stride, dilation):
 
 
 def output_size(input_hw, kernel, stride=1, padding=0, dilation=1):
-    """``(H_out, W_out)`` by counting the windows that fit in the padded input.
+    r"""``(H_o, W_o)``, by counting the windows that fit in the padded input.
 
     Parameters
     ----------
     input_hw : (int, int)
-    kernel, stride, padding, dilation : as in :func:`explicit_padding`
+    kernel : int or (kh, kw)
+    stride, dilation : int or (h, w), each >= 1
+    padding : as in :func:`explicit_padding`
 
     Returns
     -------
     (int, int)
+        0 along an axis where even one window does not fit.
+
+    Raises
+    ------
+    ValueError
+        If a stride or dilation is below 1, or for a padding :func:`explicit_padding` refuses.
+
+    Notes
+    -----
+    The windows are counted one by one; the engine's floor formula (section 2)
+
+    .. math:: H_o = \left\lfloor \frac{H + p_t + p_b - d_h (k_h - 1) - 1}{s_h} \right\rfloor + 1
+
+    must agree with the count.
 
     Examples
     --------
-    >>> output_size((8, 8), 3, stride=2)
+    >>> output_size((8, 8), 3, stride=2)  # the floor drops row and column 7
     (3, 3)
     """
     h, w = input_hw
     kh, kw = as_pair(kernel)
     sh, sw = as_pair(stride)
     dh, dw = as_pair(dilation)
+    if min(sh, sw, dh, dw) < 1:
+        raise ValueError(f"conv_reference.output_size: stride and dilation must be >= 1, got stride={stride!r}, "
+                         f"dilation={dilation!r}. Pass positive ints.")
     top, bottom, left, right = explicit_padding(padding, input_hw, kernel, stride, dilation)
     return (_count_windows(h + top + bottom, kh, sh, dh),
             _count_windows(w + left + right, kw, sw, dw))
 
 
 def pad_input(x, top, bottom, left, right):
-    """Zero padding written element by element.
+    r"""The zero-padded input ``X_pad``, written element by element, in float64.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
     top, bottom, left, right : int
+        The zeros added on each side.
 
     Returns
     -------
@@ -178,6 +226,11 @@ def pad_input(x, top, bottom, left, right):
     Shape
     -----
     (N, C, H, W) -> (N, C, H + top + bottom, W + left + right).
+
+    Notes
+    -----
+    .. math:: X_{pad}[n, c, u, v] = X[n, c, u - p_t, v - p_l]
+              \text{ inside, } 0 \text{ elsewhere (section 1)}.
 
     Examples
     --------
@@ -191,92 +244,146 @@ def pad_input(x, top, bottom, left, right):
         for b in range(c):
             for u in range(h):
                 for v in range(w):
-                    xp[a, b, u + top, v + left] = x[a, b, u, v]
+                    xp[a, b, u + top, v + left] = x[a, b, u, v]  # Xpad[n, c, u + p_t, v + p_l] = X[n, c, u, v]
     return xp
 
 
+def _geometry(where, x_shape, w_shape, stride, padding, dilation):
+    """Check the shapes; the stride, dilation, pads ``(p_t, p_b, p_l, p_r)`` and output size."""
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        raise ValueError(f"{where}: x must be (N, C, H, W) and weight (O, C, kh, kw), got shapes {x_shape} and "
+                         f"{w_shape}. Pass 4-d arrays.")
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(f"{where}: weight has {w_shape[1]} input channels, x has {x_shape[1]}. "
+                         "Pass a weight of shape (O, C, kh, kw) for x's C.")
+    h, w = x_shape[2:]
+    kernel = w_shape[2:]
+    ho, wo = output_size((h, w), kernel, stride, padding, dilation)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{where}: the kernel {kernel} (dilation {dilation!r}) is larger than the padded "
+                         f"input ({h}, {w}) with padding {padding!r}. Pass a larger input or more padding.")
+    pads = explicit_padding(padding, (h, w), kernel, stride, dilation)
+    return as_pair(stride), as_pair(dilation), pads, (ho, wo)
+
+
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
-    """``Y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] * Xpad[n,c,sh*i+dh*p, sw*j+dw*q]``.
+    r"""The forward pass of a 2-D convolution (cross-correlation), by loops over every index.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
     weight : ndarray, shape (O, C, kh, kw)
     bias : ndarray, shape (O,), optional
-    stride, padding, dilation : as in :func:`explicit_padding`
+    stride, dilation : int or (h, w), each >= 1
+    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
 
     Returns
     -------
-    ndarray, shape (N, O, H_out, W_out), float64
+    ndarray, shape (N, O, H_o, W_o), float64
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not fit together, a kernel larger than the padded input, or a
+        stride, dilation or padding :func:`output_size` refuses.
 
     Shape
     -----
-    (N, C, H, W) -> (N, O, H_out, W_out).
+    (N, C, H, W) and (O, C, kh, kw) -> (N, O, H_o, W_o), ``H_o`` as in :func:`output_size`.
+
+    Notes
+    -----
+    Section 4 of ``docs/conv_backprop.md``:
+
+    .. math:: Y[n, o, i, j] = b[o] + \sum_{c, p, q} W[o, c, p, q]\,
+              X_{pad}[n, c, s_h i + d_h p, s_w j + d_w q]
 
     Examples
     --------
-    >>> conv2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> conv2d_forward(x, np.ones((1, 1, 2, 2)), stride=2)[0, 0]  # sums of 2x2 blocks
     array([[10., 18.],
            [42., 50.]])
     """
-    n_batch, n_in, h, w = x.shape
-    n_out, n_in_w, kh, kw = weight.shape
-    assert n_in == n_in_w
-    sh, sw = as_pair(stride)
-    dh, dw = as_pair(dilation)
-    top, bottom, left, right = explicit_padding(padding, (h, w), (kh, kw), stride, dilation)
+    where = "conv_reference.conv2d_forward"
+    (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
+        where, x.shape, weight.shape, stride, padding, dilation)
+    n_batch, n_in = x.shape[:2]
+    n_out, _, kh, kw = weight.shape
     xp = pad_input(x, top, bottom, left, right)
-    ho, wo = output_size((h, w), (kh, kw), stride, padding, dilation)
-    if ho < 1 or wo < 1:
-        raise ValueError("kernel larger than the padded input")
     y = np.zeros((n_batch, n_out, ho, wo), dtype=np.float64)
     for n in range(n_batch):
         for o in range(n_out):
             for i in range(ho):
                 for j in range(wo):
-                    total = 0.0 if bias is None else float(bias[o])
+                    total = 0.0 if bias is None else float(bias[o])  # b[o]
                     for c in range(n_in):
                         for p in range(kh):
                             for q in range(kw):
+                                # + W[o, c, p, q] * Xpad[n, c, sh*i + dh*p, sw*j + dw*q]
                                 total += float(weight[o, c, p, q]) * xp[n, c, sh * i + dh * p, sw * j + dw * q]
                     y[n, o, i, j] = total
     return y
 
 
 def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
-    """``(dX, dW, db)`` of ``L = sum(Y * G)`` by the chain rule, term by term.
-
-    ``db`` is a plain sum over the batch and the pixels: nothing is divided by N.
+    r"""``(dX, dW, db)``, the gradients of ``L = sum(Y * G)``, by the chain rule term by term.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
+        The forward input.
     weight : ndarray, shape (O, C, kh, kw)
-    grad_output : ndarray, shape (N, O, H_out, W_out)
-    stride, padding, dilation : as in :func:`explicit_padding`
+    grad_output : ndarray, shape (N, O, H_o, W_o)
+        ``G``, the upstream gradient.
+    stride, padding, dilation : as in :func:`conv2d_forward`
 
     Returns
     -------
-    (dx, dw, db) : ndarrays of the shapes of x, weight and (O,), float64
+    dx : ndarray, shape (N, C, H, W), float64
+    dw : ndarray, shape (O, C, kh, kw), float64
+        Summed over the batch, never averaged (section 7).
+    db : ndarray, shape (O,), float64
+        Summed over the batch and the pixels.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d_forward`, and when ``grad_output`` does not have the output's shape.
 
     Shape
     -----
-    (N, O, H_out, W_out) -> (N, C, H, W), (O, C, kh, kw), (O,).
+    (N, C, H, W), (O, C, kh, kw) and (N, O, H_o, W_o) -> (N, C, H, W), (O, C, kh, kw), (O,).
+
+    Notes
+    -----
+    Sections 5.1 to 5.3 of ``docs/conv_backprop.md``:
+
+    .. math:: \frac{\partial L}{\partial b}[o] = \sum_{n, i, j} G[n, o, i, j], \qquad
+              \frac{\partial L}{\partial W}[o, c, p, q] = \sum_{n, i, j} G[n, o, i, j]\,
+              X_{pad}[n, c, s_h i + d_h p, s_w j + d_w q],
+
+    .. math:: \frac{\partial L}{\partial X_{pad}}[n, c, u, v] = \sum_{o, i, j, p, q}
+              G[n, o, i, j]\, W[o, c, p, q]\, [u = s_h i + d_h p]\, [v = s_w j + d_w q],
+
+    and ``dX`` is ``dXpad`` cropped to the input. Rows no window reads get zero gradient.
 
     Examples
     --------
-    >>> dx, dw, db = conv2d_backward(np.ones((2, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2)))
-    >>> db
-    array([8.])
+    >>> x = np.ones((2, 1, 4, 4)); w = np.ones((1, 1, 3, 3)); g = np.ones((2, 1, 2, 2))
+    >>> dx, dw, db = conv2d_backward(x, w, g)
+    >>> dx[0, 0, 0], dw[0, 0, 0], db
+    (array([1., 2., 2., 1.]), array([8., 8., 8.]), array([8.]))
     """
+    where = "conv_reference.conv2d_backward"
+    (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
+        where, x.shape, weight.shape, stride, padding, dilation)
     n_batch, n_in, h, w = x.shape
     n_out, _, kh, kw = weight.shape
-    sh, sw = as_pair(stride)
-    dh, dw = as_pair(dilation)
-    top, bottom, left, right = explicit_padding(padding, (h, w), (kh, kw), stride, dilation)
+    if grad_output.shape != (n_batch, n_out, ho, wo):
+        raise ValueError(f"{where}: grad_output must have the output's shape {(n_batch, n_out, ho, wo)}, got "
+                         f"{grad_output.shape}. Pass dL/dY of conv2d_forward(x, weight, ...).")
     xp = pad_input(x, top, bottom, left, right)
-    ho, wo = output_size((h, w), (kh, kw), stride, padding, dilation)
-    assert grad_output.shape == (n_batch, n_out, ho, wo), (grad_output.shape, (n_batch, n_out, ho, wo))
     dxp = np.zeros_like(xp)
     dw_ = np.zeros(weight.shape, dtype=np.float64)
     db = np.zeros(n_out, dtype=np.float64)
@@ -284,19 +391,17 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
         for o in range(n_out):
             for i in range(ho):
                 for j in range(wo):
-                    g = float(grad_output[n, o, i, j])
-                    db[o] += g
+                    g = float(grad_output[n, o, i, j])  # G[n, o, i, j]
+                    db[o] += g  # dL/db[o] = sum_{n,i,j} G[n, o, i, j]  (5.1)
                     for c in range(n_in):
                         for p in range(kh):
                             for q in range(kw):
-                                u = sh * i + dh * p
+                                u = sh * i + dh * p  # the padded row and column this tap reads
                                 v = sw * j + dw * q
+                                # dL/dW[o, c, p, q] = sum_{n,i,j} G[n, o, i, j] * Xpad[n, c, u, v]  (5.2)
                                 dw_[o, c, p, q] += g * xp[n, c, u, v]
+                                # dL/dXpad[n, c, u, v] = sum_{o,i,j,p,q} G[n, o, i, j] * W[o, c, p, q]
+                                #     * [u = sh*i + dh*p] * [v = sw*j + dw*q]  (5.3)
                                 dxp[n, c, u, v] += g * float(weight[o, c, p, q])
-    dx = np.zeros((n_batch, n_in, h, w), dtype=np.float64)
-    for a in range(n_batch):
-        for b in range(n_in):
-            for u in range(h):
-                for v in range(w):
-                    dx[a, b, u, v] = dxp[a, b, u + top, v + left]
+    dx = dxp[:, :, top : top + h, left : left + w].copy()  # dX = dXpad cropped: the padding has no gradient
     return dx, dw_, db
