@@ -248,14 +248,17 @@ def pad_input(x, top, bottom, left, right):
     return xp
 
 
-def _geometry(where, x_shape, w_shape, stride, padding, dilation):
+def _geometry(where, x_shape, w_shape, stride, padding, dilation, groups):
     """Check the shapes; the stride, dilation, pads ``(p_t, p_b, p_l, p_r)`` and output size."""
     if len(x_shape) != 4 or len(w_shape) != 4:
-        raise ValueError(f"{where}: x must be (N, C, H, W) and weight (O, C, kh, kw), got shapes {x_shape} and "
-                         f"{w_shape}. Pass 4-d arrays.")
-    if x_shape[1] != w_shape[1]:
-        raise ValueError(f"{where}: weight has {w_shape[1]} input channels, x has {x_shape[1]}. "
-                         "Pass a weight of shape (O, C, kh, kw) for x's C.")
+        raise ValueError(f"{where}: x must be (N, C, H, W) and weight (O, C / groups, kh, kw), got shapes "
+                         f"{x_shape} and {w_shape}. Pass 4-d arrays.")
+    if not isinstance(groups, int) or groups < 1 or w_shape[0] % groups:
+        raise ValueError(f"{where}: groups must be an int >= 1 that divides the {w_shape[0]} output channels, "
+                         f"got {groups!r}. Pass a divisor of weight.shape[0].")
+    if x_shape[1] != w_shape[1] * groups:
+        raise ValueError(f"{where}: weight has {w_shape[1]} input channels per group, times groups={groups} is "
+                         f"not x's {x_shape[1]}. Pass a weight of shape (O, C / groups, kh, kw).")
     h, w = x_shape[2:]
     kernel = w_shape[2:]
     ho, wo = output_size((h, w), kernel, stride, padding, dilation)
@@ -266,16 +269,19 @@ def _geometry(where, x_shape, w_shape, stride, padding, dilation):
     return as_pair(stride), as_pair(dilation), pads, (ho, wo)
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     r"""The forward pass of a 2-D convolution (cross-correlation), by loops over every index.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
-    weight : ndarray, shape (O, C, kh, kw)
+    weight : ndarray, shape (O, C / groups, kh, kw)
     bias : ndarray, shape (O,), optional
     stride, dilation : int or (h, w), each >= 1
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
+    groups : int, default 1
+        The channels split into ``groups`` blocks convolved independently: output channel ``o``
+        reads only the ``C / groups`` input channels of its block (``groups = C``: depthwise).
 
     Returns
     -------
@@ -289,7 +295,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
     Shape
     -----
-    (N, C, H, W) and (O, C, kh, kw) -> (N, O, H_o, W_o), ``H_o`` as in :func:`output_size`.
+    (N, C, H, W) and (O, C / groups, kh, kw) -> (N, O, H_o, W_o), ``H_o`` as in :func:`output_size`.
 
     Notes
     -----
@@ -298,50 +304,57 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
     .. math:: Y[n, o, i, j] = b[o] + \sum_{c, p, q} W[o, c, p, q]\,
               X_{pad}[n, c, s_h i + d_h p, s_w j + d_w q]
 
+    and with groups (section 6b) ``c`` runs over one block, read at input channel
+    ``g(o) C / groups + c``, where ``g(o) = floor(o / (O / groups))`` is the block of ``o``.
+
     Examples
     --------
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> conv2d_forward(x, np.ones((1, 1, 2, 2)), stride=2)[0, 0]  # sums of 2x2 blocks
     array([[10., 18.],
            [42., 50.]])
+    >>> conv2d_forward(x.repeat(2, axis=1), np.ones((2, 1, 1, 1)), groups=2).shape  # depthwise
+    (1, 2, 4, 4)
     """
     where = "conv_reference.conv2d_forward"
     (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
-        where, x.shape, weight.shape, stride, padding, dilation)
-    n_batch, n_in = x.shape[:2]
-    n_out, _, kh, kw = weight.shape
+        where, x.shape, weight.shape, stride, padding, dilation, groups)
+    n_batch = x.shape[0]
+    n_out, c_group, kh, kw = weight.shape  # c_group = C / groups input channels per block
     xp = pad_input(x, top, bottom, left, right)
     y = np.zeros((n_batch, n_out, ho, wo), dtype=np.float64)
     for n in range(n_batch):
         for o in range(n_out):
+            first = o // (n_out // groups) * c_group  # g(o) * C / groups: the first input channel o reads
             for i in range(ho):
                 for j in range(wo):
                     total = 0.0 if bias is None else float(bias[o])  # b[o]
-                    for c in range(n_in):
+                    for c in range(c_group):
                         for p in range(kh):
                             for q in range(kw):
-                                # + W[o, c, p, q] * Xpad[n, c, sh*i + dh*p, sw*j + dw*q]
-                                total += float(weight[o, c, p, q]) * xp[n, c, sh * i + dh * p, sw * j + dw * q]
+                                # + W[o, c, p, q] * Xpad[n, g(o) C/groups + c, sh*i + dh*p, sw*j + dw*q]
+                                total += (float(weight[o, c, p, q])
+                                          * xp[n, first + c, sh * i + dh * p, sw * j + dw * q])
                     y[n, o, i, j] = total
     return y
 
 
-def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
+def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
     r"""``(dX, dW, db)``, the gradients of ``L = sum(Y * G)``, by the chain rule term by term.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
         The forward input.
-    weight : ndarray, shape (O, C, kh, kw)
+    weight : ndarray, shape (O, C / groups, kh, kw)
     grad_output : ndarray, shape (N, O, H_o, W_o)
         ``G``, the upstream gradient.
-    stride, padding, dilation : as in :func:`conv2d_forward`
+    stride, padding, dilation, groups : as in :func:`conv2d_forward`
 
     Returns
     -------
     dx : ndarray, shape (N, C, H, W), float64
-    dw : ndarray, shape (O, C, kh, kw), float64
+    dw : ndarray, shape (O, C / groups, kh, kw), float64
         Summed over the batch, never averaged (section 7).
     db : ndarray, shape (O,), float64
         Summed over the batch and the pixels.
@@ -353,7 +366,8 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
 
     Shape
     -----
-    (N, C, H, W), (O, C, kh, kw) and (N, O, H_o, W_o) -> (N, C, H, W), (O, C, kh, kw), (O,).
+    (N, C, H, W), (O, C / groups, kh, kw) and (N, O, H_o, W_o) -> (N, C, H, W), (O, C / groups, kh, kw),
+    (O,).
 
     Notes
     -----
@@ -366,7 +380,8 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
     .. math:: \frac{\partial L}{\partial X_{pad}}[n, c, u, v] = \sum_{o, i, j, p, q}
               G[n, o, i, j]\, W[o, c, p, q]\, [u = s_h i + d_h p]\, [v = s_w j + d_w q],
 
-    and ``dX`` is ``dXpad`` cropped to the input. Rows no window reads get zero gradient.
+    and ``dX`` is ``dXpad`` cropped to the input. Rows no window reads get zero gradient. With
+    groups, as in :func:`conv2d_forward`, ``X_pad``'s and ``dX_pad``'s channel is ``g(o) C / groups + c``.
 
     Examples
     --------
@@ -377,9 +392,9 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
     """
     where = "conv_reference.conv2d_backward"
     (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
-        where, x.shape, weight.shape, stride, padding, dilation)
-    n_batch, n_in, h, w = x.shape
-    n_out, _, kh, kw = weight.shape
+        where, x.shape, weight.shape, stride, padding, dilation, groups)
+    n_batch, _, h, w = x.shape
+    n_out, c_group, kh, kw = weight.shape  # c_group = C / groups input channels per block
     if grad_output.shape != (n_batch, n_out, ho, wo):
         raise ValueError(f"{where}: grad_output must have the output's shape {(n_batch, n_out, ho, wo)}, got "
                          f"{grad_output.shape}. Pass dL/dY of conv2d_forward(x, weight, ...).")
@@ -389,19 +404,21 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1):
     db = np.zeros(n_out, dtype=np.float64)
     for n in range(n_batch):
         for o in range(n_out):
+            first = o // (n_out // groups) * c_group  # g(o) * C / groups, as in the forward pass
             for i in range(ho):
                 for j in range(wo):
                     g = float(grad_output[n, o, i, j])  # G[n, o, i, j]
                     db[o] += g  # dL/db[o] = sum_{n,i,j} G[n, o, i, j]  (5.1)
-                    for c in range(n_in):
+                    for c in range(c_group):
                         for p in range(kh):
                             for q in range(kw):
                                 u = sh * i + dh * p  # the padded row and column this tap reads
                                 v = sw * j + dw * q
+                                # (input channel first + c: just c without groups)
                                 # dL/dW[o, c, p, q] = sum_{n,i,j} G[n, o, i, j] * Xpad[n, c, u, v]  (5.2)
-                                dw_[o, c, p, q] += g * xp[n, c, u, v]
+                                dw_[o, c, p, q] += g * xp[n, first + c, u, v]
                                 # dL/dXpad[n, c, u, v] = sum_{o,i,j,p,q} G[n, o, i, j] * W[o, c, p, q]
-                                #     * [u = sh*i + dh*p] * [v = sw*j + dw*q]  (5.3)
-                                dxp[n, c, u, v] += g * float(weight[o, c, p, q])
+                                #     * [u = sh*i + dh*p] * [v = sw*j + dw*q]  (5.3): this term's share
+                                dxp[n, first + c, u, v] += g * float(weight[o, c, p, q])
     dx = dxp[:, :, top : top + h, left : left + w].copy()  # dX = dXpad cropped: the padding has no gradient
     return dx, dw_, db
