@@ -35,6 +35,14 @@ def test_reference_imports_only_numpy_and_math():
     assert imported <= {"__future__", "math", "numpy"}, imported
 
 
+def test_nested_lists_are_read_as_arrays():
+    x, w = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 2, 2))
+    np.testing.assert_array_equal(ref.conv2d_forward(x.tolist(), w.tolist(), [0.5]), ref.conv2d_forward(x, w, [0.5]))
+    g = np.ones((1, 1, 3, 3))
+    for got, expected in zip(ref.conv2d_backward(x.tolist(), w.tolist(), g.tolist()), ref.conv2d_backward(x, w, g)):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: ref.conv2d_forward(np.ones((1, 2, 5, 5)), np.ones((1, 3, 3, 3))), "input channels"),
     (lambda: ref.conv2d_forward(np.ones((2, 5, 5)), np.ones((1, 2, 3, 3))), "(N, C, H, W)"),
@@ -46,8 +54,9 @@ def test_reference_imports_only_numpy_and_math():
     (lambda: ref.conv2d_backward(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))),
      "output's shape"),
     (lambda: ref.as_pair((1, 2, 3)), "pair"),
+    (lambda: ref.conv2d_forward(np.ones((1, 1, 5, 5)), np.ones((2, 1, 3, 3)), np.ones(3)), "bias must have shape"),
 ], ids=["channels", "ndim", "kernel_too_large", "stride_0", "dilation_0", "negative_padding", "padding_string",
-        "grad_output_shape", "triple"])
+        "grad_output_shape", "triple", "bias_shape"])
 def test_bad_input_raises_value_error_naming_the_function(call, message):
     """Before the module was public these were asserts (or, for stride 0, an endless loop)."""
     with pytest.raises(ValueError, match="conv_reference") as info:

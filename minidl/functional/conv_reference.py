@@ -290,8 +290,9 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     Raises
     ------
     ValueError
-        For shapes that do not fit together, a kernel larger than the padded input, or a
-        stride, dilation or padding :func:`output_size` refuses.
+        For shapes that do not fit together (``bias`` included), a kernel larger than the padded
+        input, a ``groups`` that does not divide the channels, or a stride, dilation or padding
+        :func:`output_size` refuses.
 
     Shape
     -----
@@ -317,10 +318,14 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     (1, 2, 4, 4)
     """
     where = "conv_reference.conv2d_forward"
+    x, weight = np.asarray(x), np.asarray(weight)
     (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
         where, x.shape, weight.shape, stride, padding, dilation, groups)
     n_batch = x.shape[0]
     n_out, c_group, kh, kw = weight.shape  # c_group = C / groups input channels per block
+    if bias is not None and np.shape(bias) != (n_out,):
+        raise ValueError(f"{where}: bias must have shape ({n_out},), one value per output channel, got "
+                         f"{np.shape(bias)}. Pass bias=None or an array of {n_out} values.")
     xp = pad_input(x, top, bottom, left, right)
     y = np.zeros((n_batch, n_out, ho, wo), dtype=np.float64)
     for n in range(n_batch):
@@ -391,6 +396,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     (array([1., 2., 2., 1.]), array([8., 8., 8.]), array([8.]))
     """
     where = "conv_reference.conv2d_backward"
+    x, weight, grad_output = np.asarray(x), np.asarray(weight), np.asarray(grad_output)
     (sh, sw), (dh, dw), (top, bottom, left, right), (ho, wo) = _geometry(
         where, x.shape, weight.shape, stride, padding, dilation, groups)
     n_batch, _, h, w = x.shape
