@@ -1,6 +1,6 @@
 """Conv2D: forward, dL/dX, dL/dW, dL/db against three independent oracles.
 
-1. ``tests/conv_reference.py``: explicit Python loops straight from the
+1. :mod:`minidl.functional.conv_reference`: explicit Python loops straight from the
    definition (it re-derives the padding rules and the output size too);
 2. central differences (:func:`minidl.gradcheck`) on the :class:`Conv2D` layer;
 3. PyTorch autograd in float64 (skipped when torch is not installed).
@@ -31,13 +31,9 @@ from minidl.functional import (
     conv2d_weight,
     resolve_padding,
 )
+from minidl.functional import conv_reference as ref
 from minidl.layers import Conv2D
 from minidl.testing import assert_gradients
-
-try:  # the loop reference lives next to this file
-    from tests import conv_reference as ref
-except ImportError:  # pragma: no cover - depends on how pytest set sys.path
-    import conv_reference as ref
 
 try:
     import torch

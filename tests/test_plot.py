@@ -11,12 +11,8 @@ import pytest
 
 import minidl as mdl
 from minidl import layers, losses
+from minidl.functional import conv_reference as ref
 from minidl.train.history import History
-
-try:
-    from tests import conv_reference as ref
-except ImportError:  # pragma: no cover - run from inside tests/
-    import conv_reference as ref
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="needs matplotlib (pip install 'minidl[plot]')")

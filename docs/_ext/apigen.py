@@ -19,6 +19,7 @@ API_MODULES = [
     ("minidl.layers", "stateful layers: Conv2D, BatchNorm, pooling, Dense, activations, Add, Concat"),
     ("minidl.layers.registry", "the one registry of layer classes: register_layer"),
     ("minidl.functional", "the pure numpy kernels the layers call, forward and backward"),
+    ("minidl.functional.conv_reference", "the convolution as plain loops: the lesson, and the tests' oracle"),
     ("minidl.losses", "SoftmaxCrossEntropy and MSE"),
     ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),
     ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler, NormHistory"),

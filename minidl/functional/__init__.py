@@ -11,7 +11,9 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
 ``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
-argument checks ``conv_args`` and ``loss_args``. The speed machinery the kernels call --
+argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
+as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
+The speed machinery the kernels call --
 tiling under a byte budget, im2col, the depthwise kernels, BLAS threads and batch
 splitting -- is behind a wall in ``minidl.functional._engine``: nothing there is math a
 learner needs, and nothing there imports the math.

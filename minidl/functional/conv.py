@@ -24,7 +24,10 @@ next layer (ReLU keeps the layout, max pooling and convolution read it
 without a copy) then avoids two transposing copies per layer. Call
 ``np.ascontiguousarray`` if you need C order.
 
-The derivation is written out in ``docs/conv_backprop.md``.
+The lesson: the derivation is ``docs/conv_backprop.md``; the same formulas as plain
+loops, which the tests compare this module with, are
+:mod:`minidl.functional.conv_reference`. Here each formula is a comment next to the
+call that computes it (section numbers refer to the docs page).
 """
 
 from __future__ import annotations
@@ -143,15 +146,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
         check_same_dtype(bias, x, "bias", "x", where)
         if bias.shape != (o,):
             raise ValueError(f"{where}: expected bias of shape ({o},), got {bias.shape}.")
-    src, pads = conv_grads.padded_source(x, geo, padding_mode)
+    src, pads = conv_grads.padded_source(x, geo, padding_mode)  # X_pad (1): x and its zero pads, or x padded (6b)
     geo = geo._replace(pads=pads)
     wmat_t = np.ascontiguousarray(im2col.weight_matrix(weight, groups).transpose(0, 2, 1))
     out = np.empty((n,) + tuple(geo.out) + (o,), dtype=x.dtype)
 
     def samples(n0, n1):  # out[n0:n1], a C-contiguous block of the NHWC output
+        # Y[n, o, i, j] = b[o] + sum_{c,p,q} W[o, c, p, q] * Xpad[n, c, sh*i + dh*p, sw*j + dw*q]  (section 4):
+        # im2col puts Xpad's window of pixel (n, i, j) in one row of cols, in (p, q, c) order; the sum
+        # over (c, p, q) is the inner dimension of the GEMM cols @ W_mat^T (one per group, section 6b)
         cols = im2col.correlate(src[n0:n1], pads, geo, wmat_t, out[n0:n1], MAX_COLUMN_BYTES)
         if bias is not None:
-            blas.add_row_vector(out[n0:n1], bias)
+            blas.add_row_vector(out[n0:n1], bias)  # + b[o]
         return cols if n1 - n0 == n else None  # a run's columns are freed now, not kept to the end
 
     runs = blas.map_batch(samples, n, 2.0 * out.size * wmat_t.shape[1])
@@ -224,7 +230,7 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
                 f"conv2d(x, ..., return_columns=True) returned for this x (zero padding); got "
                 f"{columns.shape} {columns.dtype}. Pass columns=None to recompute them."
             )
-    rows = conv_grads.grad_rows(grad_output)
+    rows = conv_grads.grad_rows(grad_output)  # G as (N * Ho * Wo, O): row (n, i, j) matches cols' row
     n, c, h, w = x.shape
     pixels = geo.out[0] * geo.out[1]
     flops = 2.0 * rows.size * (c // groups) * weight.shape[2] * weight.shape[3] * (1 + bool(input_grad))
@@ -233,12 +239,17 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
 
     def samples(n0, n1):  # the gradients of samples n0:n1 (dx written into its block of dx)
         part = rows[n0 * pixels : n1 * pixels]
+        # dL/dXpad[n, c, u, v] = sum_{o,i,j,p,q} G[n, o, i, j] * W[o, c, p, q] * [u = sh*i + dh*p] * [v = sw*j + dw*q],
+        # then the padding cropped (5.3): a full correlation of G with the rotated kernel at stride 1,
+        # else G_rows @ W_mat scattered back (col2im) over the kh * kw offsets (section 6)
         dx_part = (conv_grads.input_grad_nchw(part, weight, (n1 - n0, c, h, w), geo, groups, padding_mode,
                                               MAX_COLUMN_BYTES, FULL_CORRELATION_MIN_RATIO) if input_grad else None)
         if dx is not None:
             dx[n0:n1] = dx_part.transpose(0, 2, 3, 1)
             dx_part = None  # copied: freed now, not kept (in map_batch's results) to the end
         whole = n0 == 0 and n1 == n
+        # dL/dW[o, c, p, q] = sum_{n,i,j} G[n, o, i, j] * Xpad[n, c, sh*i + dh*p, sw*j + dw*q]  (5.2):
+        # G_rows^T @ cols, the sum over the batch and the pixels is the GEMM's inner dimension
         return dx_part, conv_grads.weight_grad_nchw(part, x[n0:n1], weight.shape, geo, groups, padding_mode,
                                                     MAX_COLUMN_BYTES, columns if whole else None)
 
@@ -248,8 +259,8 @@ def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     else:  # per-thread partial sums of dW, added in batch order
         dx_all, dw = (None if dx is None else dx.transpose(0, 3, 1, 2)), runs[0][1]
         for _, dw_part in runs[1:]:
-            dw += dw_part
-    return dx_all, dw, (blas.column_sums(rows) if bias else None)
+            dw += dw_part  # the rest of the sum over n
+    return dx_all, dw, (blas.column_sums(rows) if bias else None)  # dL/db[o] = sum_{n,i,j} G[n, o, i, j]  (5.1)
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,

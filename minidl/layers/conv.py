@@ -64,7 +64,8 @@ class Conv2D(Layer):
     :func:`minidl.functional.conv.conv2d_backward`, reusing the forward
     pass's columns); gradients are added into ``.grad`` and summed over the
     batch. The kernels check the input (shape, channels, dtype) and name this
-    layer in their errors. Derivation: ``docs/conv_backprop.md``.
+    layer in their errors. Derivation: ``docs/conv_backprop.md``; the same
+    formulas as plain loops: :mod:`minidl.functional.conv_reference`.
 
     Examples
     --------
@@ -117,7 +118,7 @@ class Conv2D(Layer):
         dx, dw, db = F.conv.conv2d_backward(s.x, self.weight.data, grad_output, **self._conv_args(),
                                             bias=self.bias is not None, input_grad=input_grad,
                                             columns=s.columns)
-        self.weight.grad += dw
+        self.weight.grad += dw  # added, as PyTorch accumulates; dw and db are summed over the batch
         if self.bias is not None:
             self.bias.grad += db
         return dx
