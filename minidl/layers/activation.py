@@ -64,7 +64,7 @@ class _Elementwise(Layer):
     _saves_output = False
 
     def forward(self, x):
-        where = repr(self)
+        where = self  # formatted (repr) only in an error message
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
         out = self._kernel(x, *self._hyper_parameters().values(), where=where)
@@ -75,7 +75,7 @@ class _Elementwise(Layer):
         arg = self.saved_values.kernel_arg  # the output or the input, what _kernel_backward takes
         grad_output = self.check_grad_output(grad_output, arg.shape, arg.dtype)
         return self._kernel_backward(grad_output, arg, *self._hyper_parameters().values(),
-                                     where=repr(self))
+                                     where=self)
 
 
 @register_layer
@@ -270,7 +270,7 @@ class Identity(Layer):
     onnx_op, torch_modules = "Identity", ("Identity",)
 
     def forward(self, x):
-        check_array(x, "input", repr(self))
+        check_array(x, "input", self)
         self.save_for_backward(shape=x.shape, dtype=x.dtype)
         return x
 
@@ -325,7 +325,7 @@ class Softmax(Layer):
         return cls(module.dim)
 
     def forward(self, x):
-        where = repr(self)
+        where = self  # formatted (repr) only in an error message
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
         if not -x.ndim <= self.axis < x.ndim:
@@ -338,7 +338,7 @@ class Softmax(Layer):
     def backward(self, grad_output, *, input_grad=True):
         out = self.saved_values.out
         grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
-        return F.softmax_backward(grad_output, out, self.axis, where=repr(self))
+        return F.softmax_backward(grad_output, out, self.axis, where=self)
 
     @classmethod
     def examples(cls, rng):

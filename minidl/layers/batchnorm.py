@@ -72,7 +72,7 @@ class _BatchNorm(Layer):
             )
         ref = self.weight.data if self.affine else self.running_mean
         if ref is not None:
-            check_same_dtype(x, ref, "input", "weight" if self.affine else "running_mean", repr(self))
+            check_same_dtype(x, ref, "input", "weight" if self.affine else "running_mean", self)
 
     def forward(self, x):
         self._check_input(x)

@@ -58,7 +58,7 @@ class Dense(Layer):
                      if bias else None)
 
     def forward(self, x):
-        where = repr(self)
+        where = self  # formatted (repr) only in an error message
         check_array(x, "input", where)
         check_ndim(x, 2, "input", where, "(N, in_features)")
         if x.shape[1] != self.in_features:

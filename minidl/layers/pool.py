@@ -182,7 +182,7 @@ class AvgPool2D(Layer):
         return self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
 
     def forward(self, x):
-        where = repr(self)
+        where = self  # formatted (repr) only in an error message
         out = avg_pool2d(x, *self._args(), where=where)
         self.save_for_backward(in_shape=x.shape, out_shape=out.shape, dtype=out.dtype)
         return out
@@ -190,7 +190,7 @@ class AvgPool2D(Layer):
     def backward(self, grad_output, *, input_grad=True):
         s = self.saved_values
         grad_output = self.check_grad_output(grad_output, s.out_shape, s.dtype)
-        return avg_pool2d_backward(s.in_shape, grad_output, *self._args(), where=repr(self))
+        return avg_pool2d_backward(s.in_shape, grad_output, *self._args(), where=self)
 
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("AvgPool2d",)
@@ -273,14 +273,14 @@ class GlobalAvgPool2D(Layer):
         return cls()
 
     def forward(self, x):
-        out = global_avg_pool2d(x, where=repr(self))
+        out = global_avg_pool2d(x, where=self)
         self.save_for_backward(in_shape=x.shape, dtype=out.dtype)
         return out
 
     def backward(self, grad_output, *, input_grad=True):
         s = self.saved_values
         grad_output = self.check_grad_output(grad_output, s.in_shape[:2] + (1, 1), s.dtype)
-        return global_avg_pool2d_backward(s.in_shape, grad_output, where=repr(self))
+        return global_avg_pool2d_backward(s.in_shape, grad_output, where=self)
 
     @classmethod
     def examples(cls, rng):
