@@ -10,7 +10,7 @@ from ..functional.gelu import check_approximate
 from ..testing import away_from_zero
 from ..validation import check_array, check_float_dtype, check_int
 from ._interop import Unsupported
-from .base import Layer
+from .base import Layer, constructor_args
 from .registry import register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Identity", "Softmax"]
@@ -67,14 +67,17 @@ class _Elementwise(Layer):
         where = self  # formatted (repr) only in an error message
         check_array(x, "input", where)
         check_float_dtype(x, "input", where)
-        out = self._kernel(x, *self._hyper_parameters().values(), where=where)
+        out = self._kernel(x, *self._kernel_args(), where=where)
         self.save_for_backward(kernel_arg=out if self._saves_output else x)
         return out
+
+    def _kernel_args(self):  # the constructor's arguments, in order, as they are now
+        return [getattr(self, name) for name, _ in constructor_args(type(self).__init__)]
 
     def backward(self, grad_output, *, input_grad=True):
         arg = self.saved_values.kernel_arg  # the output or the input, what _kernel_backward takes
         grad_output = self.check_grad_output(grad_output, arg.shape, arg.dtype)
-        return self._kernel_backward(grad_output, arg, *self._hyper_parameters().values(),
+        return self._kernel_backward(grad_output, arg, *self._kernel_args(),
                                      where=self)
 
 

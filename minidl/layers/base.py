@@ -12,7 +12,7 @@ from ._interop import InteropMixin
 from ._state import StateDictMixin
 from .tree import LayerTree
 
-__all__ = ["Layer", "set_model_writer"]
+__all__ = ["Layer", "set_model_writer"]  # constructor_args: for the layers of this package
 
 _MODEL_WRITER = [None]
 
@@ -438,7 +438,7 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
     def _hyper_parameters(self) -> dict:
         """``{constructor argument: its value now}`` (see get_config)."""
         out = {}
-        for name, default in _constructor_args(type(self).__init__):
+        for name, default in constructor_args(type(self).__init__):
             if name == "dtype" and not hasattr(self, "dtype"):
                 params = self.parameters()
                 value = np.dtype(params[0].dtype).name if params else default
@@ -517,7 +517,7 @@ def _takes_input_grad(backward) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _constructor_args(init) -> tuple:
+def constructor_args(init) -> tuple:
     """``((name, default), ...)`` of an ``__init__``'s named arguments, ``self`` and ``rng`` aside
     (default ``None`` for a required one)."""
     params = list(inspect.signature(init).parameters.values())[1:]
