@@ -817,3 +817,27 @@ def test_one_backward_entry_input_grad_keyword_and_plain_user_backwards():
         assert model.backward(g) is g
     assert calls == [("takes", True), ("takes", False), ("takes", True), ("takes", True),
                      ("takes", True), ("plain", None), ("takes", True), ("plain", None)]
+
+
+def test_input_rule_declared_once_on_the_class():
+    """A layer declares what its forward accepts once (input_spec) and check_input applies it:
+    built-in layers and a user layer get the same messages (names the layer, expected, received)."""
+    from minidl.layers import InputSpec, Layer
+
+    class Pixelwise(Layer):
+        input_spec = InputSpec(ndim=4, layout="(N, C, H, W)")
+
+        def forward(self, x):
+            self.check_input(x)
+            return x
+
+    with pytest.raises(ValueError, match=r"Pixelwise\(\): expected input with 4 dimensions \(N, C, H, W\), got 3 "
+                                         r".*x\[None\]"):
+        Pixelwise()(np.zeros((1, 8, 8)))
+    with pytest.raises(TypeError, match=r"Pixelwise\(\): input must have a floating-point dtype"):
+        Pixelwise()(np.zeros((1, 1, 8, 8), np.int64))
+    with pytest.raises(TypeError, match=r"ReLU\(\): input must be a numpy.ndarray"):
+        layers.ReLU()([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"Dropout2D\(p=0.5\): expected input with 4 dimensions"):
+        layers.Dropout2D()(np.zeros((2, 3)))
+    assert layers.Conv2D.input_spec is None  # its kernel checks the input (and the weight) itself

@@ -5,6 +5,7 @@ Each layer lives in the module of its kind and is exported here from that module
 """
 
 from ._interop import Unsupported
+from .input_spec import InputSpec
 from .activation import *  # noqa: F403 - each module's __all__ is its public layers
 from .activation import __all__ as _activation
 from .base import Layer
@@ -21,4 +22,4 @@ from .merge import __all__ as _merge
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
-__all__ = ["Layer", *_conv, *_activation, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported"]
+__all__ = ["Layer", *_conv, *_activation, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported", "InputSpec"]

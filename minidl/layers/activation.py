@@ -8,9 +8,10 @@ from .. import functional as F
 from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
 from ..testing import away_from_zero
-from ..validation import check_array, check_float_dtype, check_int
+from ..validation import check_int
 from ._interop import Unsupported
 from .base import Layer, constructor_args
+from .input_spec import InputSpec
 from .registry import register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Identity", "Softmax"]
@@ -37,10 +38,10 @@ class ReLU(Layer):
     """
 
     onnx_op, torch_modules = "Relu", ("ReLU",)
+    input_spec = InputSpec()
 
     def forward(self, x):
-        check_array(x, "input", "ReLU")
-        check_float_dtype(x, "input", "ReLU")
+        self.check_input(x)
         self.save_for_backward(x=x)
         return F.relu(x)
 
@@ -62,12 +63,11 @@ class _Elementwise(Layer):
     """
 
     _saves_output = False
+    input_spec = InputSpec()
 
     def forward(self, x):
-        where = self  # formatted (repr) only in an error message
-        check_array(x, "input", where)
-        check_float_dtype(x, "input", where)
-        out = self._kernel(x, *self._kernel_args(), where=where)
+        self.check_input(x)
+        out = self._kernel(x, *self._kernel_args(), where=self)
         self.save_for_backward(kernel_arg=out if self._saves_output else x)
         return out
 
@@ -271,9 +271,10 @@ class Identity(Layer):
     """
 
     onnx_op, torch_modules = "Identity", ("Identity",)
+    input_spec = InputSpec(floating=False)
 
     def forward(self, x):
-        check_array(x, "input", self)
+        self.check_input(x)
         self.save_for_backward(shape=x.shape, dtype=x.dtype)
         return x
 
@@ -327,12 +328,12 @@ class Softmax(Layer):
             raise Unsupported("with dim=None (set dim)")
         return cls(module.dim)
 
+    input_spec = InputSpec()
+
     def forward(self, x):
-        where = self  # formatted (repr) only in an error message
-        check_array(x, "input", where)
-        check_float_dtype(x, "input", where)
+        self.check_input(x)
         if not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"{where}: axis {self.axis} is out of range for an input of shape {x.shape} "
+            raise ValueError(f"{self}: axis {self.axis} is out of range for an input of shape {x.shape} "
                              f"({x.ndim} dimensions).")
         out = F.softmax(x, axis=self.axis)
         self.save_for_backward(out=out)

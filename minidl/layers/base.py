@@ -91,6 +91,10 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
     ['alpha']
     """
 
+    #: What :meth:`forward` accepts (an :class:`~minidl.layers.InputSpec`), applied by
+    #: :meth:`check_input`; None: the layer's kernel checks its input itself (Conv2D, the pools).
+    input_spec = None
+
     def __init__(self) -> None:
         self.training = True
         self._saved = None  # what save_for_backward kept: a tuple, or None
@@ -207,6 +211,35 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
             self.backward(grad_output, input_grad=False)
         else:
             self.backward(grad_output)
+
+    def check_input(self, *inputs) -> None:
+        """Apply the class's :attr:`input_spec` to each input (the first line of a forward).
+
+        Parameters
+        ----------
+        *inputs : ndarray
+            What :meth:`forward` received.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the layer, what it expects and what it received.
+
+        Shape
+        -----
+        Each input: the spec's ``ndim`` dimensions, when it gives them.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> Dense(4, 3).check_input(np.zeros((2, 3, 4), np.float32))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Dense(in_features=4, out_features=3): expected input with 2 dimensions (N, in_features), got 3 ...
+        """
+        if self.input_spec is not None:
+            for x in inputs:
+                self.input_spec.check(x, self)
 
     def __call__(self, *inputs):
         if not self.keeps_caches:  # eval mode keeps nothing: free a training call's cache before computing

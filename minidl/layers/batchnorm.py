@@ -8,10 +8,11 @@ import numpy as np
 
 from .. import functional as F
 from ..parameter import Parameter, deferring, placeholder
-from ..validation import check_array, check_bool, check_same_dtype, positive_int, positive_real
+from ..validation import check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
 from ._interop import Unsupported
 from .base import Layer
+from .input_spec import InputSpec
 from .registry import register_layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
@@ -61,10 +62,7 @@ class _BatchNorm(Layer):
             self.num_batches_tracked = np.zeros((), np.int64)
 
     def _check_input(self, x):
-        check_array(x, "input", self)
-        if x.ndim not in self._ranks:
-            raise ValueError(f"{self!r}: expected input of shape {self._layout}, got {x.ndim} dimensions "
-                             f"with shape {x.shape}.")
+        self.check_input(x)  # the class's input_spec; the dtype is the weight's, below
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r}: expected input with {self.num_features} channels on axis 1, got shape "
@@ -191,7 +189,7 @@ class BatchNorm1D(_BatchNorm):
     __doc__ = _DOC.format(what="features or sequences", torch="BatchNorm1d", name="BatchNorm1D",
                           shape="Input (N, C) or (N, C, L); output of the same shape.", m="N (or N * L)",
                           example="(4, 3)")
-    _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
+    input_spec = InputSpec(ndim=(2, 3), layout="(N, C) or (N, C, L)", floating=False)
     torch_modules = ("BatchNorm1d",)
 
     @classmethod
@@ -205,7 +203,7 @@ class BatchNorm2D(_BatchNorm):
     __doc__ = _DOC.format(what="the channels of images", torch="BatchNorm2d", name="BatchNorm2D",
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",
                           m="N * H * W", example="(2, 3, 4, 4)")
-    _ranks, _layout = (4,), "(N, C, H, W)"
+    input_spec = InputSpec(ndim=(4,), layout="(N, C, H, W)", floating=False)
     torch_modules = ("BatchNorm2d",)
 
     @classmethod

@@ -6,10 +6,11 @@ import numpy as np
 
 from .. import functional as F
 from ..parameter import Parameter
-from ..validation import check_array, check_ndim, check_same_dtype, positive_int
+from ..validation import check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
 from ._interop import Unsupported
 from .base import Layer
+from .input_spec import InputSpec
 from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]
@@ -57,10 +58,11 @@ class Dense(Layer):
         self.bias = (Parameter(kaiming_uniform(rng, (self.out_features,), self.in_features, dtype))
                      if bias else None)
 
+    input_spec = InputSpec(ndim=2, layout="(N, in_features)", floating=False)  # dtype: the weight's, below
+
     def forward(self, x):
         where = self  # formatted (repr) only in an error message
-        check_array(x, "input", where)
-        check_ndim(x, 2, "input", where, "(N, in_features)")
+        self.check_input(x)
         if x.shape[1] != self.in_features:
             raise ValueError(
                 f"{where}: expected input with {self.in_features} features, got shape {x.shape}. "
@@ -131,7 +133,7 @@ class Flatten(Layer):
         self.start_dim = positive_int(start_dim, "start_dim", "Flatten")
 
     def forward(self, x):
-        check_array(x, "input", "Flatten")
+        self.check_input(x)
         if x.ndim <= self.start_dim:
             raise ValueError(
                 f"{self!r}: expected input with more than {self.start_dim} dimensions, "
@@ -146,6 +148,7 @@ class Flatten(Layer):
         return self.check_grad_output(grad_output, flat, dtype).reshape(shape)
 
     torch_modules, torch_args = ("Flatten",), {"start_dim": "start_dim"}
+    input_spec = InputSpec(floating=False)
 
     def to_onnx(self, g, inputs, input_shape):
         if self.start_dim == 1:

@@ -6,9 +6,9 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.dropout import check_dropout_p
-from ..validation import check_array, check_float_dtype, check_ndim
 from ._init import as_generator
 from .base import Layer
+from .input_spec import InputSpec
 from .registry import register_layer
 
 __all__ = ["Dropout", "Dropout2D"]
@@ -68,6 +68,7 @@ class Dropout(Layer):
     """
 
     onnx_op, torch_modules, torch_args = "Identity", ("Dropout",), {"p": "p"}  # eval form: the identity
+    input_spec = InputSpec()
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
@@ -75,9 +76,6 @@ class Dropout(Layer):
         self.p = check_dropout_p(p, where)
         self.rng = as_generator(rng, where)
 
-    def _check_input(self, x) -> None:
-        check_array(x, "input", self)
-        check_float_dtype(x, "input", self)
 
     def mask_shape(self, shape) -> tuple:
         """The shape of the mask drawn for an input of ``shape`` (the whole shape here).
@@ -122,7 +120,7 @@ class Dropout(Layer):
         return self.rng.random(self.mask_shape(shape), dtype=np.float32) >= np.float32(self.p)
 
     def forward(self, x):
-        self._check_input(x)
+        self.check_input(x)
         if not self.training:  # the identity (kept for backward only inside minidl.enable_grad)
             self.save_for_backward(mask=None, shape=x.shape, dtype=x.dtype)
             return x
@@ -172,11 +170,8 @@ class Dropout2D(Dropout):
     """
 
     onnx_op, torch_modules = "Identity", ("Dropout2d",)  # eval form: the identity
+    input_spec = InputSpec(ndim=4, layout="(N, C, H, W)")
 
-    def _check_input(self, x) -> None:
-        check_array(x, "input", self)
-        check_ndim(x, 4, "input", self, "(N, C, H, W)")
-        check_float_dtype(x, "input", self)
 
     def mask_shape(self, shape) -> tuple:
         """(N, C, 1, 1): one draw per channel of each sample.
