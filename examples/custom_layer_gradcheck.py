@@ -11,14 +11,16 @@ What a subclass must do (see minidl/layers/base.py):
 
 * call ``super().__init__()`` and assign every trainable array as a ``mdl.Parameter``
   attribute (parameters are found automatically, in assignment order);
-* ``forward(x)`` checks its input with ``mdl.validation`` (the checks and messages of the
-  built-in layers) and keeps what backward needs (here ``x`` and the sigmoid);
-* ``backward(grad_output)`` returns dL/dx and ADDS dL/dbeta into ``self.beta.grad``
-  (summed over the batch, never averaged); ``self.save_for_backward(...)`` in forward and
-  ``self.saved_values`` in backward keep the cache (the standard error when backward is
-  called before forward);
-* optionally ``@mdl.register_layer`` with a ``get_config()`` returning the constructor
-  arguments (so ``mdl.save`` / ``mdl.load`` can rebuild it), and ``extra_repr()`` for ``repr``;
+* declare what ``forward`` accepts once, as ``input_spec`` (an ``mdl.layers.InputSpec``:
+  the checks and messages of the built-in layers), applied by ``self.check_input(x)``;
+* ``forward(x)`` keeps what backward needs by name (here ``x`` and the sigmoid ``s``) with
+  ``self.save_for_backward(x=x, s=s)``;
+* ``backward(grad_output, *, input_grad=True)`` reads them back as ``self.saved_values.x``,
+  returns dL/dx and ADDS dL/dbeta into ``self.beta.grad`` (summed over the batch, never
+  averaged); backward before forward raises the standard RuntimeError;
+* keep each constructor argument under an attribute of the same name (``self.channels``):
+  ``get_config()`` and ``repr`` read them from there, and ``@mdl.register_layer`` makes
+  ``mdl.save`` / ``mdl.load`` rebuild the layer from them;
 * optionally an ``examples(rng)`` classmethod yielding ``(layer, inputs)`` pairs: the gradient
   grid (``minidl.gradcheck_grid.run_grid``, what ``minidl gradcheck`` runs) checks every
   registered layer on them.
@@ -46,25 +48,25 @@ def _sigmoid(z):
 class Swish(mdl.layers.Layer):
     """``x * sigmoid(beta * x)`` with a learnable ``beta`` per channel; input (N, C, H, W)."""
 
+    input_spec = mdl.layers.InputSpec(ndim=4, layout="(N, C, H, W)", floating=False)  # dtype: beta's, below
+
     def __init__(self, channels, init=1.0, dtype=np.float32):
         super().__init__()
         self.channels = int(channels)
         self.beta = mdl.Parameter(np.full(self.channels, init, dtype=dtype))
 
     def forward(self, x):
-        # the checks built-in layers use, with their messages (where, expected, received, fix)
-        mdl.validation.check_array(x, "x", self)
-        mdl.validation.check_ndim(x, 4, "x", self, "(N, C, H, W)")
+        self.check_input(x)  # input_spec's checks and messages (where, expected, received, fix)
         mdl.validation.check_same_dtype(x, self.beta.data, "x", "beta", self)
         if x.shape[1] != self.channels:
             raise ValueError(f"{self!r}: expected input (N, {self.channels}, H, W), got {x.shape}.")
         beta = self.beta.data.reshape(1, -1, 1, 1)  # broadcast over N, H, W
         s = _sigmoid(beta * x)
-        self.save_for_backward(x, s)
+        self.save_for_backward(x=x, s=s)
         return x * s
 
-    def backward(self, grad_output):
-        x, s = self.saved_values
+    def backward(self, grad_output, *, input_grad=True):
+        x, s = self.saved_values.x, self.saved_values.s
         grad_output = self.check_grad_output(grad_output, x.shape, x.dtype)  # refused, never cast
         beta = self.beta.data.reshape(1, -1, 1, 1)
         ds = s * (1.0 - s)  # sigmoid'(z) at z = beta * x
@@ -72,12 +74,6 @@ class Swish(mdl.layers.Layer):
         self.beta.grad += (grad_output * x * x * ds).sum(axis=(0, 2, 3)).astype(self.beta.grad.dtype)
         # d/dx [x * s(beta x)] = s + x * beta * ds
         return grad_output * (s + x * beta * ds)
-
-    def get_config(self):
-        return dict(channels=self.channels, dtype=str(self.beta.data.dtype))
-
-    def extra_repr(self):
-        return f"channels={self.channels}"
 
     @classmethod
     def examples(cls, rng):
@@ -88,8 +84,8 @@ class Swish(mdl.layers.Layer):
 class BrokenSwish(Swish):
     """The same layer with a classic bug: d/dx treats s = sigmoid(beta x) as a constant."""
 
-    def backward(self, grad_output):
-        x, s = self.saved_values
+    def backward(self, grad_output, *, input_grad=True):
+        x, s = self.saved_values.x, self.saved_values.s
         ds = s * (1.0 - s)
         self.beta.grad += (grad_output * x * x * ds).sum(axis=(0, 2, 3)).astype(self.beta.grad.dtype)
         return grad_output * s  # BUG: the term x * beta * ds is missing

@@ -5,7 +5,6 @@ Each layer lives in the module of its kind and is exported here from that module
 """
 
 from ._interop import Unsupported
-from .input_spec import InputSpec
 from .activation import *  # noqa: F403 - each module's __all__ is its public layers
 from .activation import __all__ as _activation
 from .base import Layer
@@ -17,6 +16,7 @@ from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
+from .input_spec import InputSpec
 from .merge import *  # noqa: F403
 from .merge import __all__ as _merge
 from .pool import *  # noqa: F403

@@ -424,7 +424,8 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
 
         The default shows every constructor argument, ``name=value``, read back as
         :meth:`get_config` does (an argument the layer keeps under no attribute of its
-        name is left out). A layer overrides it for torch's layout (``Conv2D``).
+        name is left out, and ``dtype`` when it is float32, as the built-in layers do).
+        A layer overrides it for torch's layout (``Conv2D``).
 
         Returns
         -------
@@ -438,7 +439,8 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         >>> LeakyReLU(0.2).extra_repr()
         'negative_slope=0.2'
         """
-        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters().items())
+        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters().items()
+                         if not (name == "dtype" and np.dtype(value) == np.float32))  # as the built-ins
 
     def get_config(self) -> dict:
         """Constructor arguments (JSON-serialisable) that rebuild this layer.
