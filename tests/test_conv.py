@@ -771,3 +771,26 @@ def test_zero_channels_raise_value_error(x_shape, w_shape):
             call()
     with pytest.raises(ValueError, match="must be >= 1"):
         Conv2D(w_shape[1], w_shape[0], 3)
+
+
+def test_arguments_checked_once_per_shape_yet_a_cached_call_lets_no_bad_argument_through():
+    """conv_geometry is cached per (shapes, arguments) made of plain ints and strings, so a layer's fixed
+    arguments are validated once; 1.0, True or a numpy int equal to a cached 1 still go through the checks."""
+    from minidl.functional import conv_args
+
+    x, w = np.ones((2, 2, 6, 6)), np.ones((4, 1, 3, 3))
+    minidl.functional.conv2d(x, w, stride=1, groups=2)
+    assert any(key[2] == 1 and key[5] == 2 for key in conv_args._CHECKED)
+    for bad in (dict(stride=True, groups=2), dict(stride=1.0, groups=2), dict(stride=1, groups=2.0),
+                dict(stride=1, groups=True)):
+        with pytest.raises(TypeError):
+            minidl.functional.conv2d(x, w, **bad)
+    calls = []
+    real = conv_args.check_conv_args
+    conv_args.check_conv_args = lambda *a, **k: calls.append(a) or real(*a, **k)
+    try:
+        minidl.functional.conv2d(x, w, stride=1, groups=2)  # cached: not checked again
+        minidl.functional.conv2d(x, w, stride=np.int64(1), groups=2)  # not plain: checked
+    finally:
+        conv_args.check_conv_args = real
+    assert len(calls) == 1

@@ -6,7 +6,7 @@ names its caller (``where``) in the errors it raises.
 from __future__ import annotations
 
 from ..validation import check_array, check_float_dtype, check_ndim, check_same_dtype
-from .geometry import Geometry, check_conv_args, check_groups, geometry
+from .geometry import Geometry, check_conv_args, check_groups, geometry, plain_ints
 
 __all__ = ["check_x", "check_input_and_weight", "conv_geometry", "check_grad_output", "PADDING_MODES",
            "check_padding_mode"]
@@ -140,13 +140,25 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
     >>> conv_geometry((1, 4, 8, 8), (4, 1, 3, 3), 2, 1, 1, 4, "reflect", "conv2d")[0].out
     (4, 4)
     """
+    # checked once per shape and arguments (a layer's are fixed): only plain ints and strings are
+    # cached, as geometry() does (a cached 1 must not let 1.0 or True through)
+    key = (tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups, padding_mode)
+    cacheable = (type(groups) is int and type(padding_mode) is str and plain_ints(key[0]) and plain_ints(key[1])
+                 and plain_ints(stride) and plain_ints(padding) and plain_ints(dilation))
+    if cacheable and key in _CHECKED:
+        return _CHECKED[key]
     groups = check_groups(groups, where)
     padding_mode = check_padding_mode(padding_mode, where)
     check_conv_args(x_shape, w_shape, where, groups)
     geo = geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation, where)
     if padding_mode != "zeros":
         check_pads_fit(geo.pads, x_shape[2:], padding_mode, where)
+    if cacheable and len(_CHECKED) < 4096:
+        _CHECKED[key] = geo, groups, padding_mode
     return geo, groups, padding_mode
+
+
+_CHECKED: dict = {}
 
 
 def check_grad_output(grad_output, like, like_name, x_shape, w_shape, geo: Geometry, where) -> None:

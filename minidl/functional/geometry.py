@@ -137,7 +137,7 @@ def geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometr
     (28, 28)
     """
     args = (kernel_size, stride, padding, dilation)
-    cacheable = _plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+    cacheable = plain_ints(kernel_size) and plain_ints(stride) and plain_ints(padding) and plain_ints(dilation)
     if cacheable:
         key = (tuple(input_hw), args)
         hit = _GEOMETRY_CACHE.get(key)
@@ -152,7 +152,7 @@ def geometry(input_hw, kernel_size, stride, padding, dilation, where) -> Geometr
 _GEOMETRY_CACHE: dict = {}
 
 
-def _plain_ints(v) -> bool:
+def plain_ints(v) -> bool:
     t = type(v)
     if t is int or t is str:
         return True
