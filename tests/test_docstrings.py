@@ -4,7 +4,7 @@ What is public: every module of the ``minidl`` package whose dotted name has no 
 with ``_``; in each, the functions and classes named in its ``__all__`` (constants and submodules
 are left out: constants are documented by ``#:`` comments); in each such class, the methods and
 properties whose name does not start with ``_`` that it defines itself or inherits from a
-private minidl class (``Layer.state_dict`` comes from ``minidl.layers._state.StateDictMixin``). A
+private minidl class (``Layer.state_dict`` comes from ``minidl.layers.tree.LayerTree``). A
 method that overrides one without writing a docstring of its own inherits the base's (as
 :func:`inspect.getdoc` and Sphinx's autodoc do), and is checked with it, except for the names of
 its arguments, which may differ from the base's (``Layer.forward(*inputs)``, ``Conv2D.forward(x)``).
@@ -94,7 +94,7 @@ def _exported():
 
 def _methods(cls, public):
     """The methods and properties checked under ``cls``'s name: its own, and those of the private
-    minidl classes it inherits from (Layer's state_dict is StateDictMixin's); a public base's are
+    minidl classes it inherits from (Layer's state_dict is LayerTree's); a public base's are
     checked under the base's name."""
     public_bases = [k for k in cls.__mro__[1:] if id(k) in public]
     own = [k for k in cls.__mro__ if k is cls or not (

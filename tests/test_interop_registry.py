@@ -7,7 +7,7 @@ import pytest
 
 import minidl as mdl
 from minidl import layers as L
-from minidl.layers._interop import recipe_class
+from minidl.layers.base import recipe_class
 from minidl.layers.registry import REGISTRY, register_layer
 from minidl.losses import Loss
 

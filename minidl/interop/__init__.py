@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import layers as L
 from ..graph import Graph, Sequential
-from ..layers._interop import Unsupported, recipe_class
+from ..layers.base import Unsupported, recipe_class
 from ..layers.registry import REGISTRY
 
 __all__ = ["to_torch", "from_torch"]

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..functional.geometry import geometry
 from ..functional.pool import pool_geometry
-from ..layers._interop import Unsupported
+from ..layers.base import Unsupported
 
 __all__ = ["PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule", "module", "dtype", "np_dtype"]
 _EXTRAS = ("PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule")

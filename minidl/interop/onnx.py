@@ -28,7 +28,7 @@ import numpy as np
 from ..graph import INPUT, Graph, layer_state_restored
 from ..io import MAX_LOAD_BYTES, archive
 from ..io.architecture import REGISTRY, build, check_spec, json_default, spec_of
-from ..layers._interop import Unsupported, recipe_class
+from ..layers.base import Unsupported, recipe_class
 from ..parameter import deferred_init
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]

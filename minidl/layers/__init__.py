@@ -4,10 +4,9 @@ Each layer lives in the module of its kind and is exported here from that module
 ``__all__``, so a new layer is added in one place: its own module.
 """
 
-from ._interop import Unsupported
 from .activation import *  # noqa: F403 - each module's __all__ is its public layers
 from .activation import __all__ as _activation
-from .base import Layer
+from .base import InputSpec, Layer, Unsupported
 from .batchnorm import *  # noqa: F403
 from .batchnorm import __all__ as _batchnorm
 from .conv import *  # noqa: F403
@@ -16,7 +15,6 @@ from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
-from .input_spec import InputSpec
 from .merge import *  # noqa: F403
 from .merge import __all__ as _merge
 from .pool import *  # noqa: F403

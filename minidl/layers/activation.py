@@ -9,9 +9,7 @@ from ..functional.activation import check_negative_slope
 from ..functional.gelu import check_approximate
 from ..testing import away_from_zero
 from ..validation import check_int
-from ._interop import Unsupported
-from .base import Layer, constructor_args
-from .input_spec import InputSpec
+from .base import InputSpec, Layer, Unsupported, constructor_args
 from .registry import register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Identity", "Softmax"]

@@ -1,18 +1,21 @@
-"""The layer base class: parameters, modes, state dicts, the backward contract."""
+"""The layer protocol: :class:`Layer` (forward, backward, saved values, the input rule, the
+configuration, the interop recipes), :class:`InputSpec` and :class:`Unsupported`. The layer tree
+it stands on (children, parameters, buffers, modes, state dicts) is :mod:`minidl.layers.tree`."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+from typing import NamedTuple
 
 import numpy as np
 
+from ..functional.geometry import resolve_padding
 from ..parameter import Parameter
-from ._interop import InteropMixin
-from ._state import StateDictMixin
+from ..validation import check_array, check_float_dtype
 from .tree import LayerTree
 
-__all__ = ["Layer", "set_model_writer"]  # constructor_args: for the layers of this package
+__all__ = ["Layer", "InputSpec", "Unsupported", "set_model_writer"]
 
 _MODEL_WRITER = [None]
 
@@ -36,7 +39,96 @@ def set_model_writer(write) -> None:
     _MODEL_WRITER[0] = write
 
 
-class Layer(LayerTree, StateDictMixin, InteropMixin):
+class InputSpec(NamedTuple):
+    """The rule a layer's input follows; :meth:`Layer.check_input <minidl.layers.Layer.check_input>`
+    applies it, with messages that name the layer, what it expected and what it received.
+
+    Parameters
+    ----------
+    ndim : int, tuple of int or None, default None
+        The rank accepted (the message names it), or the ranks (the message shows
+        ``layout``); None: any.
+    layout : str, default ''
+        How the message names the axes, e.g. ``'(N, C, H, W)'``.
+    floating : bool, default True
+        Require a floating-point dtype (a layer that checks its input's dtype
+        against its weights' says False and does that itself).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import InputSpec
+    >>> InputSpec(ndim=4, layout="(N, C, H, W)").check(np.zeros((2, 8, 8)), "MyLayer()")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: MyLayer(): expected input with 4 dimensions (N, C, H, W), got 3 dimensions with shape (2, 8, 8). For ...
+    """
+
+    ndim: int | tuple | None = None
+    layout: str = ""
+    floating: bool = True
+
+    def check(self, x, where, name="input"):
+        """Raise the TypeError/ValueError that says what ``x`` should be, or return it.
+
+        Parameters
+        ----------
+        x : ndarray
+        where : str or Layer
+            Who checks, named in the message (a layer: its ``repr``, formatted only on error).
+        name : str, default 'input'
+
+        Returns
+        -------
+        ndarray
+            ``x`` itself.
+
+        Shape
+        -----
+        ``x``: ``ndim`` dimensions, when given.
+        """
+        check_array(x, name, where)
+        ranks = (self.ndim,) if isinstance(self.ndim, int) else self.ndim
+        if ranks is not None and x.ndim not in ranks:
+            one = isinstance(self.ndim, int)  # one rank: the message names it, with a hint for images
+            wanted = f"with {self.ndim} dimensions {self.layout}" if one else f"of shape {self.layout}"
+            raise ValueError(f"{where}: expected {name} {wanted}, got {x.ndim} dimensions with shape {x.shape}."
+                             f"{_hint(self.ndim, x.ndim) if one else ''}")
+        if self.floating:
+            check_float_dtype(x, name, where)
+        return x
+
+
+def _hint(ndim, got):
+    if ndim == 4 and got == 3:
+        return " For a single image add a batch axis: x[None]."
+    if ndim == 4 and got == 2:
+        return " For 8x8 digits use x.reshape(-1, 1, 8, 8)."
+    return ""
+
+
+class Unsupported(TypeError):
+    """Raised by an interop recipe for a configuration with no form there.
+
+    The message says why; :mod:`minidl.interop` and :func:`minidl.export.to_onnx` raise a
+    TypeError that adds where the layer sits in the model.
+
+    Parameters
+    ----------
+    *args
+        The reason, as for any exception (``Unsupported("with dim=None (set dim)")``).
+    **kwargs
+        None are used (what :class:`TypeError` accepts).
+
+    Examples
+    --------
+    >>> from minidl.layers import Unsupported
+    >>> issubclass(Unsupported, TypeError)
+    True
+    """
+
+
+class Layer(LayerTree):
     """Base class of every layer, loss and graph.
 
     A subclass implements ``forward(*inputs)`` (keeping what its backward
@@ -521,6 +613,101 @@ class Layer(LayerTree, StateDictMixin, InteropMixin):
         """
         yield from ()
 
+    # --------------------------------------------------------- interop recipes
+    #: The ONNX op of a layer that is one node on its inputs (None: no such op).
+    onnx_op: str | None = None
+    #: That node's attributes, ``{ONNX attribute: layer attribute}``.
+    onnx_attrs: dict = {}
+    #: Names of the torch modules that are this layer (``torch.nn``'s, or the extras of
+    #: :mod:`minidl.interop._torch`); :func:`~minidl.interop.to_torch` builds the first,
+    #: :func:`~minidl.interop.from_torch` maps each back to this class.
+    torch_modules: tuple = ()
+    #: The torch module's constructor arguments, ``{torch argument: layer attribute}``.
+    torch_args: dict = {}
+
+    def to_onnx(self, g, inputs, input_shape):
+        """Add the ONNX nodes computing this layer in eval mode; return the output's name.
+
+        The default emits :attr:`onnx_op` with :attr:`onnx_attrs` read off the layer.
+
+        Parameters
+        ----------
+        g : minidl.interop.onnx.LayerScope
+            ``g.node(op, inputs, **attributes)`` adds a node and returns its output's
+            name; ``g.const(name, array, dtype=None)`` adds an initializer named
+            after the layer's state-dict prefix (``"0.weight"``) and returns its name;
+            ``g.dtype`` is the model's float dtype.
+        inputs : list of str
+            The names of the layer's inputs in the ONNX graph.
+        input_shape : tuple of int
+            The shape of the first input for a batch of one (for input-dependent pads).
+
+        Returns
+        -------
+        str
+            The name of the node output holding the layer's output.
+
+        Raises
+        ------
+        Unsupported
+            No ONNX form (the message says why; the exporter adds where).
+
+        Shape
+        -----
+        ``input_shape``: the input's, with a batch of one, e.g. ``(1, C, H, W)``.
+        """
+        if self.onnx_op is None:
+            raise Unsupported("has no ONNX form")
+        return g.node(self.onnx_op, inputs, **{k: getattr(self, a) for k, a in self.onnx_attrs.items()})
+
+    def to_torch(self, t):
+        """The ``torch.nn`` module computing this layer (its state is copied in afterwards).
+
+        The default builds ``torch_modules[0]`` with :attr:`torch_args` read off the layer.
+
+        Parameters
+        ----------
+        t : module
+            :mod:`minidl.interop._torch`: ``t.nn`` is ``torch.nn``, ``t.module(name)``
+            a torch.nn class or one of minidl's extras, ``t.dtype(layer)`` the torch
+            dtype of the layer's arrays.
+
+        Returns
+        -------
+        torch.nn.Module
+
+        Raises
+        ------
+        Unsupported
+            No torch equivalent.
+        """
+        if not self.torch_modules:
+            raise Unsupported("has no torch.nn equivalent")
+        return t.module(self.torch_modules[0])(**{k: getattr(self, a) for k, a in self.torch_args.items()})
+
+    @classmethod
+    def from_torch(cls, module, t):
+        """The layer equivalent to ``module`` (one of :attr:`torch_modules`), without its state.
+
+        The default calls ``cls`` with :attr:`torch_args` read off the module.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        t : module
+            As for :meth:`to_torch`; ``t.np_dtype(module)`` is the numpy dtype of its weights.
+
+        Returns
+        -------
+        Layer
+
+        Raises
+        ------
+        Unsupported
+            An option minidl cannot represent (the message names it).
+        """
+        return cls(**{a: getattr(module, k) for k, a in cls.torch_args.items()})
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
@@ -567,3 +754,36 @@ def _jsonable(value):
     if isinstance(value, (np.dtype, type)):
         return np.dtype(value).name
     return value
+
+
+def recipe_class(layer_cls, recipe: str):
+    """The class whose ``recipe`` (``"to_onnx"``, ``"to_torch"``) applies to ``layer_cls``, or None.
+
+    A subclass inherits its parent's recipes unless it computes something else: a class
+    that overrides ``forward`` below the recipe's class has none until it writes its own
+    (a user's ``class MyReLU(ReLU)`` with its own forward is not exported as ``Relu``).
+    """
+    declared = {"to_onnx": ("onnx_op", "to_onnx"), "to_torch": ("torch_modules", "to_torch")}[recipe]
+    owner = next((k for k in layer_cls.__mro__ if any(n in vars(k) for n in declared)), None)
+    forward = next((k for k in layer_cls.__mro__ if "forward" in vars(k)), None)
+    if owner is None or owner is Layer or forward is None or not issubclass(owner, forward):
+        return None
+    return owner
+
+
+def onnx_pads(pads) -> list:
+    """minidl's ``((top, bottom), (left, right))`` as ONNX's ``[top, left, bottom, right]``."""
+    (pt, pb), (pl, pr) = pads
+    return [int(pt), int(pl), int(pb), int(pr)]
+
+
+def torch_padding(padding, kernel_size):
+    """minidl's symmetric ``padding`` as torch's: an int, a pair, or 0 for 'valid'."""
+    if isinstance(padding, str):
+        return 0
+    if isinstance(padding, (int, np.integer)):
+        return int(padding)
+    if all(isinstance(p, (int, np.integer)) for p in padding):
+        return tuple(int(p) for p in padding)
+    (pt, _), (pl, _) = resolve_padding(padding, (1, 1), kernel_size)
+    return pt, pl

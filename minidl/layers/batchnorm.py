@@ -10,9 +10,7 @@ from .. import functional as F
 from ..parameter import Parameter, deferring, placeholder
 from ..validation import check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
-from ._interop import Unsupported
-from .base import Layer
-from .input_spec import InputSpec
+from .base import InputSpec, Layer, Unsupported
 from .registry import register_layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]

@@ -10,8 +10,7 @@ from ..functional.geometry import check_groups, check_padding_arg, resolve_paddi
 from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
-from ._interop import onnx_pads, torch_padding
-from .base import Layer
+from .base import Layer, onnx_pads, torch_padding
 from .registry import register_layer
 
 __all__ = ["Conv2D"]

@@ -8,9 +8,7 @@ from .. import functional as F
 from ..parameter import Parameter
 from ..validation import check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
-from ._interop import Unsupported
-from .base import Layer
-from .input_spec import InputSpec
+from .base import InputSpec, Layer, Unsupported
 from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]

@@ -7,8 +7,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.dropout import check_dropout_p
 from ._init import as_generator
-from .base import Layer
-from .input_spec import InputSpec
+from .base import InputSpec, Layer
 from .registry import register_layer
 
 __all__ = ["Dropout", "Dropout2D"]

@@ -16,8 +16,7 @@ from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding, pool_geometry
 from ..testing import tie_free
 from ..validation import check_bool, positive_pair
-from ._interop import Unsupported, onnx_pads, torch_padding
-from .base import Layer
+from .base import Layer, Unsupported, onnx_pads, torch_padding
 from .registry import register_layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
