@@ -15,6 +15,9 @@ seeded training run gives the same model, bit for bit, on 1 thread or on every c
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 from .functional._engine import blas
 from .validation import check_int
 
@@ -86,3 +89,25 @@ def get_num_threads() -> int:
     """
     n = _SETTING["threads"]
     return blas.own_threads() if n is None else n
+
+
+def _blas_context(blas_threads):
+    """The context a Trainer runs in for ``blas_threads``: None leaves BLAS alone, "auto"
+    is :func:`minidl.functional._engine.blas.auto_threads` on :func:`get_num_threads`
+    threads, an int :func:`~minidl.functional._engine.blas.limit_threads`."""
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the threads
+        return blas.auto_threads(max_threads=get_num_threads())
+    return blas.limit_threads(int(blas_threads))
+
+
+def limited_blas(method):
+    """Run ``method`` with the BLAS thread pool limited to ``self.blas_threads``."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with _blas_context(self.blas_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
 import math
 
 import numpy as np
 
 from ..data import iterate_batches, num_batches, transforms
-from ..functional._engine import blas
 from ..metrics import resolve_metrics
 from ..optim import all_finite, clip_grad_norm
-from ..threads import get_num_threads
+from ..threads import limited_blas
 from ..validation import check_int
 from . import checkpoint as _checkpoint
 from .fit_checks import (
@@ -29,28 +26,6 @@ from .fit_state import BatchState, EpochPosition, check_resume, sigint_deferred
 from .history import History
 
 __all__ = ["Trainer", "History"]
-
-
-def _blas_context(blas_threads):
-    """The context a Trainer runs in for ``blas_threads``: None leaves BLAS alone, "auto"
-    is :func:`minidl.functional._engine.blas.auto_threads` on :func:`minidl.get_num_threads`
-    threads, an int :func:`~minidl.functional._engine.blas.limit_threads`."""
-    if blas_threads is None:
-        return contextlib.nullcontext()
-    if isinstance(blas_threads, str):  # "auto": one-thread BLAS, large batches split over the threads
-        return blas.auto_threads(max_threads=get_num_threads())
-    return blas.limit_threads(int(blas_threads))
-
-
-def limited_blas(method):
-    """Run ``method`` with the BLAS thread pool limited to ``self.blas_threads``."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with _blas_context(self.blas_threads):
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 class Trainer:
