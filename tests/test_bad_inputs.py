@@ -184,6 +184,11 @@ ROWS = [
     ("minidl train --lr abc", _cli("train", "--lr", "abc"), SystemExit, "2"),
     ("minidl train --seed -1", _cli("train", "--seed", "-1"), SystemExit, "2"),
     ("minidl train --lr 1e39", _cli("train", "--lr", "1e39"), SystemExit, "2"),
+    ("set_num_threads(0)", lambda tmp: mdl.set_num_threads(0), ValueError, r"set_num_threads: n must be >= 1"),
+    ("set_num_threads(1.5)", lambda tmp: mdl.set_num_threads(1.5), TypeError, r"set_num_threads: n must be an int"),
+    ("ReLU given a list", lambda tmp: layers.ReLU()([1.0]), TypeError, r"ReLU\(\): input must be a numpy.ndarray"),
+    ("Dropout2D given (N, C)", lambda tmp: layers.Dropout2D()(np.zeros((2, 3))), ValueError,
+     r"Dropout2D\(p=0.5\): expected input with 4 dimensions \(N, C, H, W\)"),
 ]
 
 
