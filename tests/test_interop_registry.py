@@ -118,3 +118,27 @@ def test_a_user_layer_with_recipes_exports_and_converts_without_touching_interop
         assert [n.op_type for n in proto.graph.node] == ["Identity", "Identity"]
     finally:
         del REGISTRY["Halve"]
+
+
+@pytest.mark.parametrize("name,i", CASES)
+def test_torch_parity_values_and_every_gradient_in_training_mode(name, i):
+    """The parity check a new layer gets from its registration: its torch twin (its own recipe) in
+    training mode, float64: the output, every input gradient and every parameter gradient."""
+    torch = pytest.importorskip("torch")
+    layer, inputs = list(REGISTRY[name].examples(np.random.default_rng(0)))[i]
+    if isinstance(layer, L.Dropout):
+        pytest.skip("random masks: torch draws its own (Dropout's parity is in tests/test_dropout.py)")
+    module = mdl.interop.to_torch(layer).train()
+    xs = [torch.tensor(x, requires_grad=True) for x in inputs]
+    out_t = module(*xs)
+    g = np.random.default_rng(1).standard_normal(tuple(out_t.shape))
+    out_t.backward(torch.from_numpy(g))
+    out = layer(*inputs)
+    grads = layer.backward(g)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=0, atol=1e-10)
+    for got, x in zip(grads, xs):
+        np.testing.assert_allclose(got, x.grad.numpy(), rtol=0, atol=1e-10)
+    theirs = dict(module.named_parameters())
+    for pname, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, theirs[pname].grad.numpy(), rtol=0, atol=1e-10, err_msg=pname)
