@@ -29,6 +29,7 @@ API_MODULES = [
     ("minidl.data.transforms", "data augmentation, vectorised over the batch (also ``minidl.transforms``)"),
     ("minidl.metrics", "training metrics"),
     ("minidl.gradcheck", "numerical gradient checks"),
+    ("minidl.modelcheck", "gradient checks of a whole model, layer by layer, at a real batch: check_model"),
     ("minidl.grad_mode", "gradients of a model in eval mode: enable_grad"),
     ("minidl.threads", "the threads minidl computes on, as PyTorch: set_num_threads, get_num_threads"),
     ("minidl.testing", "helpers for tests of layers, built-in or your own"),

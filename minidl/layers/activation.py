@@ -47,6 +47,9 @@ class ReLU(Layer):
         x = self.saved_values.x
         return F.relu_backward(self.check_grad_output(grad_output, x.shape, x.dtype), x)
 
+    def kinks(self, x, tol=1e-4):
+        return (np.abs(x) <= tol,)
+
     @classmethod
     def examples(cls, rng):
         yield cls(), (away_from_zero((2, 3, 4, 4), rng),)
@@ -109,6 +112,9 @@ class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = check_negative_slope(negative_slope, "LeakyReLU")
+
+    def kinks(self, x, tol=1e-4):
+        return (np.abs(x) <= tol,)
 
     @classmethod
     def examples(cls, rng):

@@ -613,6 +613,38 @@ class Layer(LayerTree):
         """
         yield from ()
 
+    def kinks(self, *inputs, tol=1e-4):
+        """Where the layer is not differentiable, for :func:`minidl.check_model` to leave out.
+
+        The default: nowhere (None). A layer with kinks returns one boolean mask per input,
+        True at the elements within ``tol`` of a kink (ReLU: ``|x| <= tol``; MaxPool2D: the
+        elements of windows whose largest values tie within ``tol``).
+
+        Parameters
+        ----------
+        *inputs : ndarray
+            What :meth:`forward` takes.
+        tol : float, default 1e-4
+            How close to a kink an element may be before it is left out.
+
+        Returns
+        -------
+        tuple of ndarray of bool, or None
+
+        Shape
+        -----
+        Each mask: its input's shape.
+
+        Examples
+        --------
+        >>> from minidl.layers import ReLU, Tanh
+        >>> ReLU().kinks(np.array([-1.0, 0.0, 2e-5, 3.0]), tol=1e-4)
+        (array([False,  True,  True, False]),)
+        >>> Tanh().kinks(np.zeros(2)) is None
+        True
+        """
+        return None
+
     # --------------------------------------------------------- interop recipes
     #: The ONNX op of a layer that is one node on its inputs (None: no such op).
     onnx_op: str | None = None

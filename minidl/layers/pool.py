@@ -82,6 +82,23 @@ class MaxPool2D(Layer):
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
+    def kinks(self, x, tol=1e-4):
+        # the elements of windows whose largest values tie within tol, found by peeling off each
+        # window's maximum and comparing the next one with it (ReLU's zeros tie often)
+        def at(values, idx):
+            return F.max_pool2d_backward(x.shape, values, idx, *self._args()) != 0
+        rest, near = np.array(x, dtype=np.float64), np.zeros(x.shape, bool)
+        top, idx = F.max_pool2d(rest, *self._args(), return_indices=True)
+        for _ in range(self.kernel_size[0] * self.kernel_size[1] - 1):
+            rest[at(np.ones_like(top), idx)] = -np.inf
+            nxt, idx_next = F.max_pool2d(rest, *self._args(), return_indices=True)
+            tied = (top - nxt <= tol).astype(np.float64)
+            if not tied.any():
+                break
+            near |= at(tied, idx) | at(tied, idx_next)
+            idx = idx_next
+        return (near,)
+
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("MaxPool2d", "PaddedMaxPool2d")
 

@@ -1,0 +1,138 @@
+"""mdl.check_model: every layer's backward checked at the inputs a real batch gives it (issue 20)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import layers as L
+
+RNG = np.random.default_rng
+
+
+def _digits(n=16):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return (d.images[:n, None] / 16).astype(np.float32), d.target[:n]
+
+
+class LeakyBackwardReLU(L.ReLU):
+    """Forward is ReLU; backward lets 1 % through below 0: a wrong input gradient."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        x = self.saved_values.x
+        return np.where(x > 0, grad_output, 0.01 * grad_output)
+
+
+class ScaledWeightGradDense(L.Dense):
+    """dW off by 1 %: only the weight's gradient is wrong."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        before = self.weight.grad.copy()
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.weight.grad[...] = before + 1.01 * (self.weight.grad - before)
+        return dx
+
+
+class ForgetsBiasConv(L.Conv2D):
+    """The bias gradient is never added."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        before = self.bias.grad.copy()
+        dx = super().backward(grad_output, input_grad=input_grad)
+        self.bias.grad[...] = before
+        return dx
+
+
+def _ten_layer_graph(broken_at=None, broken=None):
+    """A 10-node Graph on digits: conv, relu, conv, relu, pool, conv, relu, flatten, dense, dense."""
+    rng = RNG(0)
+    parts = [L.Conv2D(1, 4, 3, padding=1, rng=rng), L.ReLU(), L.Conv2D(4, 4, 3, padding=1, rng=rng), L.ReLU(),
+             L.MaxPool2D(2), L.Conv2D(4, 8, 3, padding=1, rng=rng), L.ReLU(), L.Flatten(),
+             L.Dense(128, 32, rng=rng), L.Dense(32, 10, rng=rng)]
+    if broken_at is not None:
+        parts[broken_at] = broken(parts[broken_at])
+    g = mdl.Graph()
+    for i, layer in enumerate(parts):
+        g.add(f"n{i}", layer)
+    return g
+
+
+def _same_config(cls):
+    def make(layer):
+        new = cls(**layer.get_config())
+        new.load_state_dict(layer.state_dict())
+        return new
+    return make
+
+
+def test_built_in_models_pass_on_a_real_batch():
+    x, y = _digits(8)
+    for build in (mdl.models.reference_cnn, mdl.models.digits_best):
+        report = mdl.check_model(build(0), x, y, mdl.losses.SoftmaxCrossEntropy())
+        assert report.passed and report.first_failure is None, str(report)
+        assert report.rows[-1].path == "loss" and len(report.rows) >= 9
+        assert "check_model: PASSED" in str(report)
+
+
+@pytest.mark.parametrize("at, broken", [(1, _same_config(LeakyBackwardReLU)), (3, _same_config(LeakyBackwardReLU)),
+                                        (6, _same_config(LeakyBackwardReLU)), (8, _same_config(ScaledWeightGradDense)),
+                                        (9, _same_config(ScaledWeightGradDense)), (0, _same_config(ForgetsBiasConv)),
+                                        (5, _same_config(ForgetsBiasConv))])
+def test_a_broken_layer_anywhere_in_a_ten_layer_graph_is_the_first_failure(at, broken):
+    x, _ = _digits(8)
+    assert mdl.check_model(_ten_layer_graph(), x).passed
+    report = mdl.check_model(_ten_layer_graph(at, broken), x)
+    assert report.first_failure == f"n{at}", str(report)
+    assert [row.path for row in report.rows if not row.passed] == [f"n{at}"]
+    assert "FAILED: the first failing layer is 'n%d'" % at in str(report)
+
+
+def test_kinks_are_left_out_not_failed():
+    """ReLU after ReLU gets exact zeros, and max-pool windows of zeros tie: declared kinks, skipped."""
+    x = np.zeros((4, 2, 6, 6), np.float32)
+    x[:, :, ::2] = RNG(1).standard_normal((4, 2, 3, 6))
+    model = mdl.Sequential(L.ReLU(), L.ReLU(), L.MaxPool2D(2), L.Flatten(), L.Dense(18, 3, rng=0))
+    report = mdl.check_model(model, x)
+    assert report.passed, str(report)
+    kinks = {row.path: sum(t.kinks_skipped for t in row.tensors) for row in report.rows}
+    assert kinks["0"] > 0 and kinks["1"] > 0 and kinks["2"] > 0
+
+
+def test_training_mode_dropout_is_checked_with_its_mask_fixed():
+    x, _ = _digits(8)
+    model = mdl.Sequential(L.Flatten(), L.Dense(64, 32, rng=0), L.Dropout(0.5, rng=0), L.Dense(32, 10, rng=1))
+    report = mdl.check_model(model, x)
+    assert report.passed, str(report)
+    assert report.rows[2].tensors and report.rows[2].tensors[0].checked > 0
+
+
+def test_a_random_layer_that_cannot_be_fixed_is_reported_not_failed():
+    class Noisy(L.Layer):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(0)
+
+        def forward(self, x):
+            return x + self.rng.standard_normal(x.shape)
+
+        def backward(self, grad_output, *, input_grad=True):
+            return grad_output
+
+    report = mdl.check_model(mdl.Sequential(L.Tanh(), Noisy()), np.ones((2, 3)))
+    assert report.passed and "random" in report.rows[1].note
+
+
+def test_the_model_is_left_untouched():
+    x, _ = _digits(4)
+    model = mdl.models.reference_cnn(0)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    mdl.check_model(model, x)
+    assert all(np.array_equal(before[k], v) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
+    assert all(not np.any(p.grad) for p in model.parameters())
+
+
+def test_against_torch_is_not_there_yet():
+    with pytest.raises(NotImplementedError, match="against"):
+        mdl.check_model(L.ReLU(), np.ones(3), against="torch")
