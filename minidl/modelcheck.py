@@ -22,7 +22,7 @@ import numpy as np
 from .grad_mode import enable_grad
 from .gradcheck import _buffers_to_float64
 from .graph import Graph
-from .modelcheck_numeric import TensorResult, check_layer_at
+from .modelcheck_numeric import TensorResult, check_layer_at, tensor_result
 
 __all__ = ["check_model", "ModelCheck", "LayerCheck", "TensorResult"]
 
@@ -163,8 +163,12 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
     y, loss : optional
         Labels and a loss (:class:`~minidl.losses.SoftmaxCrossEntropy`, ...): the loss is
         checked too, at the model's output, as the last row ``"loss"``.
-    against : None
-        Reserved for ``"torch"`` (layer by layer against PyTorch); not implemented yet.
+    against : {None, 'torch'}
+        ``'torch'``: instead of finite differences, each layer's twin from
+        :func:`minidl.interop.to_torch` is fed the same recorded inputs, and its output and
+        every gradient (torch's autograd) are compared with the layer's in float64 -- a custom
+        layer with a torch recipe is compared with its torch twin; a layer without one is
+        reported, not failed. Needs torch.
     directions : int, default 3
         Random directions per tensor larger than ``elementwise_limit`` elements.
     elementwise_limit : int, default 64
@@ -185,8 +189,10 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
 
     Raises
     ------
-    NotImplementedError
-        ``against`` other than None.
+    ValueError
+        ``against`` other than None or 'torch'.
+    ImportError
+        ``against='torch'`` without torch.
 
     Shape
     -----
@@ -200,8 +206,8 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
     >>> report.passed, report.first_failure
     (True, None)
     """
-    if against is not None:
-        raise NotImplementedError("check_model: against='torch' is not implemented yet; pass against=None.")
+    if against not in (None, "torch"):
+        raise ValueError(f"check_model: against must be None or 'torch'. Received: {against!r}")
 
     twin = _float64_copy(model)
     rng = np.random.default_rng(seed)
@@ -211,12 +217,47 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
         rows = []
         for _, (path, layer, inputs) in seen.items():
             row = LayerCheck(path, repr(layer), [np.shape(v) for v in inputs])
-            row.tensors, row.note = check_layer_at(layer, inputs, rng, directions, elementwise_limit, eps, rtol, atol)
+            if against == "torch":
+                row.tensors, row.note = _against_torch(layer, inputs, rng, rtol, atol)
+            else:
+                row.tensors, row.note = check_layer_at(layer, inputs, rng, directions, elementwise_limit, eps,
+                                                       rtol, atol)
             rows.append(row)
-        if loss is not None:
+        if loss is not None and against is None:
             out = twin(x64)
             row = LayerCheck("loss", repr(loss), [out.shape])
             row.tensors, row.note = check_layer_at(_float64_copy(loss), [out, y], rng, directions,
                                                    elementwise_limit, eps, rtol, atol)
             rows.append(row)
     return ModelCheck(rows, eps, rtol, atol)
+
+
+def _against_torch(layer, inputs, rng, rtol, atol):
+    """Output, input and parameter gradients of ``layer`` against its torch twin's autograd."""
+    from .interop import to_torch
+    try:
+        module = to_torch(layer)
+    except TypeError as exc:
+        return [], f"no torch twin: {exc}"
+    import torch
+    xs = [np.array(v, dtype=np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in inputs]
+    tx = [torch.tensor(v, requires_grad=True) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in xs]
+    layer.zero_grad()
+    out = layer(*xs)
+    g = rng.standard_normal(np.shape(out))
+    grads = layer.backward(g)
+    grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+    t_out = module(*tx)
+    t_out.backward(torch.from_numpy(g))
+    pairs = [("output", out, t_out.detach().numpy())]
+    pairs += [("input" if len(tx) == 1 else f"input[{i}]", got, t.grad.numpy())
+              for i, (got, t) in enumerate(zip(grads, tx)) if got is not None and isinstance(t, torch.Tensor)]
+    theirs = dict(module.named_parameters())
+    pairs += [(name, p.grad, theirs[name].grad.numpy()) for name, p in layer.named_parameters()]
+    results = []
+    for name, ours, ref in pairs:
+        a, n = np.asarray(ours, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
+        keys = [tuple(int(j) for j in np.unravel_index(i, np.shape(ref))) for i in range(n.size)] if n.size < 4096 \
+            else list(range(n.size))
+        results.append(tensor_result(name, "torch", a, n, np.maximum(np.abs(a), np.abs(n)), rtol, atol, keys, 0))
+    return results, ""

@@ -57,7 +57,7 @@ def _fix_randomness(layer) -> None:
         layer.draw_mask = lambda shape: masks.setdefault(tuple(shape), draw(shape))
 
 
-def _tensor_result(name, method, analytic, numeric, scale, rtol, atol, worst_keys, kinks):
+def tensor_result(name, method, analytic, numeric, scale, rtol, atol, worst_keys, kinks):
     if len(analytic) == 0:
         return TensorResult(name, method, 0, 0.0, 0.0, None, True, kinks)
     a, n, s = (np.asarray(v, dtype=np.float64) for v in (analytic, numeric, scale))
@@ -129,7 +129,7 @@ def _elementwise(name, array, analytic, mask, value, eps, rtol, atol):
         n.append((fp - fm) / (2 * eps))
         keys.append(tuple(int(j) for j in np.unravel_index(i, array.shape)))
     scale = np.maximum(np.abs(a), np.abs(n)) if a else []
-    return _tensor_result(name, "elementwise", a, n, scale, rtol, atol, keys, int(skip.sum()) + crossed)
+    return tensor_result(name, "elementwise", a, n, scale, rtol, atol, keys, int(skip.sum()) + crossed)
 
 
 def _directional(name, array, analytic, mask, value, rng, directions, eps, rtol, atol):
@@ -156,4 +156,4 @@ def _directional(name, array, analytic, mask, value, rng, directions, eps, rtol,
                 break
             crossed += 1  # one-sided slopes disagree: v crosses a kink no layer declared
     kinks = crossed + (0 if mask is None else int(np.sum(mask)))
-    return _tensor_result(name, "directions", a, n, scale, rtol, atol, keys, kinks)
+    return tensor_result(name, "directions", a, n, scale, rtol, atol, keys, kinks)

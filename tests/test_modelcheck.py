@@ -133,6 +133,13 @@ def test_the_model_is_left_untouched():
     assert all(not np.any(p.grad) for p in model.parameters())
 
 
-def test_against_torch_is_not_there_yet():
-    with pytest.raises(NotImplementedError, match="against"):
-        mdl.check_model(L.ReLU(), np.ones(3), against="torch")
+def test_against_torch_layer_by_layer_names_the_layer_that_differs():
+    pytest.importorskip("torch")
+    x, _ = _digits(8)
+    report = mdl.check_model(mdl.models.reference_cnn(0), x, against="torch")
+    assert report.passed, str(report)
+    assert {t.name for t in report.rows[0].tensors} == {"output", "input", "weight", "bias"}
+    broken = mdl.check_model(_ten_layer_graph(6, _same_config(LeakyBackwardReLU)), x, against="torch")
+    assert broken.first_failure == "n6", str(broken)
+    with pytest.raises(ValueError, match="against must be None or 'torch'"):
+        mdl.check_model(L.ReLU(), np.ones(3), against="tf")
