@@ -1,4 +1,4 @@
-"""The ``minidl`` command: ``minidl train``, ``minidl gradcheck`` and ``minidl export``."""
+"""The ``minidl`` command: ``minidl train``, ``minidl gradcheck [MODEL.npz]`` and ``minidl export``."""
 
 from __future__ import annotations
 
@@ -183,7 +183,38 @@ def _train(args) -> int:
     return 0 if pictures is None or len(pictures) == len(PICTURES) else 1
 
 
+def _gradcheck_model(args) -> int:
+    """``minidl gradcheck MODEL.npz``: check_model on a real batch of --dataset; 1 if a layer fails."""
+    import minidl as mdl
+
+    where = f"minidl gradcheck {args.model_file}"
+    try:
+        model = mdl.load(args.model_file).train()  # training mode: the backward training uses
+    except (OSError, ValueError) as exc:
+        print(f"{where}: error: cannot read it: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    args.model = "reference"
+    data, problem = _load(mdl, args)
+    if problem:
+        print(f"{where}: error: {problem}", file=sys.stderr)
+        return 2
+    X, y = data[1][0][:args.batch_size], data[1][1][:args.batch_size]
+    try:
+        loss = mdl.losses.SoftmaxCrossEntropy() if np.ndim(model(X)) == 2 else None
+        report = mdl.check_model(model, X, y if loss else None, loss, against=args.against, seed=args.seed)
+    except ImportError as exc:
+        print(f"{where}: error: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as exc:  # the model does not take this dataset's images
+        print(f"{where}: error: {' '.join(str(exc).split())} (is --dataset the model's?)", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if report.passed else 1
+
+
 def _gradcheck(args) -> int:
+    if args.model_file is not None:
+        return _gradcheck_model(args)
     from .gradcheck_grid import run_grid
 
     reports, unchecked = run_grid(seed=args.seed)
@@ -275,8 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=os.path.join("runs", "digits"), help="output folder (default: runs/digits)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     t.set_defaults(func=_train)
-    g = sub.add_parser("gradcheck", help="check every registered layer's gradients on the configurations it declares")
-    g.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0)
+    g = sub.add_parser("gradcheck", help="check every registered layer's gradients on the configurations it "
+                                         "declares, or those of a saved model, layer by layer, on a real batch")
+    g.add_argument("model_file", nargs="?", default=None, metavar="MODEL.npz",
+                   help="a saved model: check_model on --batch-size samples of --dataset (exit 1 on a failure)")
+    g.add_argument("--dataset", choices=list(DATASETS), default="digits", help="the batch's dataset (default digits)")
+    g.add_argument("--data-dir", default=None, help="folder with the IDX files of --dataset mnist/fashion/kmnist")
+    g.add_argument("--batch-size", type=_number(int, 1), default=16, help="samples checked (default 16)")
+    g.add_argument("--against", choices=["torch"], default=None,
+                   help="compare each layer with its PyTorch twin instead of finite differences")
+    g.add_argument("--seed", type=_number(int, 0, maximum=2**32), default=0, help="default 0")
     g.set_defaults(func=_gradcheck)
     e = sub.add_parser("export", help="write a saved model (minidl train's model.npz) as an ONNX file "
                                       "(needs pip install -e \".[onnx]\")")

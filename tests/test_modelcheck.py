@@ -143,3 +143,25 @@ def test_against_torch_layer_by_layer_names_the_layer_that_differs():
     assert broken.first_failure == "n6", str(broken)
     with pytest.raises(ValueError, match="against must be None or 'torch'"):
         mdl.check_model(L.ReLU(), np.ones(3), against="tf")
+
+
+def test_cli_gradcheck_of_a_saved_model_exits_1_naming_the_broken_layer(tmp_path, capsys):
+    from minidl import cli
+    from minidl.layers.registry import REGISTRY
+
+    good = tmp_path / "good.npz"
+    mdl.models.reference_cnn(0).save(good)
+    assert cli.main(["gradcheck", str(good), "--batch-size", "4"]) == 0
+    assert "check_model: PASSED" in capsys.readouterr().out
+
+    broken_cls = mdl.register_layer(type("BrokenBackwardReLU", (LeakyBackwardReLU,), {"__module__": __name__}))
+    try:
+        parts = [layer for _, layer in mdl.models.reference_cnn(0).named_children()]
+        parts[1] = broken_cls()  # the ReLU after the first convolution
+        mdl.Sequential(*parts).save(tmp_path / "broken.npz")
+        assert cli.main(["gradcheck", str(tmp_path / "broken.npz"), "--batch-size", "4"]) == 1
+        assert "FAILED: the first failing layer is '1'" in capsys.readouterr().out
+    finally:
+        del REGISTRY["BrokenBackwardReLU"]
+    assert cli.main(["gradcheck", str(tmp_path / "missing.npz")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
