@@ -12,6 +12,7 @@ from .grad_mode import enable_grad
 from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
+from .layer_contract import ContractReport, check_layer
 from .modelcheck import ModelCheck, check_model
 from .parameter import Parameter
 from .threads import get_num_threads, set_num_threads
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Parameter", "Graph", "Sequential", "Trainer", "History", "gradcheck", "GradcheckReport", "enable_grad",
-    "check_model", "ModelCheck",
+    "check_model", "ModelCheck", "check_layer", "ContractReport",
     "load", "save", "register_layer", "set_num_threads", "get_num_threads",
     "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
     "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",

@@ -165,3 +165,51 @@ def test_cli_gradcheck_of_a_saved_model_exits_1_naming_the_broken_layer(tmp_path
         del REGISTRY["BrokenBackwardReLU"]
     assert cli.main(["gradcheck", str(tmp_path / "missing.npz")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+class CastsUpstream(L.ReLU):
+    """Accepts an upstream gradient of any dtype and casts it (the rule before issue 11)."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        return super().backward(np.asarray(grad_output, dtype=self.saved_values.x.dtype))
+
+
+class AssignsGrad(L.Dense):
+    """Assigns .grad instead of adding into it."""
+
+    def backward(self, grad_output, *, input_grad=True):
+        self.zero_grad()
+        return super().backward(grad_output, input_grad=input_grad)
+
+
+class ClobbersInput(L.ReLU):
+    def forward(self, x):
+        out = super().forward(x)
+        np.maximum(x, 0, out=x)
+        return out
+
+
+class Upcasts(L.ReLU):
+    def forward(self, x):
+        return super().forward(x).astype(np.float64)
+
+
+class Unregistered(L.Tanh):
+    pass
+
+
+@pytest.mark.parametrize("make, rule", [
+    (lambda: LeakyBackwardReLU(), "gradients (check_model, float64)"),
+    (lambda: CastsUpstream(), "bad upstream gradient refused"),
+    (lambda: AssignsGrad(4, 3, rng=0), "gradients add up in .grad"),
+    (lambda: ClobbersInput(), "inputs not modified"),
+    (lambda: Upcasts(), "output shape and dtype"),
+    (lambda: Unregistered(), "save and load"),
+], ids=["wrong-gradient", "casts-upstream", "assigns-grad", "clobbers-input", "upcasts", "unregistered"])
+def test_check_layer_names_the_rule_each_broken_layer_breaks(make, rule):
+    layer = make()
+    x = RNG(0).standard_normal((2, 4)).astype(np.float32)
+    report = mdl.check_layer(layer, x)
+    assert not report.passed and rule in [r for r, _ in report.failures], str(report)
+    for good in (L.Dense(4, 3, rng=0), L.ReLU(), L.SiLU(), L.Dropout(0.3, rng=0), L.BatchNorm1D(4)):
+        assert mdl.check_layer(good, x).passed, str(mdl.check_layer(good, x))

@@ -30,6 +30,7 @@ API_MODULES = [
     ("minidl.metrics", "training metrics"),
     ("minidl.gradcheck", "numerical gradient checks"),
     ("minidl.modelcheck", "gradient checks of a whole model, layer by layer, at a real batch: check_model"),
+    ("minidl.layer_contract", "the contract every built-in layer passes, for your own: check_layer"),
     ("minidl.grad_mode", "gradients of a model in eval mode: enable_grad"),
     ("minidl.threads", "the threads minidl computes on, as PyTorch: set_num_threads, get_num_threads"),
     ("minidl.testing", "helpers for tests of layers, built-in or your own"),
