@@ -52,7 +52,8 @@ PAGES = [pytest.param(p, id=p.relative_to(DOCS).as_posix(),
 @pytest.mark.parametrize("page", PAGES)
 def test_every_code_block_of_the_page_runs_in_order(page, tmp_path, monkeypatch):
     code = "\n".join(block for _, block in _blocks(page))
-    for needed, uses in (("torch", ("interop.to_torch(", "import torch")), ("onnx", ("export.to_onnx(", "import onnx"))):
+    for needed, uses in (("torch", ("interop.to_torch(", "import torch")),
+                         ("onnx", ("export.to_onnx(", "import onnx"))):
         if any(use in code for use in uses):
             pytest.importorskip(needed, reason=f"{page.name} uses {needed}: pip install -e \".[{needed}]\"")
     monkeypatch.chdir(tmp_path)  # blocks write files (model.onnx, checkpoints)
