@@ -16,7 +16,8 @@ from minidl.train.history import History
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="needs matplotlib (pip install 'minidl[plot]')")
-FUNCTIONS = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms"]
+FUNCTIONS = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms",
+             "gradient_errors"]
 
 
 @pytest.fixture
@@ -58,6 +59,7 @@ def test_missing_matplotlib_names_the_function_and_the_fix(monkeypatch):
         "confusion_matrix": lambda: mdl.plot.confusion_matrix([0, 1], [1, 1]),
         "misclassified": lambda: mdl.plot.misclassified(np.zeros((2, 8, 8)), [0, 1], [1, 1]),
         "norms": lambda: mdl.plot.norms(rec),
+        "gradient_errors": lambda: mdl.plot.gradient_errors(mdl.check_model(mdl.layers.ReLU(), np.ones(3))),
     }
     assert sorted(calls) == sorted(FUNCTIONS) == sorted(mdl.plot.__all__)
     for name, call in calls.items():
@@ -389,3 +391,21 @@ def test_norms_bad_input(plt):
         mdl.plot.norms(mdl.NormHistory())
     with pytest.raises(TypeError, match=r"expected a minidl.callbacks.NormHistory.*Received: dict"):
         mdl.plot.norms({"grad_norms": {}})
+
+
+def test_gradient_errors_one_bar_per_layer_the_failing_one_red(plt):
+    class Wrong(mdl.layers.Tanh):
+        def backward(self, grad_output, *, input_grad=True):
+            return 2 * super().backward(grad_output)
+
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    report = mdl.check_model(mdl.Sequential(mdl.layers.Dense(3, 4, rng=0), Wrong(), mdl.layers.Dense(4, 2, rng=1)), x)
+    fig = mdl.plot.gradient_errors(report)
+    bars = fig.axes[0].patches
+    assert len(bars) == 3 and report.first_failure == "1"
+    red = [tuple(round(c, 3) for c in b.get_facecolor()[:3]) for b in bars]
+    assert red[1] != red[0] == red[2]
+    assert "first failure: 1" in fig.axes[0].get_title()
+    with pytest.raises(TypeError, match="what minidl.check_model returns"):
+        mdl.plot.gradient_errors({"rows": []})
+    plt.close(fig)

@@ -12,10 +12,13 @@ returns that :class:`matplotlib.figure.Figure` and never calls ``plt.show()``.
 - :func:`misclassified`: the wrong samples, titled "true→predicted".
 - :func:`norms`: per-layer gradient and weight norms recorded by
   :class:`minidl.callbacks.NormHistory`.
+- :func:`gradient_errors`: a :func:`minidl.check_model` report, one bar per layer.
 """
 
+from .checks import gradient_errors
 from .classification import confusion_matrix
 from .images import feature_maps, filters, misclassified
 from .training import learning_curves, norms
 
-__all__ = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms"]
+__all__ = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms",
+           "gradient_errors"]
