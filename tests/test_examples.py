@@ -82,3 +82,10 @@ def test_example_has_docstring_and_main_guard(name):
 @pytest.mark.parametrize("name", ["train_digits.py", "residual_digits.py"])
 def test_example_help_lists_epochs(name, tmp_path):
     assert "--epochs" in check_ok(run_example(name, "--help", cwd=tmp_path))
+
+
+def test_find_a_wrong_layer_names_the_broken_activation(tmp_path):
+    pytest.importorskip("matplotlib")
+    stdout = check_ok(run_example("plot_find_a_wrong_layer.py", cwd=tmp_path))
+    assert "first failing layer: 4" in stdout
+    assert (tmp_path / "find_a_wrong_layer.png").stat().st_size > 0
