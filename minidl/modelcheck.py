@@ -149,7 +149,7 @@ def _record_inputs(twin, x):
     return seen, leaves
 
 
-def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elementwise_limit=64,
+def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elementwise_limit=16,
                 eps=1e-6, rtol=1e-5, atol=1e-8, seed=0) -> ModelCheck:
     r"""Check every layer's backward at the inputs one real batch gives it, in float64.
 
@@ -171,7 +171,7 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
         reported, not failed. Needs torch.
     directions : int, default 3
         Random directions per tensor larger than ``elementwise_limit`` elements.
-    elementwise_limit : int, default 64
+    elementwise_limit : int, default 16
         Tensors with at most this many elements are checked element by element.
     eps : float, default 1e-6
         The central difference's step.
