@@ -115,6 +115,21 @@ def _rule_accumulates(layer, x):
     return ""
 
 
+def _rule_backward_params(layer, x):
+    full, params_only = copy.deepcopy(layer), copy.deepcopy(layer)
+    full.zero_grad()
+    params_only.zero_grad()
+    out = full(x)
+    g = np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype)
+    full.backward(g)
+    params_only(x)
+    params_only.backward_params(g)
+    for (name, a), b in zip(full.named_parameters(), params_only.parameters()):
+        if not np.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6):
+            return f"backward_params (input_grad=False) gives another {name} gradient than backward"
+    return ""
+
+
 def _rule_state_and_config(layer, x):
     try:
         json.dumps(layer.get_config())
@@ -166,6 +181,7 @@ def _rule_gradients(layer, x):
 _RULES = [("output shape and dtype", _rule_output), ("bad upstream gradient refused", _rule_refuses_bad_upstream),
           ("backward before forward: RuntimeError", _rule_before_forward),
           ("gradients add up in .grad", _rule_accumulates),
+          ("backward_params gives backward's parameter gradients", _rule_backward_params),
           ("config and state dict rebuild it", _rule_state_and_config),
           ("save and load", _rule_save_load), ("eval mode keeps no cache", _rule_eval_keeps_nothing),
           ("inputs not modified", _rule_inputs_untouched), ("gradients (check_model, float64)", _rule_gradients)]
@@ -176,7 +192,8 @@ def check_layer(layer, x) -> ContractReport:
 
     The rules: output and input gradient of the input's shape and dtype; an upstream gradient of
     another dtype or shape refused (TypeError/ValueError) without touching ``.grad``; backward
-    before forward raises RuntimeError; parameter gradients add up over two backward calls;
+    before forward raises RuntimeError; parameter gradients add up over two backward calls and
+    ``backward_params`` (``input_grad=False``) gives the same ones;
     ``type(layer)(**layer.get_config())`` plus ``load_state_dict`` rebuilds it; it is registered
     and ``mdl.save``/``mdl.load`` round-trip it; an eval-mode forward keeps no backward cache; the
     input is not modified; and :func:`minidl.check_model` passes on it at ``x``.

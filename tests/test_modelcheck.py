@@ -213,3 +213,24 @@ def test_check_layer_names_the_rule_each_broken_layer_breaks(make, rule):
     assert not report.passed and rule in [r for r, _ in report.failures], str(report)
     for good in (L.Dense(4, 3, rng=0), L.ReLU(), L.SiLU(), L.Dropout(0.3, rng=0), L.BatchNorm1D(4)):
         assert mdl.check_layer(good, x).passed, str(mdl.check_layer(good, x))
+
+
+def test_the_contract_suites_broken_layers_are_each_caught():
+    """The mutations tests/test_layer_contract.py injects: the gradient ones by check_model in a model,
+    the contract ones (dtype, in place, casting, assigning .grad, backward_params) by check_layer."""
+    import test_layer_contract as contract
+
+    x = RNG(0).standard_normal((4, 5)).astype(np.float32)
+    for broken in (contract.WeightGradOffByOnePercent(5, 3, rng=0), contract.LeakyBackwardReLU()):
+        head = [L.Dense(5, 5, rng=1)] if isinstance(broken, L.ReLU) else []
+        model = mdl.Sequential(L.Tanh(), *head, broken, L.Tanh())
+        report = mdl.check_model(model, x)
+        assert report.first_failure == str(len(head) + 1), str(report)
+    for broken, rule in [(contract.OverwritingDense(5, 3, rng=0), "gradients add up in .grad"),
+                         (contract.InPlaceReLU(), "inputs not modified"),
+                         (contract.Float64Dense(5, 3, rng=0), "output shape and dtype"),
+                         (contract.CastingReLU(), "bad upstream gradient refused"),
+                         (contract.BiasForgottenInBackwardParams(5, 3, rng=0),
+                          "backward_params gives backward's parameter gradients")]:
+        report = mdl.check_layer(broken, x)
+        assert rule in [r for r, _ in report.failures], str(report)
