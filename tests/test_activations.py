@@ -30,6 +30,14 @@ PAIRS = [
     ("gelu", lambda: layers.GELU(), lambda: torch.nn.GELU()),
     ("gelu_tanh", lambda: layers.GELU("tanh"), lambda: torch.nn.GELU(approximate="tanh")),
     ("silu", lambda: layers.SiLU(), lambda: torch.nn.SiLU()),
+    ("elu", lambda: layers.ELU(), lambda: torch.nn.ELU()),
+    ("elu_0.5", lambda: layers.ELU(0.5), lambda: torch.nn.ELU(0.5)),
+    ("elu_neg", lambda: layers.ELU(-2.0), lambda: torch.nn.ELU(-2.0)),
+    ("softplus", lambda: layers.Softplus(), lambda: torch.nn.Softplus()),
+    ("softplus_beta2_threshold5", lambda: layers.Softplus(2.0, 5.0), lambda: torch.nn.Softplus(2.0, 5.0)),
+    ("softplus_beta0.5", lambda: layers.Softplus(0.5), lambda: torch.nn.Softplus(0.5)),
+    ("hardswish", lambda: layers.Hardswish(), lambda: torch.nn.Hardswish()),
+    ("mish", lambda: layers.Mish(), lambda: torch.nn.Mish()),
     ("identity", lambda: layers.Identity(), lambda: torch.nn.Identity()),
     ("softmax", lambda: layers.Softmax(), lambda: torch.nn.Softmax(dim=1)),
     ("softmax_last", lambda: layers.Softmax(-1), lambda: torch.nn.Softmax(dim=-1)),
@@ -43,6 +51,7 @@ def _inputs(seed=0):
     x = rng.standard_normal((3, 4, 5, 6)) * 4
     x.flat[::17] = 0.0
     x.flat[1::23] = rng.choice([-40.0, 40.0, -700.0, 700.0], x.flat[1::23].shape)
+    x.flat[2::29] = rng.choice([-3.0, 3.0], x.flat[2::29].shape)  # Hardswish's kinks
     return x, rng.standard_normal(x.shape)
 
 
@@ -139,7 +148,9 @@ def test_identity_returns_the_same_arrays():
 
 
 @pytest.mark.parametrize("layer", [layers.LeakyReLU(0.2), layers.Sigmoid(), layers.Tanh(), layers.GELU("tanh"),
-                                   layers.Identity(), layers.Softmax(-1)], ids=repr)
+                                   layers.Identity(), layers.Softmax(-1), layers.ELU(0.5),
+                                   layers.Softplus(2.0, 5.0), layers.Hardswish(), layers.Mish(),
+                                   layers.PReLU(3, init=0.1)], ids=repr)
 def test_save_load_round_trip(layer, tmp_path):
     model = mdl.Sequential(layers.Dense(4, 3, rng=0), layer)
     model.save(tmp_path / "m.npz")
@@ -155,6 +166,14 @@ def test_save_load_round_trip(layer, tmp_path):
     (lambda: layers.LeakyReLU(float("nan")), ValueError, "finite"),
     (lambda: layers.GELU("erf"), ValueError, r"approximate must be 'none'.*Received: approximate='erf'"),
     (lambda: layers.Softmax(1.0), TypeError, r"Softmax: axis must be an int"),
+    (lambda: layers.ELU("1"), TypeError, r"ELU: alpha must be a real number. Received: alpha='1'"),
+    (lambda: layers.ELU(float("inf")), ValueError, r"ELU: alpha must be a finite number"),
+    (lambda: layers.Softplus(0), ValueError, r"Softplus: beta must be a finite number other than 0"),
+    (lambda: layers.Softplus(threshold=float("nan")), ValueError, r"Softplus: threshold must be a number \(not nan\)"),
+    (lambda: layers.Softplus(True), TypeError, r"Softplus: beta must be a real number"),
+    (lambda: layers.PReLU(0), ValueError, r"PReLU: num_parameters must be"),
+    (lambda: layers.PReLU(init="0.25"), TypeError, r"PReLU: init must be a real number"),
+    (lambda: layers.PReLU(dtype=np.int32), TypeError, r"PReLU"),
 ])
 def test_constructor_errors(make, error, match):
     with pytest.raises(error, match=match):
@@ -172,6 +191,56 @@ def test_forward_errors_name_the_layer():
         F.gelu_backward(np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="dtype"):
         F.sigmoid_backward(np.ones(3, np.float32), np.ones(3))
+
+
+# --------------------------------------------------- PReLU: a learnable slope per channel
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("num_parameters", [1, 4])
+def test_prelu_matches_torch_values_and_both_gradients(num_parameters, dtype):
+    """Output, dL/dx and dL/dweight against torch.nn.PReLU (exact zeros included: slope ``weight``
+    there), the weights drawn per channel; dtype kept; float16 within a rounding or two."""
+    x, g = _inputs(5)
+    x, g = np.clip(x, -8, 8).astype(dtype), g.astype(dtype)
+    w = np.random.default_rng(6).uniform(-1, 1, num_parameters).astype(dtype)
+    ours = layers.PReLU(num_parameters, dtype=dtype)
+    ours.weight.data[:] = w
+    theirs = torch.nn.PReLU(num_parameters, dtype=getattr(torch, np.dtype(dtype).name))
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(w))
+    y, dx = ours(x), ours.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.tensor(g))
+    assert y.dtype == dx.dtype == ours.weight.grad.dtype == dtype
+    tol = {np.float16: 4e-3, np.float32: 1e-5, np.float64: 1e-10}[dtype]
+    wtol = {np.float16: 0.5, np.float32: 1e-3, np.float64: 1e-10}[dtype]  # a sum over 90-360 terms
+    np.testing.assert_allclose(y.astype(np.float64), yt.detach().double().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx.astype(np.float64), xt.grad.double().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(ours.weight.grad.astype(np.float64), theirs.weight.grad.double().numpy(),
+                               rtol=tol, atol=wtol)
+
+
+def test_prelu_state_dict_matches_torch_and_accumulates():
+    layer = layers.PReLU(3, init=0.1)
+    assert list(layer.state_dict()) == list(torch.nn.PReLU(3).state_dict()) == ["weight"]
+    assert layer.weight.data.dtype == np.float32 and np.all(layer.weight.data == np.float32(0.1))
+    x = -np.ones((2, 3, 2), np.float32)
+    layer(x)
+    layer.backward(np.ones_like(x))
+    layer.backward(np.ones_like(x), input_grad=False)
+    np.testing.assert_array_equal(layer.weight.grad, [-8.0, -8.0, -8.0])  # added, never overwritten
+
+
+def test_prelu_input_errors_name_the_layer_and_the_fix():
+    with pytest.raises(ValueError, match=r"PReLU\(num_parameters=3, init=0.25\): expected input of shape "
+                                         r"\(N, 3, \*\).*got shape \(2, 4\)\. Set num_parameters"):
+        layers.PReLU(3)(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, \*\).*got shape \(3,\)"):
+        layers.PReLU(3)(np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        layers.PReLU()(np.ones(3, np.float64))
+    with pytest.raises(ValueError, match=r"prelu: expected weight of shape \(1,\) or \(C,\)"):
+        F.prelu(np.ones((2, 3)), np.ones(2))
 
 
 # ------------------------------------------- the comparison catches a wrong gradient

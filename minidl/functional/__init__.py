@@ -9,7 +9,8 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 
 The math is here, one module per op with its forward and backward side by side
-(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
+(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
+``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
 ``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
@@ -29,6 +30,18 @@ from .activation import (
     softmax_backward,
     tanh,
     tanh_backward,
+)
+from .activation_extra import (
+    elu,
+    elu_backward,
+    hardswish,
+    hardswish_backward,
+    mish,
+    mish_backward,
+    prelu,
+    prelu_backward,
+    softplus,
+    softplus_backward,
 )
 from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
@@ -70,9 +83,13 @@ __all__ = [
     "cross_entropy_backward",
     "dropout",
     "dropout_backward",
+    "elu",
+    "elu_backward",
     "flatten",
     "gelu",
     "gelu_backward",
+    "hardswish",
+    "hardswish_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
@@ -81,6 +98,10 @@ __all__ = [
     "linear_weight",
     "log_softmax",
     "max_pool2d",
+    "mish",
+    "mish_backward",
+    "prelu",
+    "prelu_backward",
     "silu",
     "silu_backward",
     "mse_loss",
@@ -95,4 +116,6 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "softmax",
+    "softplus",
+    "softplus_backward",
 ]

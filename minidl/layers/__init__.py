@@ -6,6 +6,8 @@ Each layer lives in the module of its kind and is exported here from that module
 
 from .activation import *  # noqa: F403 - each module's __all__ is its public layers
 from .activation import __all__ as _activation
+from .activation_extra import *  # noqa: F403
+from .activation_extra import __all__ as _activation_extra
 from .base import InputSpec, Layer, Unsupported
 from .batchnorm import *  # noqa: F403
 from .batchnorm import __all__ as _batchnorm
@@ -20,4 +22,5 @@ from .merge import __all__ as _merge
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
-__all__ = ["Layer", *_conv, *_activation, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported", "InputSpec"]
+__all__ = ["Layer", *_conv, *_activation, *_activation_extra, *_pool, *_dense, *_merge, *_batchnorm, *_dropout,
+           "Unsupported", "InputSpec"]
