@@ -71,7 +71,8 @@ def _backward(grad_output, x, mean, inv_std, weight, input_stats, input_grad, wh
                              f"forward returned with return_stats=True). Received: shape {v.shape}.")
     weight = check_param(weight, "weight", (c,), x, where)
     groups = mean.shape[1]
-    rows = (_rows(compute_dtype(x), groups) - mean.reshape(-1, 1)) * inv_std.reshape(-1, 1)
+    rows = _rows(compute_dtype(x), groups) - mean.reshape(-1, 1)  # x_hat, in one array of the input's size
+    rows *= inv_std.reshape(-1, 1)
     dy = compute_dtype(grad_output)
     ncs = (n, c, int(np.prod(x.shape[2:])))
     grad_weight = np.einsum("ncs,ncs->c", dy.reshape(ncs), rows.reshape(ncs)).astype(x.dtype, copy=False)

@@ -34,12 +34,14 @@ def normalize_rows(rows, eps):
 
 
 def rows_backward(grad_x_hat, x_hat, inv_std):
-    """dL/dx of ``x_hat = (x - mean(x)) * inv_std`` per row, given dL/dx_hat (overwritten)."""
+    """dL/dx of ``x_hat = (x - mean(x)) * inv_std`` per row, given dL/dx_hat; both arrays are overwritten
+    (the result is ``grad_x_hat``'s memory: no temporary of the input's size)."""
     m = max(grad_x_hat.shape[1], 1)
     mean_g = grad_x_hat.sum(axis=1, keepdims=True) / m
     mean_gx = np.einsum("bm,bm->b", grad_x_hat, x_hat)[:, None] / m
     grad_x_hat -= mean_g
-    grad_x_hat -= x_hat * mean_gx
+    x_hat *= mean_gx
+    grad_x_hat -= x_hat
     grad_x_hat *= inv_std
     return grad_x_hat
 
@@ -212,7 +214,8 @@ def layer_norm_backward(grad_output, input, normalized_shape, mean, inv_std, wei
                              f"input with return_stats=True). Received: shape {v.shape}.")
     weight = check_param(weight, "weight", shape, input, where)
     m = int(np.prod(shape))
-    x_hat = (compute_dtype(input) - mean) * inv_std
+    x_hat = compute_dtype(input) - mean
+    x_hat *= inv_std
     dy = compute_dtype(grad_output)
     rows_dy, rows_x_hat = dy.reshape(-1, m), x_hat.reshape(-1, m)
     grad_weight = np.einsum("bm,bm->m", rows_dy, rows_x_hat).reshape(shape).astype(input.dtype, copy=False)
