@@ -97,7 +97,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, ret
 
     Parameters
     ----------
-    input : ndarray (..., *normalized_shape), floating point
+    input : ndarray of shape ``(*, *normalized_shape)``, floating point
     normalized_shape : int or tuple of int
         The trailing dimensions normalised over.
     weight, bias : ndarray of shape ``normalized_shape``, or None

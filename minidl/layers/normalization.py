@@ -191,7 +191,7 @@ class GroupNorm(_Norm):
     -----
     Per sample and group, over its ``M = (C / G) * prod(*)`` values: ``x_hat = (x - mu) / sqrt(var + eps)``,
     ``y = weight[c] * x_hat + bias[c]``; the same in training and eval mode. ``GroupNorm(1, C)`` is a
-    LayerNorm over (C, *) with per-channel weights; ``GroupNorm(C, C)`` an instance norm. Backward:
+    LayerNorm over ``(C, *)`` with per-channel weights; ``GroupNorm(C, C)`` an instance norm. Backward:
     :func:`minidl.functional.group_norm_backward`.
 
     Examples
