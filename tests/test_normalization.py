@@ -175,3 +175,12 @@ def test_config_rebuilds_the_layer(layer):
     again = type(layer)(**layer.get_config())
     assert repr(again) == repr(layer) and again.get_config() == layer.get_config()
     assert list(again.state_dict()) == list(layer.state_dict())
+
+
+def test_a_float64_layer_shows_and_stores_its_dtype_by_name():
+    """As every layer: ``dtype='float64'`` in the repr (not ``dtype('float64')``), 'float64' in the config."""
+    for layer in (L.LayerNorm(3, dtype=np.float64), L.GroupNorm(1, 2, dtype=np.float64),
+                  L.InstanceNorm2D(2, track_running_stats=True, dtype=np.float64)):
+        assert "dtype='float64'" in repr(layer) and layer.get_config()["dtype"] == "float64"
+        assert type(layer)(**layer.get_config()).state_dict()["running_mean" if "running_mean" in
+                                                             layer.state_dict() else "weight"].dtype == np.float64

@@ -30,6 +30,9 @@ class _Norm(Layer):
         arrays = [p.data for p in self.parameters()] or [b for b in self.buffers() if b.dtype.kind == "f"]
         return arrays[0].dtype if arrays else np.dtype(np.float32)
 
+    def _hyper_parameters(self):  # the dtype by its name, as the layers without a dtype attribute show it
+        return {**super()._hyper_parameters(), "dtype": self.dtype.name}
+
     def _arrays(self, dtype, affine, bias, shape):
         self.weight = Parameter(_filled(shape, 1, dtype)) if affine else None
         self.bias = Parameter(_filled(shape, 0, dtype)) if affine and bias else None
