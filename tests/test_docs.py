@@ -69,7 +69,8 @@ def test_every_page_is_in_a_toctree():
     assert not orphans, f"pages in no toctree (Sphinx -W fails on them): {orphans}"
     for required in ("conv_backprop", "performance", "reliability", "models", "changelog", "leaving", "graph",
                      "derivations/pooling", "derivations/dense", "derivations/relu", "derivations/cross_entropy",
-                     "derivations/batchnorm", "derivations/activations", "getting_started", "custom_layer", "api/index",
+                     "derivations/batchnorm", "derivations/activations", "derivations/normalization",
+                     "getting_started", "custom_layer", "api/index",
                      "auto_examples/index", "auto_examples/plot_digits_tutorial"):
         assert required in listed, required
 
@@ -94,7 +95,8 @@ def test_every_test_named_in_the_pages_exists():
 
 def test_every_derivation_page_names_its_tests():
     for page in ("conv_backprop", "derivations/pooling", "derivations/dense", "derivations/relu",
-                 "derivations/cross_entropy", "derivations/batchnorm", "derivations/activations", "graph"):
+                 "derivations/cross_entropy", "derivations/batchnorm", "derivations/activations",
+                 "derivations/normalization", "graph"):
         text = (DOCS / f"{page}.md").read_text()
         assert "$$" in text and len(TEST_NAME.findall(text)) >= 4, page
 

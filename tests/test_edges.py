@@ -203,6 +203,15 @@ def _kernel_calls():
         ("cross_entropy_backward_probs", F.cross_entropy_backward, (z, p, 0.1)),
         ("batch_norm", F.batch_norm, (x4, np.zeros(2), np.ones(2), b2[:2], b2[1:])),  # eval: pure
         ("batch_norm_backward", F.batch_norm_backward, (x4, xp[:, :, :1, :1] + x4, b2[:2], np.ones(2), b2[1:])),
+        ("layer_norm", F.layer_norm, (x4, (5, 5), x4[0, 0], x4[1, 1])),
+        ("layer_norm_backward", F.layer_norm_backward, (g4[:, :2], x4, (5, 5), *F.layer_norm(
+            x4, (5, 5), return_stats=True)[1:], x4[0, 0])),
+        ("group_norm", F.group_norm, (x4, 1, b2[:2], b2[1:])),
+        ("group_norm_backward", F.group_norm_backward, (g4[:, :2], x4, *F.group_norm(
+            x4, 2, return_stats=True)[1:], b2[:2])),
+        ("instance_norm", F.instance_norm, (x4, np.zeros(2), np.ones(2), b2[:2], b2[1:], False)),  # eval: pure
+        ("instance_norm_backward", F.instance_norm_backward, (g4[:, :2], x4, *F.instance_norm(
+            x4, return_stats=True)[1:], b2[:2])),
         ("dropout", F.dropout, (x4, x4 > 0, 0.5)),
         ("dropout_backward", F.dropout_backward, (x4, x4 < 0, 0.25)),
         ("mse_loss", F.mse_loss, (z, p)),

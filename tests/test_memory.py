@@ -268,3 +268,23 @@ def test_grouped_conv_without_zero_padding_copies_no_band(k, stride, padding, mo
     _, peak = measure(lambda: F.conv2d_weight(x, w.shape, g, **kw))
     bound = padded + columns + g.nbytes + SLACK  # G re-laid out as rows, the columns
     assert peak < bound, ("dW", peak, bound)
+
+
+# --------------------------------------------------------------------------
+# LayerNorm, GroupNorm, InstanceNorm2D: the output, then dL/dx in x_hat's memory
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: L.LayerNorm((16, 16)), lambda: L.LayerNorm(16, elementwise_affine=False),
+                                  lambda: L.GroupNorm(4, 16), lambda: L.InstanceNorm2D(16, affine=True)],
+                         ids=["layernorm", "layernorm_rows", "groupnorm", "instancenorm"])
+def test_normalization_peaks_against_the_input_size(make):
+    """Forward: the output (x_hat, scaled in place) and per-row statistics. Backward: x_hat recomputed
+    in one array and dL/dx_hat becoming dL/dx in place, about 2 inputs (3 with a temporary for
+    x_hat * mean(dx_hat * x_hat), before it was done in place)."""
+    layer = make()
+    x = np.random.default_rng(0).standard_normal((8, 16, 16, 16)).astype(np.float32)
+    g = np.ones_like(x)
+    y, forward = measure(lambda: layer(x))
+    del y
+    _, backward = measure(lambda: layer.backward(g))
+    assert forward <= 1.5 * x.nbytes + SLACK, forward / x.nbytes
+    assert backward <= 2.5 * x.nbytes + SLACK, backward / x.nbytes

@@ -75,7 +75,8 @@ def test_built_in_models_pass_on_a_real_batch():
         assert report.rows[-1].path == "loss" and len(report.rows) >= 9
         assert "check_model: PASSED" in str(report)
     mnist = RNG(0).random((4, 1, 28, 28)).astype(np.float32)
-    report = mdl.check_model(mdl.models.mnist_cnn(0), mnist, RNG(1).integers(0, 10, 4), mdl.losses.SoftmaxCrossEntropy())
+    report = mdl.check_model(mdl.models.mnist_cnn(0), mnist, RNG(1).integers(0, 10, 4),
+                             mdl.losses.SoftmaxCrossEntropy())
     assert report.passed, str(report)
 
 

@@ -11,7 +11,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
-``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
+``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -59,6 +59,8 @@ from .conv import (
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
+from .groupnorm import group_norm, group_norm_backward, instance_norm, instance_norm_backward
+from .layernorm import layer_norm, layer_norm_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
@@ -88,8 +90,14 @@ __all__ = [
     "flatten",
     "gelu",
     "gelu_backward",
+    "group_norm",
+    "group_norm_backward",
     "hardswish",
     "hardswish_backward",
+    "instance_norm",
+    "instance_norm_backward",
+    "layer_norm",
+    "layer_norm_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",

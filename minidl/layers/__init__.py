@@ -19,8 +19,10 @@ from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
 from .merge import *  # noqa: F403
 from .merge import __all__ as _merge
+from .normalization import *  # noqa: F403
+from .normalization import __all__ as _normalization
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
-__all__ = ["Layer", *_conv, *_activation, *_activation_extra, *_pool, *_dense, *_merge, *_batchnorm, *_dropout,
-           "Unsupported", "InputSpec"]
+__all__ = ["Layer", *_conv, *_activation, *_activation_extra, *_pool, *_dense, *_merge, *_batchnorm, *_normalization,
+           *_dropout, "Unsupported", "InputSpec"]

@@ -21,6 +21,18 @@ def _filled(shape, value, dtype):
     return placeholder(shape, dtype) if deferring() else np.full(shape, value, dtype=dtype)
 
 
+def check_momentum(momentum, where):
+    """``momentum`` as a float in [0, 1], or None; else the TypeError/ValueError naming ``where``."""
+    if momentum is not None:
+        if not isinstance(momentum, numbers.Real) or isinstance(momentum, (bool, np.bool_)):
+            raise TypeError(f"{where}: momentum must be a real number or None. Received: momentum={momentum!r}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"{where}: momentum must be in [0, 1] or None (cumulative average). "
+                             f"Received: momentum={momentum!r}")
+        momentum = float(momentum)
+    return momentum
+
+
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D (they differ in the input ranks they accept)."""
 
@@ -33,14 +45,7 @@ class _BatchNorm(Layer):
         where = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", where)
         self.eps = positive_real(eps, "eps", where)
-        if momentum is not None:
-            if not isinstance(momentum, numbers.Real) or isinstance(momentum, (bool, np.bool_)):
-                raise TypeError(f"{where}: momentum must be a real number or None. Received: momentum={momentum!r}")
-            if not 0 <= momentum <= 1:
-                raise ValueError(f"{where}: momentum must be in [0, 1] or None (cumulative average). "
-                                 f"Received: momentum={momentum!r}")
-            momentum = float(momentum)
-        self.momentum = momentum
+        self.momentum = check_momentum(momentum, where)
         self.affine = check_bool(affine, "affine", where)
         self.track_running_stats = check_bool(track_running_stats, "track_running_stats", where)
         self.dtype = float_dtype(dtype, where)
