@@ -368,7 +368,7 @@ class Layer(LayerTree):
         """
         keep = self.keeps_caches
         self._forward_in_eval = not keep
-        self._saved = Saved(values + tuple(named.values()), (None,) * len(values) + tuple(named)) if keep else None
+        self._saved = Saved(values, named) if keep else None
 
     @property
     def saved_values(self) -> tuple:
@@ -745,22 +745,20 @@ class Layer(LayerTree):
 
 
 class Saved(tuple):
-    """What :meth:`Layer.save_for_backward` kept: a tuple whose named values are attributes too."""
+    """What :meth:`Layer.save_for_backward` kept: a tuple whose named values are attributes too
+    (plain instance attributes: reading ``saved.x`` costs what any attribute does)."""
 
-    def __new__(cls, values, names):
-        saved = super().__new__(cls, values)
-        saved._names = names
+    def __new__(cls, values, named):
+        saved = super().__new__(cls, values + tuple(named.values()) if values else tuple(named.values()))
+        saved.__dict__.update(named)
         return saved
 
     def __reduce__(self):  # copy.deepcopy and pickle rebuild it with its names
-        return Saved, (tuple(self), self._names)
+        named = dict(self.__dict__)
+        return Saved, (tuple(self)[:len(self) - len(named)], named)
 
-    def __getattr__(self, name):
-        names = self.__dict__.get("_names", ())
-        if name not in names:
-            raise AttributeError(f"nothing was saved for backward as {name!r}; saved by name: "
-                                 f"{[n for n in names if n]}")
-        return self[names.index(name)]
+    def __getattr__(self, name):  # only reached for a name that was not saved
+        raise AttributeError(f"nothing was saved for backward as {name!r}; saved by name: {list(self.__dict__)}")
 
 
 @functools.lru_cache(maxsize=None)
