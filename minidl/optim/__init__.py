@@ -12,6 +12,8 @@
 from .adam import Adam, AdamW
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
+from .factor_lr import ConstantLR, PolynomialLR
+from .lambda_lr import LambdaLR, MultiplicativeLR
 from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
@@ -23,5 +25,6 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
+    "LambdaLR", "MultiplicativeLR", "ConstantLR", "PolynomialLR",
     "clip_grad_norm", "all_finite",
 ]

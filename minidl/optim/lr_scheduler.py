@@ -40,7 +40,9 @@ def lr_list(values, n: int, name: str, where: str) -> list:
 class LRScheduler:
     """Base class of the epoch schedules, like :class:`torch.optim.lr_scheduler.LRScheduler`.
 
-    The constructor records each group's lr as ``base_lrs`` and takes the
+    The constructor records each group's lr as ``base_lrs`` (as torch, the
+    first scheduler of an optimizer keeps it in the group as ``"initial_lr"``,
+    and later ones start from that) and takes the
     initial step (``last_epoch`` becomes 0; some schedules, such as
     :class:`LinearLR`, set their first lr there). Each :meth:`step` advances
     ``last_epoch`` and sets every group's lr from :meth:`get_lr`. A subclass
@@ -73,8 +75,12 @@ class LRScheduler:
     def __init__(self, optimizer):
         where = type(self).__name__
         self.optimizer = optimizer
-        self.base_lrs = [float(g["lr"]) for g in param_groups_of(optimizer, where)]
+        # torch's initial_lr: the lr before any scheduler, shared by every scheduler of the optimizer
+        self.base_lrs = [float(g.setdefault("initial_lr", g["lr"])) for g in param_groups_of(optimizer, where)]
         self.last_epoch = -1
+        self._initial_step()
+
+    def _initial_step(self) -> None:
         self._step_count = 0
         self._initial = True  # torch's _is_initial: the constructor's step
         try:
@@ -124,7 +130,13 @@ class LRScheduler:
         self._group_lrs()
         self._step_count += 1
         self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        try:
+            lrs = self.get_lr()
+        except Exception:  # (a user's lr_lambda): the counts stay as they were
+            self._step_count -= 1
+            self.last_epoch -= 1
+            raise
+        for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = float(lr)
         self._last_lr = self._group_lrs()
 
