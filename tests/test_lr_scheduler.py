@@ -1,5 +1,6 @@
 """The learning-rate schedules against torch.optim.lr_scheduler: 50 epochs, two groups, 1e-12."""
 
+import json
 import math
 import warnings
 
@@ -8,6 +9,7 @@ import pytest
 
 from minidl import optim
 from minidl.parameter import Parameter
+from minidl.train import checkpoint
 
 EPOCHS = 50
 #: metrics for ReduceLROnPlateau: improvements, plateaus, a nan, ties
@@ -32,6 +34,16 @@ SCHEDULES = [
     ("ConstantLR", dict(factor=0.3, total_iters=12)),
     ("PolynomialLR", dict()),
     ("PolynomialLR", dict(total_iters=40, power=2.5)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=7)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.005)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=[0.1, 0.05], step_size_up=4)),
+    ("CyclicLR", dict(base_lr=[0.02, 0.01], max_lr=0.2, step_size_up=3, step_size_down=5, mode="triangular2",
+                      base_momentum=[0.85, 0.7], max_momentum=0.95)),
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.1, step_size_up=6, mode="exp_range", gamma=0.97)),
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.1, step_size_up=5, scale_fn=lambda x: 1 / x, scale_mode="cycle",
+                      cycle_momentum=False)),
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.1, step_size_up=5, scale_fn=lambda t: 0.99 ** t,
+                      scale_mode="iterations")),
     ("ReduceLROnPlateau", dict(patience=2, factor=0.5)),
     ("ReduceLROnPlateau", dict(mode="max", patience=1, threshold=0.05, threshold_mode="abs",
                                cooldown=2, min_lr=[0.02, 0.0])),
@@ -113,6 +125,11 @@ def test_cosine_recursive_form_stays_on_the_closed_form():
         assert abs(opt.lr - closed) < 1e-15
 
 
+def _through_checkpoint(state):
+    arrays: dict = {}
+    return checkpoint._unflatten(json.loads(json.dumps(checkpoint._flatten(state, "s", arrays))), arrays)
+
+
 @pytest.mark.parametrize("name,kwargs", SCHEDULES)
 def test_state_dict_resumes_the_sequence(name, kwargs):
     """A scheduler rebuilt from state_dict() (with the optimizer's own state) continues the
@@ -128,7 +145,7 @@ def test_state_dict_resumes_the_sequence(name, kwargs):
     state, opt_state = sched.state_dict(), opt.state_dict()
     opt2, sched2 = build()
     opt2.load_state_dict(opt_state)
-    sched2.load_state_dict(state)
+    sched2.load_state_dict(_through_checkpoint(state))  # JSON, as in the Trainer's checkpoints
     assert sched2.state_dict() == state
     lrs, _ = _drive(opt2, sched2, name, EPOCHS - 20) if name != "ReduceLROnPlateau" else (None, None)
     if lrs is None:  # the metric sequence is indexed by epoch: continue from epoch 20
@@ -176,6 +193,19 @@ def test_steplr_loads_the_old_state_format():
     (lambda o: optim.ConstantLR(o, total_iters=2.0), ValueError, "total_iters must be an int >= 1"),
     (lambda o: optim.PolynomialLR(o, total_iters=0), ValueError, "PolynomialLR: total_iters must be an int >= 1"),
     (lambda o: optim.PolynomialLR(o, power=-1.0), ValueError, "power must be a finite number >= 0"),
+    (lambda o: optim.CosineAnnealingWarmRestarts(o, T_0=0), ValueError, "T_0 must be an int >= 1"),
+    (lambda o: optim.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=1.5), ValueError, "T_mult must be an int >= 1"),
+    (lambda o: optim.CosineAnnealingWarmRestarts(o, T_0=5, eta_min=-0.1), ValueError, "eta_min must be a finite"),
+    (lambda o: optim.CyclicLR(o, 0.1, 1.0, mode="sine"), ValueError, r"CyclicLR: mode must be one of \['triangular"),
+    (lambda o: optim.CyclicLR(o, 0.1, 1.0, scale_fn=lambda x: 1.0, scale_mode="epoch"), ValueError,
+     "scale_mode must be 'cycle' or 'iterations'"),
+    (lambda o: optim.CyclicLR(o, 0.1, 1.0, scale_fn=0.5), TypeError, "scale_fn must be a function"),
+    (lambda o: optim.CyclicLR(o, 0.1, 1.0, step_size_up=0), ValueError, "step_size_up must be an int >= 1"),
+    (lambda o: optim.CyclicLR(o, 0.1, 1.0, step_size_down=0), ValueError, "step_size_down must be an int >= 1"),
+    (lambda o: optim.CyclicLR(o, [0.1, 0.2], 1.0), ValueError, "base_lr must be a list of 1"),
+    (lambda o: optim.CyclicLR(o, 0.1, float("inf")), ValueError, "max_lr must be a finite number"),
+    (lambda o: optim.CyclicLR(optim.SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9), 0.1, 1.0,
+                              cycle_momentum="yes"), ValueError, "cycle_momentum must be a bool"),
     (lambda o: optim.ReduceLROnPlateau(o, factor=1.0), ValueError, "factor must be < 1"),
     (lambda o: optim.ReduceLROnPlateau(o, mode="up"), ValueError, "mode must be 'min' or 'max'"),
     (lambda o: optim.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold_mode must be"),
@@ -282,3 +312,56 @@ def test_a_second_scheduler_starts_from_the_initial_lr_as_torch():
             a.step()
             b.step()
         assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups]
+
+
+def test_cyclic_cycles_adam_betas_and_needs_a_momentum():
+    torch = pytest.importorskip("torch")
+    kwargs = dict(base_lr=0.001, max_lr=0.01, step_size_up=3, mode="exp_range", gamma=0.9)
+    opt, sched, topt, tsched = _pair(torch, "CyclicLR", kwargs, opt_name="Adam")
+    ours, our_moms = _drive(opt, sched, "CyclicLR", 20)
+    theirs, their_moms = _drive(topt, tsched, "CyclicLR", 20, opt_step=topt.step)
+    np.testing.assert_array_equal(ours, theirs)
+    assert our_moms == their_moms and our_moms[0] == [0.9, 0.9] and min(m[0] for m in our_moms) < 0.85
+    assert opt.param_groups[0]["betas"][1] == 0.999
+    no = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    no.defaults = {"lr": 0.1, "dampening": 0.0}
+    with pytest.raises(ValueError, match="CyclicLR: cycle_momentum=True needs an optimizer with a momentum"):
+        optim.CyclicLR(no, 0.1, 1.0)
+    optim.CyclicLR(no, 0.1, 1.0, cycle_momentum=False)
+
+
+class _Halving:
+    def __init__(self):
+        self.base = 0.5
+
+    def __call__(self, cycle):
+        return self.base ** (cycle - 1)
+
+
+def test_cyclic_state_dict_keeps_a_scale_fn_objects_state():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
+    sched = optim.CyclicLR(opt, 0.1, 1.0, step_size_up=2, scale_fn=_Halving())
+    sched.scale_fn.base = 0.25
+    state = sched.state_dict()
+    assert state["scale_fn"] == {"base": 0.25}
+    other = optim.CyclicLR(optim.SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9), 0.1, 1.0,
+                           step_size_up=2, scale_fn=_Halving())
+    other.load_state_dict(state)
+    assert other.scale_fn.base == 0.25 and other.state_dict() == state
+    with pytest.raises(ValueError, match="CyclicLR.load_state_dict: expected a dict with scale_fn"):
+        other.load_state_dict({k: v for k, v in state.items() if k != "scale_fn"})
+
+
+def test_cyclic_after_another_scheduler_cycles_from_its_own_base_lr():
+    """torch's CyclicLR replaces base_lrs (the group's initial_lr) by base_lr after its
+    constructor's step: it matters when the optimizer already had a scheduler."""
+    torch = pytest.importorskip("torch")
+    opt = optim.SGD(_groups(Parameter), lr=0.1)
+    topt = torch.optim.SGD(_groups(lambda a: torch.nn.Parameter(torch.from_numpy(a))), lr=0.1)
+    optim.ConstantLR(opt, factor=0.5)
+    torch.optim.lr_scheduler.ConstantLR(topt, factor=0.5)
+    sched = optim.CyclicLR(opt, 0.01, 0.05, step_size_up=3)
+    tsched = torch.optim.lr_scheduler.CyclicLR(topt, 0.01, 0.05, step_size_up=3)
+    ours, _ = _drive(opt, sched, "CyclicLR", 12)
+    theirs, _ = _drive(topt, tsched, "CyclicLR", 12, opt_step=topt.step)
+    np.testing.assert_array_equal(ours, theirs)
