@@ -365,3 +365,116 @@ def test_cyclic_after_another_scheduler_cycles_from_its_own_base_lr():
     ours, _ = _drive(opt, sched, "CyclicLR", 12)
     theirs, _ = _drive(topt, tsched, "CyclicLR", 12, opt_step=topt.step)
     np.testing.assert_array_equal(ours, theirs)
+
+
+#: schedules of schedules, built the same way from minidl.optim and torch.optim.lr_scheduler
+COMPOSITES = {
+    "warmup-cosine": lambda m, o: m.SequentialLR(
+        o, [m.LinearLR(o, start_factor=0.1, total_iters=5), m.CosineAnnealingLR(o, T_max=20, eta_min=0.001)],
+        milestones=[5]),
+    "constant-exp-step": lambda m, o: m.SequentialLR(
+        o, [m.ConstantLR(o, factor=0.2, total_iters=6), m.ExponentialLR(o, gamma=0.9),
+            m.StepLR(o, step_size=4, gamma=0.7)], milestones=[4, 15]),
+    "lambda-restarts-multistep": lambda m, o: m.SequentialLR(
+        o, [m.LambdaLR(o, lambda e: (e + 1) / 3), m.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2),
+            m.MultiStepLR(o, milestones=[0, 5, 9], gamma=0.5)], milestones=[3, 20]),
+    "poly-cyclic-linear": lambda m, o: m.SequentialLR(
+        o, [m.PolynomialLR(o, total_iters=8, power=2.0), m.CyclicLR(o, 0.01, 0.08, step_size_up=3),
+            m.LinearLR(o, start_factor=0.5, end_factor=0.1, total_iters=10)], milestones=[6, 25]),
+    "exp-constant-poly": lambda m, o: m.SequentialLR(
+        o, [m.ExponentialLR(o, gamma=0.8), m.ConstantLR(o, factor=0.5, total_iters=4),
+            m.PolynomialLR(o, total_iters=30, power=1.5)], milestones=[5, 12]),
+    "milestone-0": lambda m, o: m.SequentialLR(
+        o, [m.MultiStepLR(o, milestones=[2]), m.LinearLR(o, start_factor=0.3, total_iters=9)], milestones=[0]),
+    "chained-constant-exp": lambda m, o: m.ChainedScheduler(
+        [m.ConstantLR(o, factor=0.5, total_iters=10), m.ExponentialLR(o, gamma=0.95)]),
+    "chained-cosine-multiplicative": lambda m, o: m.ChainedScheduler(
+        [m.CosineAnnealingLR(o, T_max=10), m.MultiplicativeLR(o, lambda e: 0.97)], optimizer=o),
+    "chained-sequential-step": lambda m, o: m.ChainedScheduler(
+        [m.SequentialLR(o, [m.LinearLR(o, start_factor=0.2, total_iters=4), m.ExponentialLR(o, gamma=0.9)],
+                        milestones=[4]), m.StepLR(o, step_size=10, gamma=0.5)]),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_matches_torch_over_50_epochs(name):
+    torch = pytest.importorskip("torch")
+    opt = optim.SGD(_groups(Parameter), lr=0.1)
+    topt = torch.optim.SGD(_groups(lambda a: torch.nn.Parameter(torch.from_numpy(a))), lr=0.1)
+    sched, tsched = COMPOSITES[name](optim, opt), COMPOSITES[name](torch.optim.lr_scheduler, topt)
+    ours, our_moms = _drive(opt, sched, name, EPOCHS)
+    theirs, their_moms = _drive(topt, tsched, name, EPOCHS, opt_step=topt.step)
+    np.testing.assert_array_equal(ours, theirs)
+    assert our_moms == their_moms
+    assert len(set(map(tuple, ours))) > 5
+
+
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_state_dict_resumes_the_sequence(name):
+    def build():
+        opt = optim.SGD(_groups(Parameter), lr=0.1)
+        return opt, COMPOSITES[name](optim, opt)
+
+    opt, sched = build()
+    ref, _ = _drive(opt, sched, name, EPOCHS)
+    opt, sched = build()
+    _drive(opt, sched, name, 23)
+    state, opt_state = sched.state_dict(), opt.state_dict()
+    opt2, sched2 = build()
+    opt2.load_state_dict(opt_state)
+    sched2.load_state_dict(_through_checkpoint(state))
+    assert sched2.state_dict() == state
+    lrs, _ = _drive(opt2, sched2, name, EPOCHS - 23)
+    np.testing.assert_array_equal(lrs, ref[23:])
+
+
+def _other():
+    return optim.StepLR(optim.SGD([Parameter(np.zeros(1))], lr=0.1), step_size=2)
+
+
+@pytest.mark.parametrize("build,err,match", [
+    (lambda o: optim.SequentialLR(o, [], milestones=[]), ValueError, "SequentialLR: schedulers must be a non-empty"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2), optim.StepLR(o, 3)], milestones=[]), ValueError,
+     "milestones must be a list of 1 epochs .one fewer than the 2 schedulers"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2)] * 3, milestones=[5, 2]), ValueError,
+     "milestones must be sorted"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2)] * 2, milestones=[-1]), ValueError,
+     r"milestones\[0\] must be an int >= 0"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2), _other()], milestones=[3]), ValueError,
+     "the one at index 1 .StepLR. has another"),
+    (lambda o: optim.SequentialLR(o, [optim.ReduceLROnPlateau(o)], milestones=[]), ValueError,
+     "ReduceLROnPlateau .at index 0. cannot be combined"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2), "cosine"], milestones=[3]), TypeError,
+     "schedulers must be minidl.optim schedulers .not SequentialLR or ChainedScheduler.. Received: str at index 1"),
+    (lambda o: optim.SequentialLR(o, [optim.ChainedScheduler([optim.StepLR(o, 2)])], milestones=[]), TypeError,
+     "Received: ChainedScheduler at index 0"),
+    (lambda o: optim.ChainedScheduler([]), ValueError, "ChainedScheduler: schedulers must be a non-empty"),
+    (lambda o: optim.ChainedScheduler([optim.StepLR(o, 2), _other()]), ValueError, "has another"),
+    (lambda o: optim.ChainedScheduler([optim.StepLR(o, 2)], optimizer=_other().optimizer), ValueError,
+     "the one at index 0 .StepLR. has another"),
+    (lambda o: optim.ChainedScheduler([optim.ReduceLROnPlateau(o)]), ValueError, "cannot be combined"),
+    (lambda o: optim.ChainedScheduler(optim.StepLR(o, 2)), ValueError, "schedulers must be a non-empty list"),
+])
+def test_invalid_composites_raise(build, err, match):
+    with pytest.raises(err, match=match):
+        build(optim.SGD([Parameter(np.zeros(1))], lr=0.1))
+
+
+def test_composite_load_state_dict_is_all_or_nothing():
+    opt = optim.SGD([Parameter(np.zeros(1))], lr=0.1)
+    sched = COMPOSITES["constant-exp-step"](optim, opt)
+    for _ in range(7):
+        sched.step()
+    before = sched.state_dict()
+    first, second, third = before["schedulers"]  # the first two load, then the third is refused
+    bad_child = {**before, "schedulers": [{**first, "last_epoch": 2}, {**second, "last_epoch": 5},
+                                          {**third, "gamma": -1.0}]}
+    for bad, match in ((bad_child, "StepLR.load_state_dict: gamma must be a finite number"),
+                       ({**before, "milestones": [15, 4]}, "SequentialLR.load_state_dict: milestones must be sorted"),
+                       ({**before, "schedulers": before["schedulers"][:2]}, "schedulers must be a list of 3"),
+                       ({k: v for k, v in before.items() if k != "last_epoch"}, "SequentialLR.load_state_dict: exp")):
+        with pytest.raises(ValueError, match=match):
+            sched.load_state_dict(bad)
+        assert sched.state_dict() == before
+    assert repr(sched) == ("SequentialLR(schedulers=[ConstantLR, ExponentialLR, StepLR], milestones=[4, 15], "
+                           "last_epoch=7)")

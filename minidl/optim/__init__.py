@@ -12,6 +12,7 @@
 from .adam import Adam, AdamW
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
+from .compose import ChainedScheduler, SequentialLR
 from .cyclic import CyclicLR
 from .factor_lr import ConstantLR, PolynomialLR
 from .lambda_lr import LambdaLR, MultiplicativeLR
@@ -28,6 +29,6 @@ __all__ = [
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
     "LambdaLR", "MultiplicativeLR", "ConstantLR", "PolynomialLR",
-    "CosineAnnealingWarmRestarts", "CyclicLR",
+    "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler",
     "clip_grad_norm", "all_finite",
 ]

@@ -4,6 +4,7 @@ class and the step decays here, the annealing schedules (LinearLR, CosineAnneali
 
 from __future__ import annotations
 
+import bisect
 import numbers
 
 import numpy as np
@@ -87,6 +88,21 @@ class LRScheduler:
             self.step()
         finally:
             self._initial = False
+
+    def _restart(self) -> None:
+        """torch's ``_update_lr(0)`` (SequentialLR at a milestone): epoch 0 again, from the
+        closed form where the schedule has one."""
+        self._group_lrs()
+        closed = getattr(self, "_closed_form_lr", None)
+        epoch, self.last_epoch = self.last_epoch, 0
+        try:
+            lrs = closed() if closed else self.get_lr()
+        except Exception:
+            self.last_epoch = epoch
+            raise
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = float(lr)
+        self._last_lr = self._group_lrs()
 
     def _check_hyper(self, values: dict, where: str) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -205,7 +221,7 @@ class LRScheduler:
         n = len(self.optimizer.param_groups)
         hyper = self._check_hyper({k: sd[k] for k in self._hyper_names}, where)
         base, last = lr_list(sd["base_lrs"], n, "base_lrs", where), lr_list(sd["last_lr"], n, "last_lr", where)
-        epoch = int_at_least(sd["last_epoch"], "last_epoch", where, 0)
+        epoch = int_at_least(sd["last_epoch"], "last_epoch", where, -1)  # -1: waiting in a SequentialLR
         count = int_at_least(sd["step_count"], "step_count", where, 1)
         for k, v in hyper.items():
             setattr(self, k, v)
@@ -265,6 +281,9 @@ class StepLR(LRScheduler):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return lrs
         return [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
     def _legacy(self, sd):  # minidl 0.x: one lr, no step count
         if isinstance(sd, dict) and set(sd) == {"step_size", "gamma", "base_lr", "last_epoch", "last_lr"}:
@@ -327,6 +346,10 @@ class MultiStepLR(LRScheduler):
         lrs = self._group_lrs()
         return [lr * self.gamma ** count for lr in lrs] if count else lrs
 
+    def _closed_form_lr(self):
+        return [base * self.gamma ** bisect.bisect_right(self.milestones, self.last_epoch)
+                for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every epoch (torch's ExponentialLR).
@@ -364,3 +387,6 @@ class ExponentialLR(LRScheduler):
     def get_lr(self):
         lrs = self._group_lrs()
         return lrs if self._initial else [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
