@@ -478,3 +478,44 @@ def test_composite_load_state_dict_is_all_or_nothing():
         assert sched.state_dict() == before
     assert repr(sched) == ("SequentialLR(schedulers=[ConstantLR, ExponentialLR, StepLR], milestones=[4, 15], "
                            "last_epoch=7)")
+
+
+# ------------------------------------------------- through the Trainer's checkpoints
+TRAINER_SCHEDULES = {
+    "sequential-restarts": ("epoch", lambda o: optim.SequentialLR(
+        o, [optim.LinearLR(o, start_factor=0.2, total_iters=2), optim.CosineAnnealingWarmRestarts(o, T_0=2)],
+        milestones=[2])),
+    "cyclic-per-batch": ("batch", lambda o: optim.CyclicLR(o, 0.01, 0.2, step_size_up=3, mode="triangular2")),
+    "chained-lambda": ("epoch", lambda o: optim.ChainedScheduler(
+        [optim.LambdaLR(o, lambda e: 1 / (e + 1)), optim.ConstantLR(o, factor=0.5, total_iters=3)])),
+}
+
+
+@pytest.mark.parametrize("name", TRAINER_SCHEDULES)
+def test_a_run_resumed_from_a_trainer_checkpoint_equals_the_uninterrupted_run(name, tmp_path):
+    import minidl as mdl
+    from minidl import layers, losses
+
+    (X, y), _ = mdl.data.load_digits()
+    interval, make = TRAINER_SCHEDULES[name]
+
+    def run(epochs, load=None, save=None):
+        model = mdl.Sequential(layers.Flatten(), layers.Dense(64, 10, rng=np.random.default_rng(0)))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        trainer = mdl.Trainer(model, losses.SoftmaxCrossEntropy(), opt)
+        callback = mdl.LearningRateScheduler(make(opt), interval=interval)
+        if load:
+            trainer.load_checkpoint(load)
+        trainer.fit(X[:96], y[:96], epochs=epochs, batch_size=32, seed=3, callbacks=[callback], progress=False)
+        if save:
+            trainer.save_checkpoint(save)
+        return trainer, callback.schedule
+
+    straight, sched = run(5)
+    run(2, save=tmp_path / "c.npz")
+    resumed, sched2 = run(5, load=tmp_path / "c.npz")
+    assert resumed.history.history == straight.history.history  # loss and lr of every epoch
+    assert len(set(straight.history.history["lr"])) > 2
+    assert sched2.state_dict() == sched.state_dict()
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
