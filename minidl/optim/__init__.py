@@ -12,16 +12,23 @@
 from .adam import Adam, AdamW
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
+from .compose import ChainedScheduler, SequentialLR
+from .cyclic import CyclicLR
+from .factor_lr import ConstantLR, PolynomialLR
+from .lambda_lr import LambdaLR, MultiplicativeLR
 from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
 from .plateau import ReduceLROnPlateau
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .warm_restarts import CosineAnnealingWarmRestarts
 
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
+    "LambdaLR", "MultiplicativeLR", "ConstantLR", "PolynomialLR",
+    "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler",
     "clip_grad_norm", "all_finite",
 ]

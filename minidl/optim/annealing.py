@@ -71,6 +71,10 @@ class LinearLR(LRScheduler):
             return lrs
         return [lr * (1.0 + (f - s) / (n * s + (e - 1) * (f - s))) for lr in lrs]
 
+    def _closed_form_lr(self):
+        s, f, n = self.start_factor, self.end_factor, self.total_iters
+        return [base * (s + (f - s) * min(n, self.last_epoch) / n) for base in self.base_lrs]
+
 
 class CosineAnnealingLR(LRScheduler):
     """Anneal the learning rate along a cosine from its initial value to ``eta_min`` over
@@ -140,3 +144,8 @@ class CosineAnnealingLR(LRScheduler):
                     for base, lr in zip(self.base_lrs, lrs)]
         return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (lr - lo) + lo
                 for lr in lrs]
+
+    def _closed_form_lr(self):
+        lo = self.eta_min
+        return [lo + (base - lo) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]

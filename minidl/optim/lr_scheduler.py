@@ -4,6 +4,7 @@ class and the step decays here, the annealing schedules (LinearLR, CosineAnneali
 
 from __future__ import annotations
 
+import bisect
 import numbers
 
 import numpy as np
@@ -40,7 +41,9 @@ def lr_list(values, n: int, name: str, where: str) -> list:
 class LRScheduler:
     """Base class of the epoch schedules, like :class:`torch.optim.lr_scheduler.LRScheduler`.
 
-    The constructor records each group's lr as ``base_lrs`` and takes the
+    The constructor records each group's lr as ``base_lrs`` (as torch, the
+    first scheduler of an optimizer keeps it in the group as ``"initial_lr"``,
+    and later ones start from that) and takes the
     initial step (``last_epoch`` becomes 0; some schedules, such as
     :class:`LinearLR`, set their first lr there). Each :meth:`step` advances
     ``last_epoch`` and sets every group's lr from :meth:`get_lr`. A subclass
@@ -73,14 +76,33 @@ class LRScheduler:
     def __init__(self, optimizer):
         where = type(self).__name__
         self.optimizer = optimizer
-        self.base_lrs = [float(g["lr"]) for g in param_groups_of(optimizer, where)]
+        # torch's initial_lr: the lr before any scheduler, shared by every scheduler of the optimizer
+        self.base_lrs = [float(g.setdefault("initial_lr", g["lr"])) for g in param_groups_of(optimizer, where)]
         self.last_epoch = -1
+        self._initial_step()
+
+    def _initial_step(self) -> None:
         self._step_count = 0
         self._initial = True  # torch's _is_initial: the constructor's step
         try:
             self.step()
         finally:
             self._initial = False
+
+    def _restart(self) -> None:
+        """torch's ``_update_lr(0)`` (SequentialLR at a milestone): epoch 0 again, from the
+        closed form where the schedule has one."""
+        self._group_lrs()
+        closed = getattr(self, "_closed_form_lr", None)
+        epoch, self.last_epoch = self.last_epoch, 0
+        try:
+            lrs = closed() if closed else self.get_lr()
+        except Exception:
+            self.last_epoch = epoch
+            raise
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = float(lr)
+        self._last_lr = self._group_lrs()
 
     def _check_hyper(self, values: dict, where: str) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -124,7 +146,13 @@ class LRScheduler:
         self._group_lrs()
         self._step_count += 1
         self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        try:
+            lrs = self.get_lr()
+        except Exception:  # (a user's lr_lambda): the counts stay as they were
+            self._step_count -= 1
+            self.last_epoch -= 1
+            raise
+        for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = float(lr)
         self._last_lr = self._group_lrs()
 
@@ -193,7 +221,7 @@ class LRScheduler:
         n = len(self.optimizer.param_groups)
         hyper = self._check_hyper({k: sd[k] for k in self._hyper_names}, where)
         base, last = lr_list(sd["base_lrs"], n, "base_lrs", where), lr_list(sd["last_lr"], n, "last_lr", where)
-        epoch = int_at_least(sd["last_epoch"], "last_epoch", where, 0)
+        epoch = int_at_least(sd["last_epoch"], "last_epoch", where, -1)  # -1: waiting in a SequentialLR
         count = int_at_least(sd["step_count"], "step_count", where, 1)
         for k, v in hyper.items():
             setattr(self, k, v)
@@ -253,6 +281,9 @@ class StepLR(LRScheduler):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return lrs
         return [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
     def _legacy(self, sd):  # minidl 0.x: one lr, no step count
         if isinstance(sd, dict) and set(sd) == {"step_size", "gamma", "base_lr", "last_epoch", "last_lr"}:
@@ -315,6 +346,10 @@ class MultiStepLR(LRScheduler):
         lrs = self._group_lrs()
         return [lr * self.gamma ** count for lr in lrs] if count else lrs
 
+    def _closed_form_lr(self):
+        return [base * self.gamma ** bisect.bisect_right(self.milestones, self.last_epoch)
+                for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every epoch (torch's ExponentialLR).
@@ -352,3 +387,6 @@ class ExponentialLR(LRScheduler):
     def get_lr(self):
         lrs = self._group_lrs()
         return lrs if self._initial else [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
