@@ -1,0 +1,9 @@
+"""Losses: layers whose forward returns a Python float (an array with ``reduction='none'``).
+
+:class:`Loss` is the base class (``minidl/losses/base.py``, with :class:`SoftmaxCrossEntropy`
+and :class:`MSE`); every loss registers itself, so files and ``minidl gradcheck`` find it by name.
+"""
+
+from .base import MSE, Loss, SoftmaxCrossEntropy
+
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
