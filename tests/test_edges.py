@@ -197,6 +197,12 @@ def _kernel_calls():
         ("dropout_backward", F.dropout_backward, (x4, x4 < 0, 0.25)),
         ("mse_loss", F.mse_loss, (z, p)),
         ("mse_loss_backward", F.mse_loss_backward, (z, p)),
+        ("l1_loss", F.l1_loss, (z, p)),
+        ("l1_loss_backward", F.l1_loss_backward, (z, p)),
+        ("smooth_l1_loss", F.smooth_l1_loss, (z, p)),
+        ("smooth_l1_loss_backward", F.smooth_l1_loss_backward, (z, p)),
+        ("huber_loss", F.huber_loss, (z, p)),
+        ("huber_loss_backward", F.huber_loss_backward, (z, p)),
     ]
 
 

@@ -236,6 +236,10 @@ CASES = [
     Case("mse", plain(losses.MSE), floats((4, 3), (4, 3)), None),
     Case("mse_sum_4d", plain(losses.MSE, reduction="sum"), floats((2, 3, 2, 2), (2, 3, 2, 2)), None, {},
          ("reduction='sum'",)),
+    Case("l1", plain(losses.L1Loss), floats((4, 3), (4, 3)), None),
+    Case("smooth_l1_sum_beta", plain(losses.SmoothL1Loss, reduction="sum", beta=0.5), floats((2, 3, 2), (2, 3, 2)),
+         None, {}, ("reduction='sum'", "beta=0.5")),
+    Case("huber_delta", plain(losses.HuberLoss, delta=0.7), floats((3, 4), (3, 4)), None, {}, ("delta=0.7",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]
 LAYER_CASES = [c for c in CASES if not c.is_loss]

@@ -10,7 +10,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
-``batchnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
+``batchnorm``, ``loss``, ``mse``, ``regression_loss``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -49,6 +49,14 @@ from .gelu import gelu, gelu_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
+from .regression_loss import (
+    huber_loss,
+    huber_loss_backward,
+    l1_loss,
+    l1_loss_backward,
+    smooth_l1_loss,
+    smooth_l1_loss_backward,
+)
 from .silu import silu, silu_backward
 
 __all__ = [
@@ -75,6 +83,10 @@ __all__ = [
     "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
+    "huber_loss",
+    "huber_loss_backward",
+    "l1_loss",
+    "l1_loss_backward",
     "linear",
     "linear_bias",
     "linear_input",
@@ -82,6 +94,8 @@ __all__ = [
     "log_softmax",
     "max_pool2d",
     "silu",
+    "smooth_l1_loss",
+    "smooth_l1_loss_backward",
     "silu_backward",
     "mse_loss",
     "mse_loss_backward",

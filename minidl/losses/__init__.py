@@ -5,5 +5,6 @@ and :class:`MSE`); every loss registers itself, so files and ``minidl gradcheck`
 """
 
 from .base import MSE, Loss, SoftmaxCrossEntropy
+from .elementwise import HuberLoss, L1Loss, SmoothL1Loss
 
-__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "L1Loss", "SmoothL1Loss", "HuberLoss"]

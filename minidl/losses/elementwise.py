@@ -1,0 +1,223 @@
+"""Losses of one element at a time (L1Loss, SmoothL1Loss, HuberLoss), and their shared base class."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional.loss_args import REDUCTIONS, check_reduction
+from ..functional.reduction import check_pair
+from ..functional.regression_loss import (
+    check_threshold,
+    huber_loss,
+    huber_loss_backward,
+    l1_loss,
+    l1_loss_backward,
+    smooth_l1_loss,
+    smooth_l1_loss_backward,
+)
+from ..layers.base import constructor_args
+from ..layers.registry import register_layer
+from .base import Loss
+
+__all__ = ["L1Loss", "SmoothL1Loss", "HuberLoss"]
+
+
+class _ElementwiseLoss(Loss):
+    """A loss of ``(outputs, targets)`` of one shape: its kernels ``_kernel(outputs, targets,
+    reduction, **options)`` and ``_kernel_backward(..., grad_output=g)`` do the math."""
+
+    _kernel = _kernel_backward = None
+    _reductions = REDUCTIONS
+
+    def _options(self):
+        """The kernels' keyword arguments besides the reduction."""
+        return {}
+
+    def _check(self, outputs, targets):
+        """``targets`` checked and cast to the outputs' dtype (and the outputs checked)."""
+        return check_pair(outputs, targets, self.reduction, repr(self), self._reductions)
+
+    def extra_repr(self):  # the arguments that differ from their defaults (torch's repr of a loss shows none)
+        defaults = dict(constructor_args(type(self).__init__))
+        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters().items()
+                         if not isinstance(value, np.ndarray) and value != defaults.get(name))
+
+    def forward(self, outputs, targets):
+        targets = self._check(outputs, targets)
+        self.save_for_backward(outputs=outputs, targets=targets)
+        return type(self)._kernel(outputs, targets, self.reduction, check_args=False, **self._options())
+
+    def backward(self, grad_output=1.0):
+        """dL/doutputs of the last :meth:`forward`, scaled by ``grad_output``.
+
+        Parameters
+        ----------
+        grad_output : real scalar, default 1.0; an ndarray for ``reduction='none'``
+            The upstream gradient of the loss (for 'none', of the outputs' shape and dtype).
+
+        Returns
+        -------
+        ndarray
+            dL/doutputs, the outputs' shape and dtype.
+
+        Shape
+        -----
+        The outputs' shape (``grad_output`` too, with 'none').
+
+        Examples
+        --------
+        >>> loss = L1Loss()
+        >>> _ = loss(np.array([1.0, -3.0]), np.zeros(2))
+        >>> loss.backward()
+        array([ 0.5, -0.5])
+        """
+        s = self.saved_values
+        g = self._upstream(grad_output, s.outputs.shape, s.outputs.dtype)
+        return type(self)._kernel_backward(s.outputs, s.targets, self.reduction, grad_output=g, check_args=False,
+                                           **self._options())
+
+
+def _away_from_kinks(rng, shape, kinks):
+    """(outputs, targets) whose differences stay at least 0.1 away from every kink ``|d| = k``."""
+    edges = sorted({0.0, *kinks})
+    bands = [(a + 0.1, b - 0.1) for a, b in zip(edges, edges[1:] + [edges[-1] + 2.0])]
+    band = rng.integers(0, len(bands), shape)
+    low, high = np.array(bands).T
+    d = rng.uniform(low[band], high[band]) * rng.choice([-1.0, 1.0], shape)
+    y = rng.standard_normal(shape)
+    return y + d, y
+
+
+@register_layer
+class L1Loss(_ElementwiseLoss):
+    r"""Mean absolute error, as :class:`torch.nn.L1Loss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}
+        'mean' averages over every element, as PyTorch.
+
+    Shape
+    -----
+    ``forward(outputs, targets)``: any shape, the same for both (targets are cast to the
+    outputs' dtype); returns a float (an array of that shape for 'none').
+
+    Notes
+    -----
+    :math:`L = \frac1M \sum_i |x_i - y_i|`, :math:`\partial L/\partial x_i = \mathrm{sign}(x_i - y_i)/M`
+    (0 where :math:`x_i = y_i`, as PyTorch); see :func:`minidl.functional.l1_loss`.
+
+    Examples
+    --------
+    >>> loss = L1Loss()
+    >>> loss(np.array([[1.0, -3.0]]), np.zeros((1, 2)))
+    2.0
+    >>> loss.backward()
+    array([[ 0.5, -0.5]])
+    """
+
+    _kernel, _kernel_backward = staticmethod(l1_loss), staticmethod(l1_loss_backward)
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = check_reduction(reduction, "L1Loss")
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), _away_from_kinks(rng, (4, 3), ())
+        yield cls(reduction="sum"), _away_from_kinks(rng, (2, 3, 2), ())
+
+
+@register_layer
+class SmoothL1Loss(_ElementwiseLoss):
+    r"""Smooth L1 loss, as :class:`torch.nn.SmoothL1Loss`: squared below ``beta``, absolute above.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}
+        'mean' averages over every element, as PyTorch.
+    beta : float, default 1.0
+        Where the square turns into the absolute value (``>= 0``; 0 is :class:`L1Loss`).
+
+    Shape
+    -----
+    ``forward(outputs, targets)``: any shape, the same for both; returns a float (an array of
+    that shape for 'none').
+
+    Notes
+    -----
+    Element loss :math:`\tfrac12 d^2/\beta` for :math:`|d| < \beta`, else :math:`|d| - \tfrac12\beta`
+    (:math:`d = x - y`); its derivative :math:`d/\beta` clipped to :math:`[-1, 1]`.
+    See :func:`minidl.functional.smooth_l1_loss`.
+
+    Examples
+    --------
+    >>> loss = SmoothL1Loss(beta=2.0)
+    >>> loss(np.array([1.0, -4.0]), np.zeros(2))
+    1.625
+    >>> loss.backward()
+    array([ 0.25, -0.5 ])
+    """
+
+    _kernel, _kernel_backward = staticmethod(smooth_l1_loss), staticmethod(smooth_l1_loss_backward)
+
+    def __init__(self, reduction="mean", beta=1.0):
+        super().__init__()
+        self.reduction = check_reduction(reduction, "SmoothL1Loss")
+        self.beta = check_threshold(beta, "beta", "SmoothL1Loss", zero_ok=True)
+
+    def _options(self):
+        return dict(beta=self.beta)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), _away_from_kinks(rng, (4, 3), (1.0,))
+        yield cls(reduction="sum", beta=0.5), _away_from_kinks(rng, (2, 3, 2), (0.5,))
+        yield cls(beta=0.0), _away_from_kinks(rng, (3, 2), ())
+
+
+@register_layer
+class HuberLoss(_ElementwiseLoss):
+    r"""Huber loss, as :class:`torch.nn.HuberLoss`: squared up to ``delta``, linear beyond.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}
+        'mean' averages over every element, as PyTorch.
+    delta : float, default 1.0
+        Where the square turns into the absolute value (``> 0``).
+
+    Shape
+    -----
+    ``forward(outputs, targets)``: any shape, the same for both; returns a float (an array of
+    that shape for 'none').
+
+    Notes
+    -----
+    Element loss :math:`\tfrac12 d^2` for :math:`|d| \le \delta`, else :math:`\delta(|d| - \tfrac12\delta)`;
+    its derivative :math:`d` clipped to :math:`[-\delta, \delta]`: ``delta`` times
+    :class:`SmoothL1Loss` with ``beta=delta``. See :func:`minidl.functional.huber_loss`.
+
+    Examples
+    --------
+    >>> loss = HuberLoss(delta=2.0)
+    >>> loss(np.array([1.0, -4.0]), np.zeros(2))
+    3.25
+    >>> loss.backward()
+    array([ 0.5, -1. ])
+    """
+
+    _kernel, _kernel_backward = staticmethod(huber_loss), staticmethod(huber_loss_backward)
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__()
+        self.reduction = check_reduction(reduction, "HuberLoss")
+        self.delta = check_threshold(delta, "delta", "HuberLoss", zero_ok=False)
+
+    def _options(self):
+        return dict(delta=self.delta)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), _away_from_kinks(rng, (4, 3), (1.0,))
+        yield cls(reduction="sum", delta=0.5), _away_from_kinks(rng, (2, 3, 2), (0.5,))
