@@ -203,6 +203,11 @@ def _kernel_calls():
         ("smooth_l1_loss_backward", F.smooth_l1_loss_backward, (z, p)),
         ("huber_loss", F.huber_loss, (z, p)),
         ("huber_loss_backward", F.huber_loss_backward, (z, p)),
+        ("binary_cross_entropy", F.binary_cross_entropy, (p, p.round(), p[:1])),
+        ("binary_cross_entropy_backward", F.binary_cross_entropy_backward, (p, p.round(), p[:1])),
+        ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits, (z, p, p[0], "sum", p[1])),
+        ("binary_cross_entropy_with_logits_backward", F.binary_cross_entropy_with_logits_backward,
+         (z, p, p[0], "sum", p[1])),
     ]
 
 

@@ -55,6 +55,11 @@ def logits_and_labels(n, k, ignored=()):
     return make
 
 
+def probs_and_targets(shape):
+    """Probabilities in (0.05, 0.95) and soft targets in [0, 1], for the binary cross-entropy."""
+    return lambda dtype, rng: (rng.uniform(0.05, 0.95, shape).astype(dtype), rng.uniform(0, 1, shape).astype(dtype))
+
+
 def logits_and_probs(n, k):
     def make(dtype, rng):
         p = rng.uniform(0.1, 1.0, (n, k))
@@ -239,6 +244,11 @@ CASES = [
     Case("l1", plain(losses.L1Loss), floats((4, 3), (4, 3)), None),
     Case("smooth_l1_sum_beta", plain(losses.SmoothL1Loss, reduction="sum", beta=0.5), floats((2, 3, 2), (2, 3, 2)),
          None, {}, ("reduction='sum'", "beta=0.5")),
+    Case("bce", plain(losses.BCELoss), probs_and_targets((4, 3)), None),
+    Case("bce_weight_sum", plain(losses.BCELoss, weight=[0.5, 2.0, 1.0], reduction="sum"), probs_and_targets((2, 3)),
+         None, {}, ("weight=[0.5, 2.0, 1.0]", "reduction='sum'")),
+    Case("bce_logits_pos_weight", plain(losses.BCEWithLogitsLoss, weight=[[2.0], [0.5]], pos_weight=[3.0, 1.0, 0.5]),
+         floats((2, 3), (2, 3)), None, {}, ("pos_weight=[3.0, 1.0, 0.5]",)),
     Case("huber_delta", plain(losses.HuberLoss, delta=0.7), floats((3, 4), (3, 4)), None, {}, ("delta=0.7",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]

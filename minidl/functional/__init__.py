@@ -10,7 +10,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
-``batchnorm``, ``loss``, ``mse``, ``regression_loss``), next to ``geometry`` (output sizes, padding) and the
+``batchnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -32,6 +32,12 @@ from .activation import (
 )
 from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
+from .bce import (
+    binary_cross_entropy,
+    binary_cross_entropy_backward,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
+)
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
@@ -65,6 +71,10 @@ __all__ = [
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
     "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_backward",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_backward",
     "batch_norm_backward",
     "MAX_CACHED_COLUMN_BYTES",
     "MAX_COLUMN_BYTES",

@@ -5,6 +5,7 @@ and :class:`MSE`); every loss registers itself, so files and ``minidl gradcheck`
 """
 
 from .base import MSE, Loss, SoftmaxCrossEntropy
+from .bce import BCELoss, BCEWithLogitsLoss
 from .elementwise import HuberLoss, L1Loss, SmoothL1Loss
 
-__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "L1Loss", "SmoothL1Loss", "HuberLoss"]
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss"]

@@ -29,8 +29,8 @@ class _ElementwiseLoss(Loss):
     _kernel = _kernel_backward = None
     _reductions = REDUCTIONS
 
-    def _options(self):
-        """The kernels' keyword arguments besides the reduction."""
+    def _options(self, dtype):
+        """The kernels' keyword arguments besides the reduction (arrays in the outputs' ``dtype``)."""
         return {}
 
     def _check(self, outputs, targets):
@@ -39,13 +39,15 @@ class _ElementwiseLoss(Loss):
 
     def extra_repr(self):  # the arguments that differ from their defaults (torch's repr of a loss shows none)
         defaults = dict(constructor_args(type(self).__init__))
-        return ", ".join(f"{name}={value!r}" for name, value in self._hyper_parameters().items()
-                         if not isinstance(value, np.ndarray) and value != defaults.get(name))
+        return ", ".join(f"{name}={value.tolist() if isinstance(value, np.ndarray) else value!r}"
+                         for name, value in self._hyper_parameters().items()
+                         if isinstance(value, np.ndarray) or value != defaults.get(name))
 
     def forward(self, outputs, targets):
         targets = self._check(outputs, targets)
         self.save_for_backward(outputs=outputs, targets=targets)
-        return type(self)._kernel(outputs, targets, self.reduction, check_args=False, **self._options())
+        return type(self)._kernel(outputs, targets, reduction=self.reduction, check_args=False,
+                                  **self._options(outputs.dtype))
 
     def backward(self, grad_output=1.0):
         """dL/doutputs of the last :meth:`forward`, scaled by ``grad_output``.
@@ -73,8 +75,12 @@ class _ElementwiseLoss(Loss):
         """
         s = self.saved_values
         g = self._upstream(grad_output, s.outputs.shape, s.outputs.dtype)
-        return type(self)._kernel_backward(s.outputs, s.targets, self.reduction, grad_output=g, check_args=False,
-                                           **self._options())
+        return type(self)._kernel_backward(s.outputs, s.targets, reduction=self.reduction, grad_output=g,
+                                           check_args=False, **self._options(s.outputs.dtype))
+
+    def get_config(self):
+        return {name: value.tolist() if isinstance(value, np.ndarray) else value
+                for name, value in super().get_config().items()}
 
 
 def _away_from_kinks(rng, shape, kinks):
@@ -166,7 +172,7 @@ class SmoothL1Loss(_ElementwiseLoss):
         self.reduction = check_reduction(reduction, "SmoothL1Loss")
         self.beta = check_threshold(beta, "beta", "SmoothL1Loss", zero_ok=True)
 
-    def _options(self):
+    def _options(self, dtype):
         return dict(beta=self.beta)
 
     @classmethod
@@ -214,7 +220,7 @@ class HuberLoss(_ElementwiseLoss):
         self.reduction = check_reduction(reduction, "HuberLoss")
         self.delta = check_threshold(delta, "delta", "HuberLoss", zero_ok=False)
 
-    def _options(self):
+    def _options(self, dtype):
         return dict(delta=self.delta)
 
     @classmethod
