@@ -203,6 +203,8 @@ def _kernel_calls():
         ("smooth_l1_loss_backward", F.smooth_l1_loss_backward, (z, p)),
         ("huber_loss", F.huber_loss, (z, p)),
         ("huber_loss_backward", F.huber_loss_backward, (z, p)),
+        ("kl_div", F.kl_div, (F.log_softmax(z), p, "batchmean")),
+        ("kl_div_backward", F.kl_div_backward, (F.log_softmax(z), p, "batchmean")),
         ("binary_cross_entropy", F.binary_cross_entropy, (p, p.round(), p[:1])),
         ("binary_cross_entropy_backward", F.binary_cross_entropy_backward, (p, p.round(), p[:1])),
         ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits, (z, p, p[0], "sum", p[1])),

@@ -60,6 +60,14 @@ def probs_and_targets(shape):
     return lambda dtype, rng: (rng.uniform(0.05, 0.95, shape).astype(dtype), rng.uniform(0, 1, shape).astype(dtype))
 
 
+def log_probs_and_probs(n, k, log_target=False):
+    """Log-probabilities and a target distribution (its logs with ``log_target``), for KLDivLoss."""
+    def make(dtype, rng):
+        p, q = rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+        return np.log(p).astype(dtype), (np.log(q) if log_target else q).astype(dtype)
+    return make
+
+
 def logits_and_probs(n, k):
     def make(dtype, rng):
         p = rng.uniform(0.1, 1.0, (n, k))
@@ -249,6 +257,10 @@ CASES = [
          None, {}, ("weight=[0.5, 2.0, 1.0]", "reduction='sum'")),
     Case("bce_logits_pos_weight", plain(losses.BCEWithLogitsLoss, weight=[[2.0], [0.5]], pos_weight=[3.0, 1.0, 0.5]),
          floats((2, 3), (2, 3)), None, {}, ("pos_weight=[3.0, 1.0, 0.5]",)),
+    Case("kl_div_batchmean", plain(losses.KLDivLoss, reduction="batchmean"), log_probs_and_probs(3, 4), None, {},
+         ("reduction='batchmean'",)),
+    Case("kl_div_log_target_sum", plain(losses.KLDivLoss, reduction="sum", log_target=True),
+         log_probs_and_probs(2, 5, log_target=True), None, {}, ("log_target=True",)),
     Case("huber_delta", plain(losses.HuberLoss, delta=0.7), floats((3, 4), (3, 4)), None, {}, ("delta=0.7",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]

@@ -10,7 +10,8 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
-``batchnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``), next to ``geometry`` (output sizes, padding) and the
+``batchnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
+``kl_div``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -52,6 +53,7 @@ from .conv import (
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
+from .kl_div import kl_div, kl_div_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
 from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
@@ -95,6 +97,8 @@ __all__ = [
     "leaky_relu_backward",
     "huber_loss",
     "huber_loss_backward",
+    "kl_div",
+    "kl_div_backward",
     "l1_loss",
     "l1_loss_backward",
     "linear",

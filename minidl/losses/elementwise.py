@@ -1,9 +1,12 @@
-"""Losses of one element at a time (L1Loss, SmoothL1Loss, HuberLoss), and their shared base class."""
+"""Losses of one element at a time (L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss), and their shared base class."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from ..functional.kl_div import KL_REDUCTIONS, kl_div, kl_div_backward
 from ..functional.loss_args import REDUCTIONS, check_reduction
 from ..functional.reduction import check_pair
 from ..functional.regression_loss import (
@@ -19,7 +22,7 @@ from ..layers.base import constructor_args
 from ..layers.registry import register_layer
 from .base import Loss
 
-__all__ = ["L1Loss", "SmoothL1Loss", "HuberLoss"]
+__all__ = ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
 
 
 class _ElementwiseLoss(Loss):
@@ -227,3 +230,62 @@ class HuberLoss(_ElementwiseLoss):
     def examples(cls, rng):
         yield cls(), _away_from_kinks(rng, (4, 3), (1.0,))
         yield cls(reduction="sum", delta=0.5), _away_from_kinks(rng, (2, 3, 2), (0.5,))
+
+
+@register_layer
+class KLDivLoss(_ElementwiseLoss):
+    r"""Kullback-Leibler divergence, as :class:`torch.nn.KLDivLoss`: log-probabilities against a target distribution.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'batchmean', 'sum', 'none'}
+        'mean' (PyTorch's default) averages over every element, which is not the divergence:
+        PyTorch warns, and so does minidl (once, here). 'batchmean' divides the sum by the batch
+        size: the KL divergence per sample.
+    log_target : bool, default False
+        Whether the targets are log-probabilities.
+
+    Shape
+    -----
+    ``forward(outputs, targets)``: log-probabilities (e.g. a :class:`~minidl.layers.LogSoftmax`'s
+    output) and targets of the same shape, e.g. (N, C); returns a float (an array of that shape for 'none').
+
+    Notes
+    -----
+    Element loss :math:`y(\log y - x)` (0 where :math:`y = 0`), gradient :math:`-y`; with
+    ``log_target``, :math:`e^{y}(y - x)` and :math:`-e^{y}`. See :func:`minidl.functional.kl_div`.
+
+    Examples
+    --------
+    >>> loss = KLDivLoss(reduction="batchmean")
+    >>> round(loss(np.log([[0.25, 0.75]]), np.array([[0.5, 0.5]])), 6)
+    0.143841
+    >>> loss.backward()
+    array([[-0.5, -0.5]])
+    """
+
+    _kernel, _kernel_backward = staticmethod(kl_div), staticmethod(kl_div_backward)
+    _reductions = KL_REDUCTIONS
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__()
+        if not isinstance(reduction, str) or reduction not in KL_REDUCTIONS:
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'batchmean', 'sum' or 'none', as in PyTorch. "
+                             f"Received: reduction={reduction!r}")
+        if reduction == "mean":
+            warnings.warn("KLDivLoss: reduction='mean' divides the total loss by both the batch size and the "
+                          "number of classes; 'batchmean' divides by the batch size only, which is the KL "
+                          "divergence (PyTorch's warning).", UserWarning, stacklevel=2)
+        self.reduction = reduction
+        if not isinstance(log_target, (bool, np.bool_)):
+            raise TypeError(f"KLDivLoss: log_target must be True or False. Received: log_target={log_target!r}.")
+        self.log_target = bool(log_target)
+
+    def _options(self, dtype):
+        return dict(log_target=self.log_target)
+
+    @classmethod
+    def examples(cls, rng):
+        p, q = rng.dirichlet(np.ones(4), size=3), rng.dirichlet(np.ones(4), size=3)
+        yield cls(reduction="batchmean"), (np.log(p), q)
+        yield cls(reduction="sum", log_target=True), (np.log(p), np.log(q))
