@@ -186,6 +186,7 @@ def _kernel_calls():
         ("linear_bias", F.linear_bias, (g2,)),
         ("flatten", F.flatten, (x4,)),
         ("log_softmax", F.log_softmax, (z,)),
+        ("log_softmax_backward", F.log_softmax_backward, (g2, F.log_softmax(z))),
         ("softmax", F.softmax, (z,)),
         ("cross_entropy", F.cross_entropy, (z, y)),
         ("cross_entropy_probs", F.cross_entropy, (z, p, 0.1)),

@@ -176,6 +176,8 @@ CASES = [
     Case("silu", plain(layers.SiLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("identity", plain(layers.Identity), floats((2, 3, 4)), (2, 3, 4)),
     Case("softmax", plain(layers.Softmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("log_softmax", plain(layers.LogSoftmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("log_softmax_axis0_3d", plain(layers.LogSoftmax, axis=0), floats((3, 2, 5)), (3, 2, 5), {}, ("axis=0",)),
     Case("softmax_last_axis_4d", plain(layers.Softmax, axis=-1), floats((2, 3, 4, 5)), (2, 3, 4, 5), {},
          ("axis=-1",)),
     # floor((H - k)/s) + 1

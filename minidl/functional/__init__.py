@@ -54,7 +54,7 @@ from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
 from .kl_div import kl_div, kl_div_backward
-from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
+from .loss import cross_entropy, cross_entropy_backward, log_softmax, log_softmax_backward, softmax
 from .mse import mse_loss, mse_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
 from .regression_loss import (
@@ -106,6 +106,7 @@ __all__ = [
     "linear_input",
     "linear_weight",
     "log_softmax",
+    "log_softmax_backward",
     "max_pool2d",
     "silu",
     "smooth_l1_loss",

@@ -15,9 +15,14 @@ from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
+from .log_softmax import *  # noqa: F403
+from .log_softmax import __all__ as _log_softmax
 from .merge import *  # noqa: F403
 from .merge import __all__ as _merge
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
-__all__ = ["Layer", *_conv, *_activation, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported", "InputSpec"]
+__all__ = [
+    "Layer", *_conv, *_activation, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm, *_dropout, "Unsupported",
+    "InputSpec",
+]
