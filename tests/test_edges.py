@@ -204,6 +204,8 @@ def _kernel_calls():
         ("smooth_l1_loss_backward", F.smooth_l1_loss_backward, (z, p)),
         ("huber_loss", F.huber_loss, (z, p)),
         ("huber_loss_backward", F.huber_loss_backward, (z, p)),
+        ("nll_loss", F.nll_loss, (F.log_softmax(z), y)),
+        ("nll_loss_backward", F.nll_loss_backward, (F.log_softmax(z), y)),
         ("kl_div", F.kl_div, (F.log_softmax(z), p, "batchmean")),
         ("kl_div_backward", F.kl_div_backward, (F.log_softmax(z), p, "batchmean")),
         ("binary_cross_entropy", F.binary_cross_entropy, (p, p.round(), p[:1])),

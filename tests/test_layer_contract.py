@@ -60,6 +60,15 @@ def probs_and_targets(shape):
     return lambda dtype, rng: (rng.uniform(0.05, 0.95, shape).astype(dtype), rng.uniform(0, 1, shape).astype(dtype))
 
 
+def log_probs_and_labels(n, k, ignored=()):
+    """Log-probabilities and integer labels (some ignored), for NLLLoss."""
+    def make(dtype, rng):
+        labels = rng.integers(0, k, n)
+        labels[list(ignored)] = -100
+        return np.log(rng.dirichlet(np.ones(k), size=n)).astype(dtype), labels
+    return make
+
+
 def log_probs_and_probs(n, k, log_target=False):
     """Log-probabilities and a target distribution (its logs with ``log_target``), for KLDivLoss."""
     def make(dtype, rng):
@@ -259,6 +268,9 @@ CASES = [
          None, {}, ("weight=[0.5, 2.0, 1.0]", "reduction='sum'")),
     Case("bce_logits_pos_weight", plain(losses.BCEWithLogitsLoss, weight=[[2.0], [0.5]], pos_weight=[3.0, 1.0, 0.5]),
          floats((2, 3), (2, 3)), None, {}, ("pos_weight=[3.0, 1.0, 0.5]",)),
+    Case("nll", plain(losses.NLLLoss), log_probs_and_labels(4, 5), None),
+    Case("nll_weighted_ignore_sum", plain(losses.NLLLoss, weight=[0.5, 2.0, 1.0], reduction="sum"),
+         log_probs_and_labels(6, 3, ignored=(2,)), None, {}, ("weight=", "reduction='sum'")),
     Case("kl_div_batchmean", plain(losses.KLDivLoss, reduction="batchmean"), log_probs_and_probs(3, 4), None, {},
          ("reduction='batchmean'",)),
     Case("kl_div_log_target_sum", plain(losses.KLDivLoss, reduction="sum", log_target=True),

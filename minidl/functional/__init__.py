@@ -11,7 +11,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``, ``dropout``,
 ``batchnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
-``kl_div``), next to ``geometry`` (output sizes, padding) and the
+``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -56,6 +56,7 @@ from .gelu import gelu, gelu_backward
 from .kl_div import kl_div, kl_div_backward
 from .loss import cross_entropy, cross_entropy_backward, log_softmax, log_softmax_backward, softmax
 from .mse import mse_loss, mse_loss_backward
+from .nll import nll_loss, nll_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
 from .regression_loss import (
     huber_loss,
@@ -108,6 +109,8 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "max_pool2d",
+    "nll_loss",
+    "nll_loss_backward",
     "silu",
     "smooth_l1_loss",
     "smooth_l1_loss_backward",

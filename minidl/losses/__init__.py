@@ -7,6 +7,7 @@ and :class:`MSE`); every loss registers itself, so files and ``minidl gradcheck`
 from .base import MSE, Loss, SoftmaxCrossEntropy
 from .bce import BCELoss, BCEWithLogitsLoss
 from .elementwise import HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss
+from .nll import NLLLoss
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
-           "KLDivLoss"]
+           "KLDivLoss", "NLLLoss"]
