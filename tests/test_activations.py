@@ -42,6 +42,9 @@ PAIRS = [
     ("softmax", lambda: layers.Softmax(), lambda: torch.nn.Softmax(dim=1)),
     ("softmax_last", lambda: layers.Softmax(-1), lambda: torch.nn.Softmax(dim=-1)),
     ("softmax_axis0", lambda: layers.Softmax(0), lambda: torch.nn.Softmax(dim=0)),
+    ("log_softmax", lambda: layers.LogSoftmax(), lambda: torch.nn.LogSoftmax(dim=1)),
+    ("log_softmax_last", lambda: layers.LogSoftmax(-1), lambda: torch.nn.LogSoftmax(dim=-1)),
+    ("log_softmax_axis0", lambda: layers.LogSoftmax(0), lambda: torch.nn.LogSoftmax(dim=0)),
 ]
 
 
@@ -137,6 +140,13 @@ def test_softmax_rows_sum_to_one_along_the_channel_axis():
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-12)
 
 
+def test_log_softmax_is_the_log_of_softmax_and_stays_finite():
+    x, g = _inputs(2)  # entries of +-700: softmax underflows to 0, its log would be -inf
+    y = layers.LogSoftmax()(x)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(np.exp(y), layers.Softmax()(x), rtol=1e-12, atol=1e-300)
+
+
 def test_identity_returns_the_same_arrays():
     x = np.ones((2, 3), np.float32)
     layer = layers.Identity()
@@ -150,7 +160,7 @@ def test_identity_returns_the_same_arrays():
 @pytest.mark.parametrize("layer", [layers.LeakyReLU(0.2), layers.Sigmoid(), layers.Tanh(), layers.GELU("tanh"),
                                    layers.Identity(), layers.Softmax(-1), layers.ELU(0.5),
                                    layers.Softplus(2.0, 5.0), layers.Hardswish(), layers.Mish(),
-                                   layers.PReLU(3, init=0.1)], ids=repr)
+                                   layers.PReLU(3, init=0.1), layers.LogSoftmax(-1)], ids=repr)
 def test_save_load_round_trip(layer, tmp_path):
     model = mdl.Sequential(layers.Dense(4, 3, rng=0), layer)
     model.save(tmp_path / "m.npz")
@@ -174,6 +184,7 @@ def test_save_load_round_trip(layer, tmp_path):
     (lambda: layers.PReLU(0), ValueError, r"PReLU: num_parameters must be"),
     (lambda: layers.PReLU(init="0.25"), TypeError, r"PReLU: init must be a real number"),
     (lambda: layers.PReLU(dtype=np.int32), TypeError, r"PReLU"),
+    (lambda: layers.LogSoftmax("1"), TypeError, r"LogSoftmax: axis must be an int"),
 ])
 def test_constructor_errors(make, error, match):
     with pytest.raises(error, match=match):
@@ -187,6 +198,8 @@ def test_forward_errors_name_the_layer():
         layers.Sigmoid()([1.0])
     with pytest.raises(ValueError, match=r"Softmax\(axis=2\): axis 2 is out of range"):
         layers.Softmax(2)(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"LogSoftmax\(axis=-3\): axis -3 is out of range.*use an axis in \[-2, 1\]"):
+        layers.LogSoftmax(-3)(np.ones((2, 3)))
     with pytest.raises(ValueError, match="shape"):
         F.gelu_backward(np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="dtype"):

@@ -55,6 +55,28 @@ def logits_and_labels(n, k, ignored=()):
     return make
 
 
+def probs_and_targets(shape):
+    """Probabilities in (0.05, 0.95) and soft targets in [0, 1], for the binary cross-entropy."""
+    return lambda dtype, rng: (rng.uniform(0.05, 0.95, shape).astype(dtype), rng.uniform(0, 1, shape).astype(dtype))
+
+
+def log_probs_and_labels(n, k, ignored=()):
+    """Log-probabilities and integer labels (some ignored), for NLLLoss."""
+    def make(dtype, rng):
+        labels = rng.integers(0, k, n)
+        labels[list(ignored)] = -100
+        return np.log(rng.dirichlet(np.ones(k), size=n)).astype(dtype), labels
+    return make
+
+
+def log_probs_and_probs(n, k, log_target=False):
+    """Log-probabilities and a target distribution (its logs with ``log_target``), for KLDivLoss."""
+    def make(dtype, rng):
+        p, q = rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+        return np.log(p).astype(dtype), (np.log(q) if log_target else q).astype(dtype)
+    return make
+
+
 def logits_and_probs(n, k):
     def make(dtype, rng):
         p = rng.uniform(0.1, 1.0, (n, k))
@@ -177,6 +199,8 @@ CASES = [
     Case("prelu_2d", batchnorm(layers.PReLU, 7), floats((5, 7)), (5, 7), {"weight": (7,)}),
     Case("identity", plain(layers.Identity), floats((2, 3, 4)), (2, 3, 4)),
     Case("softmax", plain(layers.Softmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("log_softmax", plain(layers.LogSoftmax), floats((4, 6)), (4, 6), {}, ("axis=1",)),
+    Case("log_softmax_axis0_3d", plain(layers.LogSoftmax, axis=0), floats((3, 2, 5)), (3, 2, 5), {}, ("axis=0",)),
     Case("softmax_last_axis_4d", plain(layers.Softmax, axis=-1), floats((2, 3, 4, 5)), (2, 3, 4, 5), {},
          ("axis=-1",)),
     # floor((H - k)/s) + 1
@@ -266,6 +290,22 @@ CASES = [
     Case("mse", plain(losses.MSE), floats((4, 3), (4, 3)), None),
     Case("mse_sum_4d", plain(losses.MSE, reduction="sum"), floats((2, 3, 2, 2), (2, 3, 2, 2)), None, {},
          ("reduction='sum'",)),
+    Case("l1", plain(losses.L1Loss), floats((4, 3), (4, 3)), None),
+    Case("smooth_l1_sum_beta", plain(losses.SmoothL1Loss, reduction="sum", beta=0.5), floats((2, 3, 2), (2, 3, 2)),
+         None, {}, ("reduction='sum'", "beta=0.5")),
+    Case("bce", plain(losses.BCELoss), probs_and_targets((4, 3)), None),
+    Case("bce_weight_sum", plain(losses.BCELoss, weight=[0.5, 2.0, 1.0], reduction="sum"), probs_and_targets((2, 3)),
+         None, {}, ("weight=[0.5, 2.0, 1.0]", "reduction='sum'")),
+    Case("bce_logits_pos_weight", plain(losses.BCEWithLogitsLoss, weight=[[2.0], [0.5]], pos_weight=[3.0, 1.0, 0.5]),
+         floats((2, 3), (2, 3)), None, {}, ("pos_weight=[3.0, 1.0, 0.5]",)),
+    Case("nll", plain(losses.NLLLoss), log_probs_and_labels(4, 5), None),
+    Case("nll_weighted_ignore_sum", plain(losses.NLLLoss, weight=[0.5, 2.0, 1.0], reduction="sum"),
+         log_probs_and_labels(6, 3, ignored=(2,)), None, {}, ("weight=", "reduction='sum'")),
+    Case("kl_div_batchmean", plain(losses.KLDivLoss, reduction="batchmean"), log_probs_and_probs(3, 4), None, {},
+         ("reduction='batchmean'",)),
+    Case("kl_div_log_target_sum", plain(losses.KLDivLoss, reduction="sum", log_target=True),
+         log_probs_and_probs(2, 5, log_target=True), None, {}, ("log_target=True",)),
+    Case("huber_delta", plain(losses.HuberLoss, delta=0.7), floats((3, 4), (3, 4)), None, {}, ("delta=0.7",)),
 ]
 PARAM_CASES = [c for c in CASES if c.params]
 LAYER_CASES = [c for c in CASES if not c.is_loss]

@@ -20,7 +20,7 @@ API_MODULES = [
     ("minidl.layers.registry", "the one registry of layer classes: register_layer"),
     ("minidl.functional", "the pure numpy kernels the layers call, forward and backward"),
     ("minidl.functional.conv_reference", "the convolution as plain loops: the lesson, and the tests' oracle"),
-    ("minidl.losses", "SoftmaxCrossEntropy and MSE"),
+    ("minidl.losses", "SoftmaxCrossEntropy, NLLLoss, MSE, L1, smooth L1, Huber, binary cross-entropy, KL divergence"),
     ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),
     ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler, NormHistory"),
     ("minidl.train", "the training loop: Trainer and History"),

@@ -11,7 +11,8 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 The math is here, one module per op with its forward and backward side by side
 (``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
-``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``), next to ``geometry`` (output sizes, padding) and the
+``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
+``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -45,6 +46,12 @@ from .activation_extra import (
 )
 from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
+from .bce import (
+    binary_cross_entropy,
+    binary_cross_entropy_backward,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
+)
 from .conv import (
     MAX_CACHED_COLUMN_BYTES,
     MAX_COLUMN_BYTES,
@@ -60,10 +67,20 @@ from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
 from .groupnorm import group_norm, group_norm_backward, instance_norm, instance_norm_backward
+from .kl_div import kl_div, kl_div_backward
 from .layernorm import layer_norm, layer_norm_backward
-from .loss import cross_entropy, cross_entropy_backward, log_softmax, softmax
+from .loss import cross_entropy, cross_entropy_backward, log_softmax, log_softmax_backward, softmax
 from .mse import mse_loss, mse_loss_backward
+from .nll import nll_loss, nll_loss_backward
 from .pool import max_pool2d, max_pool2d_backward
+from .regression_loss import (
+    huber_loss,
+    huber_loss_backward,
+    l1_loss,
+    l1_loss_backward,
+    smooth_l1_loss,
+    smooth_l1_loss_backward,
+)
 from .silu import silu, silu_backward
 
 __all__ = [
@@ -72,6 +89,10 @@ __all__ = [
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
     "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_backward",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_backward",
     "batch_norm_backward",
     "MAX_CACHED_COLUMN_BYTES",
     "MAX_COLUMN_BYTES",
@@ -100,17 +121,28 @@ __all__ = [
     "layer_norm_backward",
     "leaky_relu",
     "leaky_relu_backward",
+    "huber_loss",
+    "huber_loss_backward",
+    "kl_div",
+    "kl_div_backward",
+    "l1_loss",
+    "l1_loss_backward",
     "linear",
     "linear_bias",
     "linear_input",
     "linear_weight",
     "log_softmax",
+    "log_softmax_backward",
     "max_pool2d",
     "mish",
     "mish_backward",
+    "nll_loss",
+    "nll_loss_backward",
     "prelu",
     "prelu_backward",
     "silu",
+    "smooth_l1_loss",
+    "smooth_l1_loss_backward",
     "silu_backward",
     "mse_loss",
     "mse_loss_backward",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_array
+from .activation import check_grad_pair, float_input
 from .loss_args import (  # in __all__ too: their import path before the split
     REDUCTIONS,
     check_class_weight,
@@ -21,7 +22,7 @@ from .loss_args import (  # in __all__ too: their import path before the split
     check_reduction,
 )
 
-__all__ = ["log_softmax", "softmax", "cross_entropy", "cross_entropy_backward",
+__all__ = ["log_softmax", "log_softmax_backward", "softmax", "cross_entropy", "cross_entropy_backward",
            "check_label_smoothing", "check_cross_entropy_args", "check_reduction", "check_class_weight", "REDUCTIONS"]
 
 # inf - inf, 0 * inf, x - max overflowing to -inf: each gives PyTorch's value here.
@@ -74,6 +75,47 @@ def log_softmax(x, axis=-1):
         shifted = x - x.max(axis=axis, keepdims=True)
         shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return shifted
+
+
+def log_softmax_backward(grad_output, output, axis=-1, *, where="log_softmax_backward"):
+    r"""Gradient of :func:`log_softmax` from its output ``o``: ``g - exp(o) * sum(g, axis)``.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        dL/d(output), of the output's shape and dtype.
+    output : ndarray, floating point
+        What :func:`log_softmax` returned.
+    axis : int
+        The class axis it was taken along.
+    where : str, optional
+        The caller, named in error messages.
+
+    Returns
+    -------
+    ndarray
+        dL/dx, the output's shape and dtype.
+
+    Shape
+    -----
+    ``grad_output``, ``output`` and the result: one shape, any.
+
+    Notes
+    -----
+    :math:`o_i = x_i - \log\sum_j e^{x_j}`, so :math:`\partial o_i/\partial x_j = \delta_{ij} - s_j` with
+    :math:`s = e^{o}` the softmax, and :math:`dx_j = \sum_i g_i(\delta_{ij} - s_j) = g_j - s_j \sum_i g_i`.
+
+    Examples
+    --------
+    >>> log_softmax_backward(np.array([[1.0, 0.0]]), np.log(np.array([[0.5, 0.5]])))
+    array([[ 0.5, -0.5]])
+    """
+    float_input(output, "output", where)
+    check_grad_pair(grad_output, output, "output", where)
+    grad = np.exp(output)
+    grad *= -grad_output.sum(axis=axis, keepdims=True)
+    grad += grad_output
+    return grad
 
 
 def softmax(x, axis=-1):

@@ -17,6 +17,8 @@ from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
+from .log_softmax import *  # noqa: F403
+from .log_softmax import __all__ as _log_softmax
 from .merge import *  # noqa: F403
 from .merge import __all__ as _merge
 from .normalization import *  # noqa: F403
@@ -24,5 +26,7 @@ from .normalization import __all__ as _normalization
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
-__all__ = ["Layer", *_conv, *_activation, *_activation_extra, *_pool, *_dense, *_merge, *_batchnorm, *_normalization,
-           *_dropout, "Unsupported", "InputSpec"]
+__all__ = [
+    "Layer", *_conv, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
+    *_normalization, *_dropout, "Unsupported", "InputSpec",
+]

@@ -1,4 +1,4 @@
-"""Losses: layers whose forward returns a Python float (an array with ``reduction='none'``)."""
+"""The Loss base class and the first two losses, SoftmaxCrossEntropy and MSE (moved from ``minidl/losses.py``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numbers
 
 import numpy as np
 
-from . import functional as F
-from .functional.loss_args import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
-from .functional.mse import check_mse_args, mse_loss, mse_loss_backward
-from .layers.base import Layer
-from .layers.registry import register_layer
-from .validation import check_int
+from .. import functional as F
+from ..functional.loss_args import check_class_weight, check_cross_entropy_args, check_label_smoothing, check_reduction
+from ..functional.mse import check_mse_args, mse_loss, mse_loss_backward
+from ..layers.base import Layer
+from ..layers.registry import register_layer
+from ..validation import check_int
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE"]
 
