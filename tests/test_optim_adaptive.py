@@ -199,7 +199,7 @@ def test_update_is_in_place_and_repr():
     run_minidl(params, optim.AdamW(params, amsgrad=True), 3)
     assert all(p.data is a for p, a in zip(params, arrays))
     assert repr(optim.Adam(params)) == ("Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
-                                        "weight_decay=0.0, amsgrad=False, num_params=3)")
+                                        "weight_decay=0.0, amsgrad=False, maximize=False, num_params=3)")
 
 
 @pytest.mark.parametrize("name,hyper", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(amsgrad=True)),

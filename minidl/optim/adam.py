@@ -42,6 +42,8 @@ class Adam(Optimizer):
         L2 penalty added to the gradient, >= 0 (coupled; see :class:`AdamW`).
     amsgrad : bool, default False
         Normalise by the largest second moment seen so far (AMSGrad).
+    maximize : bool, default False
+        Keyword only. Maximise the objective: the rule runs on ``-grad``, as torch's ``maximize``.
 
     Notes
     -----
@@ -84,9 +86,9 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+                 amsgrad=False, *, maximize=False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+                                      amsgrad=amsgrad, maximize=maximize))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
         betas = hyper["betas"]
@@ -150,6 +152,7 @@ class AdamW(Adam):
         Decoupled decay: the weights shrink by ``lr * weight_decay`` of
         themselves each step, outside the moment averages.
     amsgrad : bool, default False
+    maximize : bool, default False
 
     Notes
     -----
@@ -174,7 +177,7 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+                 amsgrad=False, *, maximize=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, maximize=maximize)
 

@@ -86,6 +86,8 @@ class OptimizerState:
         new_hyper = []
         for k, (saved, group) in enumerate(zip(groups, self.param_groups)):
             mine = [self._index[p] for p in group["params"]]
+            if isinstance(saved, dict):  # saved before a hyper-parameter existed: its old behaviour
+                saved = {**{n: v for n, v in self._added_hyper.items() if n in self.defaults}, **saved}
             if not isinstance(saved, dict) or set(saved) != {"params", *self.defaults}:
                 raise ValueError(f"{where}: param_groups[{k}] must have the keys "
                                  f"{sorted(['params', *self.defaults])}. Received: {saved!r:.200}")
@@ -93,7 +95,7 @@ class OptimizerState:
                 raise ValueError(f"{where}: param_groups[{k}] holds parameters {list(saved['params'])} "
                                  f"but this optimizer's group {k} holds {mine}. Build the optimizer "
                                  "with the same groups, in the same order.")
-            hyper = self._check_hyper({n: saved[n] for n in self.defaults},
+            hyper = self._checked({n: saved[n] for n in self.defaults},
                                       f"{where}: param_groups[{k}]")
             self._check_lr_dtype(hyper["lr"], group["params"], where)
             new_hyper.append(hyper)
