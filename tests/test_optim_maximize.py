@@ -17,6 +17,8 @@ CONFIGS = [
     ("Adam", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.05)),
     ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
+    ("Adagrad", dict(lr=0.05, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.1)),
+    ("Adamax", dict(lr=0.05, weight_decay=0.1)),
 ]
 
 
@@ -59,7 +61,7 @@ def test_a_state_dict_saved_without_maximize_loads_as_minimize(name, hyper):
     assert fresh.maximize is False and fresh.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("name", sorted({name for name, _ in CONFIGS}))
 def test_maximize_must_be_a_bool(name):
     with pytest.raises(ValueError, match=rf"{name}: maximize must be a bool. Received: maximize=1"):
         getattr(optim, name)([Parameter(np.zeros(2))], lr=0.1, maximize=1)

@@ -9,7 +9,9 @@
 * :func:`clip_grad_norm` and :func:`all_finite`.
 """
 
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
 from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
@@ -20,7 +22,7 @@ from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = [
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
     "clip_grad_norm", "all_finite",

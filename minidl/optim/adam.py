@@ -24,6 +24,15 @@ def lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def check_betas(betas, where: str) -> tuple:
+    """``betas`` as a pair of floats in [0, 1) (Adam's and its relatives' check)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 \
+            or not all(isinstance(b, numbers.Real) for b in betas):
+        raise ValueError(f"{where}: betas must be a pair of numbers in [0, 1), e.g. "
+                         f"(0.9, 0.999). Received: betas={betas!r}")
+    return below_one(betas[0], "betas[0]", where), below_one(betas[1], "betas[1]", where)
+
+
 class Adam(Optimizer):
     """Adam, like :class:`torch.optim.Adam` (its single-tensor CPU rule).
 
@@ -91,14 +100,8 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        betas = hyper["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2 \
-                or not all(isinstance(b, numbers.Real) for b in betas):
-            raise ValueError(f"{where}: betas must be a pair of numbers in [0, 1), e.g. "
-                             f"(0.9, 0.999). Received: betas={betas!r}")
         return {"lr": real_number(hyper["lr"], "lr", where),
-                "betas": (below_one(betas[0], "betas[0]", where),
-                          below_one(betas[1], "betas[1]", where)),
+                "betas": check_betas(hyper["betas"], where),
                 "eps": real_number(hyper["eps"], "eps", where),
                 "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
                 "amsgrad": check_flag(hyper["amsgrad"], "amsgrad", where)}
