@@ -17,6 +17,9 @@ GRIDS = {
                 for d, w, a, e in itertools.product([0.0, 0.1], [0.0, 0.1], [0.0, 0.5], [1e-10, 0.1])],
     "Adamax": [dict(lr=0.05, betas=b, weight_decay=w, eps=e)
                for b, w, e in itertools.product([(0.9, 0.999), (0.3, 0.5)], [0.0, 0.1], [1e-8, 0.1])],
+    # betas (0.9, 0.9): rho_t > 5 from step 5 on, so the 30 steps cover both branches
+    "RAdam": [dict(lr=0.05, betas=b, weight_decay=w, decoupled_weight_decay=d, eps=e)
+              for b, w, d, e in itertools.product([(0.9, 0.999), (0.9, 0.9)], [0.0, 0.1], [False, True], [1e-8, 0.1])],
 }
 CASES = [(name, hyper) for name, grid in GRIDS.items() for hyper in grid]
 
@@ -24,10 +27,13 @@ CASES = [(name, hyper) for name, grid in GRIDS.items() for hyper in grid]
 GROUPS = {
     "Adagrad": (dict(lr=0.05, lr_decay=0.01), [{"initial_accumulator_value": 0.3}, {"lr": 0.01, "weight_decay": 0.1}]),
     "Adamax": (dict(lr=0.05, weight_decay=0.1), [{"betas": (0.5, 0.9)}, {"eps": 0.1, "lr": 0.01}]),
+    "RAdam": (dict(lr=0.05, betas=(0.9, 0.9)), [{"weight_decay": 0.1}, {"decoupled_weight_decay": True,
+                                                                       "weight_decay": 0.1}]),
 }
 STATE = {
     "Adagrad": (dict(lr_decay=0.1, initial_accumulator_value=0.1), ["step", "sum"]),
     "Adamax": (dict(weight_decay=0.1), ["exp_avg", "exp_inf", "step"]),
+    "RAdam": (dict(betas=(0.9, 0.9), weight_decay=0.1), ["exp_avg", "exp_avg_sq", "step"]),
 }
 
 
@@ -130,6 +136,8 @@ def test_load_refuses_a_malformed_state_and_changes_nothing(name):
     ("Adamax", dict(eps=-1e-8), r"eps must be a finite number >= 0"),
     ("Adamax", dict(weight_decay=float("inf")), r"weight_decay must be a finite number"),
     ("Adamax", dict(lr=1e39), r"not finite in the parameters' dtype float32"),
+    ("RAdam", dict(betas=(-0.1, 0.9)), r"RAdam: betas\[0\] must be a finite number >= 0"),
+    ("RAdam", dict(decoupled_weight_decay=1), r"decoupled_weight_decay must be a bool. Received: "),
 ])
 def test_invalid_hyperparameters_raise(name, kwargs, match):
     with pytest.raises(ValueError, match=match):

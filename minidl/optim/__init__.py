@@ -18,11 +18,12 @@ from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
 from .plateau import ReduceLROnPlateau
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = [
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
     "clip_grad_norm", "all_finite",

@@ -33,6 +33,26 @@ def check_betas(betas, where: str) -> tuple:
     return below_one(betas[0], "betas[0]", where), below_one(betas[1], "betas[1]", where)
 
 
+def weight_decay(data, g, lr: float, wd: float, decoupled: bool):
+    """``(base, g)``: the weights the update starts from and the gradient, after torch's weight
+    decay: decoupled shrinks the weights by ``lr * wd`` of themselves, coupled adds ``wd * data``."""
+    if wd == 0:
+        return data, g
+    if decoupled:
+        return data * (1 - lr * wd), g
+    return data, g + wd * data
+
+
+def moments(state: dict, g, beta1: float, beta2: float):
+    """The new first and second moment averages (torch's ``lerp_`` and ``mul_().addcmul_()``)."""
+    exp_avg = lerp(state["exp_avg"], g, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"] * beta2  # addcmul: v * beta2 + (1 - beta2) * g * g
+    sq = g * (1 - beta2)
+    sq *= g
+    exp_avg_sq += sq
+    return exp_avg, exp_avg_sq
+
+
 class Adam(Optimizer):
     """Adam, like :class:`torch.optim.Adam` (its single-tensor CPU rule).
 
@@ -112,17 +132,8 @@ class Adam(Optimizer):
             zeros = np.zeros_like(data)
             state = {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros}
         step = state["step"] + 1
-        base = data
-        if wd != 0:
-            if self._decoupled:
-                base = data * (1 - lr * wd)
-            else:
-                g = g + wd * data
-        exp_avg = lerp(state["exp_avg"], g, 1 - beta1)
-        exp_avg_sq = state["exp_avg_sq"] * beta2  # addcmul: v * beta2 + (1 - beta2) * g * g
-        sq = g * (1 - beta2)
-        sq *= g
-        exp_avg_sq += sq
+        base, g = weight_decay(data, g, lr, wd, self._decoupled)
+        exp_avg, exp_avg_sq = moments(state, g, beta1, beta2)
         new_state = {**state, "step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
         second = exp_avg_sq
         if hyper["amsgrad"]:
