@@ -20,6 +20,8 @@ GRIDS = {
     # betas (0.9, 0.9): rho_t > 5 from step 5 on, so the 30 steps cover both branches
     "RAdam": [dict(lr=0.05, betas=b, weight_decay=w, decoupled_weight_decay=d, eps=e)
               for b, w, d, e in itertools.product([(0.9, 0.999), (0.9, 0.9)], [0.0, 0.1], [False, True], [1e-8, 0.1])],
+    "NAdam": [dict(lr=0.05, betas=b, weight_decay=w, decoupled_weight_decay=d, momentum_decay=m)
+              for b, w, d, m in itertools.product([(0.9, 0.999), (0.3, 0.5)], [0.0, 0.1], [False, True], [4e-3, 0.5])],
 }
 CASES = [(name, hyper) for name, grid in GRIDS.items() for hyper in grid]
 
@@ -29,11 +31,14 @@ GROUPS = {
     "Adamax": (dict(lr=0.05, weight_decay=0.1), [{"betas": (0.5, 0.9)}, {"eps": 0.1, "lr": 0.01}]),
     "RAdam": (dict(lr=0.05, betas=(0.9, 0.9)), [{"weight_decay": 0.1}, {"decoupled_weight_decay": True,
                                                                        "weight_decay": 0.1}]),
+    "NAdam": (dict(lr=0.05, momentum_decay=0.1), [{"betas": (0.5, 0.9), "weight_decay": 0.1},
+                                                  {"decoupled_weight_decay": True, "weight_decay": 0.1}]),
 }
 STATE = {
     "Adagrad": (dict(lr_decay=0.1, initial_accumulator_value=0.1), ["step", "sum"]),
     "Adamax": (dict(weight_decay=0.1), ["exp_avg", "exp_inf", "step"]),
     "RAdam": (dict(betas=(0.9, 0.9), weight_decay=0.1), ["exp_avg", "exp_avg_sq", "step"]),
+    "NAdam": (dict(weight_decay=0.1, momentum_decay=0.1), ["exp_avg", "exp_avg_sq", "mu_product", "step"]),
 }
 
 
@@ -138,6 +143,9 @@ def test_load_refuses_a_malformed_state_and_changes_nothing(name):
     ("Adamax", dict(lr=1e39), r"not finite in the parameters' dtype float32"),
     ("RAdam", dict(betas=(-0.1, 0.9)), r"RAdam: betas\[0\] must be a finite number >= 0"),
     ("RAdam", dict(decoupled_weight_decay=1), r"decoupled_weight_decay must be a bool. Received: "),
+    ("NAdam", dict(momentum_decay=-4e-3), r"NAdam: momentum_decay must be a finite number >= 0"),
+    ("NAdam", dict(betas=(0.9, 1.5)), r"betas\[1\] must be in \[0, 1\)"),
+    ("NAdam", dict(decoupled_weight_decay="yes"), r"decoupled_weight_decay must be a bool"),
 ])
 def test_invalid_hyperparameters_raise(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -158,3 +166,17 @@ def test_a_non_finite_step_changes_nothing(name):
     np.testing.assert_array_equal(q.data, q_before)
     for k, v in before["state"][0].items():
         np.testing.assert_array_equal(opt.state[0][k], v)
+
+
+def test_nadam_mu_product_is_checked_on_load():
+    params = make_params()
+    opt = optim.NAdam(params)
+    run_minidl(params, opt, 2)
+    before = opt.state[0]["mu_product"]
+    assert 0 < before < 1
+    for bad in (float("nan"), "0.8", None, True):
+        sd = opt.state_dict()
+        sd["state"][0]["mu_product"] = bad
+        with pytest.raises(ValueError, match=r"NAdam.load_state_dict: mu_product of params\[0\] must be a finite"):
+            opt.load_state_dict(sd)
+    assert opt.state[0]["mu_product"] == before

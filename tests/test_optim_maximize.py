@@ -20,6 +20,7 @@ CONFIGS = [
     ("Adagrad", dict(lr=0.05, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.1)),
     ("Adamax", dict(lr=0.05, weight_decay=0.1)),
     ("RAdam", dict(lr=0.05, betas=(0.9, 0.9), weight_decay=0.1, decoupled_weight_decay=True)),
+    ("NAdam", dict(lr=0.05, weight_decay=0.1, momentum_decay=0.1)),
 ]
 
 

@@ -15,6 +15,7 @@ from .adamax import Adamax
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
 from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
+from .nadam import NAdam
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
 from .plateau import ReduceLROnPlateau
@@ -23,7 +24,7 @@ from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = [
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam", "NAdam",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
     "clip_grad_norm", "all_finite",

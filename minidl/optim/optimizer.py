@@ -110,6 +110,8 @@ class Optimizer(OptimizerState):
     _state_required: tuple = ()
     #: check the new state arrays too (SGD: a non-finite buffer always makes the update non-finite)
     _check_new_state = True
+    #: names of per-parameter state entries that are Python floats (NAdam's ``mu_product``)
+    _state_scalars: tuple = ()
     #: hyper-parameters added after state dicts were first saved, with the value that keeps the
     #: old behaviour: a saved group without them loads with it (torch's ``setdefault`` on load)
     _added_hyper = {"maximize": False}

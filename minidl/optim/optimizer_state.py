@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -114,8 +115,8 @@ class OptimizerState:
         self.state = state
 
     def _check_state(self, entry, i: int, where: str) -> dict:
-        allowed = set(self._state_arrays) | {"step"} if "step" in self._state_required \
-            else set(self._state_arrays)
+        allowed = set(self._state_arrays) | set(self._state_scalars)
+        allowed |= {"step"} if "step" in self._state_required else set()
         if not isinstance(entry, dict) or not set(self._state_required) <= set(entry) <= allowed:
             got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
             raise ValueError(f"{where}: the state of params[{i}] must have the entries "
@@ -128,6 +129,11 @@ class OptimizerState:
                     raise ValueError(f"{where}: the step count of params[{i}] must be an int >= 0. "
                                      f"Received: step={v!r}")
                 out[k] = int(v)
+                continue
+            if k in self._state_scalars:
+                if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)) or not math.isfinite(v):
+                    raise ValueError(f"{where}: {k} of params[{i}] must be a finite number. Received: {k}={v!r}")
+                out[k] = float(v)
                 continue
             v = np.asarray(v)
             if v.shape != p.data.shape or v.dtype != p.data.dtype:
