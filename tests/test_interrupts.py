@@ -76,6 +76,10 @@ MAKERS = {
     "AdamW-amsgrad": lambda g: optim.AdamW(g, lr=0.1, amsgrad=True),
     "SGD-momentum": lambda g: optim.SGD(g, lr=0.1, momentum=0.9),
     "RMSprop-centered": lambda g: optim.RMSprop(g, lr=0.1, momentum=0.5, centered=True),
+    "NAdam": lambda g: optim.NAdam(g, lr=0.1, weight_decay=0.1),
+    "RAdam": lambda g: optim.RAdam(g, lr=0.1),
+    "Adagrad": lambda g: optim.Adagrad(g, lr=0.1),
+    "Adamax-maximize": lambda g: optim.Adamax(g, lr=0.1, maximize=True),
 }
 
 

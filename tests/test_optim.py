@@ -297,7 +297,7 @@ def test_zero_grad_and_step_grad_shape_check():
 def test_repr():
     r = repr(optim.SGD(make_params(), lr=0.1, momentum=0.9, nesterov=True))
     assert r == ("SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, "
-                 "nesterov=True, num_params=3)")
+                 "nesterov=True, maximize=False, num_params=3)")
 
 
 VALID_COMBOS = [c for c in COMBOS if not (c[3] and (c[0] == 0 or c[1] != 0))]  # Nesterov's rule

@@ -199,11 +199,13 @@ def test_update_is_in_place_and_repr():
     run_minidl(params, optim.AdamW(params, amsgrad=True), 3)
     assert all(p.data is a for p, a in zip(params, arrays))
     assert repr(optim.Adam(params)) == ("Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
-                                        "weight_decay=0.0, amsgrad=False, num_params=3)")
+                                        "weight_decay=0.0, amsgrad=False, maximize=False, num_params=3)")
 
 
 @pytest.mark.parametrize("name,hyper", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(amsgrad=True)),
-                                        ("AdamW", dict()), ("RMSprop", dict(momentum=0.9, centered=True))])
+                                        ("AdamW", dict()), ("RMSprop", dict(momentum=0.9, centered=True)),
+                                        ("NAdam", dict(weight_decay=0.1)), ("RAdam", dict()), ("Adagrad", dict()),
+                                        ("Adamax", dict(maximize=True))])
 def test_step_memory_is_one_copy_of_parameters_and_state(name, hyper):
     """The all-or-nothing step holds the new parameters and the new state until the commit, plus
     temporaries of the largest parameter; measured: Adam(amsgrad) 26.7 MiB peak for 5.8 MiB of

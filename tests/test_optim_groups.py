@@ -72,7 +72,7 @@ def test_lr_property_with_groups():
     assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2, 0.2] and opt.lr == 0.2
     assert hasattr(opt, "lr") and not hasattr(opt, "betas")
     assert repr(opt) == ("SGD(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, "
-                         "nesterov=False, num_params=3, param_groups=3)")
+                         "nesterov=False, maximize=False, num_params=3, param_groups=3)")
 
 
 @pytest.mark.parametrize("groups,err,match", [
@@ -83,7 +83,7 @@ def test_lr_property_with_groups():
      r"param_groups\[1\]\['params'\] is empty"),
     (lambda p: [{"params": p, "lrr": 0.1}], ValueError,
      r"param_groups\[0\] must have 'params' and only the keys \['lr', 'momentum', 'dampening', "
-     r"'weight_decay', 'nesterov'\]. Received: keys \['params', 'lrr'\] \(unknown: \['lrr'\]\)"),
+     r"'weight_decay', 'nesterov', 'maximize'\]. Received: keys \['params', 'lrr'\] \(unknown: \['lrr'\]\)"),
     (lambda p: [{"lr": 0.1}], ValueError, r"must have 'params'"),
     (lambda p: [{"params": p[:1]}, p[1]], TypeError, r"mixes group dicts and single parameters"),
     (lambda p: [{"params": [p[0], p[0]]}], ValueError,

@@ -156,6 +156,14 @@ SETUPS = {
     "SGD+LinearLR": (lambda m: optim.SGD(groups(m), lr=0.05, momentum=0.9, nesterov=True,
                                          weight_decay=1e-3),
                      lambda o: LearningRateScheduler(optim.LinearLR(o, total_iters=3))),
+    "NAdam+StepLR": (lambda m: optim.NAdam(groups(m), lr=0.01, weight_decay=1e-3, momentum_decay=0.1),
+                     lambda o: LearningRateScheduler(optim.StepLR(o, step_size=1, gamma=0.5))),
+    "RAdam+ExponentialLR": (lambda m: optim.RAdam(m, lr=0.01, weight_decay=1e-3, decoupled_weight_decay=True),
+                            lambda o: LearningRateScheduler(optim.ExponentialLR(o, gamma=0.8))),
+    "Adagrad+StepLR": (lambda m: optim.Adagrad(groups(m), lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
+                       lambda o: LearningRateScheduler(optim.StepLR(o, step_size=2, gamma=0.5))),
+    "Adamax+LinearLR": (lambda m: optim.Adamax(m, lr=0.01, maximize=False),
+                        lambda o: LearningRateScheduler(optim.LinearLR(o, total_iters=3))),
 }
 
 

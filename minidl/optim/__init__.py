@@ -9,7 +9,9 @@
 * :func:`clip_grad_norm` and :func:`all_finite`.
 """
 
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .annealing import CosineAnnealingLR, LinearLR
 from .clip import clip_grad_norm
 from .compose import ChainedScheduler, SequentialLR
@@ -17,15 +19,17 @@ from .cyclic import CyclicLR
 from .factor_lr import ConstantLR, PolynomialLR
 from .lambda_lr import LambdaLR, MultiplicativeLR
 from .lr_scheduler import ExponentialLR, LRScheduler, MultiStepLR, StepLR
+from .nadam import NAdam
 from .one_cycle import OneCycleLR
 from .optimizer import Optimizer, all_finite
 from .plateau import ReduceLROnPlateau
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 from .warm_restarts import CosineAnnealingWarmRestarts
 
 __all__ = [
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam", "NAdam",
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     "OneCycleLR", "ReduceLROnPlateau",
     "LambdaLR", "MultiplicativeLR", "ConstantLR", "PolynomialLR",

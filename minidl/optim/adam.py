@@ -24,6 +24,35 @@ def lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def check_betas(betas, where: str) -> tuple:
+    """``betas`` as a pair of floats in [0, 1) (Adam's and its relatives' check)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 \
+            or not all(isinstance(b, numbers.Real) for b in betas):
+        raise ValueError(f"{where}: betas must be a pair of numbers in [0, 1), e.g. "
+                         f"(0.9, 0.999). Received: betas={betas!r}")
+    return below_one(betas[0], "betas[0]", where), below_one(betas[1], "betas[1]", where)
+
+
+def weight_decay(data, g, lr: float, wd: float, decoupled: bool):
+    """``(base, g)``: the weights the update starts from and the gradient, after torch's weight
+    decay: decoupled shrinks the weights by ``lr * wd`` of themselves, coupled adds ``wd * data``."""
+    if wd == 0:
+        return data, g
+    if decoupled:
+        return data * (1 - lr * wd), g
+    return data, g + wd * data
+
+
+def moments(state: dict, g, beta1: float, beta2: float):
+    """The new first and second moment averages (torch's ``lerp_`` and ``mul_().addcmul_()``)."""
+    exp_avg = lerp(state["exp_avg"], g, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"] * beta2  # addcmul: v * beta2 + (1 - beta2) * g * g
+    sq = g * (1 - beta2)
+    sq *= g
+    exp_avg_sq += sq
+    return exp_avg, exp_avg_sq
+
+
 class Adam(Optimizer):
     """Adam, like :class:`torch.optim.Adam` (its single-tensor CPU rule).
 
@@ -42,6 +71,8 @@ class Adam(Optimizer):
         L2 penalty added to the gradient, >= 0 (coupled; see :class:`AdamW`).
     amsgrad : bool, default False
         Normalise by the largest second moment seen so far (AMSGrad).
+    maximize : bool, default False
+        Keyword only. Maximise the objective: the rule runs on ``-grad``, as torch's ``maximize``.
 
     Notes
     -----
@@ -84,19 +115,13 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+                 amsgrad=False, *, maximize=False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+                                      amsgrad=amsgrad, maximize=maximize))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
-        betas = hyper["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2 \
-                or not all(isinstance(b, numbers.Real) for b in betas):
-            raise ValueError(f"{where}: betas must be a pair of numbers in [0, 1), e.g. "
-                             f"(0.9, 0.999). Received: betas={betas!r}")
         return {"lr": real_number(hyper["lr"], "lr", where),
-                "betas": (below_one(betas[0], "betas[0]", where),
-                          below_one(betas[1], "betas[1]", where)),
+                "betas": check_betas(hyper["betas"], where),
                 "eps": real_number(hyper["eps"], "eps", where),
                 "weight_decay": real_number(hyper["weight_decay"], "weight_decay", where),
                 "amsgrad": check_flag(hyper["amsgrad"], "amsgrad", where)}
@@ -107,17 +132,8 @@ class Adam(Optimizer):
             zeros = np.zeros_like(data)
             state = {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros}
         step = state["step"] + 1
-        base = data
-        if wd != 0:
-            if self._decoupled:
-                base = data * (1 - lr * wd)
-            else:
-                g = g + wd * data
-        exp_avg = lerp(state["exp_avg"], g, 1 - beta1)
-        exp_avg_sq = state["exp_avg_sq"] * beta2  # addcmul: v * beta2 + (1 - beta2) * g * g
-        sq = g * (1 - beta2)
-        sq *= g
-        exp_avg_sq += sq
+        base, g = weight_decay(data, g, lr, wd, self._decoupled)
+        exp_avg, exp_avg_sq = moments(state, g, beta1, beta2)
         new_state = {**state, "step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
         second = exp_avg_sq
         if hyper["amsgrad"]:
@@ -150,6 +166,7 @@ class AdamW(Adam):
         Decoupled decay: the weights shrink by ``lr * weight_decay`` of
         themselves each step, outside the moment averages.
     amsgrad : bool, default False
+    maximize : bool, default False
 
     Notes
     -----
@@ -174,7 +191,7 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+                 amsgrad=False, *, maximize=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, maximize=maximize)
 

@@ -82,7 +82,9 @@ class Optimizer(OptimizerState):
     A subclass sets ``_state_arrays`` / ``_state_required`` (names of its
     state entries) and implements ``_check_hyper(hyper, where)`` (validated copy) and
     ``_update(data, grad, hyper, state) -> (new_data, new_state)`` (pure:
-    must not modify ``data`` or ``state``).
+    must not modify ``data`` or ``state``). A ``maximize`` entry in the defaults
+    is checked and applied by the base, as torch does: the rule then runs on
+    ``-grad`` (gradient ascent).
 
     Parameters
     ----------
@@ -108,10 +110,15 @@ class Optimizer(OptimizerState):
     _state_required: tuple = ()
     #: check the new state arrays too (SGD: a non-finite buffer always makes the update non-finite)
     _check_new_state = True
+    #: names of per-parameter state entries that are Python floats (NAdam's ``mu_product``)
+    _state_scalars: tuple = ()
+    #: hyper-parameters added after state dicts were first saved, with the value that keeps the
+    #: old behaviour: a saved group without them loads with it (torch's ``setdefault`` on load)
+    _added_hyper = {"maximize": False}
 
     def __init__(self, params, defaults: dict):
         where = type(self).__name__
-        self.defaults = self._check_hyper(dict(defaults), where)
+        self.defaults = self._checked(dict(defaults), where)
         self.param_groups: list[dict] = []
         self.params: list[Parameter] = []
         self.state: dict[int, dict] = {}
@@ -219,7 +226,7 @@ class Optimizer(OptimizerState):
                                  "parameter may belong to one group only. Remove it from one group.")
             seen[id(p)] = i
         hyper = {name: group.get(name, self.defaults[name]) for name in self.defaults}
-        hyper = self._check_hyper(hyper, where if flat else f"{where}: param_groups[{k}]")
+        hyper = self._checked(hyper, where if flat else f"{where}: param_groups[{k}]")
         self._check_lr_dtype(hyper["lr"], params, where)
         for p in params:
             self._index[p] = len(self.params)
@@ -228,6 +235,13 @@ class Optimizer(OptimizerState):
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _checked(self, hyper: dict, where: str) -> dict:
+        """``_check_hyper``'s validated copy, plus the flags the base handles (``maximize``)."""
+        out = self._check_hyper(hyper, where)
+        if "maximize" in hyper:
+            out["maximize"] = check_flag(hyper["maximize"], "maximize", where)
+        return out
 
     @staticmethod
     def _check_lr_dtype(lr: float, params, where: str) -> None:
@@ -319,8 +333,10 @@ class Optimizer(OptimizerState):
                             f"{name}.step: params[{i}].grad has shape {grad.shape} but the parameter "
                             f"has shape {data.shape}. Reset it with params[{i}].zero_grad()."
                         )
-                    new, state = self._update(data, grad.astype(data.dtype, copy=False), hyper,
-                                              self.state.get(i))
+                    grad = grad.astype(data.dtype, copy=False)
+                    if hyper.get("maximize"):  # torch: every rule runs on -grad (negation is exact)
+                        grad = np.negative(grad)
+                    new, state = self._update(data, grad, hyper, self.state.get(i))
                     bad = not _finite(new) or self._check_new_state and any(
                         not _finite(v) for v in state.values() if isinstance(v, np.ndarray))
                     if bad:
@@ -358,7 +374,7 @@ class Optimizer(OptimizerState):
         raw = tuple(group[n] for n in self.defaults)
         cached = self._hyper_cache.get(k)
         if cached is None or cached[0] != raw:
-            cached = self._hyper_cache[k] = (raw, self._check_hyper(group, f"{name}.step: param_groups[{k}]"))
+            cached = self._hyper_cache[k] = (raw, self._checked(group, f"{name}.step: param_groups[{k}]"))
         return cached[1]
 
     def zero_grad(self) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -86,6 +87,8 @@ class OptimizerState:
         new_hyper = []
         for k, (saved, group) in enumerate(zip(groups, self.param_groups)):
             mine = [self._index[p] for p in group["params"]]
+            if isinstance(saved, dict):  # saved before a hyper-parameter existed: its old behaviour
+                saved = {**{n: v for n, v in self._added_hyper.items() if n in self.defaults}, **saved}
             if not isinstance(saved, dict) or set(saved) != {"params", *self.defaults}:
                 raise ValueError(f"{where}: param_groups[{k}] must have the keys "
                                  f"{sorted(['params', *self.defaults])}. Received: {saved!r:.200}")
@@ -93,7 +96,7 @@ class OptimizerState:
                 raise ValueError(f"{where}: param_groups[{k}] holds parameters {list(saved['params'])} "
                                  f"but this optimizer's group {k} holds {mine}. Build the optimizer "
                                  "with the same groups, in the same order.")
-            hyper = self._check_hyper({n: saved[n] for n in self.defaults},
+            hyper = self._checked({n: saved[n] for n in self.defaults},
                                       f"{where}: param_groups[{k}]")
             self._check_lr_dtype(hyper["lr"], group["params"], where)
             new_hyper.append(hyper)
@@ -112,8 +115,8 @@ class OptimizerState:
         self.state = state
 
     def _check_state(self, entry, i: int, where: str) -> dict:
-        allowed = set(self._state_arrays) | {"step"} if "step" in self._state_required \
-            else set(self._state_arrays)
+        allowed = set(self._state_arrays) | set(self._state_scalars)
+        allowed |= {"step"} if "step" in self._state_required else set()
         if not isinstance(entry, dict) or not set(self._state_required) <= set(entry) <= allowed:
             got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
             raise ValueError(f"{where}: the state of params[{i}] must have the entries "
@@ -126,6 +129,11 @@ class OptimizerState:
                     raise ValueError(f"{where}: the step count of params[{i}] must be an int >= 0. "
                                      f"Received: step={v!r}")
                 out[k] = int(v)
+                continue
+            if k in self._state_scalars:
+                if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)) or not math.isfinite(v):
+                    raise ValueError(f"{where}: {k} of params[{i}] must be a finite number. Received: {k}={v!r}")
+                out[k] = float(v)
                 continue
             v = np.asarray(v)
             if v.shape != p.data.shape or v.dtype != p.data.dtype:

@@ -31,6 +31,8 @@ class RMSprop(Optimizer):
     centered : bool, default False
         Normalise by an estimate of the gradient's variance (its square
         average minus its average squared) instead of its second moment.
+    maximize : bool, default False
+        Keyword only. Maximise the objective: the rule runs on ``-grad``, as torch's ``maximize``.
 
     Notes
     -----
@@ -66,9 +68,9 @@ class RMSprop(Optimizer):
     _state_required = ("step", "square_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False):
+                 centered=False, *, maximize=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+                                      momentum=momentum, centered=centered, maximize=maximize))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
         return {**{k: real_number(hyper[k], k, where) for k in ("lr", "alpha", "eps", "weight_decay", "momentum")},

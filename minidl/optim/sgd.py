@@ -62,6 +62,8 @@ class SGD(Optimizer):
         L2 penalty, >= 0.
     nesterov : bool, default False
         Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+    maximize : bool, default False
+        Keyword only. Maximise the objective: the rule runs on ``-grad``, as torch's ``maximize``.
 
     Notes
     -----
@@ -106,9 +108,9 @@ class SGD(Optimizer):
     _check_new_state = False  # a nan/inf buffer makes the new value nan/inf (inf * -0.0 is nan)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
+                 nesterov=False, *, maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
     def _check_hyper(self, hyper: dict, where: str) -> dict:
         out = {**{k: real_number(hyper[k], k, where) for k in ("lr", "momentum", "dampening", "weight_decay")},
