@@ -21,7 +21,7 @@ API_MODULES = [
     ("minidl.functional", "the pure numpy kernels the layers call, forward and backward"),
     ("minidl.functional.conv_reference", "the convolution as plain loops: the lesson, and the tests' oracle"),
     ("minidl.losses", "SoftmaxCrossEntropy, NLLLoss, MSE, L1, smooth L1, Huber, binary cross-entropy, KL divergence"),
-    ("minidl.optim", "SGD, Adam, AdamW, RMSprop and torch's learning-rate schedulers"),
+    ("minidl.optim", "SGD, Adam, AdamW, RMSprop, NAdam, RAdam, Adagrad, Adamax and torch's learning-rate schedulers"),
     ("minidl.callbacks", "EarlyStopping, ModelCheckpoint, LearningRateScheduler, NormHistory"),
     ("minidl.train", "the training loop: Trainer and History"),
     ("minidl.data", "digits, batching, and the dataset and transform helpers"),

@@ -1,11 +1,14 @@
 """Optimizers and learning-rate schedules, matching :mod:`torch.optim`.
 
-* :class:`Optimizer` (parameter groups, state, the all-or-nothing step),
-  :class:`SGD`, :class:`Adam`, :class:`AdamW`, :class:`RMSprop`;
+* :class:`Optimizer` (parameter groups, state, the all-or-nothing step, ``maximize``),
+  :class:`SGD`, :class:`Adam`, :class:`AdamW`, :class:`RMSprop`, :class:`NAdam`,
+  :class:`RAdam`, :class:`Adagrad`, :class:`Adamax`;
 * schedules: :class:`StepLR`, :class:`MultiStepLR`, :class:`ExponentialLR`,
-  :class:`LinearLR`, :class:`CosineAnnealingLR` (stepped per epoch),
-  :class:`OneCycleLR` (per batch), :class:`ReduceLROnPlateau` (per epoch, with
-  the monitored metric);
+  :class:`LinearLR`, :class:`CosineAnnealingLR`, :class:`LambdaLR`,
+  :class:`MultiplicativeLR`, :class:`ConstantLR`, :class:`PolynomialLR`,
+  :class:`CosineAnnealingWarmRestarts` (stepped per epoch), :class:`OneCycleLR` and
+  :class:`CyclicLR` (per batch), :class:`SequentialLR` and :class:`ChainedScheduler`
+  (combine others), :class:`ReduceLROnPlateau` (per epoch, with the monitored metric);
 * :func:`clip_grad_norm` and :func:`all_finite`.
 """
 
