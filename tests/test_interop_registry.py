@@ -100,6 +100,8 @@ def _same_config(a, b):
 
 def test_a_user_layer_with_recipes_exports_and_converts_without_touching_interop(tmp_path):
     """A registered user layer declaring onnx_op/torch_modules goes through both exporters."""
+    pytest.importorskip("torch")
+
     @register_layer
     class Halve(L.Layer):
         onnx_op = "Identity"  # deliberately wrong in ONNX, to show the recipe is what is used
