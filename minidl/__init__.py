@@ -13,6 +13,7 @@ from .gradcheck import GradcheckReport, gradcheck
 from .graph import Graph, Sequential
 from .io import load, register_layer, save
 from .layer_contract import ContractReport, check_layer
+from .layers._init import manual_seed
 from .modelcheck import ModelCheck, check_model
 from .parameter import Parameter
 from .threads import get_num_threads, set_num_threads
@@ -26,5 +27,5 @@ __all__ = [
     "load", "save", "register_layer", "set_num_threads", "get_num_threads",
     "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "NormHistory",
     "callbacks", "data", "export", "functional", "interop", "layers", "losses", "models", "optim", "plot", "validation",
-    "__version__",
+    "__version__", "manual_seed",
 ]

@@ -347,6 +347,39 @@ class Sequential(Graph):
         for layer in layers:
             self.append(layer)
 
+    def add(self, name_or_layer, layer=None, inputs=None) -> None:
+        """Keras's ``model.add(layer)``: append ``layer`` at the end of the chain.
+
+        ``add(name, layer, inputs)`` adds a node as :meth:`Graph.add` does.
+
+        Parameters
+        ----------
+        name_or_layer : Layer or str
+            The layer to append, or a node name (then ``layer`` and ``inputs`` as in Graph.add).
+        layer : Layer, optional
+        inputs : str or list of str, optional
+            Node names, not arrays.
+
+        Shape
+        -----
+        No arrays: the appended layer takes the previous layer's output.
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense, ReLU
+        >>> model = Sequential()
+        >>> model.add(Dense(4, 3, rng=0)); model.add(ReLU())
+        >>> model
+        Sequential(
+          (0): Dense(in_features=4, out_features=3)
+          (1): ReLU()
+        )
+        """
+        if layer is None and isinstance(name_or_layer, Layer):
+            self.append(name_or_layer)
+            return
+        super().add(name_or_layer, layer, inputs)
+
     def append(self, layer: Layer) -> "Sequential":
         """Add ``layer`` at the end of the chain; returns ``self``.
 
@@ -359,7 +392,7 @@ class Sequential(Graph):
         Sequential
             ``self``.
         """
-        self.add(str(len(self._nodes)), layer, next(reversed(self._nodes)) if self._nodes else INPUT)
+        Graph.add(self, str(len(self._nodes)), layer, next(reversed(self._nodes)) if self._nodes else INPUT)
         return self
 
     def __getitem__(self, index):

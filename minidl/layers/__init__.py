@@ -4,6 +4,7 @@ Each layer lives in the module of its kind and is exported here from that module
 ``__all__``, so a new layer is added in one place: its own module.
 """
 
+from .._names import missing
 from .activation import *  # noqa: F403 - each module's __all__ is its public layers
 from .activation import __all__ as _activation
 from .activation_extra import *  # noqa: F403
@@ -30,3 +31,7 @@ __all__ = [
     "Layer", *_conv, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
     *_normalization, *_dropout, "Unsupported", "InputSpec",
 ]
+
+
+def __getattr__(name):  # torch's Conv2d, Linear, BatchNorm2d...: say minidl's name
+    raise missing(__name__, name, __all__)

@@ -8,11 +8,45 @@ import numpy as np
 
 from ..parameter import deferring, placeholder
 
+_GLOBAL: list = [None]  # the generator of mdl.manual_seed, shared by every layer built with rng=None
+
+
+def manual_seed(seed) -> None:
+    """Seed the generator every layer built with ``rng=None`` draws from, as :func:`torch.manual_seed`.
+
+    Without it, such layers draw from fresh unseeded generators (different each run); after it, the
+    layers built in the same order get the same weights and Dropout masks in every run. A layer's own
+    ``rng=`` (a Generator or an int seed) still wins.
+
+    Parameters
+    ----------
+    seed : int
+        At least 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not an int, or negative.
+
+    Examples
+    --------
+    >>> import minidl as mdl
+    >>> mdl.manual_seed(0); a = mdl.layers.Dense(3, 3)
+    >>> mdl.manual_seed(0); b = mdl.layers.Dense(3, 3)
+    >>> bool((a.weight.data == b.weight.data).all())
+    True
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"minidl.manual_seed: seed must be an int. Received: {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"minidl.manual_seed: seed must be >= 0. Received: seed={seed!r}")
+    _GLOBAL[0] = np.random.default_rng(int(seed))
+
 
 def as_generator(rng, where: str) -> np.random.Generator:
-    """``rng`` itself, a fresh default generator for None, or one seeded from an int."""
+    """``rng`` itself, the manual_seed generator (else a fresh default one) for None, or one seeded from an int."""
     if rng is None:
-        return np.random.default_rng()
+        return _GLOBAL[0] if _GLOBAL[0] is not None else np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
