@@ -155,6 +155,16 @@ def _compare(name, analytic, numeric, rtol, atol) -> TensorCheck:
                        passed, analytic, numeric)
 
 
+def float64_copy(layer):
+    """A deep copy of ``layer`` whose parameters (and floating-point buffers) are float64."""
+    model = copy.deepcopy(layer)
+    for p in model.parameters():
+        p.data = np.array(p.data, dtype=np.float64)
+        p.grad = np.zeros_like(p.data)
+    _buffers_to_float64(model)
+    return model
+
+
 def _buffers_to_float64(layer) -> None:
     """Cast every floating-point buffer (running statistics) of ``layer`` and its children."""
     for name, value in list(layer.named_buffers(recurse=False)):
@@ -212,11 +222,7 @@ def gradcheck(layer, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0) -> Gradche
     >>> report.passed
     True
     """
-    model = copy.deepcopy(layer)
-    for p in model.parameters():
-        p.data = np.array(p.data, dtype=np.float64)
-        p.grad = np.zeros_like(p.data)
-    _buffers_to_float64(model)
+    model = float64_copy(layer)
     xs = [np.array(x, dtype=np.float64) if _is_float_array(x) else x for x in inputs]
     rng = np.random.default_rng(seed)
 

@@ -14,13 +14,12 @@ and that direction is replaced. A random layer (Dropout) is checked with its mas
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .grad_mode import enable_grad
-from .gradcheck import _buffers_to_float64
+from .gradcheck import float64_copy
 from .graph import Graph
 from .modelcheck_numeric import TensorResult, check_layer_at, tensor_result
 
@@ -112,15 +111,6 @@ class ModelCheck:
         return "\n".join(lines + [f"check_model: {verdict} ({len(self.rows)} layers, eps={self.eps:g})"])
 
 
-def _float64_copy(model):
-    twin = copy.deepcopy(model)
-    for p in twin.parameters():
-        p.data = np.array(p.data, dtype=np.float64)
-        p.grad = np.zeros_like(p.data)
-    _buffers_to_float64(twin)
-    return twin
-
-
 def _units(layer, path):
     """``(path, layer)`` of what is checked: every layer, walking into Graphs (and Sequentials) only;
     a user's layer that holds layers is checked as one unit, its own backward."""
@@ -209,7 +199,7 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
     if against not in (None, "torch"):
         raise ValueError(f"check_model: against must be None or 'torch'. Received: {against!r}")
 
-    twin = _float64_copy(model)
+    twin = float64_copy(model)
     rng = np.random.default_rng(seed)
     x64 = np.array(x, dtype=np.float64)
     with enable_grad():  # eval mode too: its backward is what is checked
@@ -226,7 +216,7 @@ def check_model(model, x, y=None, loss=None, against=None, *, directions=3, elem
         if loss is not None and against is None:
             out = twin(x64)
             row = LayerCheck("loss", repr(loss), [out.shape])
-            row.tensors, row.note = check_layer_at(_float64_copy(loss), [out, y], rng, directions,
+            row.tensors, row.note = check_layer_at(float64_copy(loss), [out, y], rng, directions,
                                                    elementwise_limit, eps, rtol, atol)
             rows.append(row)
     return ModelCheck(rows, eps, rtol, atol)

@@ -39,6 +39,12 @@ def check_mse_args(outputs, targets, reduction="mean", where="mse_loss"):
     check_array(outputs, "outputs", where)
     check_float_dtype(outputs, "outputs", where)
     check_reduction(reduction, where)
+    return targets_like(outputs, targets, where)
+
+
+def targets_like(outputs, targets, where):
+    """``targets`` checked (a real array of ``outputs``' shape) and cast to ``outputs``' dtype;
+    the element-wise losses share it (:mod:`minidl.functional.reduction`)."""
     targets = check_array(targets, "targets", where)
     if targets.dtype.kind not in "iuf":
         raise TypeError(f"{where}: targets must be a real (float or integer) array. Received: dtype={targets.dtype}.")

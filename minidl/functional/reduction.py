@@ -11,6 +11,7 @@ import numpy as np
 
 from ..validation import check_array, check_float_dtype
 from .loss_args import REDUCTIONS
+from .mse import targets_like
 
 
 def check_pair(outputs, targets, reduction, where, reductions=REDUCTIONS):
@@ -21,16 +22,7 @@ def check_pair(outputs, targets, reduction, where, reductions=REDUCTIONS):
         names = ", ".join(repr(r) for r in reductions)
         raise ValueError(f"{where}: reduction must be one of {names}, as in PyTorch. "
                          f"Received: reduction={reduction!r}")
-    targets = check_array(targets, "targets", where)
-    if targets.dtype.kind not in "iuf":
-        raise TypeError(f"{where}: targets must be a real (float or integer) array. Received: dtype={targets.dtype}.")
-    if targets.shape != outputs.shape:
-        raise ValueError(
-            f"{where}: expected targets of the outputs' shape {outputs.shape}, got {targets.shape}. "
-            "(PyTorch broadcasts here with a warning, which is almost always a bug: reshape the "
-            "targets, e.g. y.reshape(-1, 1) for a single output.)"
-        )
-    return targets.astype(outputs.dtype, copy=False)
+    return targets_like(outputs, targets, where)
 
 
 def reduce_loss(elements, reduction):

@@ -22,6 +22,7 @@ from torch import nn
 from ..functional.geometry import geometry
 from ..functional.pool import pool_geometry
 from ..layers.base import Unsupported
+from .onnx import model_dtype
 
 __all__ = ["PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule", "module", "dtype", "np_dtype"]
 _EXTRAS = ("PaddedConv2d", "PaddedMaxPool2d", "Add", "Concat", "GraphModule")
@@ -35,8 +36,7 @@ def module(name):
 def dtype(layer):
     """The torch dtype of a minidl layer's arrays: its first parameter's, else its first
     floating-point buffer's (``BatchNorm1D(affine=False)``), else float32."""
-    arrays = [p.data for p in layer.parameters()] or [b for b in layer.buffers() if b.dtype.kind == "f"]
-    return torch.float64 if arrays and arrays[0].dtype == np.float64 else torch.float32
+    return torch.float64 if model_dtype(layer) == np.float64 else torch.float32
 
 
 def np_dtype(m):

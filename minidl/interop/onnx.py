@@ -90,7 +90,7 @@ def to_onnx(model, path, input_shape):
     onnx = _import_onnx("minidl.export.to_onnx")
     from onnx import TensorProto, helper
     shape = _check_shape(input_shape)
-    dtype = _model_dtype(model)
+    dtype = model_dtype(model)
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[dtype]
     b = _Builder(helper, onnx.numpy_helper, dtype)
     with layer_state_restored(model):
@@ -346,11 +346,12 @@ class _Builder:
         return known[graph.output_name]
 
 
-def _model_dtype(model):
+def model_dtype(model):
     """The dtype of the model's first parameter, else of its first floating-point buffer (a
     BatchNorm with affine=False has no parameter), else float32."""
     params = model.parameters()
     if params:
         return np.dtype(params[0].data.dtype)
-    floats = [np.dtype(v.dtype) for v in model.state_dict().values() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    floats = [np.dtype(v.dtype) for v in model.state_dict(keep_vars=True).values()
+              if np.issubdtype(v.dtype, np.floating)]
     return floats[0] if floats else np.dtype(np.float32)
