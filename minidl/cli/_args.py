@@ -1,0 +1,59 @@
+"""Shared by the commands: argparse value types and the datasets the commands read."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+#: ``minidl train --dataset``: the MNIST family is read from ``--data-dir`` (mdl.data.load_mnist).
+DATASETS = {"digits": "scikit-learn digits", "mnist": "MNIST", "fashion": "Fashion-MNIST", "kmnist": "KMNIST"}
+
+#: Default epochs of the MNIST model (``models.mnist_cnn``) on the MNIST family.
+MNIST_EPOCHS = 3
+
+
+def load_dataset(mdl, args):
+    """``(X, y), (X_test, y_test)`` of ``args.dataset``, or an error message."""
+    if args.dataset == "digits":
+        return mdl.data.load_digits(test_size=0.2, seed=args.seed), None
+    if args.model != "reference":
+        return None, (f"--model {args.model} is for the digits; on {DATASETS[args.dataset]} the model is "
+                      "the MNIST CNN (--model reference)")
+    if args.data_dir is None:
+        return None, (f"--dataset {args.dataset} needs --data-dir DIR, the folder with the four IDX files "
+                      "(see mdl.data.load_mnist)")
+    try:
+        return mdl.data.load_mnist(args.data_dir, kind=args.dataset), None
+    except (OSError, ValueError) as exc:
+        return None, " ".join(str(exc).split())
+
+
+def _shape(text):
+    """An argparse ``type=``: ``1,8,8`` -> ``(1, 8, 8)`` (positive integers)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (one sample's "
+                                         f"shape, e.g. 1,8,8), got {text!r}")
+    return shape
+
+
+def _number(kind, minimum, strict=False, maximum=None):
+    """An argparse ``type=``: a finite ``kind`` >= ``minimum`` (> when ``strict``), < ``maximum``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        bad = not math.isfinite(value) or value < minimum or (strict and value == minimum) \
+            or (maximum is not None and value >= maximum)
+        if bad:
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound += f" and < {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"expected a finite value {bound}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
