@@ -13,9 +13,10 @@ import sys
 import numpy as np
 
 from ._args import DATASETS, MNIST_EPOCHS, _number, _shape
+from .pictures import PICTURES, write_pictures  # noqa: F401 (minidl.cli.PICTURES, as before)
 from .report import confusion_matrix, format_confusion  # noqa: F401 (minidl.cli.confusion_matrix, as before)
 from .tools import _export, _gradcheck
-from .train import MODELS, PICTURES, _train, write_pictures  # noqa: F401 (PICTURES, write_pictures: as before)
+from .train import MODELS, _train
 
 __all__ = ["main"]
 
