@@ -98,7 +98,7 @@ def test_train_writes_learning_curve_and_the_other_pngs(trained):
         assert png.stat().st_size > 1000, name
     written = out[out.index("wrote:"):].splitlines()[1:]
     assert [line.strip() for line in written] == [str(out_dir / n) for n in ["model.npz", "history.json", *PNGS]]
-    assert sorted(os.listdir(out_dir)) == sorted(["history.json", "model.npz", *PNGS])
+    assert sorted(os.listdir(out_dir)) == sorted(["history.json", "model.npz", "checkpoint.npz", "run.json", *PNGS])
     assert "matplotlib not installed" not in out
     import matplotlib.pyplot as plt
 
@@ -113,7 +113,7 @@ def test_train_without_matplotlib_writes_no_png_and_succeeds(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert out.count("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')") == 1
     assert "confusion matrix" in out
-    assert sorted(os.listdir(tmp_path)) == ["history.json", "model.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "history.json", "model.npz", "run.json"]
 
 
 def test_train_is_reproducible(trained, tmp_path, capsys):

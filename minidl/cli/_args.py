@@ -8,6 +8,9 @@ import math
 #: ``minidl train --dataset``: the MNIST family is read from ``--data-dir`` (mdl.data.load_mnist).
 DATASETS = {"digits": "scikit-learn digits", "mnist": "MNIST", "fashion": "Fashion-MNIST", "kmnist": "KMNIST"}
 
+#: One sample's shape in each of :data:`DATASETS`.
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion": (1, 28, 28), "kmnist": (1, 28, 28)}
+
 #: Default epochs of the MNIST model (``models.mnist_cnn``) on the MNIST family.
 MNIST_EPOCHS = 3
 
