@@ -89,8 +89,12 @@ def _predict(args) -> int:
             for label, batch in _arrays(path, shape):
                 labels += [(label, i) for i in range(len(batch))]
                 batches.append(np.asarray(batch, dtype=dtype))
-        except (OSError, ValueError, EOFError) as exc:
-            print(f"{where}: error: {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        except OSError as exc:
+            print(f"{where}: error: {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except (ValueError, EOFError) as exc:  # the messages name the file
+            text = str(exc)
+            print(f"{where}: error: {text if text.startswith(path) else f'{path}: {text}'}", file=sys.stderr)
             return 2
     try:
         logits = outputs(model, np.concatenate(batches), 256)
