@@ -231,3 +231,26 @@ def test_manual_seed_makes_fit_without_seed_reproducible(digits, global_seed_res
     a, b = _trainer(), _trainer()
     assert a.fit(X, y, epochs=1, batch_size=16, verbose=0).history != b.fit(X, y, epochs=1, batch_size=16,
                                                                          verbose=0).history
+
+
+# ----------------------------------------------------------- the examples' figures: mdl.plot.save_figures
+def test_save_figures_writes_each_open_figure_next_to_the_script(tmp_path, capsys):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    plt.close("all")
+    try:
+        plt.figure(num=1)
+        plt.figure(num=3)
+        paths = mdl.plot.save_figures(str(tmp_path / "plot_demo.py"))
+        assert [p.name for p in paths] == ["plot_demo_1.png", "plot_demo_3.png"]
+        assert capsys.readouterr().out.splitlines() == [f"wrote {p}" for p in paths]
+        before = paths[0].read_bytes()
+        fig = plt.figure(1)
+        fig.savefig = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full"))  # a failing save
+        with pytest.raises(RuntimeError, match="disk full"):
+            mdl.plot.save_figures(tmp_path / "plot_demo.py")
+        assert paths[0].read_bytes() == before  # the old PNG intact
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["plot_demo_1.png", "plot_demo_3.png"]  # no temporary
+    finally:
+        plt.close("all")
+    with pytest.raises(TypeError, match=r"minidl.plot.save_figures: script must be the script's path"):
+        mdl.plot.save_figures(3)
