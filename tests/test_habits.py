@@ -254,3 +254,34 @@ def test_save_figures_writes_each_open_figure_next_to_the_script(tmp_path, capsy
         plt.close("all")
     with pytest.raises(TypeError, match=r"minidl.plot.save_figures: script must be the script's path"):
         mdl.plot.save_figures(3)
+
+
+# ----------------------------------------------------------- tiny things
+@pytest.mark.parametrize("epochs", [1, 2, 7])
+def test_learning_curves_have_integer_epoch_ticks_even_for_one_epoch(epochs):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    fig = mdl.plot.learning_curves({"loss": [0.5] * epochs, "val_loss": [0.6] * epochs})
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert shown and all(float(t).is_integer() for t in shown), shown  # before, 1 epoch: 0.945, 0.96, ...
+        assert 1 in shown
+    finally:
+        plt.close(fig)
+
+
+def test_saving_into_a_missing_folder_names_the_folder_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = mdl.Sequential(L.Dense(2, 2, rng=0))
+    with pytest.raises(FileNotFoundError) as info:
+        model.save("no/such/m.npz")
+    text = str(info.value)
+    # before: "... Create the folder first (os.makedirs(folder, exist_ok=True)).: 'no/such/m.npz'"
+    assert text == ("[Errno 2] minidl.save: cannot write 'no/such/m.npz': the folder 'no/such' does not exist. "
+                    "Create it first (os.makedirs('no/such', exist_ok=True)) or choose another path.")
+    assert info.value.errno == 2 and not (tmp_path / "no").exists()
+    trainer = mdl.Trainer(model, mdl.losses.MSE(), mdl.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(FileNotFoundError, match=r"the folder 'gone' does not exist\. Create it first"):
+        trainer.save_checkpoint("gone/run.npz")
