@@ -13,7 +13,8 @@ error of computing :math:`L` twice and subtracting, which grows like :math:`u/\\
 in float32). This example measures both for one weight of the first layer of a small network (Conv2D, Tanh,
 Dense, cross-entropy: a curved loss, so the truncation error shows), then runs the check.
 
-Run from any folder:  python examples/plot_check_a_gradient.py  (under a second)
+Run from any folder:  python examples/plot_check_a_gradient.py  (under a second);
+it saves its figures as PNG files next to itself and prints their paths.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -76,3 +77,6 @@ fig.tight_layout()
 report = mdl.gradcheck(layers.Conv2D(2, 3, 3, stride=2, padding="same", rng=np.random.default_rng(1)), x)
 print(report)
 assert report.passed
+
+if "__file__" in globals():  # run as a script: the figures as PNGs next to it (sphinx-gallery shows them itself)
+    mdl.plot.save_figures(__file__)

@@ -8,7 +8,8 @@ confusion matrix and the digits it gets wrong. Every picture is drawn by one :mo
 function (matplotlib, the ``plot`` extra); ``minidl train`` writes the same pictures as PNG files
 next to the model.
 
-Run from any folder:  python examples/plot_digits_tutorial.py  (about 2 s of training on one core)
+Run from any folder:  python examples/plot_digits_tutorial.py  (about 2 s of training on one core);
+it saves its figures as PNG files next to itself and prints their paths.
 """
 
 # %%
@@ -135,3 +136,6 @@ mdl.plot.confusion_matrix(y_test, y_pred)
 mdl.plot.misclassified(X_test, y_test, y_pred)
 wrong = np.flatnonzero(y_pred != y_test)
 print(f"{len(wrong)} of {len(y_test)} test digits misclassified")
+
+if "__file__" in globals():  # run as a script: the figures as PNGs next to it (sphinx-gallery shows them itself)
+    mdl.plot.save_figures(__file__)

@@ -10,7 +10,8 @@ Here a custom activation, ``x * tanh(x)``, is written with a classic mistake: it
 the product rule's second term. It sits in the middle of a digits CNN; ``check_model`` names it as
 the first failing layer, and ``mdl.plot.gradient_errors`` shows the same at a glance.
 
-Run from any folder:  python examples/plot_find_a_wrong_layer.py  (a few seconds)
+Run from any folder:  python examples/plot_find_a_wrong_layer.py  (a few seconds);
+it saves its figures as PNG files next to itself and prints their paths.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,7 +48,6 @@ print(report)
 print("\nfirst failing layer:", report.first_failure)
 
 fig = mdl.plot.gradient_errors(report)
-if __name__ == "__main__":
-    fig.savefig("find_a_wrong_layer.png", dpi=100)
-    print("wrote find_a_wrong_layer.png")
+if "__file__" in globals():  # run as a script: the figures as PNGs next to it (sphinx-gallery shows them itself)
+    mdl.plot.save_figures(__file__)
 plt.show()

@@ -7,7 +7,8 @@ slowly, a good one converges in a few epochs, too large a one jumps around. Beca
 starts from the same weights and sees the same batches (``fit``'s ``seed``), the learning rate is
 the only difference between the curves.
 
-Run from any folder:  python examples/plot_learning_curves.py  (about 3 s on one core)
+Run from any folder:  python examples/plot_learning_curves.py  (about 3 s on one core);
+it saves its figures as PNG files next to itself and prints their paths.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -38,3 +39,6 @@ for ax in axes[:-1].flat:
     ax.set_xlabel("")  # the x axis is shared: "epoch" once, under the last row
 axes[0, 0].set_yscale("log")  # shared by the loss column
 fig.tight_layout()
+
+if "__file__" in globals():  # run as a script: the figures as PNGs next to it (sphinx-gallery shows them itself)
+    mdl.plot.save_figures(__file__)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import weakref
 
-import numpy as np
-
 from .layers.base import Layer
 from .layers.tree import layer_state_restored, walk_layers  # noqa: F401 - their import path before the split
 
@@ -267,13 +265,17 @@ class Graph(Layer):
         """How :meth:`summary` and ``repr`` show a node's inputs; None: not shown (a chain)."""
         return ", ".join(inputs)
 
-    def summary(self, input_shape, dtype=None) -> str:
-        """A table of nodes, output shapes and parameter counts.
+    def summary(self, input_shape=None, dtype=None) -> str:
+        """A table of nodes, output shapes and parameter counts, as Keras's ``model.summary()``.
 
         Parameters
         ----------
-        input_shape : tuple
-            Shape of ONE sample, without the batch axis, e.g. ``(1, 8, 8)``.
+        input_shape : tuple, optional
+            Shape of ONE sample, without the batch axis, e.g. ``(1, 8, 8)``. Without it, the
+            shape the first layer fixes: a first Dense fixes ``(in_features,)``; a first Conv2D
+            only the channels, so output shapes that depend on the height and width show
+            ``?`` (e.g. ``(N, 16, ?, ?)``; the axes that differ between two probe sizes, 64
+            and 96) and a last line says to pass ``(C, H, W)``.
         dtype : dtype, optional
             Defaults to the first parameter's dtype (float32 for an empty model).
 
@@ -281,33 +283,36 @@ class Graph(Layer):
         -------
         str
             The table (print it), computed by one eval-mode forward pass of a
-            zero sample; the model's mode and caches are left as they were.
-        """
-        params = self.parameters()
-        dtype = dtype or (params[0].dtype if params else np.float32)
-        shows_inputs = self._sources(()) is not None
-        values = {INPUT: np.zeros((1, *input_shape), dtype=dtype)}
-        rows = [("input", "", "(N, " + ", ".join(map(str, input_shape)) + ")", "0")]
-        with layer_state_restored(self):  # a forward waiting for its backward keeps its caches
-            self.eval()  # and the probe keeps none
-            for name in self.execution_plan():
-                layer, inputs = self._nodes[name]
-                values[name] = layer(*(values[i] for i in inputs))
-                out = "(N, " + ", ".join(map(str, np.shape(values[name])[1:])) + ")"
-                rows.append((f"{name} ({type(layer).__name__})", self._sources(inputs) or "", out,
-                             f"{layer.num_parameters():,}"))
-        head = ("node (layer)", "inputs", "output shape", "params")
-        keep = [i for i in range(4) if i != 1 or shows_inputs]
-        table = [[r[i] for i in keep] for r in [head, *rows]]
-        widths = [max(len(r[i]) for r in table) for i in range(len(keep))]
+            zero sample (two with '?' axes); the model's mode and caches are left as
+            they were. Below it, as Keras prints them: ``Total params`` (trainable plus
+            non-trainable), ``Trainable params`` (every parameter: minidl has no
+            ``requires_grad`` flag; :meth:`num_parameters`) and ``Non-trainable params``
+            (the floating-point buffers, such as BatchNorm's running mean and variance, which
+            Keras counts as non-trainable weights; not integer counters such as
+            ``num_batches_tracked``). The ``params`` column counts each node's parameters.
 
-        def fmt(row):
-            return "  ".join(c.rjust(w) if j == len(keep) - 1 else c.ljust(w)
-                             for j, (c, w) in enumerate(zip(row, widths)))
-        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        lines = [fmt(table[0]), rule, *(fmt(r) for r in table[1:]), rule,
-                 f"Total params: {self.num_parameters():,}"]
-        return "\n".join(lines)
+        Raises
+        ------
+        ValueError
+            No ``input_shape`` and the first layer fixes none (a Flatten, an activation...).
+        TypeError
+            ``input_shape`` is not a tuple of ints >= 1.
+
+        Examples
+        --------
+        >>> from minidl import layers
+        >>> model = Sequential(layers.Conv2D(1, 4, 3, padding=1, rng=0), layers.ReLU())
+        >>> lines = model.summary().splitlines()
+        >>> print(lines[3])
+        0 (Conv2D)    (N, 4, ?, ?)      40
+        >>> print(lines[-5])
+        Total params: 40
+        >>> print(lines[-1])
+        call summary((1, H, W)) with your images' size to compute them.
+        """
+        from .graph_summary import summary_table  # it reads the graph's nodes; graph does not need it
+
+        return summary_table(self, input_shape, dtype)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]

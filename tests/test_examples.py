@@ -84,8 +84,33 @@ def test_example_help_lists_epochs(name, tmp_path):
     assert "--epochs" in check_ok(run_example(name, "--help", cwd=tmp_path))
 
 
+def run_copy(name, tmp_path):
+    """Run a copy of ``examples/<name>`` placed in ``tmp_path`` (it writes its figures next to itself), from
+    another folder; returns its stdout."""
+    import shutil
+
+    shutil.copy(EXAMPLES / name, tmp_path / name)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    (tmp_path / "elsewhere").mkdir()
+    return check_ok(subprocess.run([sys.executable, str(tmp_path / name)], cwd=tmp_path / "elsewhere", env=env,
+                                   capture_output=True, text=True, timeout=120))
+
+
 def test_find_a_wrong_layer_names_the_broken_activation(tmp_path):
     pytest.importorskip("matplotlib")
-    stdout = check_ok(run_example("plot_find_a_wrong_layer.py", cwd=tmp_path))
+    stdout = run_copy("plot_find_a_wrong_layer.py", tmp_path)
     assert "first failing layer: 4" in stdout
-    assert (tmp_path / "find_a_wrong_layer.png").stat().st_size > 0
+    assert (tmp_path / "plot_find_a_wrong_layer_1.png").stat().st_size > 0
+
+
+def test_a_plot_example_run_as_a_script_saves_its_figures_next_to_it(tmp_path):
+    """Before: only plot_find_a_wrong_layer saved its figure (into the working folder); the others printed
+    text and dropped their figures."""
+    pytest.importorskip("matplotlib")
+    stdout = run_copy("plot_check_a_gradient.py", tmp_path)
+    written = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert written == ["plot_check_a_gradient_1.png"]
+    assert f"wrote {tmp_path / written[0]}" in stdout
+    assert (tmp_path / written[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "elsewhere").iterdir())  # nothing in the working folder
+

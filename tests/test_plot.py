@@ -17,7 +17,7 @@ from minidl.train.history import History
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="needs matplotlib (pip install 'minidl[plot]')")
 FUNCTIONS = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms",
-             "gradient_errors"]
+             "gradient_errors", "save_figures"]
 
 
 @pytest.fixture
@@ -60,6 +60,7 @@ def test_missing_matplotlib_names_the_function_and_the_fix(monkeypatch):
         "misclassified": lambda: mdl.plot.misclassified(np.zeros((2, 8, 8)), [0, 1], [1, 1]),
         "norms": lambda: mdl.plot.norms(rec),
         "gradient_errors": lambda: mdl.plot.gradient_errors(mdl.check_model(mdl.layers.ReLU(), np.ones(3))),
+        "save_figures": lambda: mdl.plot.save_figures("plot_x.py"),
     }
     assert sorted(calls) == sorted(FUNCTIONS) == sorted(mdl.plot.__all__)
     for name, call in calls.items():

@@ -119,6 +119,12 @@ def _file_mode(path: str) -> int:
 def _named_error(exc: OSError, path: str, where: str) -> OSError:
     """The same OSError type, naming the target ``path`` (never the temporary file)."""
     reason = exc.strerror or str(exc)
+    folder = os.path.dirname(path)
+    if isinstance(exc, FileNotFoundError) and folder and not os.path.isdir(folder):
+        # without the filename argument, which str() would append after the hint
+        return FileNotFoundError(exc.errno, f"{where}: cannot write {path!r}: the folder {folder!r} does not exist. "
+                                            f"Create it first (os.makedirs({folder!r}, exist_ok=True)) or choose "
+                                            "another path.")
     hint = ""
     if isinstance(exc, PermissionError):
         hint = " Check that the folder exists and is writable, or choose another path."

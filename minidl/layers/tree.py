@@ -134,6 +134,25 @@ class LayerTree:
         """
         return int(sum(p.size for p in self.parameters()))
 
+    def count_params(self) -> int:
+        """Keras's name for :meth:`num_parameters`, of which it is an alias: the trainable scalars.
+
+        Unlike Keras's ``count_params``, it leaves out the buffers (BatchNorm's running mean and
+        variance), which Keras counts as non-trainable weights; ``model.summary()`` prints both
+        counts.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> from minidl.layers import Dense
+        >>> Dense(4, 3).count_params() == Dense(4, 3).num_parameters() == 15
+        True
+        """
+        return self.num_parameters()
+
     # ----------------------------------------------------------------- modes
     @property
     def keeps_caches(self) -> bool:

@@ -13,12 +13,14 @@ returns that :class:`matplotlib.figure.Figure` and never calls ``plt.show()``.
 - :func:`norms`: per-layer gradient and weight norms recorded by
   :class:`minidl.callbacks.NormHistory`.
 - :func:`gradient_errors`: a :func:`minidl.check_model` report, one bar per layer.
+- :func:`save_figures`: every open figure as a PNG next to a script (the examples' end).
 """
 
 from .checks import gradient_errors
 from .classification import confusion_matrix
+from .figures import save_figures
 from .images import feature_maps, filters, misclassified
 from .training import learning_curves, norms
 
 __all__ = ["learning_curves", "filters", "feature_maps", "confusion_matrix", "misclassified", "norms",
-           "gradient_errors"]
+           "gradient_errors", "save_figures"]

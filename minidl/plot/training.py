@@ -77,7 +77,7 @@ def learning_curves(history, metrics=None, ax=None):
                      else np.arange(1, len(values) + 1))
                 a.plot(x, values, marker="o", markersize=3, label=label)
         a.set_xlabel("epoch")
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: the tick 1, not 0.945...1.05
         a.set_ylabel(m)
         a.grid(True, alpha=0.3)
         a.legend()

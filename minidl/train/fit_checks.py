@@ -9,13 +9,14 @@ import math
 import numpy as np
 
 from ..callbacks import Callback
+from ..layers._init import _GLOBAL
 from ..layers.base import Layer
 from ..losses import Loss
 from ..optim import all_finite
-from ..validation import check_int, nonnegative_int, positive_int, positive_real
+from ..validation import check_int, is_int, nonnegative_int, positive_int, positive_real
 
-__all__ = ["base_seed", "progress_bar", "check_components", "check_optimizer_params", "check_xy",
-           "check_finite_samples", "check_fit_args", "FitRun"]
+__all__ = ["base_seed", "progress_bar", "epoch_line", "check_components", "check_optimizer_params", "check_xy",
+           "check_finite_samples", "check_fit_args", "FitRun", "resolve_verbose", "split_validation"]
 
 
 def check_components(model, loss, optimizer):
@@ -221,11 +222,14 @@ class FitRun:
     shuffle : bool
     callbacks : list of Callback
     progress : bool
+        A progress bar per epoch (``verbose == 1``).
     clip : float or None
         ``clip_grad_norm``.
     transform : callable or None
     drop_last : bool
         Leave out each epoch's last partial batch.
+    verbose : int
+        0, 1 or 2 (:func:`resolve_verbose`).
 
     Shape
     -----
@@ -250,10 +254,11 @@ class FitRun:
     clip: float | None
     transform: object = None
     drop_last: bool = False
+    verbose: int = 1
 
 
 def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress, clip,
-                   initial_epoch, transform=None, drop_last=False):
+                   initial_epoch, transform=None, drop_last=False, verbose=None, validation_split=0.0):
     """Every check of ``fit``'s arguments; returns ``(FitRun, initial_epoch)`` (an int or None).
 
     Parameters
@@ -265,6 +270,11 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
         leave no batch (ValueError).
     clip : float or None
         ``fit``'s ``clip_grad_norm``.
+    verbose : 0, 1, 2, 'auto' or None, default None
+        As given to ``fit`` (:func:`resolve_verbose`).
+    validation_split : float, default 0.0
+        As given to ``fit`` (:func:`split_validation`): the FitRun's ``X``, ``y`` and
+        ``validation_data`` are then the two parts of the given ``X`` and ``y``.
 
     Returns
     -------
@@ -283,6 +293,7 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
     ValueError: Trainer.fit: epochs must be >= 1. Received: epochs=0
     """
     check_xy(X, y, "fit")
+    X, y, validation_data = split_validation(X, y, validation_split, validation_data)
     epochs = positive_int(epochs, "epochs", "Trainer.fit")
     batch_size = positive_int(batch_size, "batch_size", "Trainer.fit")
     if validation_data is not None:
@@ -314,9 +325,106 @@ def check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, cal
     if drop_last and len(X) < batch_size:
         raise ValueError(f"Trainer.fit: drop_last=True with {len(X)} samples and batch_size={batch_size} leaves no "
                          f"batch to train on. Use a batch_size of at most {len(X)}, or drop_last=False.")
-    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, progress, clip, transform,
-                 bool(drop_last))
+    verbose = resolve_verbose(verbose, progress)
+    run = FitRun(X, y, epochs, batch_size, validation_data, shuffle, callbacks, verbose == 1, clip, transform,
+                 bool(drop_last), verbose)
     return run, initial_epoch
+
+
+def resolve_verbose(verbose, progress) -> int:
+    """``fit``'s output as Keras's ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+
+    ``progress=True`` is ``verbose=1`` and ``progress=False`` is ``verbose=0``; given both, they
+    must agree. Neither: 1 (a progress bar, as before ``verbose`` existed).
+
+    Parameters
+    ----------
+    verbose : 0, 1, 2, 'auto' or None
+        ``'auto'`` is 1 (as Keras's in a terminal); None: not given.
+    progress : bool or None
+        None: not given.
+
+    Returns
+    -------
+    int
+        0, 1 or 2.
+
+    Raises
+    ------
+    ValueError
+        Another ``verbose``, or one that contradicts ``progress``.
+
+    Examples
+    --------
+    >>> resolve_verbose(None, None), resolve_verbose(2, None), resolve_verbose(None, False)
+    (1, 2, 0)
+    >>> resolve_verbose(2, True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Trainer.fit: progress=True and verbose=2 contradict each other ...
+    """
+    if isinstance(verbose, str) and verbose == "auto":
+        verbose = 1
+    if verbose is not None and not (is_int(verbose) and int(verbose) in (0, 1, 2)):
+        raise ValueError("Trainer.fit: verbose must be 0 (silent), 1 (a progress bar per epoch) or 2 (one line "
+                         f"per epoch), as Keras's. Received: verbose={verbose!r}")
+    from_progress = None if progress is None else int(bool(progress))
+    if verbose is not None and from_progress is not None and int(verbose) != from_progress:
+        raise ValueError(f"Trainer.fit: progress={progress!r} and verbose={verbose!r} contradict each other "
+                         f"(progress=True is verbose=1, progress=False is verbose=0). Pass only one of them.")
+    return int(verbose) if verbose is not None else 1 if from_progress is None else from_progress
+
+
+def split_validation(X, y, validation_split, validation_data):
+    """Keras's ``validation_split``: the LAST fraction of the samples, taken before shuffling, validates.
+
+    ``X[:k]`` trains and ``X[k:]`` validates, with ``k = ceil(len(X) * (1 - validation_split))``
+    as in Keras; slices, so a memmap stays on disk.
+
+    Parameters
+    ----------
+    X, y : ndarray or array-like
+    validation_split : float
+        In (0, 1); 0 splits nothing.
+    validation_data : (X_val, y_val) or None
+        Must be None when ``validation_split`` is not 0.
+
+    Returns
+    -------
+    (X_train, y_train, validation_data)
+
+    Raises
+    ------
+    ValueError
+        A fraction outside [0, 1), given with ``validation_data``, or that leaves a part empty.
+
+    Shape
+    -----
+    ``X`` (N, ...) and ``y`` (N, ...).
+
+    Examples
+    --------
+    >>> X, y = np.arange(10.0).reshape(10, 1), np.arange(10)
+    >>> Xt, yt, (Xv, yv) = split_validation(X, y, 0.2, None)
+    >>> len(Xt), yv.tolist()
+    (8, [8, 9])
+    """
+    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, (int, float, np.floating)) \
+            or not 0 <= validation_split < 1:
+        raise ValueError("Trainer.fit: validation_split must be a float in (0, 1), the fraction of the samples "
+                         "(the last ones) to validate on, e.g. 0.2 (0, the default: none). "
+                         f"Received: validation_split={validation_split!r}")
+    if validation_split == 0:
+        return X, y, validation_data
+    if validation_data is not None:
+        raise ValueError(f"Trainer.fit: validation_split={validation_split!r} and validation_data both say what to "
+                         "validate on; pass only one of them.")
+    k = math.ceil(len(X) * (1 - validation_split))
+    if not 0 < k < len(X):
+        raise ValueError(f"Trainer.fit: validation_split={validation_split!r} of {len(X)} samples leaves "
+                         f"{k} to train on and {len(X) - k} to validate on; each part needs at least one. "
+                         "Use more samples or another fraction.")
+    return X[:k], y[:k], (X[k:], y[k:])
 
 
 def base_seed(seed) -> int:
@@ -325,7 +433,9 @@ def base_seed(seed) -> int:
     Parameters
     ----------
     seed : int, numpy.random.Generator or None
-        An int is used as is; a Generator draws one; None draws from the OS.
+        An int is used as is; a Generator draws one; None draws one from the generator of
+        :func:`minidl.manual_seed` when it was called (as torch's DataLoader draws from
+        torch's global generator), else from the OS.
 
     Returns
     -------
@@ -338,6 +448,8 @@ def base_seed(seed) -> int:
     """
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
+    if seed is None and _GLOBAL[0] is not None:
+        return int(_GLOBAL[0].integers(2**63))
     if seed is None:
         return int(np.random.SeedSequence().entropy % 2**63)
     return int(seed)
@@ -368,3 +480,27 @@ def progress_bar(total, desc, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def epoch_line(epoch, epochs, logs, seconds) -> str:
+    """The line ``fit(verbose=2)`` prints after each epoch, as Keras's.
+
+    Parameters
+    ----------
+    epoch : int
+        0-based.
+    epochs : int
+    logs : dict of str to float
+    seconds : float
+        The epoch's duration.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> epoch_line(0, 3, {"loss": 0.51234, "accuracy": 0.875}, 1.23)
+    'Epoch 1/3 - 1.2s - loss: 0.5123 - accuracy: 0.8750'
+    """
+    return " - ".join([f"Epoch {epoch + 1}/{epochs}", f"{seconds:.1f}s", *(f"{k}: {v:.4f}" for k, v in logs.items())])

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 
 from ..data import iterate_batches, num_batches, transforms
+from ..functional import softmax
 from ..metrics import resolve_metrics
 from ..optim import all_finite, clip_grad_norm
 from ..threads import limited_blas
-from ..validation import check_int
+from ..validation import check_bool, check_int
 from . import checkpoint as _checkpoint
 from .fit_checks import (
     base_seed,
@@ -19,6 +21,7 @@ from .fit_checks import (
     check_fit_args,
     check_optimizer_params,
     check_xy,
+    epoch_line,
     progress_bar,
 )
 from .fit_probe import check_data_against_model
@@ -176,10 +179,10 @@ class Trainer:
         return loss / n if getattr(self.loss, "reduction", "mean") == "sum" else loss
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                     progress, clip, initial_epoch, transform, drop_last=False):
+                     progress, clip, initial_epoch, transform, drop_last, verbose, validation_split):
         """Validate: every check that can run before the first batch; returns (run, start epoch)."""
         run, start = check_fit_args(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks,
-                                    progress, clip, initial_epoch, transform, drop_last)
+                                    progress, clip, initial_epoch, transform, drop_last, verbose, validation_split)
         check_data_against_model(self.model, self.loss, run)  # one sample through the model and the loss
         if start is None:  # with an initial_epoch, a position inside an epoch is left (that epoch restarts)
             start = self.epochs_done if self._resume is not None else 0
@@ -187,7 +190,7 @@ class Trainer:
                 check_resume(self._position, self._fit_key, self._augment, run, seed, self._resume["seed"],
                              ["loss", *self.metrics])
         keys = ["loss", *self.metrics]
-        keys += [f"val_{k}" for k in keys] if validation_data is not None else []
+        keys += [f"val_{k}" for k in keys] if run.validation_data is not None else []
         keys += [k for cb in run.callbacks for k in cb.logged_keys if k not in keys]
         self.log_keys = tuple(dict.fromkeys(keys))
         for cb in run.callbacks:
@@ -254,7 +257,7 @@ class Trainer:
             self._augment = np.random.default_rng([self._seed, epoch, transforms.STREAM]) if run.transform else None
         self._fit_key = {"samples": len(run.X), "batch_size": run.batch_size, "shuffle": bool(run.shuffle),
                          "drop_last": bool(run.drop_last)}
-        augment, first = self._augment, self._position.batch
+        augment, first, began = self._augment, self._position.batch, time.perf_counter()
         bar = progress_bar(num_batches(len(run.X), run.batch_size, run.drop_last), f"Epoch {epoch + 1}/{run.epochs}",
                            run.progress)
         if bar is not None and first:
@@ -274,6 +277,8 @@ class Trainer:
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
             bar.close()
+        if run.verbose == 2:
+            print(epoch_line(epoch, run.epochs, logs, time.perf_counter() - began), flush=True)
         return logs
 
     def _fit_batch(self, epoch, batch, xb, yb, run, augment) -> dict:
@@ -310,29 +315,44 @@ class Trainer:
 
     # ------------------------------------------------------------------- API
     @limited_blas
-    def fit(self, X, y, epochs, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            callbacks=(), progress=True, clip_grad_norm=None, initial_epoch=None, transform=None,
-            drop_last=False) -> History:
+    def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
+            callbacks=(), progress=None, clip_grad_norm=None, initial_epoch=None, transform=None,
+            drop_last=False, verbose=None, validation_split=0.0) -> History:
         """Train until epoch ``epochs``; returns a :class:`History`.
 
         Parameters
         ----------
         X, y : numpy arrays of training inputs and targets
-        epochs : int >= 1
+        epochs : int >= 1, default 1 (as Keras)
             The epoch to train up to: a fresh run trains ``epochs`` epochs; after
             :meth:`load_checkpoint` training continues from the stored epoch to ``epochs``.
         batch_size : int >= 1
             The last partial batch is used too, unless ``drop_last``.
         validation_data : (X_val, y_val), optional; adds ``val_loss`` / ``val_<metric>``
+        validation_split : float in (0, 1), default 0.0 (none)
+            Keras's: validate on the LAST ``validation_split`` fraction of ``X`` and ``y``,
+            taken before shuffling (``X[k:]`` with ``k = ceil(len(X) * (1 - validation_split))``),
+            and train on the rest. Not together with ``validation_data`` (ValueError). A run
+            resumed with :meth:`load_checkpoint` needs the same split: it changes the training
+            samples, which a run resumed inside an epoch checks (``len(X)``, the samples
+            trained on); between epochs, a resumed run trains on whatever it is given.
         shuffle : bool
         seed : int, np.random.Generator or None
             Seeds the shuffling: epoch ``k``'s order depends only on ``(seed, k)``,
             so a resumed run continues with the orders of an uninterrupted one.
+            None: drawn from the generator of :func:`minidl.manual_seed` when it was
+            called (as torch's DataLoader draws from torch's global generator), so that
+            ``mdl.manual_seed(0)`` makes a whole script reproducible; else from the OS.
             The same seeds (this and the layers' ``rng``) give the same loss
             history, exactly, on the same machine and numpy build.
         callbacks : iterable of :class:`~minidl.callbacks.Callback`
-        progress : bool
-            A tqdm progress bar per epoch with live loss and metrics; False prints nothing.
+        progress : bool, optional
+            True: a tqdm progress bar per epoch with live loss and metrics (``verbose=1``);
+            False prints nothing (``verbose=0``). Default: as ``verbose``.
+        verbose : 0, 1, 2 or 'auto', optional
+            Keras's: 0 silent, 1 (and 'auto') a progress bar per epoch, 2 one line per epoch
+            (``Epoch 1/5 - 0.3s - loss: 0.4321 - accuracy: 0.8800``) on stdout. Given with
+            ``progress``, the two must agree (else ValueError); neither: 1.
         clip_grad_norm : float > 0, optional
             Clip the gradients' total 2-norm to this before every step
             (:func:`minidl.optim.clip_grad_norm`).
@@ -374,7 +394,7 @@ class Trainer:
         -------
         History
             ``trainer.history``: one value per epoch for ``loss``, each metric, and
-            ``val_loss`` / ``val_<metric>`` with ``validation_data``.
+            ``val_loss`` / ``val_<metric>`` with ``validation_data`` or ``validation_split``.
 
         Shape
         -----
@@ -394,8 +414,8 @@ class Trainer:
         >>> sorted(history.history), history.epoch
         (['accuracy', 'loss', 'val_accuracy', 'val_loss'], [0, 1, 2])
         """
-        run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed,
-                                       callbacks, progress, clip_grad_norm, initial_epoch, transform, drop_last)
+        run, start = self._prepare_fit(X, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, progress,
+                                       clip_grad_norm, initial_epoch, transform, drop_last, verbose, validation_split)
         kept = (self._position, self.epochs_done)
         resumed = self._begin_run(start, seed, run.callbacks, initial_epoch)
         logs: dict = {}
@@ -463,9 +483,11 @@ class Trainer:
         return {"loss": loss_sum / n, **{m: s / n for m, s in sums.items()}}
 
     @limited_blas
-    def predict(self, X, batch_size=256) -> np.ndarray:
-        """The model's outputs (logits for a classifier), computed in batches.
+    def predict(self, X, batch_size=256, probabilities=False) -> np.ndarray:
+        """The model's outputs, computed in batches: returns logits, as torch; Keras users: probabilities=True.
 
+        A classifier's outputs are logits, as torch's ``model(x)``; a Keras classifier often
+        ends with a softmax and its ``predict`` gives probabilities: ``probabilities=True`` does.
         Runs in eval mode, then restores the model's mode.
 
         Parameters
@@ -473,11 +495,25 @@ class Trainer:
         X : ndarray
             Inputs, as for :meth:`fit`.
         batch_size : int >= 1, default 256
+        probabilities : bool, default False
+            True: the softmax of the outputs over axis 1, the classes
+            (:func:`minidl.functional.softmax`; each row sums to 1, the dtype kept). For a
+            model that returns logits, as one trained with ``SoftmaxCrossEntropy``; not for
+            one that already ends with a softmax or returns log-probabilities.
 
         Returns
         -------
         ndarray
-            The outputs, concatenated over the batches.
+            The outputs (logits), or their softmax with ``probabilities``, concatenated over
+            the batches.
+
+        Raises
+        ------
+        TypeError
+            ``probabilities`` not a bool.
+        ValueError
+            ``probabilities=True`` and the outputs have no class axis or one class (one value per
+            sample: its softmax would be 1).
 
         Shape
         -----
@@ -495,15 +531,24 @@ class Trainer:
         >>> logits = trainer.predict(X)
         >>> logits.shape, logits.argmax(axis=1).shape
         ((30, 3), (30,))
+        >>> probs = trainer.predict(X, probabilities=True)
+        >>> bool(np.allclose(probs.sum(axis=1), 1)), probs.dtype
+        (True, dtype('float32'))
         """
         check_xy(X, None, "predict", need_y=False)
+        check_bool(probabilities, "probabilities", "Trainer.predict")
         was_training = self.model.training
         self.model.eval()
         try:
             outs = [self.model.forward(xb) for xb in iterate_batches(X, None, batch_size, shuffle=False)]
         finally:
             self.model.train(was_training)
-        return np.concatenate(outs, axis=0)
+        if probabilities and (np.ndim(outs[0]) < 2 or np.shape(outs[0])[1] < 2):  # a softmax of one value is 1
+            raise ValueError(f"Trainer.predict: probabilities=True takes the softmax over the classes (axis 1), but "
+                             f"the model returns shape {np.shape(outs[0])}, one value per sample. Use "
+                             "probabilities=False (and a sigmoid for a binary classifier's logits).")
+        out = np.concatenate(outs, axis=0)
+        return softmax(out, axis=1) if probabilities else out
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
