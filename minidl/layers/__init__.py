@@ -26,9 +26,11 @@ from .normalization import *  # noqa: F403
 from .normalization import __all__ as _normalization
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
+from .signal1d import *  # noqa: F403
+from .signal1d import __all__ as _signal1d
 
 __all__ = [
-    "Layer", *_conv, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
+    "Layer", *_conv, *_signal1d, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
     *_normalization, *_dropout, "Unsupported", "InputSpec",
 ]
 
