@@ -233,6 +233,14 @@ CASES = [
     Case("avgpool_rect_overlap", plain(layers.AvgPool2D, (2, 3), stride=1, padding=(1, 1)),
          floats((1, 2, 4, 5)), (1, 2, 5, 5), {}, ("padding=(1, 1)",)),
     Case("global_avgpool", plain(layers.GlobalAvgPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
+    # adaptive: the output is output_size, whatever the input; None keeps the input's size (W = 6)
+    Case("adaptive_avgpool_overlapping", plain(layers.AdaptiveAvgPool2D, (3, 2)), floats((2, 3, 7, 5)), (2, 3, 3, 2),
+         {}, ("output_size=(3, 2)",)),
+    Case("adaptive_avgpool_none", plain(layers.AdaptiveAvgPool2D, (2, None)), floats((1, 2, 4, 6)), (1, 2, 2, 6),
+         {}, ("output_size=(2, None)",)),
+    Case("adaptive_maxpool_larger_than_input", plain(layers.AdaptiveMaxPool2D, 5), floats((2, 2, 3, 4)),
+         (2, 2, 5, 5), {}, ("output_size=(5, 5)",)),
+    Case("global_maxpool", plain(layers.GlobalMaxPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
     # 1-D, (N, C, L): L_out = floor((L + 2p - d(k - 1) - 1)/s) + 1; 9 + 2 - 2 - 1 = 8, /2 -> 4 + 1 = 5
     Case("conv1d_k3_s2_p1", conv1d(2, 4, 3, stride=2, padding=1), floats((2, 2, 9)), (2, 4, 5),
          {"weight": (4, 2, 3), "bias": (4,)}, ("2, 4", "kernel_size=3", "stride=2")),

@@ -274,19 +274,13 @@ class GlobalAvgPool2D(Layer):
     (2, 3, 1, 1)
     """
 
-    onnx_op, torch_modules = "GlobalAveragePool", ("AdaptiveAvgPool2d",)
+    onnx_op = "GlobalAveragePool"
 
     def __init__(self):
         super().__init__()
 
-    def to_torch(self, t):
+    def to_torch(self, t):  # back from torch by AdaptiveAvgPool2D.from_torch (an int 1: this class)
         return t.nn.AdaptiveAvgPool2d(1)
-
-    @classmethod
-    def from_torch(cls, m, t):
-        if m.output_size not in (1, (1, 1), [1, 1]):
-            raise Unsupported(f"with output_size={m.output_size!r} (only 1)")
-        return cls()
 
     def forward(self, x):
         out = global_avg_pool2d(x, where=self)
