@@ -92,8 +92,13 @@ def test_the_default_dtype_is_float32():
 @pytest.mark.parametrize("make, x, match", [
     (lambda: L.Conv1D(2, 3, 3), np.ones((2, 2, 5, 5), np.float32),
      r"Conv1D\(2, 3, kernel_size=3\): .*3 dim.*\(N, C, L\)"),
-    (lambda: L.Conv1D(2, 3, 3), np.ones((2, 4, 5), np.float32), r"Conv1D\(2, 3, kernel_size=3\)"),
-    (lambda: L.Conv1D(2, 3, 7), np.ones((2, 2, 5), np.float32), r"Conv1D.*kernel is larger"),
+    (lambda: L.Conv1D(2, 3, 3), np.ones((2, 4, 5), np.float32),
+     r"Conv1D\(2, 3, kernel_size=3\): expected input with 2 channels \(weight \(3, 2, 3\).*"
+     r"shape \(2, 4, 5\) \(N, C, L\)"),
+    (lambda: L.Conv1D(2, 6, 3, groups=2), np.ones((2, 3, 5), np.float32), r"expected input with 2 channels"),
+    (lambda: L.Conv1D(2, 3, 7), np.ones((2, 2, 5), np.float32), r"Conv1D.*: the kernel spans 7 .*length 5"),
+    (lambda: L.MaxPool1D(3, dilation=2), np.ones((1, 2, 4), np.float32), r"MaxPool1D.*: the kernel spans 5"),
+    (lambda: L.AvgPool1D(4, padding=1), np.ones((1, 2, 1), np.float32), r"AvgPool1D.*length 3 \(input \(1, 2, 1\)"),
     (lambda: L.MaxPool1D(2), np.ones((2, 5), np.float32), r"MaxPool1D\(kernel_size=2\): .*\(N, C, L\)"),
     (lambda: L.AvgPool1D(2), np.ones((2, 2, 5), np.int64), r"AvgPool1D\(kernel_size=2\): .*float"),
 ])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..validation import check_array, check_ndim, is_int
 from . import avgpool, conv, pool
+from .geometry import check_groups
 
 __all__ = ["conv1d", "conv1d_backward", "conv1d_input", "conv1d_weight", "max_pool1d", "max_pool1d_backward",
            "avg_pool1d", "avg_pool1d_backward", "single", "padding_1d"]
@@ -105,6 +106,20 @@ def _signal(x, name, where, layout="(N, C, L)"):
     return x[:, :, None, :]
 
 
+def _check_fit(x, weight, k, padding, dilation, groups, where):
+    """The 1-D messages for what the 2-D kernels would report with 4-D shapes: channels, kernel span."""
+    if weight is not None and x.shape[1] != weight.shape[1] * check_groups(groups, where):
+        raise ValueError(f"{where}: expected input with {weight.shape[1] * groups} channels (weight {weight.shape}, "
+                         f"groups={groups}), got {x.shape[1]} channels in input of shape {x.shape} (N, C, L).")
+    span = single(dilation, "dilation", where) * (single(k, "kernel_size", where) - 1) + 1
+    padding = padding_1d(padding, where)
+    pad = 0 if isinstance(padding, str) else 2 * padding
+    if span > x.shape[2] + pad and padding != "same":
+        raise ValueError(f"{where}: the kernel spans {span} (kernel_size {k}, dilation {dilation}), more than the "
+                         f"padded length {x.shape[2] + pad} (input {x.shape}, padding {padding}). Use a smaller "
+                         f"kernel or more padding.")
+
+
 def _size(input_size, where):
     if len(input_size) != 3:
         raise ValueError(f"{where}: input_size must be (N, C, L). Received: {tuple(input_size)!r}")
@@ -152,6 +167,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, retu
     """
     x4 = _signal(x, "x", where)
     w4 = _signal(weight, "weight", where, "(C_out, C_in / groups, k)")
+    _check_fit(x, weight, weight.shape[2], padding, dilation, groups, where)
     stride, padding, dilation = _args2d(stride, padding, dilation, where)
     got = conv.conv2d(x4, w4, bias, stride, padding, dilation, groups, return_columns,
                       padding_mode=padding_mode, where=where)
@@ -195,6 +211,7 @@ def conv1d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1, gro
     x4 = _signal(x, "x", where)
     w4 = _signal(weight, "weight", where, "(C_out, C_in / groups, k)")
     g4 = _signal(grad_output, "grad_output", where, "(N, C_out, L_out)")
+    _check_fit(x, weight, weight.shape[2], padding, dilation, groups, where)
     stride, padding, dilation = _args2d(stride, padding, dilation, where)
     dx, dw, db = conv.conv2d_backward(x4, w4, g4, stride, padding, dilation, groups, bias, input_grad, columns,
                                       padding_mode=padding_mode, where=where)
@@ -314,6 +331,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     k = (1, single(kernel_size, "kernel_size", where))
     s = None if stride is None else (1, single(stride, "stride", where))
     _, p, d = _args2d(1, padding, dilation, where, strings=False)
+    _check_fit(x, None, k[1], p[1][0], d[1], 1, where)
     got = pool.max_pool2d(x4, k, s, p, d, ceil_mode, return_indices, where=where)
     return (got[0][:, :, 0], got[1][:, :, 0]) if return_indices else got[:, :, 0]
 
@@ -396,6 +414,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     k = (1, single(kernel_size, "kernel_size", where))
     s = None if stride is None else (1, single(stride, "stride", where))
     p = (0, padding_1d(padding, where, strings=False))
+    _check_fit(x, None, k[1], p[1], 1, 1, where)
     return avgpool.avg_pool2d(x4, k, s, p, ceil_mode, count_include_pad, where=where)[:, :, 0]
 
 
