@@ -7,9 +7,9 @@ import difflib
 #: torch.nn / Keras names -> minidl's, where they differ (the same semantics, minidl's spelling)
 TORCH_NAMES = {
     "Conv2d": "Conv2D", "BatchNorm2d": "BatchNorm2D", "BatchNorm1d": "BatchNorm1D", "MaxPool2d": "MaxPool2D",
-    "AvgPool2d": "AvgPool2D", "AdaptiveAvgPool2d": "GlobalAvgPool2D", "Linear": "Dense", "Dropout2d": "Dropout2D",
+    "AvgPool2d": "AvgPool2D", "AdaptiveAvgPool2d": "AdaptiveAvgPool2D", "Linear": "Dense", "Dropout2d": "Dropout2D",
     "InstanceNorm2d": "InstanceNorm2D", "Sequential": "minidl.Sequential", "GlobalAveragePooling2D": "GlobalAvgPool2D",
-    "CrossEntropyLoss": "SoftmaxCrossEntropy", "MSELoss": "MSE",
+    "GlobalMaxPooling2D": "GlobalMaxPool2D", "CrossEntropyLoss": "SoftmaxCrossEntropy", "MSELoss": "MSE",
     "SparseCategoricalCrossentropy": "SoftmaxCrossEntropy", "MeanSquaredError": "MSE",
 }
 

@@ -150,6 +150,9 @@ def _kernel_calls():
     xp = rng.standard_normal((2, 2, 4, 4))
     _, idx = F.max_pool2d(xp, 2, return_indices=True)
     gp = rng.standard_normal((2, 2, 2, 2))
+    x3, w3, g3 = rng.standard_normal((2, 2, 6)), rng.standard_normal((3, 2, 3)), rng.standard_normal((2, 3, 6))
+    _, idx1 = F.max_pool1d(x3, 2, return_indices=True)
+    _, idx_a = F.adaptive_max_pool2d(xp, 2, return_indices=True)
     x2, w2, b2, g2 = (rng.standard_normal(s) for s in [(4, 5), (3, 5), (3,), (4, 3)])
     z = rng.standard_normal((4, 3))
     y = np.array([0, 2, 1, 1])
@@ -167,6 +170,20 @@ def _kernel_calls():
         ("avg_pool2d_backward", F.avg_pool2d_backward, ((2, 2, 4, 4), gp, 2)),
         ("global_avg_pool2d", F.global_avg_pool2d, (xp,)),
         ("global_avg_pool2d_backward", F.global_avg_pool2d_backward, ((2, 2, 4, 4), gp[:, :, :1, :1].copy())),
+        ("conv1d", F.conv1d, (x3, w3, rng.standard_normal(3), 1, 1)),
+        ("conv1d_input", F.conv1d_input, ((2, 2, 6), w3, g3, 1, 1)),
+        ("conv1d_weight", F.conv1d_weight, (x3, (3, 2, 3), g3, 1, 1)),
+        ("conv1d_backward", F.conv1d_backward, (x3, w3, g3, 1, 1)),
+        ("max_pool1d", F.max_pool1d, (x3, 2)),
+        ("max_pool1d_indices", lambda *a: F.max_pool1d(*a, return_indices=True), (x3, 2)),
+        ("max_pool1d_backward", F.max_pool1d_backward, ((2, 2, 6), g3[:, :2, :3].copy(), idx1, 2)),
+        ("avg_pool1d", F.avg_pool1d, (x3, 2)),
+        ("avg_pool1d_backward", F.avg_pool1d_backward, ((2, 2, 6), g3[:, :2, :3].copy(), 2)),
+        ("adaptive_avg_pool2d", F.adaptive_avg_pool2d, (xp, (3, 2))),
+        ("adaptive_avg_pool2d_backward", F.adaptive_avg_pool2d_backward, ((2, 2, 4, 4), gp)),
+        ("adaptive_max_pool2d", F.adaptive_max_pool2d, (xp, 3)),
+        ("adaptive_max_pool2d_indices", lambda *a: F.adaptive_max_pool2d(*a, return_indices=True), (xp, 3)),
+        ("adaptive_max_pool2d_backward", F.adaptive_max_pool2d_backward, ((2, 2, 4, 4), gp, idx_a)),
         ("relu", F.relu, (x4,)),
         ("relu_backward", F.relu_backward, (g4, rng.standard_normal(g4.shape))),
         ("leaky_relu", F.leaky_relu, (x4, 0.1)),

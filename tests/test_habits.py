@@ -19,7 +19,8 @@ def global_seed_reset():
 
 @pytest.mark.parametrize("module, name, hint", [
     (mdl.layers, "Conv2d", "Conv2D"), (mdl.layers, "BatchNorm2d", "BatchNorm2D"), (mdl.layers, "Linear", "Dense"),
-    (mdl.layers, "MaxPool2d", "MaxPool2D"), (mdl.layers, "AdaptiveAvgPool2d", "GlobalAvgPool2D"),
+    (mdl.layers, "MaxPool2d", "MaxPool2D"), (mdl.layers, "AdaptiveAvgPool2d", "AdaptiveAvgPool2D"),
+    (mdl.layers, "GlobalMaxPooling2D", "GlobalMaxPool2D"), (mdl.layers, "Conv1d", "Conv1D"),
     (mdl.losses, "CrossEntropyLoss", "SoftmaxCrossEntropy"), (mdl.losses, "MSELoss", "MSE"),
     (mdl.layers, "Sequential", "minidl.Sequential"), (mdl.layers, "Dropuot", "Dropout"),
 ])

@@ -255,10 +255,10 @@ def test_unsupported_minidl_layer():
     (nn.Sequential(nn.ZeroPad2d(1)), r"module\[0\]", "ZeroPad2d"),
     (nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(1, 1, 3, padding_mode="reflect")), r"module\[0\]", "ZeroPad2d"),
     (nn.Sequential(nn.MaxPool2d(2, return_indices=True)), r"module\[0\]", "return_indices"),
-    (nn.Sequential(nn.AdaptiveAvgPool2d(2)), r"module\[0\]", "output_size"),
+    (nn.Sequential(nn.AdaptiveMaxPool2d(2, return_indices=True)), r"module\[0\]", "return_indices"),
     (nn.Sequential(nn.Flatten(1, 2)), r"module\[0\]", "end_dim"),
     (nn.Sequential(nn.Linear(2, 2).half()), r"module\[0\]", "float16"),
-    (nn.Conv1d(1, 1, 3), "module", "Conv1d"),
+    (nn.Conv3d(1, 1, 3), "module", "Conv3d"),  # Conv1d is supported since issue 19
 ])
 def test_unsupported_torch_modules(module, where, match):
     with pytest.raises(TypeError, match=f"from_torch: {where}.*{match}"):

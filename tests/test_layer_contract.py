@@ -107,6 +107,10 @@ def conv(*args, **kw):
     return lambda dtype, rng: layers.Conv2D(*args, dtype=dtype, rng=rng, **kw)
 
 
+def conv1d(*args, **kw):
+    return lambda dtype, rng: layers.Conv1D(*args, dtype=dtype, rng=rng, **kw)
+
+
 def dense(*args, **kw):
     return lambda dtype, rng: layers.Dense(*args, dtype=dtype, rng=rng, **kw)
 
@@ -229,6 +233,35 @@ CASES = [
     Case("avgpool_rect_overlap", plain(layers.AvgPool2D, (2, 3), stride=1, padding=(1, 1)),
          floats((1, 2, 4, 5)), (1, 2, 5, 5), {}, ("padding=(1, 1)",)),
     Case("global_avgpool", plain(layers.GlobalAvgPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
+    # adaptive: the output is output_size, whatever the input; None keeps the input's size (W = 6)
+    Case("adaptive_avgpool_overlapping", plain(layers.AdaptiveAvgPool2D, (3, 2)), floats((2, 3, 7, 5)), (2, 3, 3, 2),
+         {}, ("output_size=(3, 2)",)),
+    Case("adaptive_avgpool_none", plain(layers.AdaptiveAvgPool2D, (2, None)), floats((1, 2, 4, 6)), (1, 2, 2, 6),
+         {}, ("output_size=(2, None)",)),
+    Case("adaptive_maxpool_larger_than_input", plain(layers.AdaptiveMaxPool2D, 5), floats((2, 2, 3, 4)),
+         (2, 2, 5, 5), {}, ("output_size=(5, 5)",)),
+    Case("global_maxpool", plain(layers.GlobalMaxPool2D), floats((2, 3, 5, 4)), (2, 3, 1, 1)),
+    # 1-D, (N, C, L): L_out = floor((L + 2p - d(k - 1) - 1)/s) + 1; 9 + 2 - 2 - 1 = 8, /2 -> 4 + 1 = 5
+    Case("conv1d_k3_s2_p1", conv1d(2, 4, 3, stride=2, padding=1), floats((2, 2, 9)), (2, 4, 5),
+         {"weight": (4, 2, 3), "bias": (4,)}, ("2, 4", "kernel_size=3", "stride=2")),
+    # 'same', stride 1: L kept; groups 2: weight (out, in / groups, k) = (6, 2, 4)
+    Case("conv1d_same_groups2", conv1d(4, 6, 4, padding="same", groups=2, bias=False), floats((1, 4, 7)),
+         (1, 6, 7), {"weight": (6, 2, 4)}, ("padding='same'", "groups=2", "bias=False")),
+    # circular padding 2, dilation 2: 6 + 4 - 2*2 - 1 + 1 = 6
+    Case("conv1d_circular_dilated", conv1d(1, 2, 3, padding=2, dilation=2, padding_mode="circular"),
+         floats((2, 1, 6)), (2, 2, 6), {"weight": (2, 1, 3), "bias": (2,)}, ("circular", "dilation=2")),
+    # floor((9 - 2)/2) + 1 = 4
+    Case("maxpool1d_2", plain(layers.MaxPool1D, 2), floats((2, 3, 9)), (2, 3, 4), {}, ("kernel_size=2",)),
+    # ceil((8 + 2 - 3)/2) + 1 = 5 (floor gives 4)
+    Case("maxpool1d_ceil_pad1", plain(layers.MaxPool1D, 3, stride=2, padding=1, ceil_mode=True),
+         floats((1, 2, 8)), (1, 2, 5), {}, ("ceil_mode=True", "padding=1")),
+    # dilation 2, span 3: floor((7 - 3)/1) + 1 = 5
+    Case("maxpool1d_dilated", plain(layers.MaxPool1D, 2, stride=1, dilation=2), floats((1, 2, 7)), (1, 2, 5),
+         {}, ("dilation=2",)),
+    Case("avgpool1d_2", plain(layers.AvgPool1D, 2), floats((2, 3, 8)), (2, 3, 4), {}, ("kernel_size=2",)),
+    # floor((7 + 2 - 3)/2) + 1 = 4 (ceil gives 4 as well)
+    Case("avgpool1d_pad1_exclude_pad", plain(layers.AvgPool1D, 3, stride=2, padding=1, count_include_pad=False),
+         floats((2, 2, 7)), (2, 2, 4), {}, ("count_include_pad=False",)),
     Case("flatten", plain(layers.Flatten), floats((2, 3, 4, 5)), (2, 60)),
     Case("flatten_start2", plain(layers.Flatten, start_dim=2), floats((2, 3, 4, 5)), (2, 3, 20), {},
          ("start_dim=2",)),

@@ -231,3 +231,49 @@ def test_the_comparison_and_gradcheck_catch_a_wrong_gradient():
     broken = MaxPoolIgnoringDilationInBackward(2, 1, dilation=2)
     with pytest.raises(ValueError):  # the undilated geometry does not even fit the gradient's shape
         max_errors(broken, torch.nn.MaxPool2d(2, 1, dilation=2), x)
+
+
+# ------------------------------------------------ divisor_override (torch's AvgPool2d option)
+@pytest.mark.parametrize("divisor", [1, 3, 7, -2])
+@pytest.mark.parametrize("k, s, p, ceil, include", [
+    (2, None, 0, False, True), (3, 2, 1, True, False), (3, 2, 1, True, True), ((2, 3), 1, (1, 1), False, True),
+    (3, 3, 1, True, False),
+])
+def test_avgpool_divisor_override_matches_torch(k, s, p, ceil, include, divisor):
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
+    for layout in (x, is_channels_last(x)):
+        ey, edx = max_errors(layers.AvgPool2D(k, s, p, ceil, include, divisor),
+                             torch.nn.AvgPool2d(k, s, p, ceil, include, divisor), layout)
+        assert ey <= TOL and edx <= TOL, (ey, edx)
+    g = np.random.default_rng(1).standard_normal(F.avg_pool2d(x, k, s, p, ceil, include).shape)
+    np.testing.assert_allclose(F.avg_pool2d(x, k, s, p, ceil, include, divisor),
+                               torch.nn.functional.avg_pool2d(torch.from_numpy(x), k, s, p, ceil, include,
+                                                              divisor).numpy(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(F.avg_pool2d_backward(x.shape, g, k, s, p, ceil, include, divisor) * divisor,
+                               F.avg_pool2d_backward(x.shape, g, k, s, p, ceil, include, 1), rtol=0, atol=TOL)
+
+
+def test_divisor_override_converts_both_ways_and_exports(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    module = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False, divisor_override=4)
+    layer = mdl.interop.from_torch(module)  # refused before: "with divisor_override"
+    assert layer.divisor_override == 4 and repr(layer).endswith("divisor_override=4)")
+    assert mdl.interop.to_torch(layer).divisor_override == 4
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(layer(x), module(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-6)
+    mdl.export.to_onnx(mdl.Sequential(layer), tmp_path / "m.onnx", x.shape[1:])
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], layer(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (0, ValueError, r"AvgPool2D: divisor_override must not be zero"),
+    (2.0, TypeError, r"AvgPool2D: divisor_override must be None or an int"),
+    (True, TypeError, r"AvgPool2D: divisor_override must be None or an int"),
+])
+def test_divisor_override_errors_name_the_layer(value, error, match):
+    with pytest.raises(error, match=match):
+        layers.AvgPool2D(2, divisor_override=value)
+    with pytest.raises(error, match=match.replace("AvgPool2D", "avg_pool2d")):
+        F.avg_pool2d(np.ones((1, 1, 4, 4)), 2, divisor_override=value)

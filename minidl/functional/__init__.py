@@ -9,7 +9,8 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 
 The math is here, one module per op with its forward and backward side by side
-(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
+(``conv``, ``pool``, ``avgpool``,
+``signal1d`` (the 1-D ops: the 2-D ones with H = 1), ``adaptive``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
 ``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
 ``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
@@ -43,6 +44,12 @@ from .activation_extra import (
     prelu_backward,
     softplus,
     softplus_backward,
+)
+from .adaptive import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
 )
 from .avgpool import avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward
 from .batchnorm import batch_norm, batch_norm_backward
@@ -80,6 +87,16 @@ from .regression_loss import (
     l1_loss_backward,
     smooth_l1_loss,
     smooth_l1_loss_backward,
+)
+from .signal1d import (
+    avg_pool1d,
+    avg_pool1d_backward,
+    conv1d,
+    conv1d_backward,
+    conv1d_input,
+    conv1d_weight,
+    max_pool1d,
+    max_pool1d_backward,
 )
 from .silu import silu, silu_backward
 
@@ -158,4 +175,16 @@ __all__ = [
     "softmax",
     "softplus",
     "softplus_backward",
+    "conv1d",
+    "conv1d_backward",
+    "conv1d_input",
+    "conv1d_weight",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
 ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import check_array, check_float_dtype, check_ndim, pair
+from ..validation import check_array, check_float_dtype, check_ndim, is_int, pair
 from .pool import check_channels, full_nchw, is_channels_last, kernel_offsets, pool_geometry
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
-           "check_avg_padding"]
+           "check_avg_padding", "check_divisor_override", "window_divisors"]
 
 
 def check_avg_padding(padding, where):
@@ -49,6 +49,42 @@ def check_avg_padding(padding, where):
     return ph, pw
 
 
+def check_divisor_override(divisor_override, where):
+    """``divisor_override`` as torch takes it: None, or a nonzero int.
+
+    Parameters
+    ----------
+    divisor_override : int or None
+    where : str or object
+        The caller, named in error messages.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    TypeError
+        Not None or an int (a float, a bool).
+    ValueError
+        Zero (torch: "divisor must be not zero").
+
+    Examples
+    --------
+    >>> check_divisor_override(4, "AvgPool2D"), check_divisor_override(None, "AvgPool2D")
+    (4, None)
+    """
+    if divisor_override is None:
+        return None
+    if not is_int(divisor_override):
+        raise TypeError(f"{where}: divisor_override must be None or an int, as in torch.nn.AvgPool2d. "
+                        f"Received: divisor_override={divisor_override!r}")
+    if divisor_override == 0:
+        raise ValueError(f"{where}: divisor_override must not be zero (None: each window's own divisor). "
+                         f"Received: divisor_override=0")
+    return int(divisor_override)
+
+
 def _divisor(size, k, s, pad, n_out, count_include_pad):
     """Per output position along one axis: the window length that divides, PyTorch's rule."""
     start = np.arange(n_out) * s - pad
@@ -58,7 +94,36 @@ def _divisor(size, k, s, pad, n_out, count_include_pad):
     return np.minimum(end, size) - np.maximum(start, 0)
 
 
-def _divisors(input_hw, geo, pads, count_include_pad, channels_last, dtype):
+def window_divisors(input_hw, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """PyTorch's divisor of every window of :func:`avg_pool2d` (no ``divisor_override``), float64.
+
+    Parameters
+    ----------
+    input_hw : (int, int)
+    kernel_size, stride, padding, ceil_mode, count_include_pad : as in :func:`avg_pool2d`
+
+    Returns
+    -------
+    ndarray, shape (H_out, W_out)
+
+    Shape
+    -----
+    (H_out, W_out) of the pooled output.
+
+    Examples
+    --------
+    >>> window_divisors((3, 3), 2, padding=1, count_include_pad=False)
+    array([[1., 2.],
+           [2., 4.]])
+    """
+    pads = check_avg_padding(padding, "window_divisors")
+    geo = pool_geometry(tuple(input_hw), kernel_size, stride, pads, "window_divisors", 1, ceil_mode)
+    return _divisors(tuple(input_hw), geo, pads, count_include_pad, False, np.float64)
+
+
+def _divisors(input_hw, geo, pads, count_include_pad, channels_last, dtype, divisor_override=None):
+    if divisor_override is not None:  # torch: every window divided by it
+        return np.asarray(divisor_override, dtype=dtype)
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
     rows = _divisor(input_hw[0], kh, sh, pads[0], ho, count_include_pad)
     cols = _divisor(input_hw[1], kw, sw, pads[1], wo, count_include_pad)
@@ -66,8 +131,8 @@ def _divisors(input_hw, geo, pads, count_include_pad, channels_last, dtype):
     return d[:, :, None] if channels_last else d
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
-               where="avg_pool2d"):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, where="avg_pool2d"):
     r"""Average pooling over (kh, kw) windows, as :func:`torch.nn.functional.avg_pool2d`.
 
     Parameters
@@ -82,6 +147,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         average what they hold (see Notes).
     count_include_pad : bool
         Whether the zero padding counts in the divisor.
+    divisor_override : int, optional
+        Divide every window's sum by it instead (torch's; nonzero).
     where : str, optional
         The caller, named in error messages.
 
@@ -99,7 +166,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     :math:`Y[n,c,i,j] = \frac{1}{D_{ij}} \sum_{p,q} X_{pad}[n, c, s_h i + p, s_w j + q]`,
     PyTorch's divisor :math:`D_{ij} = D^h_i D^w_j`: along each axis the window
     ``[i s - p, i s - p + k)`` clipped to ``H + p`` (the padded extent) with
-    ``count_include_pad``, else clipped to the input ``[0, H)``.
+    ``count_include_pad``, else clipped to the input ``[0, H)``; ``divisor_override``
+    replaces every :math:`D_{ij}`.
 
     Examples
     --------
@@ -116,6 +184,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     check_float_dtype(x, "x", where)
     n, c, h, w = x.shape
     pads = check_avg_padding(padding, where)
+    divisor_override = check_divisor_override(divisor_override, where)
     geo = pool_geometry((h, w), kernel_size, stride, pads, where, 1, ceil_mode)
     check_channels(x, where)
     channels_last = is_channels_last(x)
@@ -125,19 +194,19 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     for _, src, sel in kernel_offsets(xm, geo, channels_last):
         dst = out if sel is None else out[sel]
         dst += src
-    out /= _divisors((h, w), geo, pads, count_include_pad, channels_last, x.dtype)
+    out /= _divisors((h, w), geo, pads, count_include_pad, channels_last, x.dtype, divisor_override)
     return out.transpose(0, 3, 1, 2) if channels_last else out
 
 
 def avg_pool2d_backward(input_size, grad_output, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, where="avg_pool2d_backward"):
+                        count_include_pad=True, divisor_override=None, *, where="avg_pool2d_backward"):
     r"""Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
     ----------
     input_size : tuple (N, C, H, W)
     grad_output : ndarray, shape (N, C, H_out, W_out)
-    kernel_size, stride, padding, ceil_mode, count_include_pad : as in the forward call
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override : as in the forward call
     where : str, optional
         The caller, named in error messages.
 
@@ -166,13 +235,14 @@ def avg_pool2d_backward(input_size, grad_output, kernel_size, stride=None, paddi
     check_float_dtype(grad_output, "grad_output", where)
     n, c, h, w = (int(v) for v in input_size)
     pads = check_avg_padding(padding, where)
+    divisor_override = check_divisor_override(divisor_override, where)
     geo = pool_geometry((h, w), kernel_size, stride, pads, where, 1, ceil_mode)
     ho, wo = geo.out
     if grad_output.shape != (n, c, ho, wo):
         raise ValueError(f"{where}: expected grad_output of shape {(n, c, ho, wo)}, got {grad_output.shape}.")
     channels_last = is_channels_last(grad_output)
     gm = grad_output.transpose(0, 2, 3, 1) if channels_last else grad_output
-    scaled = gm / _divisors((h, w), geo, pads, count_include_pad, channels_last, grad_output.dtype)
+    scaled = gm / _divisors((h, w), geo, pads, count_include_pad, channels_last, grad_output.dtype, divisor_override)
     dx = full_nchw((n, c, h, w), 0, grad_output.dtype, channels_last)
     dxm = dx.transpose(0, 2, 3, 1) if channels_last else dx
     for _, dst, sel in kernel_offsets(dxm, geo, channels_last):

@@ -129,7 +129,8 @@ def from_torch(module):
     module : torch.nn.Module
         An ``nn.Sequential`` (nested ones become nested minidl Sequentials, so the
         state-dict keys match), a module made by :func:`to_torch`, or one supported layer:
-        ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d(1)``, ``Linear``,
+        ``Conv1d``, ``Conv2d``, ``MaxPool1d/2d``, ``AvgPool1d/2d``, ``AdaptiveAvgPool2d``
+        (an int 1: GlobalAvgPool2D), ``AdaptiveMaxPool2d`` (an int 1: GlobalMaxPool2D), ``Linear``,
         ``Flatten`` (``end_dim=-1``), ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``GELU``,
         ``Identity``, ``Softmax``, ``BatchNorm1d/2d``, ``Dropout``, ``Dropout2d``, and
         ``ZeroPad2d`` directly followed by a zeros-padded ``Conv2d`` (merged into one Conv2D,

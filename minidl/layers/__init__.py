@@ -9,6 +9,8 @@ from .activation import *  # noqa: F403 - each module's __all__ is its public la
 from .activation import __all__ as _activation
 from .activation_extra import *  # noqa: F403
 from .activation_extra import __all__ as _activation_extra
+from .adaptive_pool import *  # noqa: F403
+from .adaptive_pool import __all__ as _adaptive_pool
 from .base import InputSpec, Layer, Unsupported
 from .batchnorm import *  # noqa: F403
 from .batchnorm import __all__ as _batchnorm
@@ -26,10 +28,12 @@ from .normalization import *  # noqa: F403
 from .normalization import __all__ as _normalization
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
+from .signal1d import *  # noqa: F403
+from .signal1d import __all__ as _signal1d
 
 __all__ = [
-    "Layer", *_conv, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
-    *_normalization, *_dropout, "Unsupported", "InputSpec",
+    "Layer", *_conv, *_signal1d, *_activation, *_activation_extra, *_log_softmax, *_pool, *_adaptive_pool,
+    *_dense, *_merge, *_batchnorm, *_normalization, *_dropout, "Unsupported", "InputSpec",
 ]
 
 

@@ -9,8 +9,10 @@ from ..functional.avgpool import (
     avg_pool2d,
     avg_pool2d_backward,
     check_avg_padding,
+    check_divisor_override,
     global_avg_pool2d,
     global_avg_pool2d_backward,
+    window_divisors,
 )
 from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding, pool_geometry
@@ -165,6 +167,8 @@ class AvgPool2D(Layer):
         Round the output size up, PyTorch's rule.
     count_include_pad : bool, default True
         Whether the zero padding counts in a window's divisor.
+    divisor_override : int, optional
+        Divide every window's sum by it instead (torch's; nonzero).
 
     Shape
     -----
@@ -184,7 +188,8 @@ class AvgPool2D(Layer):
     (1, 3, 4, 4)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
         super().__init__()
         where = "AvgPool2D"
         self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
@@ -193,9 +198,11 @@ class AvgPool2D(Layer):
         check_pool_padding([(p, p) for p in self.padding], self.kernel_size, padding, where)
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
         self.count_include_pad = check_bool(count_include_pad, "count_include_pad", where)
+        self.divisor_override = check_divisor_override(divisor_override, where)
 
     def _args(self):
-        return self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+        return (self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
 
     def forward(self, x):
         where = self  # formatted (repr) only in an error message
@@ -211,9 +218,17 @@ class AvgPool2D(Layer):
     # ------------------------------------------------------------ interop recipes
     torch_modules = ("AvgPool2d",)
     torch_args = {"kernel_size": "kernel_size", "stride": "stride", "padding": "padding", "ceil_mode": "ceil_mode",
-                  "count_include_pad": "count_include_pad"}
+                  "count_include_pad": "count_include_pad", "divisor_override": "divisor_override"}
 
     def to_onnx(self, g, inputs, input_shape):
+        out = self._onnx_average(g, inputs, input_shape)
+        if self.divisor_override is None:
+            return out
+        # AveragePool divides by torch's divisor D; times D / divisor_override gives torch's override
+        d = window_divisors(input_shape[2:], *self._args()[:5]) / self.divisor_override
+        return g.node("Mul", [out, g.const("divisor", d[None, None], g.dtype)])
+
+    def _onnx_average(self, g, inputs, input_shape):
         # PyTorch's divisor counts the zero padding (count_include_pad) but never ceil_mode's extra
         # rows: pad with zeros explicitly, then pool with the extra as uncounted padding
         ph, pw = self.padding
@@ -229,9 +244,8 @@ class AvgPool2D(Layer):
 
     @classmethod
     def from_torch(cls, m, t):
-        if m.divisor_override is not None:
-            raise Unsupported("with divisor_override")
-        return cls(m.kernel_size, m.stride, m.padding, bool(m.ceil_mode), bool(m.count_include_pad))
+        return cls(m.kernel_size, m.stride, m.padding, bool(m.ceil_mode), bool(m.count_include_pad),
+                   m.divisor_override)
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}"
@@ -243,6 +257,8 @@ class AvgPool2D(Layer):
             s += ", ceil_mode=True"
         if not self.count_include_pad:
             s += ", count_include_pad=False"
+        if self.divisor_override is not None:
+            s += f", divisor_override={self.divisor_override}"
         return s
 
     @classmethod
@@ -251,6 +267,7 @@ class AvgPool2D(Layer):
         yield cls(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), \
             (rng.standard_normal((2, 2, 7, 6)),)
         yield cls((2, 3), stride=1, padding=(1, 1)), (rng.standard_normal((1, 2, 4, 5)),)
+        yield cls(3, stride=2, padding=1, ceil_mode=True, divisor_override=4), (rng.standard_normal((2, 2, 7, 6)),)
 
 
 @register_layer
@@ -274,19 +291,13 @@ class GlobalAvgPool2D(Layer):
     (2, 3, 1, 1)
     """
 
-    onnx_op, torch_modules = "GlobalAveragePool", ("AdaptiveAvgPool2d",)
+    onnx_op = "GlobalAveragePool"
 
     def __init__(self):
         super().__init__()
 
-    def to_torch(self, t):
+    def to_torch(self, t):  # back from torch by AdaptiveAvgPool2D.from_torch (an int 1: this class)
         return t.nn.AdaptiveAvgPool2d(1)
-
-    @classmethod
-    def from_torch(cls, m, t):
-        if m.output_size not in (1, (1, 1), [1, 1]):
-            raise Unsupported(f"with output_size={m.output_size!r} (only 1)")
-        return cls()
 
     def forward(self, x):
         out = global_avg_pool2d(x, where=self)
