@@ -236,3 +236,21 @@ def test_a_foreign_relu_model_imports(tmp_path):
     path.write_bytes(onnx_model([helper.make_node("Relu", ["x"], ["y"], name="r")]).SerializeToString())
     model = mdl.export.from_onnx(path)
     np.testing.assert_array_equal(model(np.array([[-1.0, 0.0, 2.0]], np.float32)), [[0.0, 0.0, 2.0]])
+
+
+def test_reshape_adding_a_unit_axis_is_refused_not_dropped(tmp_path):
+    """onnx's test_reshape_zero_dim ((N, 3, 4) -> (N, 3, 4, 1)) came back as (N, 3, 4) before: a trailing
+    axis of 1 was taken for a flatten of no axes."""
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [0, 0, 4, 1])
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="unit")
+    refused(onnx_model([node], inits=[shape], in_shape=("N", 3, 4), out_shape=("N", 3, 4, 1)), tmp_path,
+            "node 'unit' (op Reshape, opset 17)", "only as a Flatten")
+
+
+def test_reshape_to_n_minus_one_is_a_flatten(tmp_path):
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 12])
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="flat")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(onnx_model([node], inits=[shape], in_shape=("N", 3, 4), out_shape=("N", 12)).SerializeToString())
+    x = np.arange(48, dtype=np.float32).reshape(2, 2, 3, 4)[0].reshape(2, 3, 4)
+    np.testing.assert_array_equal(mdl.export.from_onnx(path)(x), x.reshape(2, 12))

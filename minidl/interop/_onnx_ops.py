@@ -186,7 +186,7 @@ def reshape(imp, node, attrs, where):
     if not keeps:
         raise ImportRefused(where, f"a Reshape to {target} of an input of shape (N, {', '.join(map(str, sample))}) "
                             "merges or splits the batch axis; minidl reads Reshape only when it keeps the batch axis")
-    start = next((k for k in range(len(sample) + 1) if list(sample[:k]) + [int(np.prod(sample[k:]))] == rest),
+    start = next((k for k in range(len(sample)) if list(sample[:k]) + [int(np.prod(sample[k:]))] == rest),
                  None)
     if tuple(rest) == tuple(sample):
         imp.tensors[node.output[0]] = src
