@@ -254,3 +254,35 @@ def test_reshape_to_n_minus_one_is_a_flatten(tmp_path):
     path.write_bytes(onnx_model([node], inits=[shape], in_shape=("N", 3, 4), out_shape=("N", 12)).SerializeToString())
     x = np.arange(48, dtype=np.float32).reshape(2, 2, 3, 4)[0].reshape(2, 3, 4)
     np.testing.assert_array_equal(mdl.export.from_onnx(path)(x), x.reshape(2, 12))
+
+
+def test_a_second_class_declaring_an_op_reads_what_the_first_refuses(tmp_path):
+    """The importer asks every class that declares an op (a Conv1D next to Conv2D, say), in registration order."""
+    from minidl.layers.registry import REGISTRY, register_layer
+
+    @register_layer
+    class OneDimConvProbe(mdl.layers.Layer):  # reads 1-D Conv nodes as "x * w" (1x1 kernel, one channel)
+        onnx_imports = ("Conv",)
+
+        def __init__(self, scale=1.0):
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, x):
+            return x * self.scale
+
+        @classmethod
+        def from_onnx_node(cls, node):
+            return cls(float(node.consts[1].reshape(-1)[0]))
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1], [3.0])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(onnx_model([node], inits=[w], in_shape=("N", 1, 4), out_shape=("N", 1, 4)).SerializeToString())
+    try:
+        model = mdl.export.from_onnx(path)
+        np.testing.assert_array_equal(model(np.ones((2, 1, 4), np.float32)), np.full((2, 1, 4), 3.0))
+    finally:
+        REGISTRY.pop("OneDimConvProbe")
+    with pytest.raises(ValueError, match=r"node 'conv1d' \(op Conv, opset 17\).*only 2-D \(Conv2D\)"):
+        mdl.export.from_onnx(path)  # without it: Conv2D's reason

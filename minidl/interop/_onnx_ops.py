@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from ..layers.base import OnnxNode
+from ..layers.base import OnnxNode, Unsupported
 from ..layers.registry import REGISTRY
 from ._onnx_tensors import ImportRefused, tensor_array
 
@@ -90,7 +90,7 @@ def _dense(imp, entry, bias, where, out):
     src = imp._tensor(x, where)
     spec = OnnxNode("Gemm", {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}, (None, weight, bias), 1,
                     imp.values[src].shape, 1, imp.opset)
-    imp._add(name, _classes()["Gemm"].from_onnx_node(spec), [src], where, out)
+    imp._add(name, build_layer(_classes()["Gemm"], spec, where), [src], where, out)
 
 
 def matmul(imp, node, attrs, where):
@@ -206,12 +206,28 @@ def _node_name(node, op):
 
 
 def _classes():
-    """``{ONNX op: registered class}`` from the ``onnx_op`` and ``onnx_imports`` each class declares
-    in its own body (the first class to claim an op keeps it)."""
+    """``{ONNX op: [registered classes]}`` from the ``onnx_op`` and ``onnx_imports`` each class declares
+    in its own body, in registration order: the importer asks each in turn (Conv2D reads 2-D ``Conv``;
+    a Conv1D declaring ``Conv`` too would read the 1-D ones Conv2D refuses)."""
     found = {}
     for cls in REGISTRY.values():
         ops = ((vars(cls).get("onnx_op"),) if "onnx_op" in vars(cls) else ()) + vars(cls).get("onnx_imports", ())
         for op in ops:
-            if op and op not in ("Identity",):  # Identity is structural: no node
-                found.setdefault(op, cls)
+            if op and op != "Identity":  # Identity is structural: no node
+                found.setdefault(op, []).append(cls)
     return found
+
+
+def build_layer(classes, spec, where):
+    """The layer of the first class whose ``from_onnx_node`` reads ``spec``; else Unsupported with every reason."""
+    reasons = []
+    for cls in classes:
+        try:
+            return cls.from_onnx_node(spec)
+        except Unsupported as exc:
+            reasons.append((cls.__name__, str(exc)))
+        except (ValueError, TypeError) as exc:  # the layer's constructor refused an attribute
+            raise ImportRefused(where, f"minidl's {cls.__name__} cannot take it: {exc}") from None
+    if len(reasons) == 1:
+        raise Unsupported(reasons[0][1])
+    raise Unsupported("(" + "; ".join(f"as {name}: {why}" for name, why in reasons) + ")")

@@ -166,8 +166,8 @@ class _Importer:
         return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
 
     def _layer(self, op, node, attrs, where):
-        cls = _classes().get(op)
-        if cls is None:
+        classes = _classes().get(op)
+        if classes is None:
             raise ImportRefused(where, f"{op} is read only on constants (folded), which its inputs are not")
         names = list(node.input)
         while names and not names[-1]:
@@ -190,13 +190,7 @@ class _Importer:
         if any(self.uses.get(o, 0) for o in node.output[1:] if o):
             raise ImportRefused(where, "its second output is used; minidl layers have one output")
         spec = OnnxNode(op, attrs, consts, tensors, self.values[srcs[0]].shape, outputs, self.opset)
-        try:
-            layer = cls.from_onnx_node(spec)
-        except (ValueError, TypeError) as exc:  # the layer's constructor refused an attribute
-            if isinstance(exc, Unsupported):
-                raise
-            raise ImportRefused(where, f"minidl's {cls.__name__} cannot take it: {exc}") from None
-        self._add(_node_name(node, op), layer, srcs, where, node.output[0])
+        self._add(_node_name(node, op), S.build_layer(classes, spec, where), srcs, where, node.output[0])
 
     def _add(self, name, layer, srcs, where, out=None):
         """Add ``layer`` on Graph nodes ``srcs`` after computing it on their batch-of-one values."""

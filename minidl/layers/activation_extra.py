@@ -285,7 +285,7 @@ class PReLU(Layer):
                                or slope.shape[0] != node.input_shape[1]):
             raise Unsupported(f"with a slope of shape {slope.shape} on an input of shape {node.input_shape} "
                               "(one slope, or one per channel shaped (C, 1, ...))")
-        layer = cls(slope.size, dtype=slope.dtype)
+        layer = cls(slope.size, init=float(slope.reshape(-1)[0]), dtype=slope.dtype)  # init: for the repr
         layer.weight.data[...] = slope.reshape(-1)
         return layer
 
