@@ -259,14 +259,16 @@ def test_from_onnx_round_trip_is_exact(name, tmp_path):
     np.testing.assert_array_equal(back(x), model(x))  # bit for bit
 
 
-def test_from_onnx_refuses_foreign_models(tmp_path):
+def test_from_onnx_reads_foreign_models(tmp_path):
+    """Issue 19: a model minidl did not write is read node by node (it was refused before, 'not written by
+    minidl'); tests/test_onnx_import.py checks torch's exports and the refusals."""
     from onnx import TensorProto, helper
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     onnx.save(helper.make_model(graph), str(tmp_path / "foreign.onnx"))
-    with pytest.raises(ValueError, match="not written by minidl.export.to_onnx"):
-        mdl.export.from_onnx(tmp_path / "foreign.onnx")
+    model = mdl.export.from_onnx(tmp_path / "foreign.onnx")
+    np.testing.assert_array_equal(model(np.array([-2.0], np.float32)), [0.0])
 
 
 def test_cli_export(tmp_path, capsys):

@@ -12,7 +12,8 @@ no list of layers: it walks the model (Sequential and Graph nodes in order) and
 calls each layer's recipe with a :class:`LayerScope`.
 
 :func:`from_onnx` reads back what :func:`to_onnx` wrote (the minidl architecture rides in
-the model's metadata, the weights are its initializers); it does not import other ONNX models.
+the model's metadata, the weights are its initializers), and reads other ONNX CNNs (a
+``torch.onnx.export``, opsets 13 and up) into a Graph with :mod:`minidl.interop.onnx_import`.
 
 onnx and onnxruntime are optional: ``pip install -e ".[onnx]"``.
 """
@@ -30,6 +31,7 @@ from ..io import MAX_LOAD_BYTES, archive
 from ..io.architecture import REGISTRY, build, check_spec, json_default, spec_of
 from ..layers.base import Unsupported, recipe_class
 from ..parameter import deferred_init
+from .onnx_import import ImportRefused, import_model
 
 __all__ = ["to_onnx", "from_onnx", "OPSET"]
 
@@ -121,20 +123,28 @@ def _set_minidl_metadata(helper, proto, model, exported):
 
 
 def from_onnx(path, *, max_bytes=MAX_LOAD_BYTES):
-    """Read back a model written by :func:`to_onnx`: same architecture, same state, bit for bit.
+    """Read an ONNX model: a minidl export exactly, or another CNN (``torch.onnx.export``) as a Graph.
+
+    A file written by :func:`to_onnx` carries the minidl architecture in its metadata and
+    comes back with the same architecture and state, bit for bit. Any other ONNX model
+    (default domain, opsets 13 to the installed onnx's newest, one input with every size
+    but the batch's known, one output) is read node by node into a :class:`~minidl.Graph`
+    (:mod:`minidl.interop.onnx_import`): Conv, Gemm, MatMul + Add, BatchNormalization,
+    MaxPool, AveragePool, GlobalAveragePool, the activations minidl has, Softmax,
+    LogSoftmax, Add/Sum, Concat, Dropout, Identity, Pad (zeros, before a Conv),
+    Flatten/Reshape that keep the batch axis; its initializers become trainable Parameters.
 
     The file is treated as untrusted, as :func:`minidl.load` treats a model file: it
-    must be a regular file of at most ``max_bytes``; the architecture in its metadata
-    is rebuilt without allocating any weight; every initializer's declared type, shape
-    and stored length are checked against that architecture (and their total against
-    ``max_bytes``) before any array is made. External data is never followed: minidl
-    never writes it, so an initializer stored outside the file is refused.
+    must be a regular file of at most ``max_bytes``; a minidl architecture is rebuilt
+    without allocating any weight; every initializer's declared type, shape and stored
+    length are checked (against the architecture, for a minidl export), and their total
+    against ``max_bytes``, before any array is made. External data is never followed:
+    an initializer stored outside the file is refused.
 
     Parameters
     ----------
     path : str or os.PathLike
-        An ONNX file exported by minidl (it carries the minidl architecture in its
-        metadata; the weights and running statistics are its initializers).
+        An ONNX file.
     max_bytes : int or None, default ``minidl.io.MAX_LOAD_BYTES`` (2 GiB)
         Refuse files, and architectures whose arrays, taking more bytes; checked
         before reading them. None lifts the limit.
@@ -142,18 +152,20 @@ def from_onnx(path, *, max_bytes=MAX_LOAD_BYTES):
     Returns
     -------
     minidl Layer
-        The model in eval mode (the form that was exported); its ``state_dict()``
-        equals the exported model's exactly.
+        The model in eval mode (the form that was exported). A minidl export's
+        ``state_dict()`` equals the exported model's exactly; another model is a Graph
+        whose nodes are named after the ONNX nodes (``/layer1/conv/Conv`` ->
+        ``layer1_conv_Conv``). Call ``model.train()`` to train it.
 
     Raises
     ------
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        Naming ``path``, for anything else that is not a minidl export: not a regular
-        file, larger than ``max_bytes``, not ONNX, an ONNX model not exported by minidl
-        (arbitrary ONNX graphs are not imported), metadata that does not describe a
-        model, initializers that do not match its architecture or are stored externally.
+        Naming ``path``: not a regular file, larger than ``max_bytes``, not ONNX, metadata
+        that does not describe a model, initializers that do not match its architecture
+        or are stored externally; for another model, ``"from_onnx: node 'name' (op LSTM,
+        opset 17) in 'path': ..."`` for each op, domain or form minidl does not read.
 
     Examples
     --------
@@ -168,6 +180,8 @@ def from_onnx(path, *, max_bytes=MAX_LOAD_BYTES):
         model = _rebuild(proto, onnx, max_bytes)
     except FileNotFoundError:
         raise
+    except ImportRefused as exc:  # a foreign model: the node, op and opset first
+        raise ValueError(f"from_onnx: {exc.where} in {path!r}: {exc.why}") from None
     except Exception as exc:  # protobuf, json, onnx and numpy all have their own errors: untrusted input
         raise ValueError(f"from_onnx: cannot load a model from {path!r}: {exc}") from exc
     model.eval()
@@ -194,10 +208,8 @@ def _read_regular_file(path, max_bytes):
 def _rebuild(proto, onnx, max_bytes):
     """The model described by a minidl export's metadata, filled from its initializers after checking them."""
     props = {p.key: p.value for p in proto.metadata_props}
-    if _ARCH_KEY not in props:
-        raise ValueError(f"it was not written by minidl.export.to_onnx (no {_ARCH_KEY!r} metadata). Only "
-                         "minidl's own exports can be read back; rebuild other models in minidl and copy their "
-                         "weights with load_state_dict.")
+    if _ARCH_KEY not in props:  # not written by minidl: read the ONNX graph itself
+        return import_model(proto, onnx, max_bytes)
     spec, extra = json.loads(props[_ARCH_KEY]), json.loads(props.get(_STATE_KEY, "{}"))
     if not isinstance(extra, dict):
         raise ValueError(f"the {_STATE_KEY!r} metadata must be a JSON object")

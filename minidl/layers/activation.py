@@ -202,6 +202,7 @@ class GELU(_Elementwise):
 
     _kernel, _kernel_backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
     torch_modules, torch_args = ("GELU",), {"approximate": "approximate"}
+    onnx_imports, onnx_attrs = ("Gelu",), {"approximate": "approximate"}  # ONNX's Gelu (opset 20) is read back
 
     def __init__(self, approximate="none"):
         super().__init__()

@@ -15,7 +15,7 @@ from ..testing import away_from_zero
 from ..validation import check_same_dtype, positive_int
 from ._init import float_dtype
 from .activation import _Elementwise
-from .base import InputSpec, Layer
+from .base import InputSpec, Layer, Unsupported
 from .registry import register_layer
 
 __all__ = ["ELU", "Softplus", "PReLU", "Hardswish", "Mish"]
@@ -94,6 +94,7 @@ class Softplus(_Elementwise):
     """
 
     torch_modules, torch_args = ("Softplus",), {"beta": "beta", "threshold": "threshold"}
+    onnx_imports = ("Softplus",)  # ONNX's: beta 1; the threshold changes nothing in float32 (x > 20)
     _kernel, _kernel_backward = staticmethod(F.softplus), staticmethod(F.softplus_backward)
 
     def __init__(self, beta=1.0, threshold=20.0):
@@ -160,7 +161,7 @@ class Mish(_Elementwise):
     array([-0.3034,  0.    ,  0.8651])
     """
 
-    torch_modules = ("Mish",)
+    torch_modules, onnx_imports = ("Mish",), ("Mish",)  # ONNX's Mish (opset 18) is read back
     _kernel, _kernel_backward = staticmethod(F.mish), staticmethod(F.mish_backward)
 
     def to_onnx(self, g, inputs, input_shape):  # Mish is opset 18: x * Tanh(Softplus(x))
@@ -204,7 +205,7 @@ class PReLU(Layer):
     array([-0.5,  3. ], dtype=float32)
     """
 
-    torch_modules = ("PReLU",)
+    torch_modules, onnx_imports = ("PReLU",), ("PRelu",)
     input_spec = InputSpec(floating=False)  # dtype: the weight's, in forward
 
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
@@ -258,6 +259,35 @@ class PReLU(Layer):
 
     def to_torch(self, t):
         return t.nn.PReLU(self.weight.size, self.init, dtype=t.dtype(self))
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The PReLU of an ONNX ``PRelu`` node with a constant slope: one, or one per channel (axis 1).
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        PReLU
+
+        Raises
+        ------
+        Unsupported
+            A slope computed at run time, or shaped otherwise than one per channel.
+        """
+        slope = node.consts[1] if len(node.consts) > 1 else None
+        if node.tensors != 1 or slope is None:
+            raise Unsupported("with its slope computed at run time (only a constant becomes a Parameter)")
+        per_channel = (slope.shape[0],) + (1,) * (len(node.input_shape) - 2)
+        if slope.size > 1 and (len(node.input_shape) < 2 or slope.shape != per_channel
+                               or slope.shape[0] != node.input_shape[1]):
+            raise Unsupported(f"with a slope of shape {slope.shape} on an input of shape {node.input_shape} "
+                              "(one slope, or one per channel shaped (C, 1, ...))")
+        layer = cls(slope.size, init=float(slope.reshape(-1)[0]), dtype=slope.dtype)  # init: for the repr
+        layer.weight.data[...] = slope.reshape(-1)
+        return layer
 
     @classmethod
     def from_torch(cls, module, t):

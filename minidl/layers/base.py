@@ -15,7 +15,7 @@ from ..parameter import Parameter
 from ..validation import check_array, check_float_dtype
 from .tree import LayerTree
 
-__all__ = ["Layer", "InputSpec", "Unsupported", "set_model_writer"]
+__all__ = ["Layer", "InputSpec", "Unsupported", "OnnxNode", "set_model_writer"]
 
 _MODEL_WRITER = [None]
 
@@ -126,6 +126,45 @@ class Unsupported(TypeError):
     >>> issubclass(Unsupported, TypeError)
     True
     """
+
+
+class OnnxNode(NamedTuple):
+    """One ONNX node as :func:`minidl.export.from_onnx` hands it to a layer's
+    :meth:`~minidl.layers.Layer.from_onnx_node` recipe.
+
+    Parameters
+    ----------
+    op : str
+        The ONNX op (``"Conv"``).
+    attrs : dict
+        Every attribute of the node, the op's defaults (at the model's opset) filled in:
+        ints, floats, str (decoded), lists of them, arrays for tensors.
+    consts : tuple
+        One entry per node input: the array of a constant input (an initializer or a
+        ``Constant`` node; Conv's weight), None for an input computed at run time or left out.
+    tensors : int
+        How many leading inputs are computed at run time (the layer's inputs).
+    input_shape : tuple of int
+        The shape of the first input for a batch of one (``(1, C, H, W)``).
+    outputs : int
+        How many outputs the node declares (a second one is, e.g., MaxPool's indices).
+    opset : int
+        The model's opset of the default ONNX domain.
+
+    Examples
+    --------
+    >>> from minidl.layers import ReLU
+    >>> ReLU.from_onnx_node(OnnxNode("Relu", {}, (None,), 1, (1, 3), 1, 17))
+    ReLU()
+    """
+
+    op: str
+    attrs: dict
+    consts: tuple
+    tensors: int
+    input_shape: tuple
+    outputs: int
+    opset: int
 
 
 class Layer(LayerTree):
@@ -656,6 +695,8 @@ class Layer(LayerTree):
     torch_modules: tuple = ()
     #: The torch module's constructor arguments, ``{torch argument: layer attribute}``.
     torch_args: dict = {}
+    #: ONNX ops :meth:`from_onnx_node` reads, besides :attr:`onnx_op` (Conv2D: ``("Conv",)``).
+    onnx_imports: tuple = ()
 
     def to_onnx(self, g, inputs, input_shape):
         """Add the ONNX nodes computing this layer in eval mode; return the output's name.
@@ -740,6 +781,44 @@ class Layer(LayerTree):
         """
         return cls(**{a: getattr(module, k) for k, a in cls.torch_args.items()})
 
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The layer computing one ONNX node (its :attr:`onnx_op` or one of :attr:`onnx_imports`), weights set.
+
+        :func:`minidl.export.from_onnx` calls it, for ONNX files minidl did not write, on the
+        class that declares the node's op. The default builds ``cls`` with :attr:`onnx_attrs`
+        read off the node's attributes, for a node whose every input is computed at run time
+        and which has no attribute outside :attr:`onnx_attrs`.
+
+        Parameters
+        ----------
+        node : OnnxNode
+            The op, its attributes (defaults filled in), its constant inputs and its input's shape.
+
+        Returns
+        -------
+        Layer
+            In training mode, its parameters the node's constants (trainable).
+
+        Raises
+        ------
+        Unsupported
+            A form of the op minidl cannot compute (the message says why; the importer adds
+            the node, op and opset).
+
+        Examples
+        --------
+        >>> from minidl.layers import LeakyReLU
+        >>> LeakyReLU.from_onnx_node(OnnxNode("LeakyRelu", {"alpha": 0.2}, (None,), 1, (1, 4), 1, 17))
+        LeakyReLU(negative_slope=0.2)
+        """
+        extra = sorted(set(node.attrs) - set(cls.onnx_attrs))
+        if extra:
+            raise Unsupported(f"with the attribute(s) {extra}, which {cls.__name__} has no form for")
+        if node.tensors != len(node.consts):
+            raise Unsupported(f"with constant or missing inputs ({cls.__name__} computes on run-time inputs only)")
+        return cls(**{a: node.attrs[k] for k, a in cls.onnx_attrs.items() if k in node.attrs})
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
@@ -805,6 +884,38 @@ def onnx_pads(pads) -> list:
     """minidl's ``((top, bottom), (left, right))`` as ONNX's ``[top, left, bottom, right]``."""
     (pt, pb), (pl, pr) = pads
     return [int(pt), int(pl), int(pb), int(pr)]
+
+
+def onnx_padding(attrs, input_shape, kernel_size, stride, dilation=(1, 1)):
+    """minidl's padding for an ONNX Conv or pool node's ``auto_pad`` and ``pads``: ``'valid'``,
+    ``'same'`` (SAME_UPPER is Keras's rule), ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto == "VALID":
+        return "valid"
+    if auto == "SAME_UPPER":
+        return "same"
+    if auto == "SAME_LOWER":  # the odd extra row/column first
+        (pt, pb), (pl, pr) = resolve_padding("same", input_shape[2:], kernel_size, stride, dilation)
+        return (pb, pt), (pr, pl)
+    if auto != "NOTSET":
+        raise Unsupported(f"with auto_pad={auto!r}")
+    pads = list(attrs.get("pads") or [0, 0, 0, 0])
+    if len(pads) != 4 or min(pads) < 0:
+        raise Unsupported(f"with pads={pads} (four pads >= 0 for 2-D data)")
+    if pads[0] == pads[2] and pads[1] == pads[3]:
+        return int(pads[0]), int(pads[1])
+    return (int(pads[0]), int(pads[2])), (int(pads[1]), int(pads[3]))
+
+
+def set_arrays(layer, **arrays):
+    """Copy ``arrays`` into the layer's parameters/buffers of the same names (an ONNX node's constants)."""
+    for name, value in arrays.items():
+        target = getattr(layer, name)
+        target = target.data if isinstance(target, Parameter) else target
+        if target.shape != np.shape(value):
+            raise Unsupported(f"with {name} of shape {np.shape(value)}; {target.shape} expected")
+        target[...] = value
+    return layer
 
 
 def torch_padding(padding, kernel_size):

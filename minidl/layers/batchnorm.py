@@ -10,7 +10,7 @@ from .. import functional as F
 from ..parameter import Parameter, deferring, placeholder
 from ..validation import check_bool, check_same_dtype, positive_int, positive_real
 from ._init import float_dtype
-from .base import InputSpec, Layer, Unsupported
+from .base import InputSpec, Layer, Unsupported, set_arrays
 from .registry import register_layer
 
 __all__ = ["BatchNorm1D", "BatchNorm2D"]
@@ -124,6 +124,41 @@ class _BatchNorm(Layer):
     def from_torch(cls, m, t):
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=t.np_dtype(m))
 
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The BatchNorm (1D for (N, C) and (N, C, L) inputs, 2D for (N, C, H, W)) computing an ONNX
+        ``BatchNormalization`` node in inference mode; ONNX's ``momentum`` m is torch's 1 - m.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        BatchNorm1D or BatchNorm2D
+            Scale and bias as trainable weight and bias, the mean and variance as running statistics.
+
+        Raises
+        ------
+        Unsupported
+            Statistics or affine parameters computed at run time, training mode (``training_mode=1``,
+            or the running-statistics outputs declared), other ranks.
+        """
+        consts = (tuple(node.consts) + (None,) * 5)[1:5]
+        if node.tensors != 1 or any(c is None for c in consts):
+            raise Unsupported("with its scale, bias, mean or variance computed at run time (only constants)")
+        if node.attrs.get("training_mode", 0) or node.outputs > 1:
+            raise Unsupported("in training mode (training_mode=1, or the running statistics as outputs): it "
+                              "normalises with the batch's statistics. Export the model in eval mode")
+        rank = len(node.input_shape)
+        kind = BatchNorm2D if rank == 4 else BatchNorm1D if rank in (2, 3) else None
+        if kind is None:
+            raise Unsupported(f"on an input of shape {node.input_shape} (only (N, C), (N, C, L), (N, C, H, W))")
+        eps, momentum = (float(f"{v:.6g}") for v in (node.attrs["epsilon"], 1 - node.attrs["momentum"]))
+        scale, bias, mean, var = consts
+        layer = kind(scale.shape[0], eps=eps, momentum=momentum, dtype=scale.dtype)
+        return set_arrays(layer, weight=scale, bias=bias, running_mean=mean, running_var=var)
+
     def extra_repr(self):
         s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
              f"track_running_stats={self.track_running_stats}")
@@ -207,7 +242,7 @@ class BatchNorm2D(_BatchNorm):
                           shape="Input (N, C, H, W); output of the same shape (and memory layout).",
                           m="N * H * W", example="(2, 3, 4, 4)")
     input_spec = InputSpec(ndim=(4,), layout="(N, C, H, W)", floating=False)
-    torch_modules = ("BatchNorm2d",)
+    torch_modules, onnx_imports = ("BatchNorm2d",), ("BatchNormalization",)
 
     @classmethod
     def examples(cls, rng):

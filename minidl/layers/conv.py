@@ -10,7 +10,7 @@ from ..functional.geometry import check_groups, check_padding_arg, resolve_paddi
 from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
-from .base import Layer, onnx_pads, torch_padding
+from .base import Layer, Unsupported, onnx_padding, onnx_pads, set_arrays, torch_padding
 from .registry import register_layer
 
 __all__ = ["Conv2D"]
@@ -123,7 +123,7 @@ class Conv2D(Layer):
         return dx
 
     # ------------------------------------------------------------ interop recipes
-    torch_modules = ("Conv2d", "PaddedConv2d")
+    torch_modules, onnx_imports = ("Conv2d", "PaddedConv2d"), ("Conv",)
 
     def to_onnx(self, g, inputs, input_shape):
         pads = resolve_padding(self.padding, input_shape[2:], self.kernel_size, self.stride, self.dilation)
@@ -172,6 +172,38 @@ class Conv2D(Layer):
             padding = padding if isinstance(padding, str) else tuple(padding)
         return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, padding, m.dilation, m.groups,
                    bias=m.bias is not None, padding_mode=m.padding_mode, dtype=t.np_dtype(m))
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The Conv2D computing an ONNX ``Conv`` node on 2-D data, its weight and bias the node's constants.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        Conv2D
+
+        Raises
+        ------
+        Unsupported
+            A weight or bias computed at run time, other than 2-D data, or a kernel_shape that
+            is not the weight's.
+        """
+        _, weight, bias = (tuple(node.consts) + (None, None))[:3]
+        if node.tensors != 1 or weight is None:
+            raise Unsupported("with its weight or bias computed at run time (only constants become Parameters)")
+        if weight.ndim != 4:
+            raise Unsupported(f"on {weight.ndim - 2}-D data (weight shape {weight.shape}); only 2-D (Conv2D)")
+        a, kernel = node.attrs, weight.shape[2:]
+        if tuple(a.get("kernel_shape") or kernel) != kernel:
+            raise Unsupported(f"with kernel_shape={a['kernel_shape']} but a weight of shape {weight.shape}")
+        stride, dilation = tuple(a.get("strides") or (1, 1)), tuple(a.get("dilations") or (1, 1))
+        padding = onnx_padding(a, node.input_shape, kernel, stride, dilation)
+        layer = cls(weight.shape[1] * a["group"], weight.shape[0], kernel, stride, padding, dilation, a["group"],
+                    bias=bias is not None, dtype=weight.dtype)
+        return set_arrays(layer, weight=weight, **({} if bias is None else {"bias": bias}))
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -8,7 +8,7 @@ from .. import functional as F
 from ..parameter import Parameter
 from ..validation import check_same_dtype, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
-from .base import InputSpec, Layer, Unsupported
+from .base import InputSpec, Layer, Unsupported, set_arrays
 from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]
@@ -78,7 +78,7 @@ class Dense(Layer):
             self.bias.grad += F.linear_bias(grad_output)
         return F.linear_input(grad_output, self.weight.data) if input_grad else None
 
-    torch_modules = ("Linear",)
+    torch_modules, onnx_imports = ("Linear",), ("Gemm",)
 
     def to_onnx(self, g, inputs, input_shape):  # y = x W^T + b: Gemm with transB
         args = [inputs[0], g.const("weight", self.weight.data)]
@@ -92,6 +92,42 @@ class Dense(Layer):
     @classmethod
     def from_torch(cls, m, t):
         return cls(m.in_features, m.out_features, bias=m.bias is not None, dtype=t.np_dtype(m))
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The Dense computing an ONNX ``Gemm`` node ``alpha * A @ B' + beta * C`` on a run-time ``A``.
+
+        ``alpha`` and ``beta`` are folded into the weight and bias (the importer also reads a
+        ``MatMul`` followed by an ``Add`` as a Gemm).
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        Dense
+
+        Raises
+        ------
+        Unsupported
+            ``B`` or ``C`` computed at run time, ``transA=1``, or a ``C`` that depends on the row.
+        """
+        _, b, c = (tuple(node.consts) + (None, None))[:3]
+        a = node.attrs
+        if node.tensors != 1 or b is None or b.ndim != 2:
+            raise Unsupported("with B (the weight) computed at run time or not 2-D (only constants become Parameters)")
+        if a.get("transA", 0):
+            raise Unsupported("with transA=1 (the batch must be the rows of A)")
+        weight = (b if a.get("transB", 0) else b.T) * np.asarray(a.get("alpha", 1.0), b.dtype)
+        layer = cls(weight.shape[1], weight.shape[0], bias=c is not None, dtype=b.dtype)
+        if c is None:
+            return set_arrays(layer, weight=weight)
+        if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1) or c.size not in (1, weight.shape[0]):
+            raise Unsupported(f"with C of shape {c.shape} (a bias of shape ({weight.shape[0]},) or (1, "
+                              f"{weight.shape[0]}) or a scalar)")
+        bias = np.broadcast_to(c.reshape(-1) * np.asarray(a.get("beta", 1.0), c.dtype), (weight.shape[0],))
+        return set_arrays(layer, weight=weight, bias=bias)
 
     def extra_repr(self):
         s = f"in_features={self.in_features}, out_features={self.out_features}"

@@ -7,7 +7,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.dropout import check_dropout_p
 from ._init import as_generator
-from .base import InputSpec, Layer
+from .base import InputSpec, Layer, Unsupported
 from .registry import register_layer
 
 __all__ = ["Dropout", "Dropout2D"]
@@ -67,7 +67,34 @@ class Dropout(Layer):
     """
 
     onnx_op, torch_modules, torch_args = "Identity", ("Dropout",), {"p": "p"}  # eval form: the identity
+    onnx_imports = ("Dropout",)
     input_spec = InputSpec()
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The Dropout of an ONNX ``Dropout`` node in inference mode (the identity until trained).
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+            Its ``ratio`` input (default 0.5) becomes ``p``.
+
+        Returns
+        -------
+        Dropout
+
+        Raises
+        ------
+        Unsupported
+            A ratio or training_mode computed at run time, ``training_mode`` true (it drops at
+            inference), the mask output declared.
+        """
+        ratio, training = (tuple(node.consts) + (None, None))[1:3]
+        if node.tensors != 1 or node.outputs > 1:
+            raise Unsupported("with its ratio or training_mode computed at run time, or its mask as an output")
+        if training is not None and bool(np.all(training)):
+            raise Unsupported("with training_mode=True (it drops at inference). Export the model in eval mode")
+        return cls(0.5 if ratio is None else float(ratio))
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()

@@ -18,7 +18,7 @@ from ..functional.geometry import check_padding_arg
 from ..functional.pool import check_pool_padding, pool_geometry
 from ..testing import tie_free
 from ..validation import check_bool, positive_pair
-from .base import Layer, Unsupported, onnx_pads, torch_padding
+from .base import Layer, Unsupported, onnx_padding, onnx_pads, torch_padding
 from .registry import register_layer
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
@@ -102,7 +102,7 @@ class MaxPool2D(Layer):
         return (near,)
 
     # ------------------------------------------------------------ interop recipes
-    torch_modules = ("MaxPool2d", "PaddedMaxPool2d")
+    torch_modules, onnx_imports = ("MaxPool2d", "PaddedMaxPool2d"), ("MaxPool",)
 
     def to_onnx(self, g, inputs, input_shape):
         # explicit pads, ceil_mode's extra bottom/right rows included (PyTorch's rule, which drops a
@@ -132,6 +132,29 @@ class MaxPool2D(Layer):
         if m.return_indices:
             raise Unsupported("with return_indices=True")
         return cls(m.kernel_size, m.stride, m.padding, m.dilation, bool(m.ceil_mode))
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The MaxPool2D computing an ONNX ``MaxPool`` node on 2-D data (its indices output unused).
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        MaxPool2D
+
+        Raises
+        ------
+        Unsupported
+            Other than 2-D data, asymmetric pads, a column-major ``storage_order``.
+        """
+        kernel, stride, dilation = _onnx_window(node)
+        if node.attrs.get("storage_order", 0):
+            raise Unsupported("with storage_order=1")
+        padding = _symmetric(onnx_padding(node.attrs, node.input_shape, kernel, stride, dilation))
+        return cls(kernel, stride, padding, dilation, bool(node.attrs.get("ceil_mode", 0)))
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}"
@@ -242,6 +265,35 @@ class AvgPool2D(Layer):
         return g.node("AveragePool", [x], kernel_shape=list(self.kernel_size), strides=list(self.stride),
                       pads=[ph, pw, ph + eh, pw + ew], count_include_pad=0)
 
+    onnx_imports = ("AveragePool",)
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The AvgPool2D computing an ONNX ``AveragePool`` node on 2-D data.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        AvgPool2D
+
+        Raises
+        ------
+        Unsupported
+            Other than 2-D data, asymmetric pads, a dilation.
+        """
+        kernel, stride, dilation = _onnx_window(node)
+        if dilation != (1, 1):
+            raise Unsupported(f"with dilations={list(dilation)}")
+        padding = onnx_padding(node.attrs, node.input_shape, kernel, stride)
+        if padding == "same":
+            padding = F.resolve_padding("same", node.input_shape[2:], kernel, stride)
+        padding = _symmetric(padding)
+        return cls(kernel, stride, 0 if padding == "valid" else padding, bool(node.attrs.get("ceil_mode", 0)),
+                   bool(node.attrs.get("count_include_pad", 0)))
+
     @classmethod
     def from_torch(cls, m, t):
         return cls(m.kernel_size, m.stride, m.padding, bool(m.ceil_mode), bool(m.count_include_pad),
@@ -312,3 +364,22 @@ class GlobalAvgPool2D(Layer):
     @classmethod
     def examples(cls, rng):
         yield cls(), (rng.standard_normal((2, 3, 5, 4)),)
+
+
+def _onnx_window(node):
+    """``(kernel, stride, dilation)`` of an ONNX pool node on 2-D data (ONNX's default stride is 1)."""
+    kernel = tuple(node.attrs.get("kernel_shape") or ())
+    if len(kernel) != 2 or len(node.input_shape) != 4:
+        raise Unsupported(f"with kernel_shape={list(kernel)} on an input of shape {node.input_shape} (only 2-D "
+                          "pooling of (N, C, H, W) inputs)")
+    return kernel, tuple(node.attrs.get("strides") or (1, 1)), tuple(node.attrs.get("dilations") or (1, 1))
+
+
+def _symmetric(padding):
+    """``(ph, pw)`` for explicit pads equal on both sides (the pools' form); 'valid'/'same' as they are."""
+    if isinstance(padding, str) or isinstance(padding[0], int):
+        return padding
+    (pt, pb), (pl, pr) = padding
+    if pt != pb or pl != pr:
+        raise Unsupported(f"with asymmetric pads (top, bottom, left, right) = ({pt}, {pb}, {pl}, {pr})")
+    return pt, pl
