@@ -160,6 +160,10 @@ def _kernel_calls():
         ("conv2d_weight", F.conv2d_weight, (x4, (3, 2, 3, 3), g4, 1, 1)),
         ("conv2d_bias", F.conv2d_bias, (g4,)),
         ("conv2d_backward", F.conv2d_backward, (x4, w4, g4, 1, 1)),
+        ("conv_transpose2d", F.conv_transpose2d, (g4, w4, b2[:2], 1, 1)),  # w4 as (C_in 3, C_out 2, 3, 3)
+        ("conv_transpose2d_input", F.conv_transpose2d_input, ((2, 3, 5, 5), w4, x4, 1, 1)),
+        ("conv_transpose2d_weight", F.conv_transpose2d_weight, (g4, (3, 2, 3, 3), x4, 1, 1)),
+        ("conv_transpose2d_backward", F.conv_transpose2d_backward, (g4, w4, x4, 1, 1)),
         ("max_pool2d", F.max_pool2d, (xp, 2)),
         ("max_pool2d_indices", lambda *a: F.max_pool2d(*a, return_indices=True), (xp, 2)),
         ("max_pool2d_backward", F.max_pool2d_backward, ((2, 2, 4, 4), gp, idx, 2)),

@@ -107,6 +107,10 @@ def conv(*args, **kw):
     return lambda dtype, rng: layers.Conv2D(*args, dtype=dtype, rng=rng, **kw)
 
 
+def convt(*args, **kw):
+    return lambda dtype, rng: layers.ConvTranspose2D(*args, dtype=dtype, rng=rng, **kw)
+
+
 def dense(*args, **kw):
     return lambda dtype, rng: layers.Dense(*args, dtype=dtype, rng=rng, **kw)
 
@@ -173,6 +177,13 @@ CASES = [
     # replicate padding 2 around a 1x1 kernel: H 4 + 4 = 8, W 3 + 4 = 7
     Case("conv_replicate_k1", conv(2, 2, 1, padding=2, padding_mode="replicate", bias=False),
          floats((1, 2, 4, 3)), (1, 2, 8, 7), {"weight": (2, 2, 1, 1)}, ("replicate",)),
+    # transposed: H_out = (H - 1)s - 2p + d(k - 1) + output_padding + 1; H (4 - 1)*2 - 2 + 2 + 1 + 1 = 8,
+    # W (3 - 1)*2 - 2 + 2 + 1 + 1 = 6; weight (in, out / groups, kh, kw)
+    Case("conv_transpose_s2_op1", convt(2, 3, 3, stride=2, padding=1, output_padding=1), floats((2, 2, 4, 3)),
+         (2, 3, 8, 6), {"weight": (2, 3, 3, 3), "bias": (3,)}, ("2, 3", "output_padding=(1, 1)")),
+    # groups 2, dilation 2, output_padding 1 >= stride 1: H (3 - 1) + 2*1 + 1 + 1 = 6, W (4 - 1) + 2*2 + 1 + 1 = 9
+    Case("conv_transpose_groups_dilated", convt(4, 2, (2, 3), groups=2, dilation=2, output_padding=1, bias=False),
+         floats((1, 4, 3, 4)), (1, 2, 6, 9), {"weight": (4, 1, 2, 3)}, ("groups=2", "dilation=(2, 2)", "bias=False")),
     Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
     Case("leaky_relu", plain(layers.LeakyReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {},

@@ -9,7 +9,7 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 
 The math is here, one module per op with its forward and backward side by side
-(``conv``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
+(``conv``, ``conv_transpose``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
 ``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
 ``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
@@ -63,6 +63,12 @@ from .conv import (
     conv2d_weight,
     resolve_padding,
 )
+from .conv_transpose import (
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose2d_input,
+    conv_transpose2d_weight,
+)
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
@@ -102,6 +108,10 @@ __all__ = [
     "conv2d_input",
     "conv2d_output_size",
     "conv2d_weight",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose2d_input",
+    "conv_transpose2d_weight",
     "cross_entropy",
     "cross_entropy_backward",
     "dropout",

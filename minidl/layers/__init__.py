@@ -14,6 +14,8 @@ from .batchnorm import *  # noqa: F403
 from .batchnorm import __all__ as _batchnorm
 from .conv import *  # noqa: F403
 from .conv import __all__ as _conv
+from .conv_transpose import *  # noqa: F403
+from .conv_transpose import __all__ as _conv_transpose
 from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
@@ -28,8 +30,8 @@ from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 
 __all__ = [
-    "Layer", *_conv, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge, *_batchnorm,
-    *_normalization, *_dropout, "Unsupported", "InputSpec",
+    "Layer", *_conv, *_conv_transpose, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge,
+    *_batchnorm, *_normalization, *_dropout, "Unsupported", "InputSpec",
 ]
 
 
