@@ -154,6 +154,7 @@ def _kernel_calls():
     z = rng.standard_normal((4, 3))
     y = np.array([0, 2, 1, 1])
     p = rng.dirichlet(np.ones(3), 4)
+    gu = rng.standard_normal((2, 2, 7, 10))  # upsampled from 5 x 5
     return [
         ("conv2d", F.conv2d, (x4, w4, rng.standard_normal(3), 1, 1)),
         ("conv2d_input", F.conv2d_input, ((2, 2, 5, 5), w4, g4, 1, 1)),
@@ -236,6 +237,10 @@ def _kernel_calls():
         ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits, (z, p, p[0], "sum", p[1])),
         ("binary_cross_entropy_with_logits_backward", F.binary_cross_entropy_with_logits_backward,
          (z, p, p[0], "sum", p[1])),
+        ("upsample_nearest2d", F.upsample_nearest2d, (x4, (7, 10))),
+        ("upsample_nearest2d_backward", F.upsample_nearest2d_backward, (gu, (2, 2, 5, 5))),
+        ("upsample_bilinear2d", F.upsample_bilinear2d, (x4, (7, 10), True)),
+        ("upsample_bilinear2d_backward", F.upsample_bilinear2d_backward, (gu, (2, 2, 5, 5), False, 1.5)),
     ]
 
 

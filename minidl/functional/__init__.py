@@ -12,7 +12,7 @@ The math is here, one module per op with its forward and backward side by side
 (``conv``, ``conv_transpose``, ``pool``, ``avgpool``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
 ``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
-``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
+``kl_div``, ``nll``, ``upsample``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -88,6 +88,12 @@ from .regression_loss import (
     smooth_l1_loss_backward,
 )
 from .silu import silu, silu_backward
+from .upsample import (
+    upsample_bilinear2d,
+    upsample_bilinear2d_backward,
+    upsample_nearest2d,
+    upsample_nearest2d_backward,
+)
 
 __all__ = [
     "avg_pool2d",
@@ -168,4 +174,8 @@ __all__ = [
     "softmax",
     "softplus",
     "softplus_backward",
+    "upsample_bilinear2d",
+    "upsample_bilinear2d_backward",
+    "upsample_nearest2d",
+    "upsample_nearest2d_backward",
 ]

@@ -28,10 +28,12 @@ from .normalization import *  # noqa: F403
 from .normalization import __all__ as _normalization
 from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
+from .upsample import *  # noqa: F403
+from .upsample import __all__ as _upsample
 
 __all__ = [
     "Layer", *_conv, *_conv_transpose, *_activation, *_activation_extra, *_log_softmax, *_pool, *_dense, *_merge,
-    *_batchnorm, *_normalization, *_dropout, "Unsupported", "InputSpec",
+    *_batchnorm, *_normalization, *_dropout, *_upsample, "Unsupported", "InputSpec",
 ]
 
 
