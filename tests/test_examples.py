@@ -89,3 +89,18 @@ def test_find_a_wrong_layer_names_the_broken_activation(tmp_path):
     stdout = check_ok(run_example("plot_find_a_wrong_layer.py", cwd=tmp_path))
     assert "first failing layer: 4" in stdout
     assert (tmp_path / "find_a_wrong_layer.png").stat().st_size > 0
+
+
+def test_autoencoder_learns_and_matches_torch(tmp_path):
+    """The autoencoder's test MSE beats painting the mean digit by far, and the same recipe in torch
+    (same initial weights, same batches) ends within a few percent of it."""
+    pytest.importorskip("matplotlib")
+    stdout = check_ok(run_example("plot_autoencoder.py", cwd=tmp_path))
+    baseline = float(stdout.split("mean training image:", 1)[1].split()[0])
+    ours = float(stdout.split("test MSE minidl:", 1)[1].split()[0])
+    assert ours < 0.6 * baseline, (ours, baseline)
+    theirs = stdout.split("torch:", 1)[1].split()[0]
+    if theirs != "skipped":
+        assert abs(float(theirs) - ours) <= 0.05 * ours, (ours, theirs)
+    for name in ("reconstructions", "filters", "curve"):
+        assert (tmp_path / f"autoencoder_{name}.png").stat().st_size > 0
