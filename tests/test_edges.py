@@ -157,12 +157,17 @@ def _kernel_calls():
     z = rng.standard_normal((4, 3))
     y = np.array([0, 2, 1, 1])
     p = rng.dirichlet(np.ones(3), 4)
+    gu = rng.standard_normal((2, 2, 7, 10))  # upsampled from 5 x 5
     return [
         ("conv2d", F.conv2d, (x4, w4, rng.standard_normal(3), 1, 1)),
         ("conv2d_input", F.conv2d_input, ((2, 2, 5, 5), w4, g4, 1, 1)),
         ("conv2d_weight", F.conv2d_weight, (x4, (3, 2, 3, 3), g4, 1, 1)),
         ("conv2d_bias", F.conv2d_bias, (g4,)),
         ("conv2d_backward", F.conv2d_backward, (x4, w4, g4, 1, 1)),
+        ("conv_transpose2d", F.conv_transpose2d, (g4, w4, b2[:2], 1, 1)),  # w4 as (C_in 3, C_out 2, 3, 3)
+        ("conv_transpose2d_input", F.conv_transpose2d_input, ((2, 3, 5, 5), w4, x4, 1, 1)),
+        ("conv_transpose2d_weight", F.conv_transpose2d_weight, (g4, (3, 2, 3, 3), x4, 1, 1)),
+        ("conv_transpose2d_backward", F.conv_transpose2d_backward, (g4, w4, x4, 1, 1)),
         ("max_pool2d", F.max_pool2d, (xp, 2)),
         ("max_pool2d_indices", lambda *a: F.max_pool2d(*a, return_indices=True), (xp, 2)),
         ("max_pool2d_backward", F.max_pool2d_backward, ((2, 2, 4, 4), gp, idx, 2)),
@@ -249,6 +254,10 @@ def _kernel_calls():
         ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits, (z, p, p[0], "sum", p[1])),
         ("binary_cross_entropy_with_logits_backward", F.binary_cross_entropy_with_logits_backward,
          (z, p, p[0], "sum", p[1])),
+        ("upsample_nearest2d", F.upsample_nearest2d, (x4, (7, 10))),
+        ("upsample_nearest2d_backward", F.upsample_nearest2d_backward, (gu, (2, 2, 5, 5))),
+        ("upsample_bilinear2d", F.upsample_bilinear2d, (x4, (7, 10), True)),
+        ("upsample_bilinear2d_backward", F.upsample_bilinear2d_backward, (gu, (2, 2, 5, 5), False, 1.5)),
     ]
 
 

@@ -114,3 +114,18 @@ def test_a_plot_example_run_as_a_script_saves_its_figures_next_to_it(tmp_path):
     assert (tmp_path / written[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "elsewhere").iterdir())  # nothing in the working folder
 
+
+
+def test_autoencoder_learns_and_matches_torch(tmp_path):
+    """The autoencoder's test MSE beats painting the mean digit by far, and the same recipe in torch
+    (same initial weights, same batches) ends within a few percent of it."""
+    pytest.importorskip("matplotlib")
+    stdout = run_copy("plot_autoencoder.py", tmp_path)
+    baseline = float(stdout.split("mean training image:", 1)[1].split()[0])
+    ours = float(stdout.split("test MSE minidl:", 1)[1].split()[0])
+    assert ours < 0.6 * baseline, (ours, baseline)
+    theirs = stdout.split("torch:", 1)[1].split()[0]
+    if theirs != "skipped":
+        assert abs(float(theirs) - ours) <= 0.05 * ours, (ours, theirs)
+    for n in (1, 2, 3):  # reconstructions, filters, learning curve: next to the script
+        assert (tmp_path / f"plot_autoencoder_{n}.png").stat().st_size > 0

@@ -111,6 +111,10 @@ def conv1d(*args, **kw):
     return lambda dtype, rng: layers.Conv1D(*args, dtype=dtype, rng=rng, **kw)
 
 
+def convt(*args, **kw):
+    return lambda dtype, rng: layers.ConvTranspose2D(*args, dtype=dtype, rng=rng, **kw)
+
+
 def dense(*args, **kw):
     return lambda dtype, rng: layers.Dense(*args, dtype=dtype, rng=rng, **kw)
 
@@ -177,6 +181,20 @@ CASES = [
     # replicate padding 2 around a 1x1 kernel: H 4 + 4 = 8, W 3 + 4 = 7
     Case("conv_replicate_k1", conv(2, 2, 1, padding=2, padding_mode="replicate", bias=False),
          floats((1, 2, 4, 3)), (1, 2, 8, 7), {"weight": (2, 2, 1, 1)}, ("replicate",)),
+    # transposed: H_out = (H - 1)s - 2p + d(k - 1) + output_padding + 1; H (4 - 1)*2 - 2 + 2 + 1 + 1 = 8,
+    # W (3 - 1)*2 - 2 + 2 + 1 + 1 = 6; weight (in, out / groups, kh, kw)
+    Case("conv_transpose_s2_op1", convt(2, 3, 3, stride=2, padding=1, output_padding=1), floats((2, 2, 4, 3)),
+         (2, 3, 8, 6), {"weight": (2, 3, 3, 3), "bias": (3,)}, ("2, 3", "output_padding=(1, 1)")),
+    # groups 2, dilation 2, output_padding 1 >= stride 1: H (3 - 1) + 2*1 + 1 + 1 = 6, W (4 - 1) + 2*2 + 1 + 1 = 9
+    Case("conv_transpose_groups_dilated", convt(4, 2, (2, 3), groups=2, dilation=2, output_padding=1, bias=False),
+         floats((1, 4, 3, 4)), (1, 2, 6, 9), {"weight": (4, 1, 2, 3)}, ("groups=2", "dilation=(2, 2)", "bias=False")),
+    # Upsample: H_out = floor(H * scale_factor) (4 * 2 = 8, 5 * 1.5 = 7.5 -> 7), or size
+    Case("upsample_nearest_x2", plain(layers.Upsample, scale_factor=2), floats((2, 3, 4, 5)), (2, 3, 8, 10), {},
+         ("scale_factor=2.0", "mode='nearest'")),
+    Case("upsample_bilinear_factors", plain(layers.Upsample, scale_factor=(2, 1.5), mode="bilinear"),
+         floats((2, 2, 4, 5)), (2, 2, 8, 7), {}, ("(2.0, 1.5)", "'bilinear'")),
+    Case("upsample_bilinear_align_size", plain(layers.Upsample, size=(3, 9), mode="bilinear", align_corners=True),
+         floats((1, 2, 4, 5)), (1, 2, 3, 9), {}, ("size=(3, 9)", "align_corners=True")),
     Case("relu_4d", plain(layers.ReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4)),
     Case("relu_2d", plain(layers.ReLU), floats((5, 7)), (5, 7)),
     Case("leaky_relu", plain(layers.LeakyReLU), floats((2, 3, 4, 4)), (2, 3, 4, 4), {},

@@ -9,11 +9,11 @@ refuses lists. Shapes (``input_size``, ``weight_size``) and class labels
 (``targets``) may be any sequence.
 
 The math is here, one module per op with its forward and backward side by side
-(``conv``, ``pool``, ``avgpool``,
+(``conv``, ``conv_transpose``, ``pool``, ``avgpool``,
 ``signal1d`` (the 1-D ops: the 2-D ones with H = 1), ``adaptive``, ``dense``, ``activation``, ``gelu``, ``silu``,
 ``activation_extra`` (ELU, Softplus, Hardswish, Mish, PReLU), ``dropout``,
 ``batchnorm``, ``layernorm``, ``groupnorm``, ``loss``, ``mse``, ``regression_loss``, ``bce``,
-``kl_div``, ``nll``), next to ``geometry`` (output sizes, padding) and the
+``kl_div``, ``nll``, ``upsample``), next to ``geometry`` (output sizes, padding) and the
 argument checks ``conv_args`` and ``loss_args``; ``conv_reference`` is the convolution once more
 as plain loops, the lesson in its plainest form and the tests' oracle (it imports only numpy).
 The speed machinery the kernels call --
@@ -70,6 +70,12 @@ from .conv import (
     conv2d_weight,
     resolve_padding,
 )
+from .conv_transpose import (
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose2d_input,
+    conv_transpose2d_weight,
+)
 from .dense import flatten, linear, linear_bias, linear_input, linear_weight
 from .dropout import dropout, dropout_backward
 from .gelu import gelu, gelu_backward
@@ -99,6 +105,12 @@ from .signal1d import (
     max_pool1d_backward,
 )
 from .silu import silu, silu_backward
+from .upsample import (
+    upsample_bilinear2d,
+    upsample_bilinear2d_backward,
+    upsample_nearest2d,
+    upsample_nearest2d_backward,
+)
 
 __all__ = [
     "avg_pool2d",
@@ -119,6 +131,10 @@ __all__ = [
     "conv2d_input",
     "conv2d_output_size",
     "conv2d_weight",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose2d_input",
+    "conv_transpose2d_weight",
     "cross_entropy",
     "cross_entropy_backward",
     "dropout",
@@ -187,4 +203,8 @@ __all__ = [
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward",
+    "upsample_bilinear2d",
+    "upsample_bilinear2d_backward",
+    "upsample_nearest2d",
+    "upsample_nearest2d_backward",
 ]

@@ -16,6 +16,8 @@ from .batchnorm import *  # noqa: F403
 from .batchnorm import __all__ as _batchnorm
 from .conv import *  # noqa: F403
 from .conv import __all__ as _conv
+from .conv_transpose import *  # noqa: F403
+from .conv_transpose import __all__ as _conv_transpose
 from .dense import *  # noqa: F403
 from .dense import __all__ as _dense
 from .dropout import *  # noqa: F403
@@ -30,10 +32,12 @@ from .pool import *  # noqa: F403
 from .pool import __all__ as _pool
 from .signal1d import *  # noqa: F403
 from .signal1d import __all__ as _signal1d
+from .upsample import *  # noqa: F403
+from .upsample import __all__ as _upsample
 
 __all__ = [
-    "Layer", *_conv, *_signal1d, *_activation, *_activation_extra, *_log_softmax, *_pool, *_adaptive_pool,
-    *_dense, *_merge, *_batchnorm, *_normalization, *_dropout, "Unsupported", "InputSpec",
+    "Layer", *_conv, *_conv_transpose, *_signal1d, *_activation, *_activation_extra, *_log_softmax, *_pool,
+    *_adaptive_pool, *_dense, *_merge, *_batchnorm, *_normalization, *_dropout, *_upsample, "Unsupported", "InputSpec",
 ]
 
 
