@@ -38,7 +38,7 @@ def accuracy(y_true, outputs) -> float:
     0.6666666666666666
     """
     y_true = np.asarray(y_true)
-    if y_true.ndim == 2 or y_true.ndim > 2 and y_true.shape == np.shape(outputs):  # class-probability targets
+    if y_true.ndim >= 2 and y_true.ndim == np.ndim(outputs):  # class probabilities: the outputs' shape
         y_true = y_true.argmax(axis=1)
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 

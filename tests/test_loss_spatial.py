@@ -203,3 +203,11 @@ def test_trainer_trains_a_per_pixel_classifier_and_reports_pixel_accuracy(kind):
     pixel_accuracy = np.mean(trainer.predict(X[:16]).argmax(axis=1) == labels[:16])
     assert history["val_accuracy"][-1] == pytest.approx(pixel_accuracy) and pixel_accuracy > 0.8
     assert mdl.metrics.accuracy(y[:16], trainer.predict(X[:16])) == pytest.approx(pixel_accuracy)
+
+
+def test_accuracy_tells_per_position_labels_from_probabilities_by_rank():
+    """(N, d1) labels of (N, C, d1) outputs are labels, not probability rows (they were arg-maxed: 1/3 here)."""
+    outputs = np.array([[[2.0, 0.0, 5.0], [1.0, 3.0, 1.0]]])  # (1, 2 classes, 3 positions): predicts 0, 1, 0
+    assert mdl.metrics.accuracy(np.array([[0, 1, 1]]), outputs) == pytest.approx(2 / 3)
+    assert mdl.metrics.accuracy(np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]]), outputs) == pytest.approx(2 / 3)
+    assert mdl.metrics.accuracy(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[1.0, 0.0], [1.0, 0.0]])) == 0.5
