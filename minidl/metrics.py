@@ -15,27 +15,30 @@ def accuracy(y_true, outputs) -> float:
     Parameters
     ----------
     y_true : array-like
-        Integer labels, or class-probability rows.
+        Integer labels, or class probabilities (the outputs' shape).
     outputs : ndarray
-        Scores (logits or probabilities), one row per sample.
+        Scores (logits or probabilities), one row per sample; the classes on axis 1.
 
     Returns
     -------
     float
-        In [0, 1].
+        In [0, 1]; over (N, K, d1, ...) outputs, the fraction of positions (pixels).
 
     Shape
     -----
-    - ``y_true``: (N,) labels or (N, K) probabilities
-    - ``outputs``: (N, K)
+    - ``y_true``: (N,) labels or (N, K) probabilities; (N, d1, ...) labels or (N, K, d1, ...)
+      probabilities for per-position outputs
+    - ``outputs``: (N, K) or (N, K, d1, ...)
 
     Examples
     --------
     >>> accuracy(np.array([0, 1, 1]), np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]]))
     0.6666666666666666
+    >>> accuracy(np.array([[0, 1, 1]]), np.array([[[2.0, 0.0, 5.0], [1.0, 3.0, 1.0]]]))  # per pixel
+    0.6666666666666666
     """
     y_true = np.asarray(y_true)
-    if y_true.ndim == 2:  # class-probability targets
+    if y_true.ndim >= 2 and y_true.ndim == np.ndim(outputs):  # class probabilities: the outputs' shape
         y_true = y_true.argmax(axis=1)
     return float(np.mean(np.argmax(outputs, axis=1) == y_true))
 

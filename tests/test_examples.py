@@ -84,7 +84,7 @@ def test_example_help_lists_epochs(name, tmp_path):
     assert "--epochs" in check_ok(run_example(name, "--help", cwd=tmp_path))
 
 
-def run_copy(name, tmp_path):
+def run_copy(name, tmp_path, *args):
     """Run a copy of ``examples/<name>`` placed in ``tmp_path`` (it writes its figures next to itself), from
     another folder; returns its stdout."""
     import shutil
@@ -92,7 +92,7 @@ def run_copy(name, tmp_path):
     shutil.copy(EXAMPLES / name, tmp_path / name)
     env = {**os.environ, "MPLBACKEND": "Agg"}
     (tmp_path / "elsewhere").mkdir()
-    return check_ok(subprocess.run([sys.executable, str(tmp_path / name)], cwd=tmp_path / "elsewhere", env=env,
+    return check_ok(subprocess.run([sys.executable, str(tmp_path / name), *args], cwd=tmp_path / "elsewhere", env=env,
                                    capture_output=True, text=True, timeout=120))
 
 
@@ -129,3 +129,48 @@ def test_autoencoder_learns_and_matches_torch(tmp_path):
         assert abs(float(theirs) - ours) <= 0.05 * ours, (ours, theirs)
     for n in (1, 2, 3):  # reconstructions, filters, learning curve: next to the script
         assert (tmp_path / f"plot_autoencoder_{n}.png").stat().st_size > 0
+
+
+
+def test_vae_digits_trains_with_a_plain_loop_and_draws_its_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    source = (EXAMPLES / "plot_vae_digits.py").read_text()
+    code = source.split('"""', 2)[2]  # after the module docstring: a plain loop, no Trainer
+    assert source.startswith('"""') and "Run from any folder" in source and "Trainer" not in code
+    stdout = run_copy("plot_vae_digits.py", tmp_path, "--epochs", "3")
+    losses = [float(line.split("reconstruction")[1].split("+")[0]) + float(line.split("KL")[1].split("nats")[0])
+              for line in stdout.splitlines() if line.startswith("epoch")]
+    assert len(losses) == 2 and losses[1] < losses[0] - 1.0, stdout  # epochs 1 and 3: the loss per image falls
+    assert f"wrote {tmp_path / 'plot_vae_digits_1.png'}" in stdout
+    assert (tmp_path / "plot_vae_digits_1.png").stat().st_size > 0
+
+
+def test_vae_digits_hand_written_gradient_matches_central_differences(monkeypatch):
+    """The example's reparameterisation and KL gradients, run on float64 copies of its untrained models."""
+    import runpy
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from minidl.gradcheck import float64_copy
+
+    monkeypatch.setattr(sys, "argv", ["plot_vae_digits.py", "--epochs", "0"])
+    step = runpy.run_path(str(EXAMPLES / "plot_vae_digits.py"))["step"]
+    names = step.__globals__  # the function's own globals: swap its models for float64 copies
+    names["encoder"], names["decoder"] = (float64_copy(names[m]).train() for m in ("encoder", "decoder"))
+    rng = np.random.default_rng(1)
+    x, eps = names["X_test"][:5].astype(np.float64), rng.standard_normal((5, names["LATENT"]))
+    params = names["encoder"].parameters() + names["decoder"].parameters()
+    for p in params:
+        p.zero_grad()
+    step(x, eps)
+    worst = 0.0
+    for p in params:
+        for i in rng.choice(p.data.size, 6, replace=False):
+            flat, old = p.data.reshape(-1), p.data.reshape(-1)[i]
+            flat[i] = old + 1e-6
+            up = sum(step(x, eps, train=False))
+            flat[i] = old - 1e-6
+            down = sum(step(x, eps, train=False))
+            flat[i] = old
+            worst = max(worst, abs((up - down) / 2e-6 - p.grad.reshape(-1)[i]))
+    assert worst < 1e-6, worst

@@ -14,12 +14,14 @@ import numpy as np
 
 from ..validation import check_array
 from .activation import check_grad_pair, float_input
-from .loss_args import (  # in __all__ too: their import path before the split
+from .loss_args import (  # REDUCTIONS and check_* in __all__ too: their import path before the split
     REDUCTIONS,
+    at_labels,
     check_class_weight,
     check_cross_entropy_args,
     check_label_smoothing,
     check_reduction,
+    per_class,
 )
 
 __all__ = ["log_softmax", "log_softmax_backward", "softmax", "cross_entropy", "cross_entropy_backward",
@@ -149,22 +151,17 @@ def softmax(x, axis=-1):
 
 
 def _smoothed(targets, logits, label_smoothing):
-    """The target distribution ``T`` (N, K) in the logits' dtype, a new array."""
-    n, k = logits.shape
-    if targets.dtype.kind == "f":
-        dist = targets.astype(logits.dtype, copy=True)
-    else:
-        dist = np.zeros((n, k), dtype=logits.dtype)
-        dist[np.arange(n), targets] = 1.0
+    """The target distribution ``T = (1 - eps) P + eps / K`` of probability targets: a new array, the logits' dtype."""
+    dist = targets.astype(logits.dtype, copy=True)
     if label_smoothing:
         dist *= 1.0 - label_smoothing
-        dist += label_smoothing / k
+        dist += label_smoothing / logits.shape[1]
     return dist
 
 
 def _hard_terms(logits, labels, weight, ignore_index):
-    """``(kept, safe, w_y)``: the rows not ignored, labels with ignored ones set to 0, and
-    each row's target weight (0 for ignored rows), in the logits' dtype."""
+    """``(kept, safe, w_y)``: the positions not ignored, labels with ignored ones set to 0, and
+    each position's target weight (0 where ignored), in the logits' dtype."""
     kept = labels != ignore_index
     safe = np.where(kept, labels, 0)
     w_y = kept.astype(logits.dtype) if weight is None else np.where(kept, weight[safe], 0).astype(logits.dtype)
@@ -184,24 +181,28 @@ def cross_entropy(logits, targets, label_smoothing=0.0, *, weight=None, ignore_i
 
     Parameters
     ----------
-    logits : ndarray, shape (N, K)
-    targets : int ndarray (N,) of labels in [0, K) (or ``ignore_index``), or float ndarray (N, K) of probabilities
+    logits : ndarray, shape (N, K) or (N, K, d1, ...)
+        The class axis is axis 1, as in PyTorch; each position (a row, or a pixel) is one sample.
+    targets : ndarray
+        Integer labels in [0, K) (or ``ignore_index``), one per position: (N,) or (N, d1, ...);
+        or float probabilities of the logits' shape.
     label_smoothing : float in [0, 1]
     weight : ndarray (K,), optional
         Per-class weights (cast to the logits' dtype).
     ignore_index : int, default -100
-        Label rows equal to it contribute nothing, and do not count in the mean.
+        Positions labelled with it contribute nothing, and do not count in the mean.
     reduction : {'mean', 'sum', 'none'}
     check_args : bool, default True
         False skips :func:`check_cross_entropy_args` (its result must be ``targets``).
 
     Returns
     -------
-    float ('mean', 'sum') or ndarray (N,) in the logits' dtype ('none')
+    float ('mean', 'sum') or ndarray (N,) or (N, d1, ...) in the logits' dtype ('none')
 
     Shape
     -----
-    ``logits`` (N, K); ``targets`` (N,) or (N, K); the result a float, or (N,) for 'none'.
+    ``logits`` (N, K) or (N, K, d1, ...); ``targets`` (N,) or (N, d1, ...) labels, or probabilities of
+    the logits' shape; the result a float, or (N,) / (N, d1, ...) for 'none'.
 
     Notes
     -----
@@ -215,7 +216,8 @@ def cross_entropy(logits, targets, label_smoothing=0.0, *, weight=None, ignore_i
     and 'mean' divides by ``N``, whatever the weights. All as PyTorch, including the
     order of the computation, so the edges agree: a ``-inf`` logit (a masked class)
     costs nothing unless the target puts weight on it (loss ``inf``); a zero
-    probability on a ``-inf`` logit gives ``0 * -inf = nan``.
+    probability on a ``-inf`` logit gives ``0 * -inf = nan``. Over (N, K, d1, ...) every
+    position is a row: ``N`` above is the number of positions, ``N * d1 * ...``.
 
     Examples
     --------
@@ -225,22 +227,24 @@ def cross_entropy(logits, targets, label_smoothing=0.0, *, weight=None, ignore_i
     0.6931
     >>> cross_entropy(np.zeros((2, 2)), np.array([0, -100]), reduction='none').round(4)
     array([0.6931, 0.    ])
+    >>> cross_entropy(np.zeros((1, 2, 3)), np.array([[0, 1, -100]]), reduction='none').round(4)  # per pixel
+    array([[0.6931, 0.6931, 0.    ]])
     """
     if check_args:
         targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy", weight=weight,
                                            ignore_index=ignore_index, reduction=reduction)
-    n, k = logits.shape
-    w = None if weight is None else weight.astype(logits.dtype, copy=False)
-    lsm = log_softmax(logits)
+    k, positions = logits.shape[1], logits.size // max(logits.shape[1], 1)
+    w = None if weight is None else per_class(weight.astype(logits.dtype, copy=False), logits.ndim)
+    lsm = log_softmax(logits, axis=1)
     with np.errstate(**_QUIET):
         if targets.dtype.kind == "f":
             prod = lsm * _smoothed(targets, logits, label_smoothing)
             if w is not None:
                 prod *= w
-            loss = _reduce(-prod.sum(axis=1), n, reduction)
+            loss = _reduce(-prod.sum(axis=1), positions, reduction)
         else:
-            kept, safe, w_y = _hard_terms(logits, targets, w, ignore_index)
-            picked = lsm[np.arange(n), safe]
+            kept, safe, w_y = _hard_terms(logits, targets, weight, ignore_index)
+            picked = lsm[at_labels(safe)]
             nll = np.where(kept, -(picked if w is None else w_y * picked), 0).astype(logits.dtype)
             denominator = w_y.sum()
             loss = _reduce(nll, denominator, reduction)
@@ -261,18 +265,18 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None,
     ----------
     logits, targets, label_smoothing, weight, ignore_index, reduction, check_args
         As in :func:`cross_entropy`.
-    grad_output : float, or ndarray (N,) for ``reduction='none'``
-        The upstream gradient of the loss: a scalar (default 1), or one per row for
+    grad_output : float, or ndarray (N,) or (N, d1, ...) for ``reduction='none'``
+        The upstream gradient of the loss: a scalar (default 1), or one per position for
         'none' (required there), in the logits' dtype.
 
     Returns
     -------
-    ndarray (N, K), the logits' dtype
+    ndarray of the logits' shape and dtype
 
     Shape
     -----
-    ``logits`` (N, K); ``targets`` (N,) or (N, K); ``grad_output`` a scalar or (N,);
-    the result (N, K).
+    ``logits`` (N, K) or (N, K, d1, ...); ``targets`` as in :func:`cross_entropy`; ``grad_output``
+    a scalar, or the 'none' loss's (N,) or (N, d1, ...); the result the logits' shape.
 
     Notes
     -----
@@ -286,7 +290,7 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None,
 
     the familiar ``(softmax(z) - T) / N`` for unweighted targets summing to 1. Ignored
     rows get exactly 0; a ``-inf`` logit gets ``-r_n C_{nj}`` (0 for a masked class
-    without smoothing), as in PyTorch.
+    without smoothing), as in PyTorch. Over (N, K, d1, ...) each position is a row ``n``.
 
     Examples
     --------
@@ -296,10 +300,10 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None,
     if check_args:
         targets = check_cross_entropy_args(logits, targets, label_smoothing, "cross_entropy_backward",
                                            weight=weight, ignore_index=ignore_index, reduction=reduction)
-    n, k = logits.shape
-    scale = _row_scale(grad_output, reduction, n, logits.dtype)
-    w = None if weight is None else weight.astype(logits.dtype, copy=False)
-    grad = softmax(logits)
+    k, positions = logits.shape[1], logits.size // max(logits.shape[1], 1)
+    scale = _row_scale(grad_output, reduction, logits.shape[:1] + logits.shape[2:], logits.dtype)
+    w = None if weight is None else per_class(weight.astype(logits.dtype, copy=False), logits.ndim)
+    grad = softmax(logits, axis=1)
     with np.errstate(**_QUIET):
         if targets.dtype.kind == "f":
             coef = _smoothed(targets, logits, label_smoothing)
@@ -307,31 +311,31 @@ def cross_entropy_backward(logits, targets, label_smoothing=0.0, *, weight=None,
                 coef *= w
             grad *= coef.sum(axis=1, keepdims=True)
             grad -= coef
-            rows = scale / n if reduction == "mean" else scale
+            rows = scale / positions if reduction == "mean" else scale
         elif w is None and not np.any(targets == ignore_index):  # every C row sums to 1: no (N,) temporaries
             if label_smoothing:
                 grad -= label_smoothing / k
-            grad[np.arange(n), targets] -= 1.0 - label_smoothing
-            rows = scale / max(n, 1) if reduction == "mean" else scale
+            grad[at_labels(targets)] -= 1.0 - label_smoothing
+            rows = scale / max(positions, 1) if reduction == "mean" else scale
         else:
-            kept, safe, w_y = _hard_terms(logits, targets, w, ignore_index)
+            kept, safe, w_y = _hard_terms(logits, targets, weight, ignore_index)
             eps_k = label_smoothing / k
             total = (1.0 - label_smoothing) * w_y
             if label_smoothing:
                 total += kept * (eps_k * (k if w is None else w.sum()))
-            grad *= total[:, None]
+            grad *= np.expand_dims(total, 1)
             if label_smoothing:
                 grad -= eps_k if w is None else eps_k * w
-            grad[np.arange(n), safe] -= (1.0 - label_smoothing) * w_y
+            grad[at_labels(safe)] -= (1.0 - label_smoothing) * w_y
             if reduction == "mean":
                 scale = scale / w_y.sum()
             rows = np.where(kept, scale, 0)
-        grad *= np.asarray(rows, dtype=logits.dtype).reshape(-1, 1) if np.ndim(rows) else logits.dtype.type(rows)
+        grad *= np.expand_dims(np.asarray(rows, logits.dtype), 1) if np.ndim(rows) else logits.dtype.type(rows)
     return grad
 
 
-def _row_scale(grad_output, reduction, n, dtype):
-    """The upstream gradient as a scalar (default 1) or, for 'none', an (N,) array."""
+def _row_scale(grad_output, reduction, shape, dtype):
+    """The upstream gradient as a scalar (default 1) or, for 'none', an array of the per-position loss's ``shape``."""
     if reduction != "none":
         if grad_output is None:
             return 1.0
@@ -339,10 +343,10 @@ def _row_scale(grad_output, reduction, n, dtype):
             raise ValueError(f"cross_entropy_backward: grad_output must be a scalar for reduction={reduction!r}. "
                              f"Received: an array of shape {np.shape(grad_output)}.")
         return float(grad_output)
-    if not isinstance(grad_output, np.ndarray) or grad_output.shape != (n,) or grad_output.dtype != dtype:
+    if not isinstance(grad_output, np.ndarray) or grad_output.shape != shape or grad_output.dtype != dtype:
         raise ValueError(
-            "cross_entropy_backward: reduction='none' gives one loss per row, so grad_output must be an "
-            f"ndarray of shape ({n},) and dtype {dtype}. Received: {type(grad_output).__name__} "
+            "cross_entropy_backward: reduction='none' gives one loss per row (per position), so grad_output must "
+            f"be an ndarray of shape {shape} and dtype {dtype}. Received: {type(grad_output).__name__} "
             f"{getattr(grad_output, 'shape', '')} {getattr(grad_output, 'dtype', '')}."
         )
     return grad_output

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ..validation import check_array, check_float_dtype, check_int, check_ndim
+from ..validation import check_array, check_float_dtype, check_int
 
 __all__ = ["REDUCTIONS", "check_label_smoothing", "check_reduction", "check_class_weight",
            "check_cross_entropy_args"]
@@ -113,9 +113,32 @@ def check_weight_classes(weight, k, where):
                          f"got shape {weight.shape}.")
 
 
+def per_class(values, ndim):
+    """Per-class ``values`` (K,) shaped to broadcast along axis 1 of an ``ndim``-D (N, K, d1, ...) array."""
+    return values.reshape((-1,) + (1,) * (ndim - 2))
+
+
+def at_labels(labels):
+    """The index of each position's label in an (N, K, d1, ...) array, for labels (N, d1, ...):
+    ``(arange(N), labels)`` for rows, with the spatial positions' ranges broadcast after them."""
+    positions = np.indices(labels.shape, sparse=True)
+    return positions[:1] + (labels,) + positions[1:]
+
+
+def _check_logits(logits, where):
+    check_array(logits, "logits", where)
+    if logits.ndim < 2:
+        raise ValueError(f"{where}: expected logits with 2 dimensions (N, num_classes) or more (N, num_classes, "
+                         f"d1, ...); got {logits.ndim} dimensions with shape {logits.shape}. For a single sample "
+                         "add a batch axis: logits[None].")
+    check_float_dtype(logits, "logits", where)
+    if logits.shape[1] == 0:
+        raise ValueError(f"{where}: logits must have at least one class. Received: shape {logits.shape}.")
+
+
 def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entropy", *,
                              weight=None, ignore_index=-100, reduction="mean"):
-    """Validate; return ``targets`` as an integer (N,) or float (N, K) array (not smoothed).
+    """Validate; return ``targets`` as an integer (N, d1, ...) or float (N, K, d1, ...) array (not smoothed).
 
     :func:`cross_entropy` and :func:`cross_entropy_backward` run it unless told
     ``check_args=False`` by a caller that ran it on the same arguments
@@ -131,42 +154,41 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
     Returns
     -------
     ndarray
-        ``targets`` as an array (labels (N,) or probabilities (N, K)).
+        ``targets`` as an array (labels (N, d1, ...) or probabilities of the logits' shape).
 
     Raises
     ------
     TypeError, ValueError
-        Wrong types or dtypes, shapes that do not match, labels out of range,
-        ``ignore_index`` with probability targets; the message names ``where``.
+        Wrong types or dtypes, shapes that do not match (the message says the shape expected),
+        labels out of range, ``ignore_index`` with probability targets; the message names ``where``.
 
     Shape
     -----
-    ``logits`` (N, K); ``targets`` (N,) or (N, K).
+    ``logits`` (N, K) or (N, K, d1, ...); ``targets`` (N,) or (N, d1, ...) labels, or probabilities
+    of the logits' shape.
 
     Examples
     --------
     >>> check_cross_entropy_args(np.zeros((2, 3)), [0, 2], 0.0)
     array([0, 2])
+    >>> check_cross_entropy_args(np.zeros((1, 3, 2)), [[0, 2]], 0.0)  # a label per position
+    array([[0, 2]])
     """
-    check_array(logits, "logits", where)
-    check_ndim(logits, 2, "logits", where, "(N, num_classes)")
-    check_float_dtype(logits, "logits", where)
+    _check_logits(logits, where)
     check_label_smoothing(label_smoothing, where)
     check_reduction(reduction, where)
     ignore_index = check_int(ignore_index, "ignore_index", where)
-    n, k = logits.shape
-    if k == 0:
-        raise ValueError(f"{where}: logits must have at least one class. Received: shape {logits.shape}.")
+    k = logits.shape[1]
     if weight is not None:
         check_array(weight, "weight", where)
         check_weight_classes(weight, k, where)
     targets = np.asarray(targets)
     if targets.dtype.kind in "iu":
-        if targets.shape != (n,):
-            raise ValueError(
-                f"{where}: expected integer labels of shape ({n},) (one per row of logits "
-                f"{logits.shape}), got shape {targets.shape}."
-            )
+        shape = logits.shape[:1] + logits.shape[2:]
+        if targets.shape != shape:
+            per = "row" if logits.ndim == 2 else "position"
+            raise ValueError(f"{where}: expected integer labels of shape {shape} (one per {per} of logits "
+                             f"{logits.shape}), got shape {targets.shape}.")
         bad = targets[((targets < 0) | (targets >= k)) & (targets != ignore_index)]
         if bad.size:
             raise ValueError(
@@ -174,10 +196,11 @@ def check_cross_entropy_args(logits, targets, label_smoothing, where="cross_entr
                 f"got {bad.size} out of range, e.g. {int(bad[0])}."
             )
     elif targets.dtype.kind == "f":
-        if targets.shape != (n, k):
+        if targets.shape != logits.shape:
             raise ValueError(
-                f"{where}: expected probability targets of shape {(n, k)} (same as logits), "
-                f"got {targets.shape}. For class indices pass an integer array of shape ({n},)."
+                f"{where}: expected probability targets of shape {logits.shape} (same as logits), "
+                f"got {targets.shape}. For class indices pass an integer array of shape "
+                f"{logits.shape[:1] + logits.shape[2:]}."
             )
         if ignore_index >= 0:
             raise ValueError(f"{where}: ignore_index applies to class-index targets only, as in PyTorch; "

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .loss_args import check_cross_entropy_args
+from .loss_args import at_labels, check_cross_entropy_args
 
 __all__ = ["nll_loss", "nll_loss_backward", "check_nll_args"]
 
 
 def check_nll_args(outputs, targets, weight=None, ignore_index=-100, reduction="mean", where="nll_loss"):
-    """Validate; return ``targets`` as an integer (N,) array.
+    """Validate; return ``targets`` as an integer (N,) or (N, d1, ...) array.
 
     Parameters
     ----------
@@ -27,7 +27,7 @@ def check_nll_args(outputs, targets, weight=None, ignore_index=-100, reduction="
     Returns
     -------
     ndarray
-        ``targets``, integer labels (N,).
+        ``targets``, integer labels (N,) or (N, d1, ...).
 
     Raises
     ------
@@ -38,7 +38,7 @@ def check_nll_args(outputs, targets, weight=None, ignore_index=-100, reduction="
 
     Shape
     -----
-    ``outputs`` (N, C); ``targets`` (N,).
+    ``outputs`` (N, C) or (N, C, d1, ...); ``targets`` (N,) or (N, d1, ...).
 
     Examples
     --------
@@ -47,15 +47,15 @@ def check_nll_args(outputs, targets, weight=None, ignore_index=-100, reduction="
     """
     kind = np.asarray(targets).dtype.kind if isinstance(targets, (np.ndarray, list, tuple)) else None
     if kind not in ("i", "u"):
-        raise TypeError(f"{where}: targets must be integer class labels (N,), as in PyTorch's NLLLoss. Received: "
-                        f"{type(targets).__name__} of dtype {np.asarray(targets).dtype}. For class probabilities use "
-                        f"KLDivLoss, or SoftmaxCrossEntropy on the logits.")
+        raise TypeError(f"{where}: targets must be integer class labels (N,) or (N, d1, ...), as in PyTorch's "
+                        f"NLLLoss. Received: {type(targets).__name__} of dtype {np.asarray(targets).dtype}. For class "
+                        f"probabilities use KLDivLoss, or SoftmaxCrossEntropy on the logits.")
     return check_cross_entropy_args(outputs, targets, 0.0, where, weight=weight, ignore_index=ignore_index,
                                     reduction=reduction)
 
 
 def _picked(targets, weight, ignore_index, dtype):
-    """(kept rows, their labels with ignored rows sent to 0, the row weights w_y (0 on ignored rows))."""
+    """(kept positions, their labels with ignored ones sent to 0, the weights w_y (0 where ignored))."""
     kept = targets != ignore_index
     safe = np.where(kept, targets, 0)
     w_y = kept.astype(dtype) if weight is None else np.where(kept, weight.astype(dtype, copy=False)[safe], 0)
@@ -67,27 +67,27 @@ def nll_loss(outputs, targets, weight=None, ignore_index=-100, reduction="mean",
 
     Parameters
     ----------
-    outputs : ndarray (N, C), floating point
-        Log-probabilities.
-    targets : ndarray (N,), integer
-        Labels in ``[0, C)``, or ``ignore_index``.
+    outputs : ndarray (N, C) or (N, C, d1, ...), floating point
+        Log-probabilities along axis 1.
+    targets : ndarray (N,) or (N, d1, ...), integer
+        Labels in ``[0, C)``, or ``ignore_index``, one per position.
     weight : ndarray (C,) or None
         Per-class weights (cast to the outputs' dtype).
     ignore_index : int, default -100
-        Rows with this label contribute nothing and do not count in the mean.
+        Positions with this label contribute nothing and do not count in the mean.
     reduction : {'mean', 'sum', 'none'}
-        'mean' divides by the summed weight of the kept rows' classes (their number without
+        'mean' divides by the summed weight of the kept positions' classes (their number without
         weights), as PyTorch; nan when every row is ignored, as PyTorch.
     check_args : bool
         False skips :func:`check_nll_args` (``targets`` must then be its result).
 
     Returns
     -------
-    float ('mean', 'sum'), or ndarray (N,) of the outputs' dtype ('none'; 0 on ignored rows)
+    float ('mean', 'sum'), or ndarray of the targets' shape and the outputs' dtype ('none'; 0 where ignored)
 
     Shape
     -----
-    ``outputs`` (N, C), ``targets`` (N,); 'none' returns (N,).
+    ``outputs`` (N, C) or (N, C, d1, ...), ``targets`` (N,) or (N, d1, ...); 'none' returns the targets' shape.
 
     Examples
     --------
@@ -98,7 +98,7 @@ def nll_loss(outputs, targets, weight=None, ignore_index=-100, reduction="mean",
     if check_args:
         targets = check_nll_args(outputs, targets, weight, ignore_index, reduction)
     kept, safe, w_y = _picked(targets, weight, ignore_index, outputs.dtype)
-    picked = outputs[np.arange(len(targets)), safe]
+    picked = outputs[at_labels(safe)]
     with np.errstate(invalid="ignore", divide="ignore"):
         rows = np.where(kept, -w_y * picked, 0).astype(outputs.dtype, copy=False)
         if reduction == "none":
@@ -112,23 +112,24 @@ def nll_loss_backward(outputs, targets, weight=None, ignore_index=-100, reductio
     r"""dL/doutputs of :func:`nll_loss`: :math:`-w_{y_n} r_n` at :math:`(n, y_n)`, 0 elsewhere and on ignored rows.
 
     ``r_n`` is ``grad_output / sum(w_y)`` ('mean'), ``grad_output`` ('sum'; a scalar, default 1) or
-    the row's upstream gradient ('none'; an (N,) array of the outputs' dtype).
+    the position's upstream gradient ('none'; an array of the targets' shape and the outputs' dtype).
 
     Parameters
     ----------
     outputs, targets, weight, ignore_index, reduction, check_args
         As in :func:`nll_loss`.
-    grad_output : float, or ndarray (N,) for ``reduction='none'``
+    grad_output : float, or ndarray of the targets' shape for ``reduction='none'``
         The upstream gradient (see above).
 
     Returns
     -------
     ndarray
-        dL/doutputs, (N, C), the outputs' dtype.
+        dL/doutputs, the outputs' shape and dtype.
 
     Shape
     -----
-    ``outputs`` and the result (N, C); ``targets`` (N,), ``grad_output`` (N,) for 'none'.
+    ``outputs`` and the result (N, C) or (N, C, d1, ...); ``targets`` (N,) or (N, d1, ...), and
+    ``grad_output`` too for 'none'.
 
     Examples
     --------
@@ -138,12 +139,12 @@ def nll_loss_backward(outputs, targets, weight=None, ignore_index=-100, reductio
     """
     if check_args:
         targets = check_nll_args(outputs, targets, weight, ignore_index, reduction, "nll_loss_backward")
-    n = len(targets)
+    shape = outputs.shape[:1] + outputs.shape[2:]
     if reduction == "none":
-        if not (isinstance(grad_output, np.ndarray) and grad_output.shape == (n,)
+        if not (isinstance(grad_output, np.ndarray) and grad_output.shape == shape
                 and grad_output.dtype == outputs.dtype):
-            raise ValueError(f"nll_loss_backward: reduction='none' gives one loss per row, so grad_output must be an "
-                             f"ndarray of shape ({n},) and dtype {outputs.dtype}. Received: "
+            raise ValueError(f"nll_loss_backward: reduction='none' gives one loss per row (per position), so "
+                             f"grad_output must be an ndarray of shape {shape} and dtype {outputs.dtype}. Received: "
                              f"{type(grad_output).__name__} {getattr(grad_output, 'shape', '')} "
                              f"{getattr(grad_output, 'dtype', '')}.")
     elif np.ndim(grad_output):
@@ -155,6 +156,5 @@ def nll_loss_backward(outputs, targets, weight=None, ignore_index=-100, reductio
     with np.errstate(invalid="ignore", divide="ignore"):
         if reduction == "mean":
             scale = scale / w_y.sum()
-        rows = np.flatnonzero(kept)
-        grad[rows, safe[rows]] = -(w_y * scale)[rows] if np.ndim(scale) else -w_y[rows] * scale
+        grad[at_labels(safe)] = np.where(kept, -w_y * scale, 0)  # one entry per position: no collisions
     return grad

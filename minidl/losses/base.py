@@ -144,14 +144,16 @@ class SoftmaxCrossEntropy(Loss):
     ``dL/dz``, ``(softmax(z) - T) / N`` in the plain case: the loss's mean is the only
     ``1/N`` in minidl. With 'none', ``backward(g)`` takes the (N,) upstream gradient.
     The arguments after ``weight`` are keyword-only (torch's positional order differs).
+    Logits (N, K, d1, ...) with labels (N, d1, ...) (per-pixel classes) are taken as torch takes
+    them: each position is a row, and 'mean' divides by the positions' count (or summed weights).
 
     Shape
     -----
-    - ``logits``: (N, K), floating
-    - ``targets``: (N,) integer labels in ``[0, K)`` (or ``ignore_index``), or (N, K)
-      class probabilities
-    - Output: a float; (N,) for ``reduction='none'``
-    - ``backward()``: (N, K), the logits' dtype
+    - ``logits``: (N, K) or (N, K, d1, ...), floating
+    - ``targets``: (N,) or (N, d1, ...) integer labels in ``[0, K)`` (or ``ignore_index``), or
+      class probabilities of the logits' shape
+    - Output: a float; (N,) or (N, d1, ...) for ``reduction='none'``
+    - ``backward()``: the logits' shape and dtype
 
     Examples
     --------
@@ -190,17 +192,17 @@ class SoftmaxCrossEntropy(Loss):
 
         Parameters
         ----------
-        grad_output : real scalar, default 1.0; an ndarray (N,) for ``reduction='none'``
+        grad_output : real scalar, default 1.0; an ndarray (N,) or (N, d1, ...) for ``reduction='none'``
             The upstream gradient of the loss (finite). Not the logits:
             ``backward`` uses what ``forward`` kept.
 
         Returns
         -------
-        ndarray, shape (N, K), the logits' dtype
+        ndarray, the logits' shape ((N, K) or (N, K, d1, ...)) and dtype
 
         Shape
         -----
-        ``grad_output``: a scalar, or (N,) for 'none'; the result: the logits' (N, K).
+        ``grad_output``: a scalar, or the 'none' loss's shape; the result: the logits'.
 
         Examples
         --------
@@ -211,7 +213,7 @@ class SoftmaxCrossEntropy(Loss):
                [ 0.25, -0.25]])
         """
         s = self.saved_values
-        g = self._upstream(grad_output, s.logits.shape[:1], s.logits.dtype)
+        g = self._upstream(grad_output, s.logits.shape[:1] + s.logits.shape[2:], s.logits.dtype)
         return F.cross_entropy_backward(s.logits, s.targets, self.label_smoothing, grad_output=g,
                                         check_args=False, **s.kw)
 
@@ -246,6 +248,9 @@ class SoftmaxCrossEntropy(Loss):
         labels[[1, 4]] = -100
         yield cls(weight=[0.5, 2.0, 1.0, 3.0, 1.5], label_smoothing=0.1), (rng.standard_normal((6, 5)), labels)
         yield cls(ignore_index=0, reduction="sum"), (rng.standard_normal((6, 3)), rng.integers(0, 3, 6))
+        labels = rng.integers(0, 4, (2, 3, 2))  # per-pixel labels of (N, K, H, W) logits
+        labels[0, 1] = -100
+        yield cls(weight=[0.5, 2.0, 1.0, 3.0], label_smoothing=0.1), (rng.standard_normal((2, 4, 3, 2)), labels)
 
 
 @register_layer

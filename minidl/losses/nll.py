@@ -33,9 +33,9 @@ class NLLLoss(Loss):
     Shape
     -----
     - ``forward(outputs, targets)``: log-probabilities (N, C) and integer labels (N,) in
-      ``[0, C)`` (or ``ignore_index``)
-    - Output: a float; (N,) for ``reduction='none'``
-    - ``backward()``: (N, C), the outputs' dtype
+      ``[0, C)`` (or ``ignore_index``); or (N, C, d1, ...) and (N, d1, ...), as torch
+    - Output: a float; the targets' shape for ``reduction='none'``
+    - ``backward()``: the outputs' shape and dtype
 
     Notes
     -----
@@ -76,16 +76,16 @@ class NLLLoss(Loss):
 
         Parameters
         ----------
-        grad_output : real scalar, default 1.0; an ndarray (N,) for ``reduction='none'``
+        grad_output : real scalar, default 1.0; an ndarray of the targets' shape for ``reduction='none'``
             The upstream gradient of the loss (finite).
 
         Returns
         -------
-        ndarray, shape (N, C), the outputs' dtype
+        ndarray, the outputs' shape ((N, C) or (N, C, d1, ...)) and dtype
 
         Shape
         -----
-        ``grad_output``: a scalar, or (N,) for 'none'; the result: the outputs' (N, C).
+        ``grad_output``: a scalar, or the targets' shape for 'none'; the result: the outputs'.
 
         Examples
         --------
@@ -96,7 +96,7 @@ class NLLLoss(Loss):
                [-2.,  0.]])
         """
         s = self.saved_values
-        g = self._upstream(grad_output, s.outputs.shape[:1], s.outputs.dtype)
+        g = self._upstream(grad_output, s.outputs.shape[:1] + s.outputs.shape[2:], s.outputs.dtype)
         return nll_loss_backward(s.outputs, s.targets, grad_output=g, check_args=False, **s.kw)
 
     def get_config(self):
@@ -125,3 +125,5 @@ class NLLLoss(Loss):
         labels[[1, 4]] = -100
         yield cls(weight=[0.5, 2.0, 1.0, 3.0, 1.5]), (log_probs(6, 5), labels)
         yield cls(ignore_index=0, reduction="sum"), (log_probs(6, 3), rng.integers(0, 3, 6))
+        pixels = np.moveaxis(log_probs(2 * 3 * 2, 4).reshape(2, 3, 2, 4), -1, 1).copy()  # (N, C, H, W)
+        yield cls(weight=[0.5, 2.0, 1.0, 3.0]), (pixels, rng.integers(0, 4, (2, 3, 2)))
