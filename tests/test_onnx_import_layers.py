@@ -239,3 +239,56 @@ def test_resize_forms_without_an_upsample_are_refused(attrs, scales, message, tm
     with pytest.raises(ValueError, match=r"node 'rs' \(op Resize, opset 18\)") as info:
         mdl.export.from_onnx(resize_model(tmp_path, scales=scales, opset=18, **attrs))
     assert message in str(info.value)
+
+
+# ------------------------------------------------------------------ activations torch writes as patterns
+PATTERNS = [  # (module, the ops torch writes, the layer read)
+    (nn.SiLU, ["Sigmoid", "Mul"], "SiLU"),
+    (nn.GELU, ["Div", "Erf", "Add", "Mul", "Mul"], "GELU"),
+    (lambda: nn.GELU(approximate="tanh"), ["Mul"] * 3 + ["Add", "Mul", "Tanh", "Add", "Mul", "Mul"], "GELU"),
+    (nn.Mish, ["Softplus", "Tanh", "Mul"], "Mish"),
+    (nn.Hardswish, None, "Hardswish"),  # HardSigmoid + Mul at opset 13, HardSwish at 17
+]
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("module, ops, layer", PATTERNS)
+def test_torch_activation_patterns_are_read_as_one_layer(opset, module, ops, layer, tmp_path):
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), module(), nn.Conv2d(3, 2, 1))
+    torch.manual_seed(3)
+    with torch.no_grad():  # inputs of the activation over its whole range (Hardswish's pieces, GELU's tails)
+        net[0].weight.mul_(6)
+    model, path = matches_torch(net, tmp_path, opset, (1, 2, 5, 5))
+    written = [op for op in ops_of(path)[1:-1] if op != "Constant"]
+    if ops is None:
+        ops = ["HardSigmoid", "Mul"] if opset == 13 else ["HardSwish"]
+    assert written == ops
+    assert built(model) == ["Conv2D", layer, "Conv2D"]
+    fused = model._nodes[model.execution_plan()[1]][0]
+    assert getattr(fused, "approximate", "none") == getattr(net[1], "approximate", "none")
+
+
+def test_a_pattern_whose_inner_value_is_used_elsewhere_is_not_fused(tmp_path):
+    """y = x * sigmoid(x) + sigmoid(x): the Sigmoid's output is used outside x * Sigmoid(x); no SiLU."""
+    class Net(nn.Module):
+        def forward(self, x):
+            s = torch.sigmoid(x)
+            return x * s + s
+
+    path = export(Net(), tmp_path / "m.onnx", 17, (1, 3))
+    with pytest.raises(ValueError, match=r"\(op Mul, opset 17\).*Mul is read only inside the patterns torch writes "
+                                         r"for .*SiLU.*a value inside one is also used elsewhere"):
+        mdl.export.from_onnx(path)
+
+
+def test_a_pattern_with_another_constant_is_not_fused(tmp_path):
+    """x * HardSigmoid(x) with alpha 0.2 (not 1/6) is not Hardswish."""
+    nodes = [helper.make_node("HardSigmoid", ["x"], ["h"], name="hs", alpha=0.2),
+             helper.make_node("Mul", ["x", "h"], ["y"], name="mul")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    with pytest.raises(ValueError, match=r"node 'hs' \(op HardSigmoid, opset 13\).*HardSigmoid is read only inside "
+                                         r"the patterns torch writes for Hardswish"):
+        mdl.export.from_onnx(path)
