@@ -185,17 +185,36 @@ def test_global_max_pool_is_read_as_global_max_pool2d(tmp_path):
 UPSAMPLES = [
     dict(scale_factor=2), dict(scale_factor=(2, 3)), dict(scale_factor=2, mode="bilinear"),
     dict(scale_factor=(1.5, 2), mode="bilinear"), dict(scale_factor=2, mode="bilinear", align_corners=True),
+    # sizes: torch writes Concat(Slice(Shape(x), 0, 2), (H, W)) as the Resize's sizes
+    dict(size=(7, 9)), dict(size=(3, 8), mode="bilinear"), dict(size=(6, 10), mode="bilinear", align_corners=True),
 ]
 
 
 @pytest.mark.parametrize("opset", [13, 17])
 @pytest.mark.parametrize("kwargs", UPSAMPLES)
-def test_torch_upsample_with_scales_imports(opset, kwargs, tmp_path):
+def test_torch_upsample_imports(opset, kwargs, tmp_path):
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Upsample(**kwargs), nn.Conv2d(3, 2, 1))
     torch.manual_seed(2)
     model, path = matches_torch(net, tmp_path, opset, (1, 2, 4, 5))
     assert "Resize" in ops_of(path) and "Upsample" not in ops_of(path)  # no old Upsample op at opset 13
+    assert ("Shape" in ops_of(path)) == ("size" in kwargs)
     assert built(model) == ["Conv2D", "Upsample", "Conv2D"]
+    up = model._nodes[model.execution_plan()[1]][0]
+    assert (up.size, up.mode, bool(up.align_corners)) == (kwargs.get("size"), kwargs.get("mode", "nearest"),
+                                                          bool(kwargs.get("align_corners")))
+    assert model(np.zeros((5, 2, 4, 5), np.float32)).shape[0] == 5  # the batch from the input, not the Shape's 1
+
+
+def test_a_shape_read_by_anything_but_a_resize_is_refused(tmp_path):
+    """Shape's batch entry is the probe's 1: a Reshape to Shape(x) would fix the batch; refused."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(ValueError, match=r"node 'reshape' \(op Reshape, opset 17\).*a shape computed from Shape"):
+        mdl.export.from_onnx(path)
 
 
 def resize_model(tmp_path, scales=None, sizes=None, opset=17, **attrs):

@@ -6,7 +6,8 @@ It walks the ONNX graph in its (topological) order and makes one Graph node per 
 - a layer op is read by the registered class that declares it, with the recipe in the layer's own
   file (:meth:`~minidl.layers.Layer.from_onnx_node`: ``onnx_op`` or ``onnx_imports``; Conv2D reads
   ``Conv``, Dense ``Gemm``, BatchNorm ``BatchNormalization``, ...); this module keeps no list of layers;
-- the structural ops live here: ``Constant`` and ``Identity`` of constants (read as arrays),
+- the structural ops live here: ``Constant`` and ``Identity`` of constants (read as arrays), ``Shape``
+  (a constant read only as a Resize's sizes, as torch writes ``nn.Upsample(size=...)``),
   ``Identity`` (no node), ``Add`` of two tensors (the class of ``Sum``), ``MatMul`` followed by ``Add``
   (a Gemm: Dense), ``Pad`` of zeros directly before a ``Conv`` (merged into its pads), and ``Flatten``/
   ``Reshape`` that keep the batch axis (Flatten, or nothing for a no-op);
@@ -37,7 +38,7 @@ __all__ = ["import_model", "supported_ops", "ImportRefused", "MIN_OPSET"]
 #: The oldest opset of the default ONNX domain read (Softmax's and Reshape's current meanings).
 MIN_OPSET = 13
 _DOMAINS = ("", "ai.onnx")
-_STRUCTURAL = ("Constant", "Identity", "Add", "MatMul", "Pad", "Flatten", "Reshape")
+_STRUCTURAL = ("Constant", "Identity", "Shape", "Add", "MatMul", "Pad", "Flatten", "Reshape")
 
 
 def import_model(proto, onnx, max_bytes):
@@ -89,6 +90,7 @@ class _Importer:
         self.tensors = {}  # ONNX name -> the Graph node computing it (or INPUT)
         self.values = {}  # Graph node name (or INPUT) -> its value for a batch of one zeros
         self.pending = {}  # ONNX name -> ("matmul" | "pad", input name, array): merged into their consumer
+        self.from_shape = set()  # names of consts computed from a Shape (their batch entry is 1, the probe's)
         self.uses = {}
         for node in graph.node:
             for name in node.input:
@@ -192,7 +194,7 @@ class _Importer:
         if tensors == 0:
             raise ImportRefused(where, "its first input is a constant; minidl does not fold constants through "
                                 f"{op}. Fold them first (onnx-simplifier, or torch.onnx.export's do_constant_folding)")
-        late = [n for n in names[tensors:] if n and n not in self.consts]
+        late = [n for n in names[tensors:] if n and (n not in self.consts or (n in self.from_shape and op != "Resize"))]
         if late:
             raise ImportRefused(where, f"its input {late[0]!r} is computed at run time; minidl reads it only as a "
                                 "constant (an initializer or a Constant node)")
