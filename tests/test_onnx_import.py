@@ -74,8 +74,8 @@ def partner(param, torch_params):
     raise AssertionError(f"no torch parameter has the values of a {param.data.shape} Parameter")
 
 
-# torch writes Hardswish as HardSigmoid * x before opset 14 (minidl has no HardSigmoid): opset 17 only
-CASES = [(opset, i) for opset in (13, 17) for i in range(len(ACTS)) if opset >= 14 or ACTS[i] is not nn.Hardswish]
+# torch writes Hardswish as x * HardSigmoid(x) before opset 14: read as Hardswish (its onnx_patterns)
+CASES = [(opset, i) for opset in (13, 17) for i in range(len(ACTS))]
 
 
 @pytest.mark.parametrize("opset, i", CASES)
@@ -257,11 +257,12 @@ def test_reshape_to_n_minus_one_is_a_flatten(tmp_path):
 
 
 def test_a_second_class_declaring_an_op_reads_what_the_first_refuses(tmp_path):
-    """The importer asks every class that declares an op (a Conv1D next to Conv2D, say), in registration order."""
+    """The importer asks every class that declares an op (Conv2D, then Conv1D, then a Conv3D, say), in
+    registration order."""
     from minidl.layers.registry import REGISTRY, register_layer
 
     @register_layer
-    class OneDimConvProbe(mdl.layers.Layer):  # reads 1-D Conv nodes as "x * w" (1x1 kernel, one channel)
+    class ThreeDimConvProbe(mdl.layers.Layer):  # reads 3-D Conv nodes as "x * w" (1x1x1 kernel, one channel)
         onnx_imports = ("Conv",)
 
         def __init__(self, scale=1.0):
@@ -275,14 +276,16 @@ def test_a_second_class_declaring_an_op_reads_what_the_first_refuses(tmp_path):
         def from_onnx_node(cls, node):
             return cls(float(node.consts[1].reshape(-1)[0]))
 
-    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1], [3.0])
-    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1, 1], [3.0])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv3d")
     path = tmp_path / "m.onnx"
-    path.write_bytes(onnx_model([node], inits=[w], in_shape=("N", 1, 4), out_shape=("N", 1, 4)).SerializeToString())
+    shape = ("N", 1, 2, 2, 2)
+    path.write_bytes(onnx_model([node], inits=[w], in_shape=shape, out_shape=shape).SerializeToString())
     try:
         model = mdl.export.from_onnx(path)
-        np.testing.assert_array_equal(model(np.ones((2, 1, 4), np.float32)), np.full((2, 1, 4), 3.0))
+        np.testing.assert_array_equal(model(np.ones((2, 1, 2, 2, 2), np.float32)), np.full((2, 1, 2, 2, 2), 3.0))
     finally:
-        REGISTRY.pop("OneDimConvProbe")
-    with pytest.raises(ValueError, match=r"node 'conv1d' \(op Conv, opset 17\).*only 2-D \(Conv2D\)"):
-        mdl.export.from_onnx(path)  # without it: Conv2D's reason
+        REGISTRY.pop("ThreeDimConvProbe")
+    with pytest.raises(ValueError, match=r"node 'conv3d' \(op Conv, opset 17\).*as Conv2D: on 3-D data.*only 2-D "
+                                         r"\(Conv2D\); as Conv1D: on 3-D data.*only 1-D \(Conv1D\)"):
+        mdl.export.from_onnx(path)  # without it: the reasons of Conv2D and Conv1D

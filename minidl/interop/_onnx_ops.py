@@ -12,7 +12,8 @@ from ..layers.base import OnnxNode, Unsupported
 from ..layers.registry import REGISTRY
 from ._onnx_tensors import ImportRefused, tensor_array
 
-__all__ = ["fold", "FOLDED", "constant", "identity", "add", "matmul", "pad", "flatten", "reshape", "materialise",
+__all__ = ["fold", "FOLDED", "constant", "identity", "shape", "add", "matmul", "pad", "flatten", "reshape",
+           "materialise",
            "merge_pad"]
 
 
@@ -41,6 +42,8 @@ def fold(imp, node, where):
     except Exception as exc:  # the reference evaluator's own errors: untrusted input
         raise ImportRefused(where, f"its constants cannot be folded: {exc}") from None
     imp.consts[node.output[0]] = np.array(numpy_helper.to_array(numpy_helper.from_array(np.asarray(out))))
+    if imp.from_shape.intersection(names):
+        imp.from_shape.add(node.output[0])
 
 
 def constant(imp, node, attrs, where):
@@ -62,8 +65,23 @@ def identity(imp, node, attrs, where):
     (name,) = node.input
     if name in imp.consts:
         imp.consts[node.output[0]] = imp.consts[name]
+        if name in imp.from_shape:
+            imp.from_shape.add(node.output[0])
     else:
         imp.tensors[node.output[0]] = imp._tensor(name, where)
+    return True
+
+
+def shape(imp, node, attrs, where):
+    """``Shape`` of a tensor computed at run time: its shape for a batch of one, a constant whose batch entry
+    is the batch only where minidl knows it is: as a ``Resize``'s sizes (torch's ``nn.Upsample(size=...)``:
+    ``Concat(Slice(Shape(x), 0, 2), (H, W))``); any other consumer refuses it."""
+    src = imp._tensor(node.input[0], where) if node.input[0] not in imp.consts else None
+    if src is None:
+        raise ImportRefused(where, "a Shape of a constant: fold it first (onnx-simplifier)")
+    dims = np.array(imp.values[src].shape, np.int64)
+    imp.consts[node.output[0]] = dims[attrs.get("start", 0):attrs.get("end", len(dims))]
+    imp.from_shape.add(node.output[0])
     return True
 
 
@@ -111,7 +129,8 @@ def pad(imp, node, attrs, where):
     src = imp._tensor(x, where) if x not in imp.consts else None
     rank = None if src is None else imp.values[src].ndim
     if src is None or amounts not in imp.consts or (value and value not in imp.consts) or \
-            (axes and axes not in imp.consts) or attrs.get("mode", "constant") != "constant" or rank != 4:
+            (axes and axes not in imp.consts) or attrs.get("mode", "constant") != "constant" or rank != 4 or \
+            amounts in imp.from_shape:
         raise ImportRefused(where, "a Pad is read only with zeros (mode 'constant'), constant amounts, on an "
                             "(N, C, H, W) tensor, directly before a Conv")
     amounts = imp.consts[amounts].astype(np.int64).reshape(-1)
@@ -170,7 +189,7 @@ def reshape(imp, node, attrs, where):
     """``Reshape`` that keeps the batch axis and flattens the last axes (Flatten), or changes nothing."""
     x, shape = node.input
     src = imp._tensor(x, where) if x not in imp.consts else None
-    if src is None or shape not in imp.consts:
+    if src is None or shape not in imp.consts or shape in imp.from_shape:
         raise ImportRefused(where, "a Reshape is read only with a constant target shape on a tensor computed at "
                             "run time (a shape computed from Shape/Gather is not supported: use torch.flatten)")
     target, sample = [int(s) for s in imp.consts[shape].reshape(-1)], imp.values[src].shape[1:]

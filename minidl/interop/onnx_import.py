@@ -6,10 +6,14 @@ It walks the ONNX graph in its (topological) order and makes one Graph node per 
 - a layer op is read by the registered class that declares it, with the recipe in the layer's own
   file (:meth:`~minidl.layers.Layer.from_onnx_node`: ``onnx_op`` or ``onnx_imports``; Conv2D reads
   ``Conv``, Dense ``Gemm``, BatchNorm ``BatchNormalization``, ...); this module keeps no list of layers;
-- the structural ops live here: ``Constant`` and ``Identity`` of constants (read as arrays),
+- the structural ops live here: ``Constant`` and ``Identity`` of constants (read as arrays), ``Shape``
+  (a constant read only as a Resize's sizes, as torch writes ``nn.Upsample(size=...)``),
   ``Identity`` (no node), ``Add`` of two tensors (the class of ``Sum``), ``MatMul`` followed by ``Add``
   (a Gemm: Dense), ``Pad`` of zeros directly before a ``Conv`` (merged into its pads), and ``Flatten``/
-  ``Reshape`` that keep the batch axis (Flatten, or nothing for a no-op).
+  ``Reshape`` that keep the batch axis (Flatten, or nothing for a no-op);
+- the patterns the layers declare in their own files (``onnx_patterns``: SiLU reads ``x * Sigmoid(x)``,
+  GELU torch's Erf and Tanh forms, Mish ``x * Tanh(Softplus(x))``, Hardswish ``x * HardSigmoid(x)``) are
+  found first (:mod:`._onnx_patterns`) and each becomes one layer, unless a value inside is used elsewhere.
 
 Initializers become trainable Parameters; constants feeding Reshape/Pad are read as shapes. Every
 node is checked on a batch of one zeros as it is added, so a graph minidl cannot compute is refused
@@ -25,6 +29,7 @@ from ..graph import INPUT, Graph
 from ..layers.base import OnnxNode, Unsupported
 from ..layers.registry import REGISTRY
 from . import _onnx_ops as S
+from . import _onnx_patterns as P
 from ._onnx_ops import _classes, _node_name
 from ._onnx_tensors import ImportRefused, check_budget, input_probe, tensor_array
 
@@ -33,7 +38,7 @@ __all__ = ["import_model", "supported_ops", "ImportRefused", "MIN_OPSET"]
 #: The oldest opset of the default ONNX domain read (Softmax's and Reshape's current meanings).
 MIN_OPSET = 13
 _DOMAINS = ("", "ai.onnx")
-_STRUCTURAL = ("Constant", "Identity", "Add", "MatMul", "Pad", "Flatten", "Reshape")
+_STRUCTURAL = ("Constant", "Identity", "Shape", "Add", "MatMul", "Pad", "Flatten", "Reshape")
 
 
 def import_model(proto, onnx, max_bytes):
@@ -85,6 +90,7 @@ class _Importer:
         self.tensors = {}  # ONNX name -> the Graph node computing it (or INPUT)
         self.values = {}  # Graph node name (or INPUT) -> its value for a batch of one zeros
         self.pending = {}  # ONNX name -> ("matmul" | "pad", input name, array): merged into their consumer
+        self.from_shape = set()  # names of consts computed from a Shape (their batch entry is 1, the probe's)
         self.uses = {}
         for node in graph.node:
             for name in node.input:
@@ -108,8 +114,12 @@ class _Importer:
                                 "minidl imports models with one input (the batch) and one output")
         self.tensors[inputs[0].name], self.values[INPUT] = INPUT, input_probe(inputs[0], self.max_bytes)
         self.batch = inputs[0].type.tensor_type.shape.dim[0].dim_value or None  # a fixed batch size, if declared
+        fused, inside = P.find(self)  # the layers' patterns (SiLU: x * Sigmoid(x)), each one layer
         for i, node in enumerate(self.graph.node):
-            self._node(node, i)
+            if i in fused:
+                P.add_fused(self, node, i, *fused[i])
+            elif i not in inside:
+                self._node(node, i)
         out = self.graph.output[0].name
         if out in self.pending:
             self._materialise(out, "the model's output")
@@ -167,6 +177,10 @@ class _Importer:
 
     def _layer(self, op, node, attrs, where):
         classes = _classes().get(op)
+        if classes is None and op in P.pattern_ops():
+            raise ImportRefused(where, f"{op} is read only inside the patterns torch writes for "
+                                f"{', '.join(P.pattern_ops()[op])} (x * Sigmoid(x) is SiLU, say); these nodes form "
+                                "none, or a value inside one is also used elsewhere")
         if classes is None:
             raise ImportRefused(where, f"{op} is read only on constants (folded), which its inputs are not")
         names = list(node.input)
@@ -180,7 +194,7 @@ class _Importer:
         if tensors == 0:
             raise ImportRefused(where, "its first input is a constant; minidl does not fold constants through "
                                 f"{op}. Fold them first (onnx-simplifier, or torch.onnx.export's do_constant_folding)")
-        late = [n for n in names[tensors:] if n and n not in self.consts]
+        late = [n for n in names[tensors:] if n and (n not in self.consts or (n in self.from_shape and op != "Resize"))]
         if late:
             raise ImportRefused(where, f"its input {late[0]!r} is computed at run time; minidl reads it only as a "
                                 "constant (an initializer or a Constant node)")
@@ -231,7 +245,8 @@ class _Importer:
 
 
 def supported_ops():
-    """The ONNX ops :func:`import_model` reads, sorted: the registered layers' and the structural ones.
+    """The ONNX ops :func:`import_model` reads, sorted: the registered layers', the structural ones and
+    those of the layers' patterns (``Mul``, ``Erf``, ...; read only inside one).
 
     Returns
     -------
@@ -242,4 +257,4 @@ def supported_ops():
     >>> {"Conv", "Gemm", "Relu", "Reshape"} <= set(supported_ops())
     True
     """
-    return sorted(set(_classes()) | set(_STRUCTURAL) | set(S.FOLDED) | {"Sum"})
+    return sorted(set(_classes()) | set(_STRUCTURAL) | set(S.FOLDED) | {"Sum"} | set(P.pattern_ops()))

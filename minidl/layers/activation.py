@@ -203,6 +203,13 @@ class GELU(_Elementwise):
     _kernel, _kernel_backward = staticmethod(F.gelu), staticmethod(F.gelu_backward)
     torch_modules, torch_args = ("GELU",), {"approximate": "approximate"}
     onnx_imports, onnx_attrs = ("Gelu",), {"approximate": "approximate"}  # ONNX's Gelu (opset 20) is read back
+    # torch's exports before opset 20: 0.5 * (x * (1 + Erf(x / sqrt(2)))), and the tanh form
+    onnx_patterns = (
+        ({}, (("Div", "x", float(np.sqrt(2.0))), ("Erf", 0), ("Add", 1, 1.0), ("Mul", "x", 2), ("Mul", 3, 0.5))),
+        ({"approximate": "tanh"}, (("Mul", "x", "x"), ("Mul", "x", 0), ("Mul", 1, 0.044715), ("Add", "x", 2),
+                                   ("Mul", 3, float(np.sqrt(2 / np.pi))), ("Tanh", 4), ("Add", 5, 1.0),
+                                   ("Mul", "x", 6), ("Mul", 7, 0.5))),
+    )
 
     def __init__(self, approximate="none"):
         super().__init__()
@@ -247,6 +254,7 @@ class SiLU(_Elementwise):
 
     _kernel, _kernel_backward = staticmethod(F.silu), staticmethod(F.silu_backward)
     torch_modules = ("SiLU",)
+    onnx_patterns = (({}, (("Sigmoid", "x"), ("Mul", "x", 0))),)  # torch's export: x * Sigmoid(x)
 
     def to_onnx(self, g, inputs, input_shape):  # opset 17 has no SiLU: x * Sigmoid(x)
         return g.node("Mul", [inputs[0], g.node("Sigmoid", inputs)])

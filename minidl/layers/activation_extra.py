@@ -135,6 +135,7 @@ class Hardswish(_Elementwise):
     """
 
     onnx_op, torch_modules = "HardSwish", ("Hardswish",)
+    onnx_patterns = (({}, (("HardSigmoid", "x", {"alpha": 1 / 6, "beta": 0.5}), ("Mul", "x", 0))),)  # torch, opset 13
     _kernel, _kernel_backward = staticmethod(F.hardswish), staticmethod(F.hardswish_backward)
 
     @classmethod
@@ -162,6 +163,7 @@ class Mish(_Elementwise):
     """
 
     torch_modules, onnx_imports = ("Mish",), ("Mish",)  # ONNX's Mish (opset 18) is read back
+    onnx_patterns = (({}, (("Softplus", "x"), ("Tanh", 0), ("Mul", "x", 1))),)  # torch's before opset 18
     _kernel, _kernel_backward = staticmethod(F.mish), staticmethod(F.mish_backward)
 
     def to_onnx(self, g, inputs, input_shape):  # Mish is opset 18: x * Tanh(Softplus(x))

@@ -208,6 +208,8 @@ class GlobalMaxPool2D(AdaptiveMaxPool2D):
     array([[3., 7.]])
     """
 
+    onnx_imports = ("GlobalMaxPool",)  # read back by the default recipe (no attributes)
+
     def __init__(self):
         super().__init__(1)
 

@@ -697,6 +697,12 @@ class Layer(LayerTree):
     torch_args: dict = {}
     #: ONNX ops :meth:`from_onnx_node` reads, besides :attr:`onnx_op` (Conv2D: ``("Conv",)``).
     onnx_imports: tuple = ()
+    #: Subgraphs of ONNX ops read back as one layer of this class (declared on the class itself, not
+    #: inherited): ``((kwargs, steps), ...)``, the layer built as ``cls(**kwargs)``. Each step is
+    #: ``(op, *inputs)`` or ``(op, *inputs, {attr: value})``; an input is ``"x"`` (the layer's input),
+    #: the index of an earlier step, or a float (a scalar constant); the last step computes the output.
+    #: SiLU: ``(({}, (("Sigmoid", "x"), ("Mul", "x", 0))),)``.
+    onnx_patterns: tuple = ()
 
     def to_onnx(self, g, inputs, input_shape):
         """Add the ONNX nodes computing this layer in eval mode; return the output's name.

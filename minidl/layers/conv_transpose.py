@@ -8,7 +8,7 @@ from ..functional import conv_transpose as CT
 from ..parameter import Parameter
 from ..validation import positive_int, positive_pair
 from ._init import as_generator, float_dtype, kaiming_uniform
-from .base import Layer, Unsupported
+from .base import Layer, Unsupported, set_arrays
 from .registry import register_layer
 
 __all__ = ["ConvTranspose2D"]
@@ -168,6 +168,59 @@ class ConvTranspose2D(Layer):
         return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.output_padding, m.groups,
                    m.bias is not None, m.dilation, dtype=t.np_dtype(m))
 
+    onnx_imports = ("ConvTranspose",)
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The ConvTranspose2D computing an ONNX ``ConvTranspose`` node on 2-D data, weight and bias its constants.
+
+        ONNX crops ``pads`` (begin, end) off the full output, torch crops ``padding`` off both
+        ends and adds ``output_padding`` at the end: ``padding = begin`` and ``output_padding =
+        output_padding + begin - end``. An ``output_shape`` (or ``auto_pad`` SAME_*) gives the
+        pads by ONNX's rule.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        ConvTranspose2D
+
+        Raises
+        ------
+        Unsupported
+            A weight or bias computed at run time, other than 2-D data, a kernel_shape that is
+            not the weight's, pads or an output_shape torch's padding/output_padding cannot express.
+
+        Examples
+        --------
+        >>> from minidl.layers.base import OnnxNode
+        >>> w = np.ones((4, 1, 3, 3), np.float32)
+        >>> attrs = {"group": 1, "strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}
+        >>> ConvTranspose2D.from_onnx_node(OnnxNode("ConvTranspose", attrs, (None, w), 1, (1, 4, 5, 5), 1, 17))
+        ConvTranspose2D(4, 1, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), bias=False)
+        """
+        _, weight, bias = (tuple(node.consts) + (None, None))[:3]
+        if node.tensors != 1 or weight is None:
+            raise Unsupported("with its weight or bias computed at run time (only constants become Parameters)")
+        if weight.ndim != 4 or len(node.input_shape) != 4:
+            raise Unsupported(f"on {weight.ndim - 2}-D data (weight shape {weight.shape}); only 2-D (ConvTranspose2D)")
+        a, kernel = node.attrs, weight.shape[2:]
+        if tuple(a.get("kernel_shape") or kernel) != kernel:
+            raise Unsupported(f"with kernel_shape={a['kernel_shape']} but a weight of shape {weight.shape}")
+        stride, dilation = tuple(a.get("strides") or (1, 1)), tuple(a.get("dilations") or (1, 1))
+        extra = tuple(a.get("output_padding") or (0, 0))
+        begin, end = _onnx_transposed_pads(a, node.input_shape[2:], kernel, stride, dilation, extra)
+        output_padding = tuple(int(o + b - e) for o, b, e in zip(extra, begin, end))
+        if min(begin) < 0 or min(output_padding) < 0:
+            raise Unsupported(f"with pads (begin {list(begin)}, end {list(end)}) and output_padding {list(extra)}: "
+                              "torch's padding and output_padding cannot crop more at the end than at the start")
+        group = a.get("group", 1)
+        layer = cls(weight.shape[0], weight.shape[1] * group, kernel, stride, begin, output_padding, group,
+                    bias is not None, dilation, dtype=weight.dtype)
+        return set_arrays(layer, weight=weight, **({} if bias is None else {"bias": bias}))
+
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)), ("dilation", (1, 1))):
@@ -192,3 +245,28 @@ class ConvTranspose2D(Layer):
         ]
         for cfg in grid:
             yield cls(2, 4, rng=rng, dtype=np.float64, **cfg), (rng.standard_normal((2, 2, 4, 5)),)
+
+
+def _onnx_transposed_pads(attrs, size, kernel, stride, dilation, extra):
+    """``(begin, end)`` pads of an ONNX ConvTranspose: its ``pads``, or ONNX's rule from ``output_shape``
+    (given, or ``input * stride`` for ``auto_pad`` SAME_*): the total split with the odd one at the end
+    for SAME_UPPER, at the start otherwise."""
+    auto, shape = attrs.get("auto_pad", "NOTSET"), list(attrs.get("output_shape") or [])
+    if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise Unsupported(f"with auto_pad={auto!r}")
+    if auto == "VALID":
+        return (0, 0), (0, 0)
+    if auto != "NOTSET" and not shape:
+        shape = [n * s for n, s in zip(size, stride)]
+    if not shape:
+        pads = [int(p) for p in attrs.get("pads") or [0, 0, 0, 0]]
+        if len(pads) != 4:
+            raise Unsupported(f"with pads={pads} (four for 2-D data)")
+        return tuple(pads[:2]), tuple(pads[2:])
+    if len(shape) not in (2, 4):
+        raise Unsupported(f"with output_shape={shape} (the output's H and W expected)")
+    total = [s * (n - 1) + o + (k - 1) * d + 1 - want
+             for n, s, o, k, d, want in zip(size, stride, extra, kernel, dilation, shape[-2:])]
+    small = [t // 2 for t in total]
+    big = [t - h for t, h in zip(total, small)]
+    return (tuple(small), tuple(big)) if auto == "SAME_UPPER" else (tuple(big), tuple(small))

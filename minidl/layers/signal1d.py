@@ -16,7 +16,7 @@ from ..parameter import Parameter
 from ..testing import tie_free
 from ..validation import check_bool, positive_int
 from ._init import as_generator, float_dtype, kaiming_uniform
-from .base import Layer, Unsupported
+from .base import Layer, Unsupported, set_arrays
 from .pool import MaxPool2D
 from .registry import register_layer
 
@@ -138,6 +138,48 @@ class Conv1D(Layer):
         return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
                    m.bias is not None, m.padding_mode, dtype=t.np_dtype(m))
 
+    onnx_imports = ("Conv",)  # the 1-D nodes Conv2D refuses
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The Conv1D computing an ONNX ``Conv`` node on (N, C, L) data, its weight and bias the node's constants.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        Conv1D
+
+        Raises
+        ------
+        Unsupported
+            A weight or bias computed at run time, other than 1-D data, a kernel_shape that is
+            not the weight's, pads different at the two ends.
+
+        Examples
+        --------
+        >>> from minidl.layers.base import OnnxNode
+        >>> w = np.ones((4, 2, 3), np.float32)
+        >>> Conv1D.from_onnx_node(OnnxNode("Conv", {"group": 1, "pads": [1, 1]}, (None, w), 1, (1, 2, 9), 1, 17))
+        Conv1D(2, 4, kernel_size=3, padding=1, bias=False)
+        """
+        _, weight, bias = (tuple(node.consts) + (None, None))[:3]
+        if node.tensors != 1 or weight is None:
+            raise Unsupported("with its weight or bias computed at run time (only constants become Parameters)")
+        if weight.ndim != 3:
+            raise Unsupported(f"on {weight.ndim - 2}-D data (weight shape {weight.shape}); only 1-D (Conv1D)")
+        a, kernel = node.attrs, weight.shape[2]
+        if list(a.get("kernel_shape") or [kernel]) != [kernel]:
+            raise Unsupported(f"with kernel_shape={a['kernel_shape']} but a weight of shape {weight.shape}")
+        (stride,), (dilation,) = a.get("strides") or [1], a.get("dilations") or [1]
+        padding = "same" if a.get("auto_pad") == "SAME_UPPER" else \
+            _symmetric1d(_onnx_pads1d(a, node.input_shape, kernel, stride, dilation))
+        layer = cls(weight.shape[1] * a["group"], weight.shape[0], kernel, stride, padding, dilation, a["group"],
+                    bias=bias is not None, dtype=weight.dtype)
+        return set_arrays(layer, weight=weight, **({} if bias is None else {"bias": bias}))
+
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
@@ -171,6 +213,40 @@ def _onnx_pad1d(g, x, left, right, mode, length):
     if right:
         parts.append(g.node("Slice", [x, *(g.const("slice", [v], np.int64) for v in (0, right, 2))]))
     return g.node("Concat", parts, axis=2)
+
+
+def _onnx_pads1d(attrs, input_shape, kernel, stride, dilation=1):
+    """``(left, right)`` of an ONNX Conv or pool node on (N, C, L) data, its ``auto_pad`` resolved."""
+    if len(input_shape) != 3:
+        raise Unsupported(f"on an input of shape {tuple(input_shape)}; only (N, C, L) for the 1-D layers")
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):  # the odd extra at the end (UPPER) or the start (LOWER)
+        (_, _), (left, right) = resolve_padding("same", (1, input_shape[2]), (1, kernel), (1, stride), (1, dilation))
+        return (right, left) if auto == "SAME_LOWER" else (left, right)
+    if auto == "VALID":
+        return 0, 0
+    if auto != "NOTSET":
+        raise Unsupported(f"with auto_pad={auto!r}")
+    pads = [int(p) for p in attrs.get("pads") or [0, 0]]
+    if len(pads) != 2 or min(pads) < 0:
+        raise Unsupported(f"with pads={pads} (two pads >= 0 for 1-D data)")
+    return tuple(pads)
+
+
+def _symmetric1d(pads):
+    if pads[0] != pads[1]:
+        raise Unsupported(f"with pads (start, end) = {pads}; minidl's 1-D layers pad both ends alike")
+    return pads[0]
+
+
+def _onnx_pool1d(node):
+    """``(kernel, stride, padding, dilation)`` of an ONNX MaxPool/AveragePool node on (N, C, L) data."""
+    kernel = list(node.attrs.get("kernel_shape") or ())
+    if len(kernel) != 1:
+        raise Unsupported(f"with kernel_shape={kernel}; only 1-D pooling (one kernel size) here")
+    (stride,), (dilation,) = node.attrs.get("strides") or [1], node.attrs.get("dilations") or [1]
+    return kernel[0], stride, _symmetric1d(_onnx_pads1d(node.attrs, node.input_shape, kernel[0], stride,
+                                                        dilation)), dilation
 
 
 class _Pool1D(Layer):
@@ -272,6 +348,37 @@ class MaxPool1D(_Pool1D):
             raise Unsupported("with return_indices=True")
         return cls(m.kernel_size, m.stride, m.padding, m.dilation, bool(m.ceil_mode))
 
+    onnx_imports = ("MaxPool",)  # the 1-D nodes MaxPool2D refuses
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The MaxPool1D computing an ONNX ``MaxPool`` node on (N, C, L) data (its indices output unused).
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        MaxPool1D
+
+        Raises
+        ------
+        Unsupported
+            Other than 1-D data, pads different at the two ends, a column-major ``storage_order``.
+
+        Examples
+        --------
+        >>> from minidl.layers.base import OnnxNode
+        >>> MaxPool1D.from_onnx_node(OnnxNode("MaxPool", {"kernel_shape": [3], "strides": [2], "pads": [1, 1]},
+        ...                                   (None,), 1, (1, 2, 9), 1, 17))
+        MaxPool1D(kernel_size=3, stride=2, padding=1)
+        """
+        kernel, stride, padding, dilation = _onnx_pool1d(node)
+        if node.attrs.get("storage_order", 0):
+            raise Unsupported("with storage_order=1")
+        return cls(kernel, stride, padding, dilation, bool(node.attrs.get("ceil_mode", 0)))
+
     @classmethod
     def examples(cls, rng):
         for args in [(2,), (3, 2, 1), (3, 1), (2, 1, 0, 2), (3, 2, 1, 1, True), (2, 3, 1, 2, True)]:
@@ -341,6 +448,37 @@ class AvgPool1D(_Pool1D):
     @classmethod
     def from_torch(cls, m, t):
         return cls(m.kernel_size, m.stride, m.padding, bool(m.ceil_mode), bool(m.count_include_pad))
+
+    onnx_imports = ("AveragePool",)  # the 1-D nodes AvgPool2D refuses
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The AvgPool1D computing an ONNX ``AveragePool`` node on (N, C, L) data.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        AvgPool1D
+
+        Raises
+        ------
+        Unsupported
+            Other than 1-D data, pads different at the two ends, a dilation.
+
+        Examples
+        --------
+        >>> from minidl.layers.base import OnnxNode
+        >>> AvgPool1D.from_onnx_node(OnnxNode("AveragePool", {"kernel_shape": [2]}, (None,), 1, (1, 2, 9), 1, 17))
+        AvgPool1D(kernel_size=2, stride=1, count_include_pad=False)
+        """
+        kernel, stride, padding, dilation = _onnx_pool1d(node)
+        if dilation != 1:
+            raise Unsupported(f"with dilations=[{dilation}]")
+        return cls(kernel, stride, padding, bool(node.attrs.get("ceil_mode", 0)),
+                   bool(node.attrs.get("count_include_pad", 0)))
 
     @classmethod
     def examples(cls, rng):

@@ -140,6 +140,60 @@ class Upsample(Layer):
                               "Upsample has the modes 'nearest' and 'bilinear' and torch's default scale rule")
         return cls(m.size, m.scale_factor, m.mode, m.align_corners)
 
+    onnx_imports = ("Resize",)
+
+    @classmethod
+    def from_onnx_node(cls, node):
+        """The Upsample computing an ONNX ``Resize`` node as torch writes ``nn.Upsample``.
+
+        Read: mode 'nearest' with coordinate_transformation_mode 'asymmetric' and nearest_mode
+        'floor' (torch's 'nearest'); mode 'linear' with 'half_pixel' or 'align_corners' (torch's
+        'bilinear'); constant scales (1 on N and C) or sizes (the input's N and C) of (N, C, H, W) data.
+
+        Parameters
+        ----------
+        node : minidl.layers.base.OnnxNode
+
+        Returns
+        -------
+        Upsample
+
+        Raises
+        ------
+        Unsupported
+            Another mode or coordinate rule, antialias, scales or sizes computed at run time or
+            resizing N or C.
+
+        Examples
+        --------
+        >>> from minidl.layers.base import OnnxNode
+        >>> attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+        >>> scales = np.array([1, 1, 2, 2], np.float32)
+        >>> Upsample.from_onnx_node(OnnxNode("Resize", attrs, (None, None, scales), 1, (1, 3, 4, 4), 1, 17))
+        Upsample(scale_factor=2.0, mode='nearest')
+        """
+        a = node.attrs
+        mode, rule = a.get("mode", "nearest"), a.get("coordinate_transformation_mode", "half_pixel")
+        if mode == "nearest" and rule == "asymmetric" and a.get("nearest_mode") == "floor":
+            kind, corners = "nearest", None
+        elif mode == "linear" and rule in ("half_pixel", "align_corners"):
+            kind, corners = "bilinear", rule == "align_corners"
+        else:
+            raise Unsupported(f"with mode={mode!r}, coordinate_transformation_mode={rule!r}, nearest_mode="
+                              f"{a.get('nearest_mode')!r}: minidl's Upsample reads torch's 'nearest' (asymmetric, "
+                              "floor) and 'bilinear' (linear, half_pixel or align_corners)")
+        if a.get("antialias", 0) or a.get("exclude_outside", 0) or len(node.input_shape) != 4:
+            raise Unsupported(f"with antialias or exclude_outside, or on an input of shape {node.input_shape} "
+                              "(only (N, C, H, W))")
+        scales, sizes = _onnx_resize_targets(node)
+        if sizes is not None:
+            return cls(size=tuple(int(v) for v in sizes[2:]), mode=kind, align_corners=corners)
+        factors = tuple(float(v) for v in scales[2:])
+        if corners and any((n * f) % 1 for n, f in zip(node.input_shape[2:], factors)):  # ONNX: (n - 1) / (n f - 1)
+            raise Unsupported(f"with align_corners and scales {list(factors)} on H, W = {node.input_shape[2:]}: "
+                              "ONNX aligns to the unrounded size H * scale, torch to the output's")
+        return cls(scale_factor=factors[0] if factors[0] == factors[1] else factors, mode=kind, align_corners=corners)
+
     def extra_repr(self):
         s = f"size={self.size!r}" if self.size is not None else f"scale_factor={self.scale_factor!r}"
         s += f", mode={self.mode!r}"
@@ -161,3 +215,30 @@ def _as_given(value, kind):
     if isinstance(value, (tuple, list)):
         return tuple(kind(v) for v in value)
     return kind(value)
+
+
+def _onnx_resize_targets(node):
+    """``(scales, sizes)`` of a Resize node over all four axes, exactly one of them given (as constants)."""
+    if node.tensors != 1:
+        raise Unsupported("with its roi, scales or sizes computed at run time (only constants are read)")
+    scales, sizes = (tuple(node.consts) + (None,) * 4)[2:4]
+    scales = None if scales is None or scales.size == 0 else scales.reshape(-1)
+    sizes = None if sizes is None or sizes.size == 0 else sizes.reshape(-1)
+    axes = [int(v) % 4 for v in node.attrs.get("axes") or (0, 1, 2, 3)]
+    if (scales is None) == (sizes is None) or sorted(axes) != axes or axes[-2:] != [2, 3]:
+        raise Unsupported("without exactly one of scales and sizes, or with axes other than (N, C, H, W) or (H, W)")
+    given = scales if sizes is None else sizes
+    if len(given) != len(axes):
+        raise Unsupported(f"with {len(given)} scales or sizes for {len(axes)} axes")
+    keep = (1, 1) if scales is not None else tuple(node.input_shape[:2])
+    full = [*keep, 0, 0]
+    for axis, value in zip(axes, given):
+        full[axis] = value
+    if sizes is not None and node.attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise Unsupported(f"with keep_aspect_ratio_policy={node.attrs['keep_aspect_ratio_policy']!r}")
+    if tuple(full[:2]) != keep or min(full[2:]) <= 0:
+        raise Unsupported(f"resizing to {[v.item() if hasattr(v, 'item') else v for v in full]} "
+                          f"({'scales' if sizes is None else 'sizes'}); minidl's Upsample resizes H and W only "
+                          "(N and C kept)")
+    values = np.array(full)
+    return (values, None) if sizes is None else (None, values)
