@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from .. import __version__
-from ._args import DATASETS, MNIST_EPOCHS, _number, _shape
+from ._args import DATASETS, MNIST_EPOCHS, CommandError, _number, _shape
 from .model_commands import _evaluate, _summary
 from .pictures import PICTURES, write_pictures  # noqa: F401 (minidl.cli.PICTURES, as before)
 from .predict import _predict
@@ -104,7 +104,9 @@ def _tool_parsers(sub) -> None:
     g.add_argument("model_file", nargs="?", default=None, metavar="MODEL.npz",
                    help="a saved model: check_model on --batch-size samples of --dataset, exit 1 on a failure "
                         "(default: the registered layers)")
-    g.add_argument("--dataset", choices=list(DATASETS), default="digits", help="the batch's dataset (default: digits)")
+    g.add_argument("--dataset", choices=list(DATASETS), default=None,
+                   help="the batch's dataset (default: the one the model was trained on when minidl train wrote it, "
+                        "else digits)")
     g.add_argument("--data-dir", default=None, help="folder with the IDX files of --dataset mnist/fashion/kmnist "
                                                     "(default: none)")
     g.add_argument("--batch-size", type=_number(int, 1), default=16, help="samples checked (default: 16)")
@@ -159,6 +161,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)  # bad values: one-line usage error, exit status 2
     try:
         return args.func(args)
+    except CommandError as exc:  # one line, no traceback
+        print(exc.line(), file=sys.stderr)
+        return exc.status
     except BrokenPipeError:  # stdout closed early (minidl predict ... | head): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's advice: no second error at exit
         return 1

@@ -5,6 +5,19 @@ from __future__ import annotations
 import argparse
 import math
 
+
+class CommandError(Exception):
+    """A command's one-line error: :func:`minidl.cli.main` prints ``<where>: error: <message>`` on
+    stderr (whitespace folded to one line) and returns ``status``."""
+
+    def __init__(self, where: str, message, status: int = 2):
+        super().__init__(message)
+        self.where, self.status = where, status
+
+    def line(self) -> str:
+        return f"{self.where}: error: {' '.join(str(self).split())}"
+
+
 #: ``minidl train --dataset``: the MNIST family is read from ``--data-dir`` (mdl.data.load_mnist).
 DATASETS = {"digits": "scikit-learn digits", "mnist": "MNIST", "fashion": "Fashion-MNIST", "kmnist": "KMNIST"}
 
@@ -13,6 +26,18 @@ SAMPLE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion": (1, 28, 2
 
 #: Default epochs of the MNIST model (``models.mnist_cnn``) on the MNIST family.
 MNIST_EPOCHS = 3
+
+
+def test_split(mdl, args, where, meta):
+    """``(X_test, y_test)`` of ``--dataset`` for a saved model: the file's dataset and split seed
+    (``meta``, what minidl train stored) unless given; CommandError if it cannot be read."""
+    args.dataset = args.dataset or meta.get("dataset", "digits")
+    args.seed = meta.get("seed", 0) if args.seed is None else args.seed
+    args.model = "reference"  # load_dataset: the MNIST family is read for the MNIST CNN
+    data, problem = load_dataset(mdl, args)
+    if problem:
+        raise CommandError(where, problem)
+    return data[1]
 
 
 def load_dataset(mdl, args):

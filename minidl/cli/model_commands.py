@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 
-from ._args import DATASETS, SAMPLE_SHAPES, load_dataset
+from ._args import DATASETS, SAMPLE_SHAPES, CommandError, test_split
 from .report import confusion_matrix, format_confusion
 from .run_folder import read_run
 
@@ -17,12 +16,11 @@ TRAIN_META = "minidl train"
 
 
 def read_model(mdl, path, where):
-    """``(model, minidl train's metadata or {}, other extra metadata)``; raises SystemExit(2) with a message."""
+    """``(model, minidl train's metadata or {}, all extra metadata)``; CommandError if unreadable."""
     try:
         file = mdl.io.read(path)
     except (OSError, ValueError, TypeError) as exc:
-        print(f"{where}: error: cannot read it: {' '.join(str(exc).split())}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise CommandError(where, f"cannot read it: {exc}") from None
     meta = file.extra_meta.get(TRAIN_META, {}) if isinstance(file.extra_meta, dict) else {}
     return file.model, meta if isinstance(meta, dict) else {}, file.extra_meta
 
@@ -43,20 +41,12 @@ def _evaluate(args) -> int:
 
     where = f"minidl evaluate {args.model_file}"
     model, meta, _ = read_model(mdl, args.model_file, where)
-    args.dataset = args.dataset or meta.get("dataset", "digits")
-    args.seed = meta.get("seed", 0) if args.seed is None else args.seed
-    args.model = "reference"  # load_dataset: the MNIST family is read for the MNIST CNN
-    data, problem = load_dataset(mdl, args)
-    if problem:
-        print(f"{where}: error: {problem}", file=sys.stderr)
-        return 2
-    X_test, y_test = data[1]
+    X_test, y_test = test_split(mdl, args, where, meta)
     try:
         scores = outputs(model, X_test, args.batch_size)
         loss = float(mdl.losses.SoftmaxCrossEntropy().forward(scores, y_test))
     except (TypeError, ValueError) as exc:  # the model does not take this dataset's images
-        print(f"{where}: error: {' '.join(str(exc).split())} (is --dataset the model's?)", file=sys.stderr)
-        return 2
+        raise CommandError(where, f"{exc} (is --dataset the model's?)") from None
     pred = scores.argmax(axis=1)
     cm = confusion_matrix(y_test, pred, scores.shape[1])
     result = {"dataset": args.dataset, "split": "test", "samples": len(y_test), "loss": loss,
@@ -107,9 +97,7 @@ def _summary(args) -> int:
     try:
         table = model.summary(tuple(shape)) if shape else model.summary()
     except (TypeError, ValueError) as exc:
-        print(f"{where}: error: {' '.join(str(exc).split())} (pass --input-shape, one sample's shape, e.g. 1,8,8)",
-              file=sys.stderr)
-        return 2
+        raise CommandError(where, f"{exc} (pass --input-shape, one sample's shape, e.g. 1,8,8)") from None
     print("\n".join(_metadata_lines(args.model_file, model, meta, extra)))
     print(table)
     return 0

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from ._args import CommandError
 from .images import as_digit, read_png
 from .model_commands import outputs, read_model
 
@@ -90,22 +91,16 @@ def _predict(args) -> int:
                 labels += [(label, i) for i in range(len(batch))]
                 batches.append(np.asarray(batch, dtype=dtype))
         except OSError as exc:
-            print(f"{where}: error: {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            raise CommandError(where, f"{path}: {exc.strerror or exc}") from None
         except (ValueError, EOFError) as exc:  # the messages name the file
             text = str(exc)
-            print(f"{where}: error: {text if text.startswith(path) else f'{path}: {text}'}", file=sys.stderr)
-            return 2
+            raise CommandError(where, text if text.startswith(path) else f"{path}: {text}") from None
     try:
         logits = outputs(model, np.concatenate(batches), 256)
     except (TypeError, ValueError) as exc:
-        print(f"{where}: error: {' '.join(str(exc).split())} (do the inputs have the model's sample shape?)",
-              file=sys.stderr)
-        return 2
+        raise CommandError(where, f"{exc} (do the inputs have the model's sample shape?)") from None
     if logits.ndim != 2:
-        print(f"{where}: error: the model's outputs have shape {logits.shape}; predict needs (N, classes)",
-              file=sys.stderr)
-        return 2
+        raise CommandError(where, f"the model's outputs have shape {logits.shape}; predict needs (N, classes)")
     probs = mdl.functional.softmax(logits.astype(np.float64), axis=1)
     top = None if args.top is None else min(args.top, logits.shape[1])
     _write(_rows(labels, probs, top), args.format, logits.shape[1])

@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 
-from ._args import load_dataset
+from ._args import CommandError, test_split
+from .model_commands import read_model
 
 
 def _gradcheck_model(args) -> int:
@@ -14,26 +15,17 @@ def _gradcheck_model(args) -> int:
     import minidl as mdl
 
     where = f"minidl gradcheck {args.model_file}"
-    try:
-        model = mdl.load(args.model_file).train()  # training mode: the backward training uses
-    except (OSError, ValueError) as exc:
-        print(f"{where}: error: cannot read it: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    args.model = "reference"
-    data, problem = load_dataset(mdl, args)
-    if problem:
-        print(f"{where}: error: {problem}", file=sys.stderr)
-        return 2
-    X, y = data[1][0][:args.batch_size], data[1][1][:args.batch_size]
+    model, meta, _ = read_model(mdl, args.model_file, where)
+    model.train()  # training mode: the backward training uses
+    X, y = test_split(mdl, args, where, meta)
+    X, y = X[:args.batch_size], y[:args.batch_size]
     try:
         loss = mdl.losses.SoftmaxCrossEntropy() if np.ndim(model(X)) == 2 else None
         report = mdl.check_model(model, X, y if loss else None, loss, against=args.against, seed=args.seed)
     except ImportError as exc:
-        print(f"{where}: error: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(where, exc) from None
     except (TypeError, ValueError) as exc:  # the model does not take this dataset's images
-        print(f"{where}: error: {' '.join(str(exc).split())} (is --dataset the model's?)", file=sys.stderr)
-        return 2
+        raise CommandError(where, f"{exc} (is --dataset the model's?)") from None
     print(report)
     return 0 if report.passed else 1
 
