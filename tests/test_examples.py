@@ -145,16 +145,19 @@ def test_vae_digits_trains_with_a_plain_loop_and_draws_its_figure(tmp_path):
     assert (tmp_path / "plot_vae_digits_1.png").stat().st_size > 0
 
 
-def test_vae_digits_hand_written_gradient_matches_central_differences(monkeypatch):
+def test_vae_digits_hand_written_gradient_matches_central_differences(monkeypatch, tmp_path):
     """The example's reparameterisation and KL gradients, run on float64 copies of its untrained models."""
     import runpy
+    import shutil
 
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     from minidl.gradcheck import float64_copy
 
     monkeypatch.setattr(sys, "argv", ["plot_vae_digits.py", "--epochs", "0"])
-    step = runpy.run_path(str(EXAMPLES / "plot_vae_digits.py"))["step"]
+    shutil.copy(EXAMPLES / "plot_vae_digits.py", tmp_path)  # a copy: run as a script it saves its PNG beside itself
+    step = runpy.run_path(str(tmp_path / "plot_vae_digits.py"))["step"]
+    assert (tmp_path / "plot_vae_digits_1.png").exists()  # there, not in examples/
     names = step.__globals__  # the function's own globals: swap its models for float64 copies
     names["encoder"], names["decoder"] = (float64_copy(names[m]).train() for m in ("encoder", "decoder"))
     rng = np.random.default_rng(1)
