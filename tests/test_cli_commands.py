@@ -30,6 +30,8 @@ pytestmark = pytest.mark.skipif(MINIDL is None, reason="the minidl entry point i
 
 
 def run(*argv, cwd, ok=True):
+    if argv and argv[0] == "train":  # the PNGs are test_cli.py's; here they would only cost time
+        argv = (*argv, "--no-plots")
     proc = subprocess.run([MINIDL, *map(str, argv)], capture_output=True, text=True, timeout=300, cwd=cwd,
                           env={**os.environ, "MPLBACKEND": "Agg"})
     if ok:
@@ -43,6 +45,11 @@ def home(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cli")
     run("train", "--epochs", "1", "--quiet", cwd=cwd)
     return cwd
+
+
+def test_no_plots_writes_no_pictures(home):
+    assert not list((home / "runs" / "digits").glob("*.png"))
+    assert "learning_curve.png" not in run("train", "--epochs", "1", "--quiet", "--out", home / "np", cwd=home).stdout
 
 
 def test_version():

@@ -57,6 +57,8 @@ def _train_parser(sub) -> None:
                    help="continue the run of <out>/checkpoint.npz bit for bit, with the options in its run.json, "
                         "up to --epochs in total (default: a new run)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary (default: show them)")
+    t.add_argument("--no-plots", action="store_true",
+                   help="write no PNGs, for quick or headless runs (default: write them when matplotlib is installed)")
     t.set_defaults(func=_train)
 
 

@@ -152,9 +152,12 @@ def _report(mdl, args, trainer, model, history, data, title, norms) -> int:
         json.dump({"history": history.history, "test": result,
                    "config": {k: v for k, v in vars(args).items() if k != "func"}}, f, indent=2)
     written = [model_path, os.path.join(args.out, "history.json")]
-    pictures = write_pictures(mdl, args.out, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}", history,
-                              model, X_test, y_test, pred, scores.shape[1], norms)
+    if args.no_plots:
+        pictures = []
+    else:
+        pictures = write_pictures(mdl, args.out, f"{title.split(' (')[0]} on {DATASETS[args.dataset]}", history,
+                                  model, X_test, y_test, pred, scores.shape[1], norms)
     if pictures is None:
         print("(matplotlib not installed: no PNGs; pip install 'minidl[plot]')")
     print("wrote:\n" + "\n".join(f"  {path}" for path in written + (pictures or [])))
-    return 0 if pictures is None or len(pictures) == len(PICTURES) else 1
+    return 0 if pictures is None or args.no_plots or len(pictures) == len(PICTURES) else 1
