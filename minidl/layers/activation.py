@@ -300,8 +300,44 @@ class Identity(Layer):
         yield cls(), (rng.standard_normal((2, 3, 4)),)
 
 
+class AlongAxis(Layer):
+    """What Softmax and LogSoftmax share: an ``axis``, and a kernel pair whose backward needs only the output."""
+
+    kernel = kernel_backward = None  # set by each subclass: (x, axis) -> out; (grad, out, axis, where=) -> dx
+    input_spec = InputSpec()
+
+    def __init__(self, axis=1):
+        super().__init__()
+        self.axis = check_int(axis, "axis", type(self).__name__)
+
+    @classmethod
+    def from_torch(cls, module, t):
+        if module.dim is None:
+            raise Unsupported("with dim=None (set dim)")
+        return cls(module.dim)
+
+    def forward(self, x):
+        self.check_input(x)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"{self}: axis {self.axis} is out of range for an input of shape {x.shape} "
+                             f"({x.ndim} dimensions); use an axis in [{-x.ndim}, {x.ndim - 1}].")
+        out = self.kernel(x, axis=self.axis)
+        self.save_for_backward(out=out)
+        return out
+
+    def backward(self, grad_output, *, input_grad=True):
+        out = self.saved_values.out
+        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
+        return self.kernel_backward(grad_output, out, self.axis, where=self)
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (rng.standard_normal((4, 6)),)
+        yield cls(axis=-1), (rng.standard_normal((2, 3, 4, 5)),)
+
+
 @register_layer
-class Softmax(Layer):
+class Softmax(AlongAxis):
     r"""Softmax along ``axis``, as :class:`torch.nn.Softmax` (``dim`` there), for inference.
 
     Train with logits and :class:`~minidl.losses.SoftmaxCrossEntropy` (more stable);
@@ -331,33 +367,4 @@ class Softmax(Layer):
     onnx_op, onnx_attrs = "Softmax", {"axis": "axis"}
     torch_modules, torch_args = ("Softmax",), {"dim": "axis"}
 
-    def __init__(self, axis=1):
-        super().__init__()
-        self.axis = check_int(axis, "axis", "Softmax")
-
-    @classmethod
-    def from_torch(cls, module, t):
-        if module.dim is None:
-            raise Unsupported("with dim=None (set dim)")
-        return cls(module.dim)
-
-    input_spec = InputSpec()
-
-    def forward(self, x):
-        self.check_input(x)
-        if not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"{self}: axis {self.axis} is out of range for an input of shape {x.shape} "
-                             f"({x.ndim} dimensions).")
-        out = F.softmax(x, axis=self.axis)
-        self.save_for_backward(out=out)
-        return out
-
-    def backward(self, grad_output, *, input_grad=True):
-        out = self.saved_values.out
-        grad_output = self.check_grad_output(grad_output, out.shape, out.dtype)
-        return F.softmax_backward(grad_output, out, self.axis, where=self)
-
-    @classmethod
-    def examples(cls, rng):
-        yield cls(), (rng.standard_normal((4, 6)),)
-        yield cls(axis=-1), (rng.standard_normal((2, 3, 4, 5)),)
+    kernel, kernel_backward = staticmethod(F.softmax), staticmethod(F.softmax_backward)
